@@ -1,0 +1,214 @@
+"""Face-mesh topology, UV space and 5-point alignment: pure functions and constants.
+
+The 468-point mesh's real topology (898 triangles) and its UV unwrap come from MediaPipe's
+``canonical_face_model.obj`` (model store entry ``canonical_face``). Index lists below are
+MediaPipe's published face-mesh connections (``face_mesh_connections.py``); "RIGHT"/"LEFT"
+are the *subject's* sides, so on an unmirrored photo the subject's right eye is on the image
+left.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from obs_faceswap.errors import ModelLoadError
+
+FloatArray = npt.NDArray[np.float32]
+
+# --- landmark index sets of the 468-point mesh ------------------------------------------
+FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378,
+             400, 377, 152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54,
+             103, 67, 109)
+LIPS_OUTER = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84,
+              181, 91, 146)
+LIPS_INNER = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87,
+              178, 88, 95)
+RIGHT_EYE = (33, 246, 161, 160, 159, 158, 157, 173, 133, 155, 154, 153, 145, 144, 163, 7)
+LEFT_EYE = (263, 466, 388, 387, 386, 385, 384, 398, 362, 382, 381, 380, 374, 373, 390, 249)
+RIGHT_EYEBROW = (46, 53, 52, 65, 55, 70, 63, 105, 66, 107)
+LEFT_EYEBROW = (276, 283, 282, 295, 285, 300, 293, 334, 296, 336)
+# Skin patches used for colour statistics: below the eyes, beside the nose, above the jaw.
+RIGHT_CHEEK = (116, 117, 118, 100, 126, 142, 203, 206, 216, 207, 187, 123)
+LEFT_CHEEK = (345, 346, 347, 329, 355, 371, 423, 426, 436, 427, 411, 352)
+NOSE_TIP = 1
+MOUTH_RIGHT_CORNER = 61  # subject's right = image left
+MOUTH_LEFT_CORNER = 291
+# In the 478-point layout, points 468..472 are the subject's right iris (centre first),
+# 473..477 the left iris.
+RIGHT_IRIS = (468, 469, 470, 471, 472)
+LEFT_IRIS = (473, 474, 475, 476, 477)
+
+
+def five_points(landmarks: npt.ArrayLike) -> FloatArray:
+    """The five alignment points from a 468/478-point mesh.
+
+    Args:
+        landmarks: ``(468|478, 2|3)`` mesh points.
+
+    Returns:
+        ``(5, 2)`` float32: image-left eye centre, image-right eye centre, nose tip, image-left
+        mouth corner, image-right mouth corner (same order as the detectors' keypoints for an
+        unmirrored face).
+    """
+    lm = np.asarray(landmarks, dtype=np.float32)[:, :2]
+    return np.stack(
+        [
+            lm[list(RIGHT_EYE)].mean(axis=0),
+            lm[list(LEFT_EYE)].mean(axis=0),
+            lm[NOSE_TIP],
+            lm[MOUTH_RIGHT_CORNER],
+            lm[MOUTH_LEFT_CORNER],
+        ]
+    ).astype(np.float32)
+
+
+# --- 5-point alignment templates (fractions of the crop size) ---------------------------
+TEMPLATES: dict[str, FloatArray] = {
+    "arcface_112_v2": np.array(
+        [[0.34191607, 0.46157411], [0.65653393, 0.45983393], [0.500225, 0.64050536],
+         [0.37097589, 0.82469196], [0.63151696, 0.82325089]], np.float32),
+    "arcface_128": np.array(
+        [[0.36167656, 0.40387734], [0.63696719, 0.40235469], [0.50019687, 0.56044219],
+         [0.38710391, 0.72160547], [0.61507734, 0.72034453]], np.float32),
+    "arcface_112_v1": np.array(
+        [[0.35473214, 0.45658929], [0.64526786, 0.45658929], [0.5, 0.61154464],
+         [0.37913393, 0.776875], [0.62086607, 0.776875]], np.float32),
+    "ffhq_512": np.array(
+        [[0.37691676, 0.46864664], [0.62285697, 0.46912813], [0.50123859, 0.61331904],
+         [0.39308822, 0.72541100], [0.61150205, 0.72490465]], np.float32),
+    "dfl_whole_face": np.array(
+        [[0.35342266, 0.39285716], [0.62797622, 0.39285716], [0.48660713, 0.54017860],
+         [0.38839287, 0.68750011], [0.59821427, 0.68750011]], np.float32),
+}
+
+
+def similarity_to_template(points: npt.ArrayLike, template: str, size: int) -> FloatArray:
+    """Least-squares similarity (Umeyama) mapping ``points`` onto ``template * size``.
+
+    Returns:
+        ``(2, 3)`` float32 matrix for ``cv2.warpAffine(image, M, (size, size))``.
+    """
+    src = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    dst = TEMPLATES[template].astype(np.float64) * size
+    return umeyama(src, dst).astype(np.float32)
+
+
+def umeyama(src: npt.NDArray[np.float64], dst: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Similarity transform (rotation, uniform scale, translation) from ``src`` to ``dst``."""
+    n = src.shape[0]
+    mu_s, mu_d = src.mean(axis=0), dst.mean(axis=0)
+    sc, dc = src - mu_s, dst - mu_d
+    cov = dc.T @ sc / n
+    u, s, vt = np.linalg.svd(cov)
+    d = np.ones(2)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        d[-1] = -1
+    r = u @ np.diag(d) @ vt
+    var = (sc**2).sum() / n
+    scale = (s * d).sum() / var if var > 0 else 1.0
+    m = np.zeros((2, 3))
+    m[:, :2] = scale * r
+    m[:, 2] = mu_d - scale * r @ mu_s
+    return m
+
+
+def align_crop(image: npt.NDArray[np.uint8], points: npt.ArrayLike, template: str,
+               size: int) -> tuple[npt.NDArray[np.uint8], FloatArray]:
+    """Warp ``image`` so the five ``points`` land on ``template``; returns (crop, matrix)."""
+    m = similarity_to_template(points, template, size)
+    crop = cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
+    return crop, m
+
+
+# --- the canonical face model -----------------------------------------------------------
+@dataclass(frozen=True)
+class CanonicalFace:
+    """MediaPipe's canonical face: 3D vertices, per-vertex UVs and the triangle list.
+
+    Attributes:
+        vertices: ``(468, 3)`` float32 canonical 3D positions (centimetres, +y up, +z towards
+            the viewer).
+        uv: ``(468, 2)`` float32 texture coordinates in ``[0, 1]``, **row-down** (``v`` already
+            flipped: ``uv[:, 1] = 1 - v``), so ``uv * size`` are pixel positions in a texture.
+        triangles: ``(898, 3)`` int32 vertex indices (0-based).
+        mirror: ``(468,)`` int32, the vertex's left/right counterpart (itself on the midline).
+    """
+
+    vertices: FloatArray
+    uv: FloatArray
+    triangles: npt.NDArray[np.int32]
+    mirror: npt.NDArray[np.int32]
+
+    @property
+    def mouth_triangles(self) -> npt.NDArray[np.bool_]:
+        """Triangles that close the mouth (all three vertices on the inner lip line)."""
+        inner = np.zeros(len(self.vertices), bool)
+        inner[list(LIPS_INNER)] = True
+        return inner[self.triangles].all(axis=1)
+
+    @property
+    def eye_triangles(self) -> npt.NDArray[np.bool_]:
+        """Triangles that cover an eye opening (all three vertices on an eye contour)."""
+        eye = np.zeros(len(self.vertices), bool)
+        eye[list(RIGHT_EYE) + list(LEFT_EYE)] = True
+        return eye[self.triangles].all(axis=1)
+
+
+def parse_obj(path: str | Path) -> CanonicalFace:
+    """Read ``canonical_face_model.obj`` (``f a/b`` entries: vertex ``a`` and UV ``b`` differ).
+
+    Raises:
+        ModelLoadError: the file is not a 468-vertex face mesh with UVs.
+    """
+    verts: list[list[float]] = []
+    uvs: list[list[float]] = []
+    faces: list[tuple[int, int, int]] = []
+    vert_uv: dict[int, int] = {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                parts = line.split()
+                if not parts:
+                    continue
+                if parts[0] == "v":
+                    verts.append([float(x) for x in parts[1:4]])
+                elif parts[0] == "vt":
+                    uvs.append([float(x) for x in parts[1:3]])
+                elif parts[0] == "f":
+                    idx = []
+                    for tok in parts[1:4]:
+                        a, b = tok.split("/")[:2]
+                        vi, ti = int(a) - 1, int(b) - 1
+                        vert_uv[vi] = ti
+                        idx.append(vi)
+                    faces.append((idx[0], idx[1], idx[2]))
+    except (OSError, ValueError, IndexError) as e:
+        raise ModelLoadError(f"cannot read face geometry {path}: {e}") from e
+    if len(verts) != 468 or len(uvs) != 468 or len(faces) < 800 or len(vert_uv) != 468:
+        raise ModelLoadError(
+            f"{path} is not MediaPipe's canonical face model: {len(verts)} vertices, "
+            f"{len(uvs)} UVs, {len(faces)} faces (expected 468, 468, 898)"
+        )
+    v = np.array(verts, np.float32)
+    t = np.array(uvs, np.float32)
+    uv = np.empty((468, 2), np.float32)
+    for vi, ti in vert_uv.items():
+        uv[vi] = (t[ti, 0], 1.0 - t[ti, 1])
+    tris = np.array(faces, np.int32)
+    mirrored = v * np.array([-1, 1, 1], np.float32)
+    d = ((mirrored[:, None, :] - v[None, :, :]) ** 2).sum(-1)
+    mirror = d.argmin(axis=1).astype(np.int32)
+    return CanonicalFace(v, uv, tris, mirror)
+
+
+@lru_cache(maxsize=4)
+def load_canonical_face(path: str) -> CanonicalFace:
+    """Cached :func:`parse_obj`."""
+    return parse_obj(path)

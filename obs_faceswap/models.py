@@ -1,0 +1,316 @@
+"""The model store: every default model declared once in ``models/manifest.toml``.
+
+Lookup order for a model file:
+
+1. an explicit directory (``--models DIR`` / ``ModelStore(models_dir=...)``),
+2. the directory in ``$OBS_FACESWAP_MODELS``,
+3. the user cache (``platformdirs.user_cache_dir("obs-faceswap")/models``), downloading
+   from the manifest's public URL with a progress bar and verifying the sha256.
+
+A file that is present but has the wrong size or digest is never used: the error names the
+file, the expected digest and how to get a good copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from obs_faceswap.errors import (
+    ConfigError,
+    DownloadError,
+    ModelCorruptError,
+    ModelNotFoundError,
+)
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+log = logging.getLogger(__name__)
+
+ENV_MODELS = "OBS_FACESWAP_MODELS"
+ENV_MEDIA = "OBS_FACESWAP_MEDIA"
+ENV_CACHE = "OBS_FACESWAP_CACHE"
+
+
+def manifest_path() -> Path:
+    """``models/manifest.toml`` of a source checkout, or the copy packaged in the wheel."""
+    here = Path(__file__).resolve().parent
+    for p in (here.parent / "models" / "manifest.toml", here / "data" / "manifest.toml"):
+        if p.is_file():
+            return p
+    raise ConfigError(f"models/manifest.toml not found next to {here}; the installation is broken")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One file declared in the manifest (a model, geometry data or sample media).
+
+    Attributes:
+        name: key in the manifest (``yunet``, ``mesh468``, ...).
+        kind: ``"models"`` or ``"media"``.
+        file: file name on disk.
+        sha256, size: what the file must hash to and weigh.
+        url: where the exact file can be downloaded; empty when no public copy exists.
+        meta: every other field (role, licence, input size, normalisation, template, ...).
+    """
+
+    name: str
+    kind: str
+    file: str
+    sha256: str
+    size: int
+    url: str
+    meta: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def license(self) -> str:
+        return str(self.meta.get("license", "unknown"))
+
+    @property
+    def role(self) -> str:
+        return str(self.meta.get("role", ""))
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.meta.get(key, default)
+
+
+def load_manifest(path: Path | None = None) -> dict[str, Entry]:
+    """Parse the manifest into ``{name: Entry}`` (models and media together; names are unique)."""
+    path = path or manifest_path()
+    with open(path, "rb") as f:
+        data = tomllib.load(f)
+    out: dict[str, Entry] = {}
+    for kind in ("models", "media"):
+        for name, d in data.get(kind, {}).items():
+            if name in out:
+                raise ConfigError(f"{path}: {name!r} declared twice")
+            try:
+                meta = {k: v for k, v in d.items() if k not in ("file", "sha256", "size", "url")}
+                out[name] = Entry(name, kind, d["file"], d["sha256"].lower(), int(d["size"]),
+                                  d.get("url", ""), meta)
+            except KeyError as e:
+                raise ConfigError(f"{path}: entry {name!r} lacks {e}") from e
+    return out
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while b := f.read(chunk):
+            h.update(b)
+    return h.hexdigest()
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get(ENV_CACHE)
+    if env:
+        return Path(env)
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("obs-faceswap", appauthor=False))
+
+
+class ModelStore:
+    """Finds, verifies and (optionally) downloads the files the manifest declares.
+
+    Args:
+        models_dir: explicit directory searched first (``--models DIR``).
+        media_dir: explicit directory for ``media`` entries (``--media DIR``); falls back to
+            ``$OBS_FACESWAP_MEDIA``, then the cache.
+        cache_dir: where downloads go; defaults to the user cache directory.
+        allow_download: fetch missing files from their URL; when False a missing file is an
+            error that says how to fetch it.
+        progress: show a progress bar while downloading.
+    """
+
+    def __init__(
+        self,
+        models_dir: str | Path | None = None,
+        *,
+        media_dir: str | Path | None = None,
+        cache_dir: str | Path | None = None,
+        allow_download: bool = True,
+        progress: bool = True,
+        manifest: dict[str, Entry] | None = None,
+    ) -> None:
+        self.entries = manifest if manifest is not None else load_manifest()
+        self.models_dir = Path(models_dir) if models_dir else None
+        self.media_dir = Path(media_dir) if media_dir else None
+        self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+        self.allow_download = allow_download
+        self.progress = progress
+        self._verified: dict[tuple[str, int, int], str] = {}
+        self._lock = threading.Lock()
+
+    # -- lookup -------------------------------------------------------------------------
+    def entry(self, name: str) -> Entry:
+        try:
+            return self.entries[name]
+        except KeyError:
+            raise ConfigError(
+                f"unknown model {name!r}; the manifest declares: {', '.join(sorted(self.entries))}"
+            ) from None
+
+    def search_dirs(self, kind: str = "models") -> list[tuple[str, Path]]:
+        """(label, directory) pairs in lookup order."""
+        dirs: list[tuple[str, Path]] = []
+        explicit = self.models_dir if kind == "models" else self.media_dir
+        env = os.environ.get(ENV_MODELS if kind == "models" else ENV_MEDIA)
+        if explicit:
+            dirs.append(("--models" if kind == "models" else "--media", explicit))
+        if env:
+            dirs.append((f"${ENV_MODELS if kind == 'models' else ENV_MEDIA}", Path(env)))
+        dirs.append(("cache", self.cache_dir / kind))
+        return dirs
+
+    def locate(self, name: str) -> Path | None:
+        """The first existing file for ``name`` in lookup order, unverified (None if none)."""
+        e = self.entry(name)
+        sub = e.get("subdir")
+        for _, d in self.search_dirs(e.kind):
+            for p in ((d / sub / e.file) if sub else None, d / e.file):
+                if p is not None and p.is_file():
+                    return p
+        return None
+
+    def path(self, name: str) -> Path:
+        """The verified path of ``name``, downloading it into the cache if needed.
+
+        Raises:
+            ModelNotFoundError: not found anywhere and downloading is off or impossible.
+            ModelCorruptError: found, but the size or sha256 is wrong.
+            DownloadError: the download failed or produced a wrong file.
+        """
+        e = self.entry(name)
+        p = self.locate(name)
+        if p is None:
+            if not self.allow_download or not e.url:
+                raise ModelNotFoundError(self._missing_message(e))
+            p = self.fetch(name)
+        self.verify_file(e, p)
+        return p
+
+    def verify_file(self, e: Entry, p: Path) -> None:
+        st = p.stat()
+        key = (str(p), st.st_size, st.st_mtime_ns)
+        with self._lock:
+            if self._verified.get(key) == e.sha256:
+                return
+        if st.st_size != e.size:
+            raise ModelCorruptError(self._corrupt_message(e, p, f"size {st.st_size} bytes, expected {e.size}"))
+        digest = sha256_file(p)
+        if digest != e.sha256:
+            raise ModelCorruptError(self._corrupt_message(e, p, f"sha256 {digest}"))
+        with self._lock:
+            self._verified[key] = e.sha256
+
+    def status(self) -> Iterator[tuple[Entry, Path | None, str]]:
+        """(entry, path or None, "ok" | "missing" | error text) for every entry."""
+        for name, e in self.entries.items():
+            p = self.locate(name)
+            if p is None:
+                yield e, None, "missing"
+                continue
+            try:
+                self.verify_file(e, p)
+                yield e, p, "ok"
+            except ModelCorruptError as err:
+                yield e, p, str(err)
+
+    # -- download -----------------------------------------------------------------------
+    def fetch(self, name: str, *, force: bool = False) -> Path:
+        """Download ``name`` into the cache, verified; returns its path."""
+        e = self.entry(name)
+        dest_dir = self.cache_dir / e.kind
+        dest = dest_dir / e.file
+        if dest.is_file() and not force:
+            self.verify_file(e, dest)
+            return dest
+        if not e.url:
+            raise ModelNotFoundError(self._missing_message(e))
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=e.file + ".", suffix=".part", dir=dest_dir)
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                self._download(e, out)
+            digest = sha256_file(tmp)
+            if digest != e.sha256:
+                raise DownloadError(
+                    f"downloaded {e.file} from {e.url} but its sha256 is {digest}, expected "
+                    f"{e.sha256}; the file was not kept. Try again later, or place a good copy in "
+                    f"${ENV_MODELS}"
+                )
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+        log.info("fetched %s into %s", e.file, dest)
+        return dest
+
+    def _download(self, e: Entry, out: Any) -> None:
+        req = urllib.request.Request(e.url, headers={"User-Agent": "obs-faceswap"})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                total = int(resp.headers.get("Content-Length") or e.size)
+                bar = None
+                if self.progress:
+                    from tqdm import tqdm
+
+                    bar = tqdm(total=total, unit="B", unit_scale=True, desc=e.file, leave=False)
+                try:
+                    while chunk := resp.read(1 << 16):
+                        out.write(chunk)
+                        if bar is not None:
+                            bar.update(len(chunk))
+                finally:
+                    if bar is not None:
+                        bar.close()
+        except (urllib.error.URLError, OSError, TimeoutError) as err:
+            raise DownloadError(
+                f"cannot download {e.file} from {e.url}: {err}. Without network access, copy the "
+                f"file (sha256 {e.sha256}) into a directory and pass --models DIR or set ${ENV_MODELS}"
+            ) from err
+
+    # -- messages -----------------------------------------------------------------------
+    def _missing_message(self, e: Entry) -> str:
+        looked = "; ".join(f"{label}: {d}" for label, d in self.search_dirs(e.kind))
+        how = (
+            f"run `obs-faceswap models fetch {e.name}` to download it from {e.url}"
+            if e.url
+            else f"no public copy of this exact file exists yet ({e.get('source', 'see models/README.md')}); "
+            f"place it in a directory and pass --models DIR or set ${ENV_MODELS}"
+        )
+        return (
+            f"{e.kind[:-1] if e.kind == 'models' else 'media file'} {e.file} ({e.name}) not found "
+            f"(looked in {looked}). Expected sha256 {e.sha256}, {e.size} bytes; {how}"
+        )
+
+    def _corrupt_message(self, e: Entry, p: Path, what: str) -> str:
+        return (
+            f"{p} is corrupt or a different file: {what}. Expected sha256 {e.sha256} "
+            f"({e.size} bytes). Delete it and run `obs-faceswap models fetch {e.name}`"
+            + (f" (from {e.url})" if e.url else ", or copy a good file over it")
+        )
+
+
+def copy_into(store: ModelStore, name: str, target_dir: Path) -> Path:
+    """Copy a verified file into ``target_dir`` (used by packaging)."""
+    src = store.path(name)
+    target_dir.mkdir(parents=True, exist_ok=True)
+    dst = target_dir / src.name
+    shutil.copy2(src, dst)
+    return dst
