@@ -1,4 +1,4 @@
-"""Face detectors: YuNet (default), SCRFD (InsightFace format), BlazeFace (short range).
+"""Face detectors: YuNet (default), SCRFD (InsightFace format), BlazeFace (short/full range).
 
 Every detector takes a BGR uint8 image and returns :class:`Detections` in that image's
 pixels; nothing found is an empty ``Detections``. Model facts (input layout, colour order,
@@ -7,16 +7,25 @@ normalisation, strides) come from the manifest entry, never from tensor shapes.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
-from obs_faceswap.errors import FrameFormatError
+from obs_faceswap.errors import ConfigError, FrameFormatError, ModelLoadError, ModelNotFoundError
+from obs_faceswap.geometry import TEMPLATES
 from obs_faceswap.runtime import RuntimeConfig, create_session
 from obs_faceswap.types import Detections, ImageBGR
+
+if TYPE_CHECKING:  # pragma: no cover
+    from obs_faceswap.config import DetectorConfig
+    from obs_faceswap.models import ModelStore
+
+log = logging.getLogger(__name__)
 
 
 class Detector(Protocol):
@@ -87,7 +96,8 @@ class YuNet:
         small = cv2.resize(image, (rw, rh), interpolation=cv2.INTER_LINEAR)
         blob = np.zeros((1, 3, ph, pw), np.float32)
         blob[0, :, :rh, :rw] = small.transpose(2, 0, 1)
-        outs = dict(zip(self.output_names, self.session.run(self.output_names, {self.input_name: blob})))
+        outs = dict(zip(self.output_names, self.session.run(self.output_names, {self.input_name: blob}),
+                        strict=True))
         dets = self._decode(outs, ph, pw)
         return dets.scaled(1.0 / s, 1.0 / s)
 
@@ -117,3 +127,324 @@ class YuNet:
         kp = np.concatenate(kps).astype(np.float32)
         keep = nms(xyxy, sc, self.nms_iou)
         return Detections(xyxy[keep], sc[keep], kp[keep])
+
+
+def _letterbox(image: ImageBGR, side: int) -> tuple[npt.NDArray[np.uint8], float]:
+    """Resize ``image`` to fit a ``side`` x ``side`` square, padded black at the bottom/right.
+
+    Returns:
+        ``(square, scale)`` where square pixel = image pixel x ``scale``.
+    """
+    h, w = image.shape[:2]
+    scale = side / max(h, w)
+    rh, rw = min(side, max(1, round(h * scale))), min(side, max(1, round(w * scale)))
+    square = np.zeros((side, side, 3), np.uint8)
+    square[:rh, :rw] = cv2.resize(image, (rw, rh), interpolation=cv2.INTER_LINEAR)
+    return square, scale
+
+
+def _static_dim(value: object) -> int | None:
+    return int(value) if isinstance(value, int) and value > 0 else None
+
+
+class SCRFD:
+    """SCRFD face detector in InsightFace's format (``scrfd_*_bnkps.onnx``, ``det_10g.onnx``, ...).
+
+    The frame is letterboxed into a square (padded bottom/right), normalised as
+    ``(RGB - mean) / std`` and decoded as InsightFace's ``scrfd.py`` does: per stride ``s``
+    the anchor centres are ``(col * s, row * s)``, each repeated ``anchors_per_cell`` times;
+    boxes are distances ``(left, top, right, bottom)`` and keypoints offsets from the centre,
+    both in units of ``s``.
+
+    Outputs are found the way InsightFace finds them: files that name them
+    ``score_8 … bbox_8 … kps_8 …`` are read by name; otherwise the outputs must be the
+    InsightFace export order, scores for every stride, then boxes, then keypoints (the
+    9-output layout of ``det_10g.onnx``, whose outputs carry numeric names). Batched
+    (``[1, A, C]``) and unbatched (``[A, C]``) outputs are both accepted.
+
+    Args:
+        path: the ``.onnx`` file.
+        runtime: provider preference and threads.
+        score_threshold: minimum score.
+        nms_iou: NMS IoU threshold.
+        input_size: side of the square input (rounded up to 32) when the model's input is
+            dynamic; a fixed-size model uses its own size.
+        strides: feature strides, in output order.
+        anchors_per_cell: anchors per grid cell (2 for the published SCRFD models).
+        mean, std: ``value = (pixel - mean) / std``.
+        color: ``"RGB"`` or ``"BGR"`` channel order the model expects.
+
+    Raises:
+        ModelLoadError: the file's outputs are not in the SCRFD layout (keypoints included).
+    """
+
+    def __init__(self, path: str | Path, runtime: RuntimeConfig | None = None, *,
+                 score_threshold: float = 0.5, nms_iou: float = 0.4, input_size: int = 640,
+                 strides: Sequence[int] = (8, 16, 32), anchors_per_cell: int = 2,
+                 mean: float = 127.5, std: float = 128.0, color: str = "RGB") -> None:
+        self.session = create_session(path, runtime)
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        h, w = _static_dim(inp.shape[2]), _static_dim(inp.shape[3])
+        if h is not None and w is not None and h != w:
+            raise ModelLoadError(f"{Path(path).name}: SCRFD input must be square, got {h}x{w}")
+        self.side = h if h is not None else -(-int(input_size) // 32) * 32
+        self.strides = tuple(int(s) for s in strides)
+        self.anchors = int(anchors_per_cell)
+        self.score_threshold = score_threshold
+        self.nms_iou = nms_iou
+        self.mean, self.std = float(mean), float(std)
+        self.swap_rb = color.upper() == "RGB"
+        self.output_names = self._find_outputs([o.name for o in self.session.get_outputs()], Path(path).name)
+        self._centres: dict[int, npt.NDArray[np.float32]] = {}
+
+    def _find_outputs(self, names: list[str], file: str) -> list[str]:
+        """Output names ordered scores x strides, boxes x strides, keypoints x strides."""
+        named = [f"{kind}_{s}" for kind in ("score", "bbox", "kps") for s in self.strides]
+        if all(n in names for n in named):
+            return named
+        n = len(self.strides)
+        if len(names) == 3 * n:
+            log.debug("%s: outputs are not named score_/bbox_/kps_; using InsightFace's order", file)
+            return names
+        if len(names) == 2 * n:
+            raise ModelLoadError(
+                f"{file} is an SCRFD model without keypoints ({len(names)} outputs); the face "
+                f"mesh needs the 5 keypoints: use a *_bnkps / *_kps model such as det_10g.onnx"
+            )
+        raise ModelLoadError(
+            f"{file} does not look like an SCRFD model for strides {self.strides}: expected outputs "
+            f"named {', '.join(named)} or {3 * n} outputs in InsightFace's order (scores, boxes, "
+            f"keypoints per stride), got {len(names)}: {', '.join(names[:12])}"
+        )
+
+    def _anchor_centres(self, stride: int) -> npt.NDArray[np.float32]:
+        c = self._centres.get(stride)
+        if c is None:
+            g = self.side // stride
+            ys, xs = np.mgrid[:g, :g]
+            c = (np.stack([xs, ys], axis=-1).reshape(-1, 2) * stride).astype(np.float32)
+            c = np.repeat(c, self.anchors, axis=0)
+            self._centres[stride] = c
+        return c
+
+    def detect(self, image: ImageBGR) -> Detections:
+        """Faces in a BGR uint8 image, in that image's pixels.
+
+        Raises:
+            FrameFormatError: ``image`` is not ``(H, W, 3)`` uint8.
+            ModelLoadError: an output's size does not match the strides and anchors.
+        """
+        check_image(image)
+        square, scale = _letterbox(image, self.side)
+        blob = cv2.dnn.blobFromImage(square, 1.0 / self.std, (self.side, self.side),
+                                     (self.mean, self.mean, self.mean), swapRB=self.swap_rb)
+        outs = self.session.run(self.output_names, {self.input_name: blob})
+        return self._decode(outs).scaled(1.0 / scale, 1.0 / scale)
+
+    def _decode(self, outs: list[npt.NDArray[np.float32]]) -> Detections:
+        n = len(self.strides)
+        boxes, scores, kps = [], [], []
+        for i, st in enumerate(self.strides):
+            centres = self._anchor_centres(st)
+            sc = np.asarray(outs[i]).reshape(-1)
+            if sc.size != len(centres):
+                raise ModelLoadError(
+                    f"SCRFD output {self.output_names[i]} has {sc.size} scores, expected "
+                    f"{len(centres)} for stride {st} at {self.side} px with {self.anchors} anchors "
+                    f"per cell; check the model's strides/anchors (manifest) and output order"
+                )
+            idx = np.nonzero(sc >= self.score_threshold)[0]
+            if len(idx) == 0:
+                continue
+            c = centres[idx]
+            d = np.asarray(outs[i + n]).reshape(-1, 4)[idx] * st
+            boxes.append(np.concatenate([c - d[:, :2], c + d[:, 2:]], axis=1))
+            k = np.asarray(outs[i + 2 * n]).reshape(-1, 10)[idx].reshape(-1, 5, 2) * st
+            kps.append(c[:, None, :] + k)
+            scores.append(sc[idx])
+        if not scores:
+            return Detections.empty()
+        xyxy = np.concatenate(boxes).astype(np.float32)
+        s = np.concatenate(scores).astype(np.float32)
+        kp = np.concatenate(kps).astype(np.float32)
+        keep = nms(xyxy, s, self.nms_iou)
+        return Detections(xyxy[keep], s[keep], kp[keep])
+
+
+#: Mouth half-width as a fraction of the eye-to-eye vector, from the ArcFace 5-point template
+#: (mouth corners 0.2605 apart, eye centres 0.3146 apart): BlazeFace gives only the mouth
+#: centre, and the 5-point order needs both corners.
+MOUTH_HALF_WIDTH = float(
+    (TEMPLATES["arcface_112_v2"][4, 0] - TEMPLATES["arcface_112_v2"][3, 0])
+    / (TEMPLATES["arcface_112_v2"][1, 0] - TEMPLATES["arcface_112_v2"][0, 0]) / 2
+)
+
+
+def blazeface_five_points(six: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """Map BlazeFace's 6 keypoints to the project's 5-point order.
+
+    BlazeFace gives (subject's) right eye, left eye, nose tip, mouth centre, right ear
+    tragion, left ear tragion; on an unmirrored image the subject's right eye is the
+    image-left one. The two mouth corners are estimated: the mouth centre moved along the eye
+    line by :data:`MOUTH_HALF_WIDTH` of the eye-to-eye vector each way (the ArcFace template's
+    proportions), which keeps the estimate rotation-correct. Ears are dropped.
+
+    Args:
+        six: ``(N, 6, 2)`` BlazeFace keypoints.
+
+    Returns:
+        ``(N, 5, 2)`` float32: image-left eye, image-right eye, nose, image-left mouth corner,
+        image-right mouth corner.
+    """
+    six = np.asarray(six, np.float32).reshape(-1, 6, 2)
+    eye_vec = six[:, 1] - six[:, 0]
+    mouth = six[:, 3]
+    left = mouth - MOUTH_HALF_WIDTH * eye_vec
+    right = mouth + MOUTH_HALF_WIDTH * eye_vec
+    return np.stack([six[:, 0], six[:, 1], six[:, 2], left, right], axis=1).astype(np.float32)
+
+
+class BlazeFace:
+    """MediaPipe BlazeFace (short range 128 px, or full range 192 px).
+
+    The frame is letterboxed into the square input (padded bottom/right), normalised as
+    ``(RGB - mean) / std``; SSD anchors are laid out per stride (row-major cells, the cell's
+    anchors consecutive) with centres at ``(i + 0.5) / grid``; the regressor gives the box
+    centre, size and 6 keypoints in input pixels relative to the anchor centre; the score is
+    ``sigmoid(classificator)``. Keypoints become the 5-point order with
+    :func:`blazeface_five_points`.
+
+    The short-range model only sees faces that fill a good part of the frame (selfie
+    distance), by design: use it as a fast path for webcams.
+
+    Args:
+        path: the ``.onnx`` file.
+        runtime: provider preference and threads.
+        score_threshold: minimum probability.
+        nms_iou: NMS IoU threshold.
+        strides: one per anchor layer group (short range: 8, 16; full range: 4).
+        anchors_per_cell: anchors per cell for each stride (short range: 2, 6; full: 1).
+        mean, std: ``value = (pixel - mean) / std``.
+
+    Raises:
+        ModelLoadError: the outputs are not named like BlazeFace's, or their anchor count does
+            not match ``strides`` and ``anchors_per_cell``.
+    """
+
+    def __init__(self, path: str | Path, runtime: RuntimeConfig | None = None, *,
+                 score_threshold: float = 0.5, nms_iou: float = 0.3,
+                 strides: Sequence[int] = (8, 16), anchors_per_cell: int | Sequence[int] = (2, 6),
+                 mean: float = 127.5, std: float = 127.5) -> None:
+        self.session = create_session(path, runtime)
+        file = Path(path).name
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        h, w = _static_dim(inp.shape[1]), _static_dim(inp.shape[2])
+        if h is None or h != w:
+            raise ModelLoadError(f"{file}: BlazeFace needs a fixed square NHWC input, got {inp.shape}")
+        self.side = h
+        outs = self.session.get_outputs()
+        try:
+            reg = next(o for o in outs if "regressor" in o.name)
+            cls = next(o for o in outs if "classif" in o.name)
+        except StopIteration:
+            raise ModelLoadError(
+                f"{file} has no BlazeFace regressor/classifier outputs: {[o.name for o in outs]}"
+            ) from None
+        self.output_names = [reg.name, cls.name]
+        per_cell = ([int(anchors_per_cell)] * len(strides) if isinstance(anchors_per_cell, int)
+                    else [int(a) for a in anchors_per_cell])
+        if len(per_cell) != len(strides):
+            raise ModelLoadError(f"{file}: {len(strides)} strides but {len(per_cell)} anchor counts")
+        self.anchors = self._make_anchors([int(s) for s in strides], per_cell)
+        n_out = _static_dim(reg.shape[1])
+        if n_out is not None and n_out != len(self.anchors):
+            raise ModelLoadError(
+                f"{file}: the model has {n_out} anchors but strides {tuple(strides)} with "
+                f"{tuple(per_cell)} anchors per cell at {self.side} px give {len(self.anchors)}"
+            )
+        self.score_threshold = score_threshold
+        self.nms_iou = nms_iou
+        self.mean, self.std = float(mean), float(std)
+
+    def _make_anchors(self, strides: list[int], per_cell: list[int]) -> npt.NDArray[np.float32]:
+        out = []
+        for st, k in zip(strides, per_cell, strict=True):
+            g = self.side // st
+            ys, xs = np.mgrid[:g, :g]
+            c = (np.stack([xs, ys], axis=-1).reshape(-1, 2) + 0.5) * (self.side / g)
+            out.append(np.repeat(c, k, axis=0))
+        return np.concatenate(out).astype(np.float32)
+
+    def detect(self, image: ImageBGR) -> Detections:
+        """Faces in a BGR uint8 image, in that image's pixels.
+
+        Raises:
+            FrameFormatError: ``image`` is not ``(H, W, 3)`` uint8.
+        """
+        check_image(image)
+        square, scale = _letterbox(image, self.side)
+        blob = (cv2.cvtColor(square, cv2.COLOR_BGR2RGB).astype(np.float32) - self.mean) * (1.0 / self.std)
+        reg, cls = self.session.run(self.output_names, {self.input_name: blob[None]})
+        # MediaPipe clips logits to +-100; +-80 keeps exp() finite in float32.
+        logits = np.clip(np.asarray(cls, np.float32).reshape(-1), -80.0, 80.0)
+        scores = (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
+        idx = np.nonzero(scores >= self.score_threshold)[0]
+        if len(idx) == 0:
+            return Detections.empty()
+        r = np.asarray(reg, np.float32).reshape(len(self.anchors), -1)[idx]
+        a = self.anchors[idx]
+        centre = a + r[:, 0:2]
+        half = r[:, 2:4] / 2
+        xyxy = np.concatenate([centre - half, centre + half], axis=1)
+        six = a[:, None, :] + r[:, 4:16].reshape(-1, 6, 2)
+        keep = nms(xyxy, scores[idx], self.nms_iou)
+        dets = Detections(xyxy[keep], scores[idx][keep], blazeface_five_points(six[keep]))
+        return dets.scaled(1.0 / scale, 1.0 / scale)
+
+
+def create_detector(config: DetectorConfig, store: ModelStore,
+                    runtime: RuntimeConfig | None = None) -> Detector:
+    """Build the detector ``config.kind`` names, with the facts of its manifest entry.
+
+    ``config.model`` (a path) replaces the manifest's file but keeps the entry's facts
+    (normalisation, strides, anchors): e.g. ``kind="scrfd", model="det_10g.onnx"``.
+
+    Args:
+        config: kind, optional model path, thresholds and input size.
+        store: where the default files are found.
+        runtime: provider preference and threads.
+
+    Returns:
+        A :class:`YuNet`, :class:`SCRFD` or :class:`BlazeFace`.
+
+    Raises:
+        ModelNotFoundError: ``config.model`` does not exist, or the default file is missing.
+        ModelCorruptError: the default file fails verification.
+        ModelLoadError: the file is not a model of that kind.
+    """
+    entry = store.entry(config.kind)
+    if config.model:
+        path = Path(config.model).expanduser()
+        if not path.is_file():
+            raise ModelNotFoundError(f"detector model {path} not found (detector.model)")
+    else:
+        path = store.path(config.kind)
+    common = {"score_threshold": config.score_threshold, "nms_iou": config.nms_iou}
+    mean = float(entry.get("mean", [0.0])[0])
+    std = float(entry.get("std", [1.0])[0])
+    strides = tuple(int(s) for s in entry.get("strides", (8, 16, 32)))
+    log.info("detector %s: %s (input %d, score >= %.2f)", config.kind, path.name, config.input_size,
+             config.score_threshold)
+    if config.kind == "yunet":
+        return YuNet(path, runtime, input_size=config.input_size, **common)
+    if config.kind == "scrfd":
+        return SCRFD(path, runtime, input_size=config.input_size, strides=strides,
+                     anchors_per_cell=int(entry.get("anchors_per_cell", 2)), mean=mean, std=std,
+                     color=str(entry.get("color", "RGB")), **common)
+    if config.kind == "blazeface":
+        return BlazeFace(path, runtime, strides=strides,
+                         anchors_per_cell=entry.get("anchors_per_cell", (2, 6)), mean=mean, std=std,
+                         **common)
+    raise ConfigError(f"detector.kind {config.kind!r} has no implementation")  # pragma: no cover

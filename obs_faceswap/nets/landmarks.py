@@ -7,17 +7,106 @@ previous frame's landmarks (tracking), which is what makes detection every k fra
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
+from obs_faceswap.errors import ModelLoadError, ModelNotFoundError
 from obs_faceswap.geometry import LEFT_EYE, RIGHT_EYE
+from obs_faceswap.nets.detector import check_image
 from obs_faceswap.runtime import RuntimeConfig, create_session
 from obs_faceswap.types import FloatArray, ImageBGR
+
+if TYPE_CHECKING:  # pragma: no cover
+    from obs_faceswap.config import LandmarkConfig
+    from obs_faceswap.models import ModelStore
+
+log = logging.getLogger(__name__)
+
+# --- MediaPipe's refinement of the attention mesh ----------------------------------------
+# Index maps of LandmarksRefinementCalculator in MediaPipe's
+# mediapipe/modules/face_landmark/tensors_to_face_landmarks_with_attention.pbtxt: point i of
+# each attention output replaces mesh point MAP[i]. MediaPipe's "left eye" output is the
+# subject's right eye (mesh 33..133, the image-left eye of an unmirrored face).
+LIPS_REFINEMENT = (
+    # lower outer
+    61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291,
+    # upper outer (excluding corners)
+    185, 40, 39, 37, 0, 267, 269, 270, 409,
+    # lower inner
+    78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308,
+    # upper inner (excluding corners)
+    191, 80, 81, 82, 13, 312, 311, 310, 415,
+    # lower semi-outer
+    76, 77, 90, 180, 85, 16, 315, 404, 320, 307, 306,
+    # upper semi-outer (excluding corners)
+    184, 74, 73, 72, 11, 302, 303, 304, 408,
+    # lower semi-inner
+    62, 96, 89, 179, 86, 15, 316, 403, 319, 325, 292,
+    # upper semi-inner (excluding corners)
+    183, 42, 41, 38, 12, 268, 271, 272, 407,
+)
+LEFT_EYE_REFINEMENT = (
+    # lower contour
+    33, 7, 163, 144, 145, 153, 154, 155, 133,
+    # upper contour (excluding corners)
+    246, 161, 160, 159, 158, 157, 173,
+    # halo x2 lower contour
+    130, 25, 110, 24, 23, 22, 26, 112, 243,
+    # halo x2 upper contour (excluding corners)
+    247, 30, 29, 27, 28, 56, 190,
+    # halo x3 lower contour
+    226, 31, 228, 229, 230, 231, 232, 233, 244,
+    # halo x3 upper contour (excluding corners)
+    113, 225, 224, 223, 222, 221, 189,
+    # halo x4 upper contour or eyebrow inner contour
+    35, 124, 46, 53, 52, 65,
+    # halo x5 lower contour
+    143, 111, 117, 118, 119, 120, 121, 128, 245,
+    # halo x5 upper contour (excluding corners) or eyebrow outer contour
+    156, 70, 63, 105, 66, 107, 55, 193,
+)
+RIGHT_EYE_REFINEMENT = (
+    # lower contour
+    263, 249, 390, 373, 374, 380, 381, 382, 362,
+    # upper contour (excluding corners)
+    466, 388, 387, 386, 385, 384, 398,
+    # halo x2 lower contour
+    359, 255, 339, 254, 253, 252, 256, 341, 463,
+    # halo x2 upper contour (excluding corners)
+    467, 260, 259, 257, 258, 286, 414,
+    # halo x3 lower contour
+    446, 261, 448, 449, 450, 451, 452, 453, 464,
+    # halo x3 upper contour (excluding corners)
+    342, 445, 444, 443, 442, 441, 413,
+    # halo x4 upper contour or eyebrow inner contour
+    265, 353, 276, 283, 282, 295,
+    # halo x5 lower contour
+    372, 340, 346, 347, 348, 349, 350, 357, 465,
+    # halo x5 upper contour (excluding corners) or eyebrow outer contour
+    383, 300, 293, 334, 296, 336, 285, 417,
+)
+#: Iris points are appended: "left" iris (centre, right, top, left, bottom edge) → 468..472,
+#: "right" iris → 473..477. Their z is the mean z of the eye's contour (first 16 points of
+#: the eye's map: lower contour and upper contour), as MediaPipe's ``assign_average``.
+LEFT_IRIS_INDICES = (468, 469, 470, 471, 472)
+RIGHT_IRIS_INDICES = (473, 474, 475, 476, 477)
+LEFT_EYE_CONTOUR = LEFT_EYE_REFINEMENT[:16]
+RIGHT_EYE_CONTOUR = RIGHT_EYE_REFINEMENT[:16]
+#: Attention output name prefix → mesh indices it refines, in MediaPipe's order.
+REFINEMENTS: tuple[tuple[str, tuple[int, ...]], ...] = (
+    ("output_lips", LIPS_REFINEMENT),
+    ("output_left_eye", LEFT_EYE_REFINEMENT),
+    ("output_right_eye", RIGHT_EYE_REFINEMENT),
+    ("output_left_iris", LEFT_IRIS_INDICES),
+    ("output_right_iris", RIGHT_IRIS_INDICES),
+)
 
 
 @dataclass(frozen=True)
@@ -70,46 +159,137 @@ class Roi:
 class FaceMesh:
     """MediaPipe face mesh on a rotated crop.
 
+    With the plain model (``mediapipe_face_landmark_468.onnx``) the output is the 468-point
+    mesh. With the attention model (``mediapipe_facemesh_attention_478.onnx``) and
+    ``points=478`` the mesh is refined as MediaPipe's ``LandmarksRefinementCalculator`` does:
+    the 80 lip points and the 71 points around each eye (eyelids, halos, eyebrows) replace
+    their mesh points (x, y only; z stays the mesh's), and the two 5-point irises are
+    appended as points 468..477 with the mean z of their eye's contour.
+
     Args:
         path: ``mediapipe_face_landmark_468.onnx`` or ``mediapipe_facemesh_attention_478.onnx``.
         runtime: provider preference and threads.
-        points: 468 or 478 (478 = 468 refined mesh points + two 5-point irises).
+        points: 468 or 478 (478 = refined mesh + two 5-point irises; attention model only).
+        crop_scale: side of the square crop as a multiple of the face size (read by the
+            tracker for :meth:`Roi.from_keypoints` / :meth:`Roi.from_landmarks`).
+
+    Raises:
+        ModelLoadError: the file lacks the outputs ``points`` needs.
     """
 
     size = 192
 
-    def __init__(self, path: str | Path, runtime: RuntimeConfig | None = None, *, points: int = 468) -> None:
+    def __init__(self, path: str | Path, runtime: RuntimeConfig | None = None, *, points: int = 468,
+                 crop_scale: float = 1.5) -> None:
+        if points not in (468, 478):
+            raise ModelLoadError(f"points must be 468 or 478, got {points}")
         self.session = create_session(path, runtime)
+        file = Path(path).name
         self.input_name = self.session.get_inputs()[0].name
         names = [o.name for o in self.session.get_outputs()]
         self.points = points
-        if "conv2d_21" in names:  # plain 468-point mesh
-            self.mesh_name, self.flag_name = "conv2d_21", "conv2d_31"
-            self.refine_names: list[str] = []
-            if points == 478:
-                raise ValueError(f"{Path(path).name} has no iris outputs; use the 478-point model")
-        else:
-            self.mesh_name = next(n for n in names if n.startswith("output_mesh_identity"))
-            self.flag_name = next(n for n in names if n.startswith("conv_faceflag"))
-            self.refine_names = names
-        self.output_names = [self.mesh_name, self.flag_name]
+        self.crop_scale = float(crop_scale)
+
+        def find(prefix: str) -> str | None:
+            return next((n for n in names if n.split(":")[0] == prefix), None)
+
+        mesh, flag = find("conv2d_21"), find("conv2d_31")
+        if mesh is None or flag is None:
+            mesh, flag = find("output_mesh_identity"), find("conv_faceflag")
+        if mesh is None or flag is None:
+            raise ModelLoadError(
+                f"{file} is not a MediaPipe face mesh: expected outputs conv2d_21/conv2d_31 or "
+                f"output_mesh_identity/conv_faceflag, got {', '.join(names)}"
+            )
+        self.mesh_name, self.flag_name = mesh, flag
+        self.refine_names: list[str] = []
+        if points == 478:
+            found = [find(prefix) for prefix, _ in REFINEMENTS]
+            if any(n is None for n in found):
+                raise ModelLoadError(
+                    f"{file} has no lips/eyes/iris outputs, so it cannot give 478 points: use "
+                    f"mediapipe_facemesh_attention_478.onnx (landmarks.kind = mesh478)"
+                )
+            self.refine_names = [n for n in found if n is not None]
+        self.output_names = [self.mesh_name, self.flag_name, *self.refine_names]
 
     def infer(self, image: ImageBGR, roi: Roi) -> tuple[FloatArray, float]:
         """Landmarks of the face inside ``roi``.
 
+        Args:
+            image: ``(H, W, 3)`` uint8 BGR frame.
+            roi: the rotated square to look in.
+
         Returns:
             ``(points, presence)``: ``(468|478, 3)`` float32 in frame pixels (``z`` scaled like
             ``x``), and the face-presence probability in ``[0, 1]``.
+
+        Raises:
+            FrameFormatError: ``image`` is not ``(H, W, 3)`` uint8.
         """
+        check_image(image)
         m = roi.crop_matrix(self.size)
         crop = cv2.warpAffine(image, m, (self.size, self.size), flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_CONSTANT)
         blob = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB).astype(np.float32)[None] * (1.0 / 255.0)
-        mesh, flag = self.session.run(self.output_names, {self.input_name: blob})
-        pts = mesh.reshape(468, 3).astype(np.float64)
-        presence = float(1.0 / (1.0 + np.exp(-float(np.ravel(flag)[0]))))
+        outs = self.session.run(self.output_names, {self.input_name: blob})
+        pts = np.asarray(outs[0], np.float64).reshape(468, 3)
+        if self.refine_names:
+            pts = refine_mesh(pts, outs[2:])
+        logit = float(np.clip(np.ravel(outs[1])[0], -80.0, 80.0))
+        presence = 1.0 / (1.0 + math.exp(-logit))
         inv = cv2.invertAffineTransform(m)
         xy = pts[:, :2] @ inv[:, :2].T + inv[:, 2]
         scale = roi.size / self.size
         out = np.concatenate([xy, pts[:, 2:3] * scale], axis=1).astype(np.float32)
         return out, presence
+
+
+def refine_mesh(mesh: npt.ArrayLike, parts: list[npt.NDArray[np.float32]]) -> npt.NDArray[np.float64]:
+    """MediaPipe's refinement of a 468-point mesh with the attention model's 2D outputs.
+
+    Args:
+        mesh: ``(468, 3)`` mesh points (crop pixels).
+        parts: lips ``(80, 2)``, left eye ``(71, 2)``, right eye ``(71, 2)``, left iris
+            ``(5, 2)``, right iris ``(5, 2)`` in the order of :data:`REFINEMENTS` (any shape
+            holding those many ``(x, y)`` pairs).
+
+    Returns:
+        ``(478, 3)`` float64 refined points.
+    """
+    out = np.zeros((478, 3), np.float64)
+    out[:468] = np.asarray(mesh, np.float64).reshape(468, 3)
+    if len(parts) != len(REFINEMENTS):
+        raise ModelLoadError(f"expected {len(REFINEMENTS)} refinement outputs, got {len(parts)}")
+    for (prefix, idx), part in zip(REFINEMENTS, parts, strict=True):
+        xy = np.asarray(part, np.float64).reshape(-1, 2)
+        if len(xy) != len(idx):
+            raise ModelLoadError(f"{prefix} has {len(xy)} points, expected {len(idx)}")
+        out[list(idx), :2] = xy
+    out[list(LEFT_IRIS_INDICES), 2] = out[list(LEFT_EYE_CONTOUR), 2].mean()
+    out[list(RIGHT_IRIS_INDICES), 2] = out[list(RIGHT_EYE_CONTOUR), 2].mean()
+    return out
+
+
+def create_landmarker(config: LandmarkConfig, store: ModelStore,
+                      runtime: RuntimeConfig | None = None) -> FaceMesh:
+    """Build the face mesh ``config.kind`` names (``mesh468`` or ``mesh478``).
+
+    ``config.model`` (a path) replaces the manifest's file; the entry's facts (points, crop
+    scale) still apply.
+
+    Raises:
+        ModelNotFoundError: ``config.model`` does not exist, or the default file is missing.
+        ModelCorruptError: the default file fails verification.
+        ModelLoadError: the file lacks the outputs the kind needs.
+    """
+    entry = store.entry(config.kind)
+    if config.model:
+        path = Path(config.model).expanduser()
+        if not path.is_file():
+            raise ModelNotFoundError(f"landmark model {path} not found (landmarks.model)")
+    else:
+        path = store.path(config.kind)
+    points = int(entry.get("points", 478 if config.kind == "mesh478" else 468))
+    log.info("landmarks %s: %s (%d points)", config.kind, path.name, points)
+    return FaceMesh(path, runtime, points=points, crop_scale=float(entry.get("crop_scale", 1.5)))

@@ -1,0 +1,296 @@
+"""Detect-then-track: the detector runs every k frames, the mesh follows the face in between.
+
+Each frame, every live track takes its landmark crop from its own previous (raw) landmarks
+(:meth:`Roi.from_landmarks`), which is both cheaper and steadier than detecting again. A
+track whose face-presence score falls below the threshold is dropped. The detector runs on
+a fixed schedule (every ``detect_interval`` frames), whenever there is no track, and
+whenever a track was lost since the last detection; a detection that overlaps a live track
+keeps that track (and its id), the others start new tracks, at most ``max_faces``.
+
+The points given out are One Euro filtered (:class:`OneEuroFilter`), but the crop fed back
+into the next frame uses the raw points: feeding smoothed points back would add their lag
+to the tracking itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from obs_faceswap.config import TrackingConfig
+from obs_faceswap.nets.detector import Detector, check_image
+from obs_faceswap.nets.landmarks import Roi
+from obs_faceswap.types import Face, FloatArray, ImageBGR
+
+log = logging.getLogger(__name__)
+
+#: Frame rate assumed when :meth:`FaceTracker.update` gets no timestamp.
+DEFAULT_FPS = 30.0
+#: A detection whose box overlaps a live track's landmark box by more than this IoU is the
+#: same face (the mesh box and a detector box of one face overlap by ~0.5-0.8).
+TRACK_IOU = 0.3
+
+
+class Landmarker(Protocol):
+    """What the tracker needs from a landmark model (:class:`~obs_faceswap.nets.landmarks.FaceMesh`)."""
+
+    crop_scale: float
+
+    def infer(self, image: ImageBGR, roi: Roi) -> tuple[FloatArray, float]: ...
+
+
+def _alpha(dt: float, cutoff: npt.NDArray[np.float64] | float) -> npt.NDArray[np.float64] | float:
+    """Exponential smoothing factor of a first-order low-pass at ``cutoff`` Hz over ``dt`` s."""
+    tau = 1.0 / (2.0 * math.pi * np.asarray(cutoff, np.float64))
+    return 1.0 / (1.0 + tau / dt)
+
+
+class OneEuroFilter:
+    """The One Euro filter (Casiez et al., CHI 2012), vectorised: every element of the array
+    is filtered independently, with its own speed-dependent cutoff.
+
+    Slow changes (jitter) are smoothed at ``min_cutoff`` Hz; the cutoff rises with the speed
+    ``|dx/dt|`` (itself low-passed at ``d_cutoff`` Hz) by ``beta``, so real motion passes
+    with little lag. As in MediaPipe, the speed is measured from the previous *raw* value and
+    can be multiplied by ``derivative_scale`` (e.g. ``1 / face_size``) so ``beta`` does not
+    depend on how large the object is in pixels.
+
+    Args:
+        min_cutoff: cutoff frequency when still, Hz (lower = smoother, more lag).
+        beta: cutoff increase per unit of (scaled) speed (higher = less lag when moving).
+        d_cutoff: cutoff of the speed estimate, Hz.
+
+    Example:
+        >>> f = OneEuroFilter(min_cutoff=1.0, beta=0.0)
+        >>> f(np.zeros(3), 0.0).tolist(), f(np.ones(3), 1 / 30).round(3).tolist()
+        ([0.0, 0.0, 0.0], [0.173, 0.173, 0.173])
+    """
+
+    def __init__(self, min_cutoff: float = 1.0, beta: float = 0.0, d_cutoff: float = 1.0) -> None:
+        self.min_cutoff = float(min_cutoff)
+        self.beta = float(beta)
+        self.d_cutoff = float(d_cutoff)
+        self.reset()
+
+    @classmethod
+    def from_config(cls, config: TrackingConfig) -> OneEuroFilter:
+        return cls(config.min_cutoff, config.beta, config.d_cutoff)
+
+    def reset(self) -> None:
+        """Forget the history: the next value passes through unchanged."""
+        self._t: float | None = None
+        self._raw: npt.NDArray[np.float64] | None = None
+        self._x: npt.NDArray[np.float64] | None = None
+        self._dx: npt.NDArray[np.float64] | None = None
+
+    def __call__(self, x: npt.ArrayLike, t: float, *, derivative_scale: float = 1.0) -> FloatArray:
+        """Filter one sample.
+
+        Args:
+            x: the new value (any shape; the same shape every call until :meth:`reset`).
+            t: its timestamp in seconds. A timestamp that does not advance is taken as one
+                frame at :data:`DEFAULT_FPS` later.
+            derivative_scale: factor applied to the speed before ``beta`` (e.g. 1/face size).
+
+        Returns:
+            The filtered value, float32, shape of ``x``.
+        """
+        v = np.asarray(x, np.float64)
+        if (self._x is None or self._raw is None or self._dx is None or self._t is None
+                or self._raw.shape != v.shape):
+            self._t, self._raw, self._x = float(t), v.copy(), v.copy()
+            self._dx = np.zeros_like(v)
+            return v.astype(np.float32)
+        dt = float(t) - self._t
+        if not dt > 0.0:
+            dt = 1.0 / DEFAULT_FPS
+        dx = (v - self._raw) * (derivative_scale / dt)
+        self._dx = self._dx + _alpha(dt, self.d_cutoff) * (dx - self._dx)
+        a = _alpha(dt, self.min_cutoff + self.beta * np.abs(self._dx))
+        self._x = self._x + a * (v - self._x)
+        self._raw = v.copy()
+        self._t = self._t + dt
+        return self._x.astype(np.float32)
+
+
+@dataclass
+class TrackResult:
+    """What :meth:`FaceTracker.update` found in one frame.
+
+    Attributes:
+        faces: the tracked faces, by track id; ``landmarks`` in frame pixels (smoothed when
+            smoothing is on).
+        detected: whether the detector ran on this frame.
+        timings_ms: ``"landmarks"`` (every mesh call this frame) and ``"detect"`` (only when
+            the detector ran), milliseconds.
+    """
+
+    faces: list[Face] = field(default_factory=list)
+    detected: bool = False
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class _Track:
+    track_id: int
+    raw: FloatArray
+    presence: float
+    score: float
+    smoother: OneEuroFilter
+
+
+def box_iou(box: npt.ArrayLike, boxes: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """IoU of one ``xyxy`` box against ``(M, 4)`` boxes."""
+    a = np.asarray(box, np.float64).reshape(4)
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    lo = np.maximum(a[:2], b[:, :2])
+    hi = np.minimum(a[2:], b[:, 2:])
+    inter = np.prod(np.clip(hi - lo, 0, None), axis=1)
+    area_a = np.prod(np.clip(a[2:] - a[:2], 0, None))
+    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
+    iou: npt.NDArray[np.float64] = inter / np.maximum(area_a + area_b - inter, 1e-9)
+    return iou
+
+
+def _landmark_box(points: FloatArray) -> FloatArray:
+    xy = points[:, :2]
+    return np.concatenate([xy.min(axis=0), xy.max(axis=0)]).astype(np.float32)
+
+
+class FaceTracker:
+    """Faces with stable ids across frames, from a detector and a face mesh.
+
+    Args:
+        detector: anything with ``detect(image) -> Detections``.
+        mesh: anything with ``infer(image, roi) -> (points, presence)`` (a
+            :class:`~obs_faceswap.nets.landmarks.FaceMesh`); its ``crop_scale`` (default 1.5)
+            sets the crop size.
+        config: detection interval, presence threshold, smoothing, face limit.
+        fps: frame rate assumed when ``update`` gets no timestamp.
+
+    Example:
+        >>> tracker = FaceTracker(create_detector(...), create_landmarker(...))  # doctest: +SKIP
+        >>> result = tracker.update(frame, timestamp=0.0)  # doctest: +SKIP
+    """
+
+    def __init__(self, detector: Detector, mesh: Landmarker, config: TrackingConfig | None = None, *,
+                 fps: float = DEFAULT_FPS) -> None:
+        self.detector = detector
+        self.mesh = mesh
+        self.config = config or TrackingConfig()
+        self.fps = float(fps)
+        self.crop_scale = float(getattr(mesh, "crop_scale", 1.5))
+        self._next_id = 0
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every track (ids restart at 0); the next frame runs the detector."""
+        self._tracks: list[_Track] = []
+        self._next_id = 0
+        self._countdown = 0
+        self._expected = 0
+        self._last_t: float | None = None
+        self._shape: tuple[int, ...] | None = None
+
+    @property
+    def track_ids(self) -> list[int]:
+        """Ids of the live tracks."""
+        return [t.track_id for t in self._tracks]
+
+    def update(self, frame: ImageBGR, timestamp: float | None = None) -> TrackResult:
+        """Track the faces in the next frame.
+
+        Args:
+            frame: ``(H, W, 3)`` uint8 BGR.
+            timestamp: seconds (any origin, increasing); ``None`` = previous + 1/fps.
+
+        Returns:
+            The faces, whether the detector ran, and per-stage timings.
+
+        Raises:
+            FrameFormatError: ``frame`` is not ``(H, W, 3)`` uint8.
+        """
+        check_image(frame)
+        if self._shape is not None and frame.shape != self._shape:
+            log.info("frame size changed %s -> %s: restarting tracking", self._shape, frame.shape)
+            self._tracks = []
+            self._countdown = 0
+        self._shape = frame.shape
+        t = float(timestamp) if timestamp is not None else (
+            0.0 if self._last_t is None else self._last_t + 1.0 / self.fps)
+        self._last_t = t
+        cfg = self.config
+        mesh_s = 0.0
+
+        # 1. Follow every live track from its own previous raw landmarks.
+        alive: list[_Track] = []
+        for tr in self._tracks:
+            roi = Roi.from_landmarks(tr.raw, self.crop_scale)
+            t0 = time.perf_counter()
+            pts, presence = self.mesh.infer(frame, roi)
+            mesh_s += time.perf_counter() - t0
+            if presence < cfg.presence_threshold:
+                log.debug("track %d lost (presence %.2f)", tr.track_id, presence)
+                continue
+            tr.raw, tr.presence = pts, presence
+            alive.append(tr)
+        self._tracks = alive
+
+        # 2. Detect on schedule, with no track, or when a track was lost since the last run.
+        self._countdown -= 1
+        detected = not alive or self._countdown <= 0 or len(alive) < self._expected
+        timings: dict[str, float] = {}
+        if detected:
+            t0 = time.perf_counter()
+            dets = self.detector.detect(frame)
+            timings["detect"] = (time.perf_counter() - t0) * 1e3
+            self._countdown = cfg.detect_interval
+            for i in np.argsort(-dets.scores, kind="stable"):
+                if len(self._tracks) >= cfg.max_faces:
+                    break
+                if self._tracks and box_iou(
+                        dets.xyxy[i], np.stack([_landmark_box(tr.raw) for tr in self._tracks])
+                ).max() > TRACK_IOU:
+                    continue
+                t0 = time.perf_counter()
+                started = self._start_track(frame, dets.xyxy[i], dets.keypoints[i], float(dets.scores[i]))
+                mesh_s += time.perf_counter() - t0
+                if started is not None:
+                    self._tracks.append(started)
+            self._expected = len(self._tracks)
+        timings["landmarks"] = mesh_s * 1e3
+
+        # 3. Smoothed copies go out; the raw points stay for the next crop.
+        faces = []
+        for tr in self._tracks:
+            lm = tr.raw
+            if cfg.smoothing:
+                box = _landmark_box(tr.raw)
+                size = float((box[2] - box[0] + box[3] - box[1]) / 2)
+                lm = tr.smoother(tr.raw, t, derivative_scale=1.0 / max(size, 1.0))
+            faces.append(Face(tr.track_id, lm, presence=tr.presence, score=tr.score))
+        return TrackResult(faces=faces, detected=detected, timings_ms=timings)
+
+    def _start_track(self, frame: ImageBGR, xyxy: FloatArray, keypoints: FloatArray,
+                     score: float) -> _Track | None:
+        """A new track from a detection, or None when the mesh sees no face there."""
+        roi = Roi.from_keypoints(xyxy, keypoints, self.crop_scale)
+        pts, presence = self.mesh.infer(frame, roi)
+        if presence < self.config.presence_threshold:
+            log.debug("detection at %s rejected by the mesh (presence %.2f)", np.round(xyxy), presence)
+            return None
+        # A second pass from the mesh's own crop: detector boxes are sized differently from
+        # the landmark crop used while tracking, and the first tracked frame would jump.
+        pts2, presence2 = self.mesh.infer(frame, Roi.from_landmarks(pts, self.crop_scale))
+        if presence2 >= self.config.presence_threshold:
+            pts, presence = pts2, presence2
+        track = _Track(self._next_id, pts, presence, score, OneEuroFilter.from_config(self.config))
+        self._next_id += 1
+        log.debug("track %d started (score %.2f)", track.track_id, score)
+        return track
