@@ -1,0 +1,214 @@
+"""Command-line parsing, option → PipelineConfig mapping, models commands and error handling."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from obs_faceswap.cli import FIELD_OPTIONS, FLAG_OPTIONS, build_config, build_parser, main, side_by_side
+from obs_faceswap.config import PipelineConfig
+from obs_faceswap.errors import ConfigError
+
+SWAP = ["swap", "--source", "s.png", "--input", "in.mp4", "--output", "out.mp4"]
+
+
+def config_for(*extra: str) -> PipelineConfig:
+    return build_config(build_parser().parse_args([*SWAP, *extra]))
+
+
+def test_no_options_give_the_default_config():
+    assert config_for() == PipelineConfig()
+
+
+@pytest.mark.parametrize(("argv", "field", "value"), [
+    (["--detector", "scrfd"], "detector.kind", "scrfd"),
+    (["--detector-model", "det.onnx"], "detector.model", "det.onnx"),
+    (["--det-threshold", "0.4"], "detector.score_threshold", 0.4),
+    (["--det-size", "640"], "detector.input_size", 640),
+    (["--landmarks", "mesh478"], "landmarks.kind", "mesh478"),
+    (["--detect-interval", "1"], "tracking.detect_interval", 1),
+    (["--max-faces", "2"], "tracking.max_faces", 2),
+    (["--no-smoothing"], "tracking.smoothing", False),
+    (["--select", "all"], "selection.mode", "all"),
+    (["--feather", "0.2"], "mask.feather", 0.2),
+    (["--erode", "0.05"], "mask.erode", 0.05),
+    (["--keep-eyes"], "mask.keep_eyes", True),
+    (["--no-keep-mouth"], "mask.keep_mouth", False),
+    (["--no-trim-hair"], "mask.trim_hair", False),
+    (["--color", "linear"], "color.mode", "linear"),
+    (["--color-strength", "0.5"], "color.strength", 0.5),
+    (["--blend", "seamless"], "blend.mode", "seamless"),
+    (["--opacity", "0.7"], "blend.opacity", 0.7),
+    (["--texture-size", "1024"], "texture_size", 1024),
+    (["--badge"], "badge.enabled", True),
+    (["--threads", "2"], "runtime.threads", 2),
+    (["--device-id", "1"], "runtime.device_id", 1),
+    (["--provider", "cuda,cpu"], "runtime.providers", ("cuda", "cpu")),
+    (["--provider", "CPU"], "runtime.providers", ("cpu",)),
+])
+def test_option_maps_to_config_field(argv, field, value):
+    cfg = config_for(*argv)
+    obj = cfg
+    for part in field.split("."):
+        obj = getattr(obj, part)
+    assert obj == value
+    # ... and nothing else changed.
+    section = field.split(".")[0]
+    for name in ("detector", "landmarks", "tracking", "mask", "color", "blend", "badge", "selection"):
+        if name != section:
+            assert getattr(cfg, name) == getattr(PipelineConfig(), name), name
+
+
+def test_every_mapped_option_exists_in_the_parser():
+    dests = {a.dest for a in build_parser()._subparsers._group_actions[0].choices["swap"]._actions}
+    assert set(FIELD_OPTIONS) <= dests
+    assert set(FLAG_OPTIONS) <= dests
+
+
+def test_reference_and_face_index_imply_their_mode():
+    cfg = config_for("--reference", "me.jpg")
+    assert (cfg.selection.mode, cfg.selection.reference) == ("reference", "me.jpg")
+    cfg = config_for("--face-index", "2")
+    assert (cfg.selection.mode, cfg.selection.index) == ("index", 2)
+    assert config_for("--select", "index", "--face-index", "1").selection.index == 1
+
+
+@pytest.mark.parametrize("argv", [
+    ["--select", "all", "--reference", "me.jpg"],
+    ["--reference", "me.jpg", "--face-index", "1"],
+    ["--select", "reference"],  # reference mode without a photo
+    ["--opacity", "1.5"],
+    ["--feather", "-0.1"],
+    ["--detect-interval", "0"],
+    ["--provider", "auto,cuda"],
+    ["--provider", "quantum"],
+    ["--threads", "-1"],
+    ["--badge-text", "x" * 65],
+])
+def test_contradictory_or_out_of_range_options_are_config_errors(argv):
+    with pytest.raises(ConfigError):
+        config_for(*argv)
+
+
+def test_badge_text_or_corner_imply_badge():
+    cfg = config_for("--badge-text", "deepfake", "--badge-corner", "top-left")
+    assert (cfg.badge.enabled, cfg.badge.text, cfg.badge.corner) == (True, "deepfake", "top-left")
+    assert config_for("--badge-corner", "top-right").badge.enabled
+
+
+def test_bad_option_value_exits_2_with_one_line_and_no_traceback(capsys):
+    assert main([*SWAP, "--opacity", "3"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("obs-faceswap: error: blend.opacity must be in [0.0, 1.0]")
+    assert "Traceback" not in err and err.count("\n") == 1
+
+
+def test_swap_needs_output_or_preview(capsys):
+    assert main(["swap", "--source", "s.png", "--input", "in.mp4"]) == 2
+    assert "--output FILE, --preview" in capsys.readouterr().err
+
+
+def test_missing_input_file_is_reported(capsys, media, tmp_path):
+    assert main(["swap", "--source", str(media("astronaut.png")), "--input", str(tmp_path / "nope.mp4"),
+                 "--output", str(tmp_path / "o.mp4")]) == 2
+    assert "input not found" in capsys.readouterr().err
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_output_type_must_match_input(capsys, media, tmp_path):
+    assert main(["swap", "--source", str(media("astronaut.png")), "--input", str(media("frec_biden.jpg")),
+                 "--output", str(tmp_path / "o.mp4")]) == 2
+    assert "the input is an image" in capsys.readouterr().err
+    clip = str(media("dfl_Obama_speaking.mp4"))
+    assert main(["swap", "--source", str(media("astronaut.png")), "--input", clip, "--output", clip]) == 2
+    assert "is the input file" in capsys.readouterr().err
+
+
+def test_usage_errors_exit_2(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["swap", "--source", "x"])
+    assert e.value.code == 2
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0
+    assert "obs-faceswap 0.1.0" in capsys.readouterr().out
+
+
+# -- models ---------------------------------------------------------------------------------------
+def test_models_list_shows_state_and_defaults(capsys, models_dir):
+    assert main(["models", "list", "--models", str(models_dir), "--offline"]) == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith("yunet *"))
+    assert " ok " in line and str(models_dir / "yunet_n_dynamic.onnx") in line
+    assert "astronaut" not in out
+    assert main(["models", "list", "--all", "--models", str(models_dir), "--offline"]) == 0
+    assert "astronaut" in capsys.readouterr().out
+
+
+def test_models_verify_ok(capsys, models_dir):
+    assert main(["models", "verify", "--models", str(models_dir), "--offline"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("ok ") >= 10
+
+
+def test_models_verify_and_path_name_a_corrupt_file_and_its_digest(capsys, models_dir, tmp_path, monkeypatch):
+    monkeypatch.delenv("OBS_FACESWAP_MODELS", raising=False)
+    bad = tmp_path / "models"
+    bad.mkdir()
+    shutil.copy(models_dir / "yunet_n_dynamic.onnx", bad)
+    (bad / "yunet_n_dynamic.onnx").chmod(0o644)
+    with open(bad / "yunet_n_dynamic.onnx", "r+b") as f:
+        f.seek(1000)
+        f.write(b"\x00" * 64)  # same size, different digest
+    args = ["--models", str(bad), "--offline"]
+    assert main(["models", "verify", "yunet", *args]) == 2
+    cap = capsys.readouterr()
+    assert "CORRUPT  yunet" in cap.out
+    assert "104ee26c71d5c270ce79a6b3dced91c91013260d29a6bf18f9296c5b8c4c2b12" in cap.out
+    assert "yunet_n_dynamic.onnx" in cap.out and "Traceback" not in cap.err
+    assert main(["models", "path", "yunet", *args]) == 2
+    err = capsys.readouterr().err
+    assert "yunet_n_dynamic.onnx is corrupt" in err and "104ee26c71d5" in err and "models fetch yunet" in err
+
+
+def test_models_path(capsys, models_dir):
+    assert main(["models", "path", "mesh468", "--models", str(models_dir), "--offline"]) == 0
+    assert capsys.readouterr().out.strip() == str(models_dir / "mediapipe_face_landmark_468.onnx")
+    assert main(["models", "path", "--models", "/somewhere", "--offline"]) == 0
+    assert "/somewhere" in capsys.readouterr().out
+
+
+def test_models_fetch_offline_reports_missing_file(capsys, tmp_path, monkeypatch):
+    monkeypatch.delenv("OBS_FACESWAP_MODELS", raising=False)
+    monkeypatch.setenv("OBS_FACESWAP_CACHE", str(tmp_path / "cache"))
+    assert main(["models", "fetch", "mesh468", "--models", str(tmp_path), "--offline"]) == 2
+    err = capsys.readouterr().err
+    assert "mediapipe_face_landmark_468.onnx" in err and "d4cdef34d0e6" in err
+
+
+def test_unknown_model_name(capsys, models_dir):
+    assert main(["models", "path", "nosuch", "--models", str(models_dir)]) == 2
+    assert "unknown model 'nosuch'" in capsys.readouterr().err
+
+
+# -- helpers --------------------------------------------------------------------------------------
+def test_side_by_side_layout():
+    a = np.full((100, 80, 3), 10, np.uint8)
+    b = np.full((100, 80, 3), 200, np.uint8)
+    out = side_by_side(a, b)
+    strip = out.shape[0] - 100
+    assert out.shape[1] == 160 and strip >= 24
+    assert np.array_equal(out[strip:, :80], a) and np.array_equal(out[strip:, 80:], b)
+    assert out[:strip, :80].max() > 200 and out[:strip, 80:].max() > 200  # both labels drawn
+
+
+def test_preview_without_display_is_refused_before_loading_anything(capsys, monkeypatch, tmp_path):
+    for var in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(var, raising=False)
+    if not __import__("sys").platform.startswith("linux"):
+        pytest.skip("the display check is Linux-only")
+    # The input does not exist: the display check must come first.
+    assert main(["swap", "--source", "s.png", "--input", str(tmp_path / "x.mp4"), "--preview"]) == 2
+    assert "--preview needs a display" in capsys.readouterr().err
