@@ -1,0 +1,230 @@
+"""Wire format between the OBS filter (client) and the engine process (server).
+
+Standard library only: this module is imported inside OBS's embedded Python.
+
+Two channels carry everything:
+
+* **Shared memory**, one segment per *slot*. A slot starts with a fixed :data:`HEADER_SIZE`
+  byte header, followed by the frame's planes stored with the frame's **own** linesizes, so
+  the client copies a plane (or, when OBS allocated the planes back to back, the whole frame)
+  with one ``memmove``. The engine writes the changed region back into the same planes, in
+  the frame's own format, and then flips the slot's state word: completion never needs the
+  pipe, so the client learns about results by reading one word (:meth:`ready`).
+* **Pipes.** Client → engine on the engine's stdin, one ASCII line per message::
+
+      A <slot> <segment-name> <size>   a slot's shared-memory segment (sent when (re)allocated)
+      F <slot> <seq>                   a frame is waiting in <slot>
+      S <json object>                  the full settings dictionary
+      Q                                quit
+
+  Engine → client on stdout, one JSON object per line (:func:`encode_status`). The engine's
+  logging goes to stderr, which the client forwards to its log.
+
+Header layout (little endian), offsets in bytes::
+
+      0  STATE   magic u32, state u32, seq u64         -- written last by whoever hands over
+     16  TIMES   submit_ns i64, deadline_ns i64, done_ns i64,
+                 changed rect x0 y0 x1 y1 (i32 x4), error u32, reserved u32
+     64  FRAME   format i32, width u32, height u32, nplanes u32, linesize u32 x4,
+                 offset u64 x4, size u64 x4, timestamp u64, color matrix f32 x16,
+                 range_min f32 x3, range_max f32 x3, full_range u8
+
+Times are ``time.perf_counter_ns()``: one system-wide monotonic clock on Linux
+(CLOCK_MONOTONIC), Windows (QueryPerformanceCounter) and macOS, so both processes can
+compare them.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+PROTOCOL_VERSION = 1
+MAGIC = 0x4F465331  # "OFS1"
+
+# -- OBS video_format enum (libobs/media-io/video-io.h) ------------------------------------
+NONE = 0
+I420 = 1
+NV12 = 2
+YVYU = 3
+YUY2 = 4
+UYVY = 5
+RGBA = 6
+BGRA = 7
+BGRX = 8
+Y800 = 9
+I444 = 10
+BGR3 = 11
+I422 = 12
+
+FORMAT_NAMES: dict[int, str] = {
+    I420: "I420", NV12: "NV12", YVYU: "YVYU", YUY2: "YUY2", UYVY: "UYVY", RGBA: "RGBA",
+    BGRA: "BGRA", BGRX: "BGRX", Y800: "Y800", I444: "I444", BGR3: "BGR3", I422: "I422",
+}
+
+
+@dataclass(frozen=True)
+class FormatInfo:
+    """How one OBS pixel format lays out its planes.
+
+    Attributes:
+        name: OBS's name (``I420``...).
+        planes: per plane ``(div_x, div_y, unit_bytes)``: the plane has ``ceil(height /
+            div_y)`` rows of ``ceil(width / div_x)`` units of ``unit_bytes`` bytes.
+        sub_x, sub_y: chroma subsampling; a changed region is aligned to these.
+        yuv: whether the colour matrix and range apply.
+    """
+
+    name: str
+    planes: tuple[tuple[int, int, int], ...]
+    sub_x: int
+    sub_y: int
+    yuv: bool
+
+    def rows(self, plane: int, height: int) -> int:
+        return -(-height // self.planes[plane][1])
+
+    def row_bytes(self, plane: int, width: int) -> int:
+        div_x, _, unit = self.planes[plane]
+        return -(-width // div_x) * unit
+
+
+FORMATS: dict[int, FormatInfo] = {
+    I420: FormatInfo("I420", ((1, 1, 1), (2, 2, 1), (2, 2, 1)), 2, 2, True),
+    NV12: FormatInfo("NV12", ((1, 1, 1), (2, 2, 2)), 2, 2, True),
+    I422: FormatInfo("I422", ((1, 1, 1), (2, 1, 1), (2, 1, 1)), 2, 1, True),
+    I444: FormatInfo("I444", ((1, 1, 1), (1, 1, 1), (1, 1, 1)), 1, 1, True),
+    YUY2: FormatInfo("YUY2", ((2, 1, 4),), 2, 1, True),
+    UYVY: FormatInfo("UYVY", ((2, 1, 4),), 2, 1, True),
+    YVYU: FormatInfo("YVYU", ((2, 1, 4),), 2, 1, True),
+    Y800: FormatInfo("Y800", ((1, 1, 1),), 1, 1, True),
+    BGRA: FormatInfo("BGRA", ((1, 1, 4),), 1, 1, False),
+    BGRX: FormatInfo("BGRX", ((1, 1, 4),), 1, 1, False),
+    RGBA: FormatInfo("RGBA", ((1, 1, 4),), 1, 1, False),
+    BGR3: FormatInfo("BGR3", ((1, 1, 3),), 1, 1, False),
+}
+
+MAX_PLANES = 4
+
+# -- slot header ---------------------------------------------------------------------------
+HEADER_SIZE = 512
+
+#: Slot states (the ``state`` word at offset 0).
+FREE = 0
+SUBMITTED = 1
+DONE = 2  # processed; the changed rect (maybe empty) is written back
+SKIPPED = 3  # not processed (deadline passed or cancelled, engine disabled)
+FAILED = 4  # processing raised; the planes may be partly written, do not apply
+
+STATE = struct.Struct("<IIQ")
+STATE_OFFSET = 0
+TIMES = struct.Struct("<qqq4iII")
+TIMES_OFFSET = 16
+DEADLINE = struct.Struct("<q")  # the deadline_ns field alone (the client cancels with 1)
+DEADLINE_OFFSET = TIMES_OFFSET + 8
+FRAME = struct.Struct("<iIII4I4Q4QQ16f3f3fB")
+FRAME_OFFSET = 64
+
+assert STATE.size <= TIMES_OFFSET and TIMES_OFFSET + TIMES.size <= FRAME_OFFSET
+assert FRAME_OFFSET + FRAME.size <= HEADER_SIZE
+
+
+@dataclass(frozen=True)
+class FrameHeader:
+    """The FRAME part of a slot header, as the engine reads it."""
+
+    format: int
+    width: int
+    height: int
+    linesizes: tuple[int, ...]
+    offsets: tuple[int, ...]
+    sizes: tuple[int, ...]
+    timestamp: int
+    color_matrix: tuple[float, ...]
+    range_min: tuple[float, float, float]
+    range_max: tuple[float, float, float]
+    full_range: bool
+
+
+def pack_frame(buf: Any, fmt: int, width: int, height: int, linesizes: tuple[int, ...],
+               offsets: tuple[int, ...], sizes: tuple[int, ...], timestamp: int,
+               color_matrix: tuple[float, ...], range_min: tuple[float, float, float],
+               range_max: tuple[float, float, float], full_range: bool) -> None:
+    """Write the FRAME part of a header (tuples shorter than 4 / 16 are zero padded)."""
+    n = len(linesizes)
+    pad = (0,) * (MAX_PLANES - n)
+    matrix = tuple(color_matrix) if len(color_matrix) == 16 else (0.0,) * 16
+    FRAME.pack_into(buf, FRAME_OFFSET, fmt, width, height, n, *linesizes, *pad, *offsets, *pad,
+                    *sizes, *pad, timestamp, *matrix, *range_min, *range_max, 1 if full_range else 0)
+
+
+def unpack_frame(buf: Any) -> FrameHeader:
+    v = FRAME.unpack_from(buf, FRAME_OFFSET)
+    n = v[3]
+    if not 0 < n <= MAX_PLANES:
+        raise ValueError(f"slot header has {n} planes")
+    return FrameHeader(
+        format=v[0], width=v[1], height=v[2],
+        linesizes=tuple(v[4:4 + n]), offsets=tuple(v[8:8 + n]), sizes=tuple(v[12:12 + n]),
+        timestamp=v[16], color_matrix=tuple(v[17:33]), range_min=(v[33], v[34], v[35]),
+        range_max=(v[36], v[37], v[38]), full_range=bool(v[39]),
+    )
+
+
+# -- pipe messages -------------------------------------------------------------------------
+def encode_attach(slot: int, name: str, size: int) -> bytes:
+    return b"A %d %s %d\n" % (slot, name.encode("ascii"), size)
+
+
+def encode_frame(slot: int, seq: int) -> bytes:
+    return b"F %d %d\n" % (slot, seq)
+
+
+def encode_settings(settings: dict[str, Any]) -> bytes:
+    # json escapes newlines inside strings, so one object is always one line
+    return b"S " + json.dumps(settings, default=str).encode("utf-8") + b"\n"
+
+
+QUIT = b"Q\n"
+
+
+def decode_message(line: bytes) -> tuple[Any, ...]:
+    """Parse one client → engine line into ``("A", slot, name, size)``, ``("F", slot, seq)``,
+    ``("S", dict)`` or ``("Q",)``.
+
+    Raises:
+        ValueError: the line is not a valid message.
+    """
+    line = line.rstrip(b"\r\n")
+    kind = line[:1]
+    if kind == b"F":
+        _, slot, seq = line.split()
+        return ("F", int(slot), int(seq))
+    if kind == b"A":
+        _, slot, name, size = line.split()
+        return ("A", int(slot), name.decode("ascii"), int(size))
+    if kind == b"S":
+        settings = json.loads(line[2:].decode("utf-8"))
+        if not isinstance(settings, dict):
+            raise ValueError("settings must be a JSON object")
+        return ("S", settings)
+    if kind == b"Q":
+        return ("Q",)
+    raise ValueError(f"unknown message {line[:40]!r}")
+
+
+def encode_status(**fields: Any) -> bytes:
+    """One engine → client status line, e.g. ``encode_status(state="running", fps=29.8)``."""
+    fields.setdefault("protocol", PROTOCOL_VERSION)
+    return json.dumps(fields, separators=(",", ":")).encode("utf-8") + b"\n"
+
+
+def decode_status(line: bytes) -> dict[str, Any] | None:
+    """The status dictionary of a line, or None for a line that is not one."""
+    try:
+        d = json.loads(line)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return d if isinstance(d, dict) else None
