@@ -140,7 +140,7 @@ class MaskConfig:
         erode: shrink the mask by this fraction of the face width before feathering.
     """
 
-    feather: float = 0.08
+    feather: float = 0.04
     keep_mouth: bool = True
     keep_eyes: bool = False
     trim_hair: bool = True

@@ -1,0 +1,298 @@
+"""Measurable swap quality: identity, seams, skin colour and "nothing else changed".
+
+Used by the integration tests and by ``obs-faceswap bench``. All functions are pure and take
+whole frames (``original`` = the frame before pasting, ``output`` = after) plus the pasted
+mask in frame pixels (:func:`frame_mask`).
+
+* identity: cosine similarity of identity embeddings (``hse_faceres_1024``, via
+  :class:`~obs_faceswap.nets.recognition.FaceEmbedder`) of the output face against the
+  source and against the original face, both crops aligned with the **original** frame's
+  keypoints so a swap cannot win by moving the face;
+* seams: gradient energy in the band around the pasted boundary, output ÷ original;
+* colour: mean L*a*b* of the swapped skin just inside the pasted boundary against the live
+  skin just outside it, along the same stretch of boundary (:func:`skin_match`), and against
+  the live skin it covers (:func:`covered_skin_match`); ΔE in CIE76 (:func:`delta_e76`, the
+  figure the tests assert) and CIEDE2000 (:func:`delta_e2000`, reported);
+* containment: the number of pixels that changed outside the dilated mask.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from obs_faceswap.geometry import (
+    FACE_OVAL,
+    LEFT_CHEEK,
+    LEFT_EYE,
+    LEFT_EYEBROW,
+    LIPS_OUTER,
+    RIGHT_CHEEK,
+    RIGHT_EYE,
+    RIGHT_EYEBROW,
+    five_points,
+)
+from obs_faceswap.types import ImageBGR, SwapResult
+
+Mask = npt.NDArray[np.uint8]
+
+
+def frame_mask(frame_hw: tuple[int, ...], result: SwapResult) -> Mask:
+    """The result's mask placed in frame pixels (``(H, W)`` uint8, 0 outside the crop)."""
+    h, w = int(frame_hw[0]), int(frame_hw[1])
+    return cv2.warpAffine(result.mask, result.transform.astype(np.float64), (w, h),
+                          flags=cv2.INTER_NEAREST if result.is_translation else cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+# --- identity ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class IdentityScore:
+    """Cosine similarities of the output face to the source and to the original face."""
+
+    to_source: float
+    to_original: float
+
+    @property
+    def closer_to_source(self) -> bool:
+        return self.to_source > self.to_original
+
+
+def identity_score(embedder: object, output: ImageBGR, landmarks: npt.ArrayLike,
+                   source_embedding: npt.ArrayLike, original_embedding: npt.ArrayLike
+                   ) -> IdentityScore:
+    """Embed the output face (aligned with the original frame's landmarks) and compare.
+
+    Args:
+        embedder: a :class:`~obs_faceswap.nets.recognition.FaceEmbedder`.
+        output: the swapped frame.
+        landmarks: the original frame's mesh points of that face.
+        source_embedding: embedding of the source identity (one vector, or a mean).
+        original_embedding: embedding of the same face in the original frame.
+    """
+    from obs_faceswap.nets.recognition import cosine
+
+    e = embedder.embed(output, five_points(landmarks))  # type: ignore[attr-defined]
+    return IdentityScore(cosine(e, source_embedding), cosine(e, original_embedding))
+
+
+def mean_embedding(embeddings: Sequence[npt.ArrayLike]) -> npt.NDArray[np.float32]:
+    """L2-normalised mean of several embeddings of one person."""
+    m = np.mean(np.asarray(embeddings, np.float64), axis=0)
+    return (m / max(float(np.linalg.norm(m)), 1e-12)).astype(np.float32)
+
+
+# --- seams -------------------------------------------------------------------------------
+
+def seam_band(mask: Mask, width: int = 3) -> npt.NDArray[np.bool_]:
+    """Pixels within ``width`` of the pasted boundary: the mask's soft zone, widened."""
+    soft = ((mask > 0) & (mask < 255)).astype(np.uint8)
+    edge = cv2.Canny(cv2.compare(mask, 127, cv2.CMP_GT), 1, 1)  # hard masks have no soft zone
+    band = cv2.bitwise_or(soft, (edge > 0).astype(np.uint8))
+    k = 2 * width + 1
+    return cv2.dilate(band, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))) > 0
+
+
+def gradient_energy(image: ImageBGR, where: npt.NDArray[np.bool_]) -> float:
+    """Mean squared Sobel gradient magnitude of the L* channel over ``where``."""
+    lum = cv2.cvtColor(image, cv2.COLOR_BGR2Lab)[..., 0].astype(np.float32)
+    gx = cv2.Sobel(lum, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(lum, cv2.CV_32F, 0, 1, ksize=3)
+    e = gx * gx + gy * gy
+    return float(e[where].mean()) if where.any() else 0.0
+
+
+def seam_gradient_ratio(original: ImageBGR, output: ImageBGR, mask: Mask, width: int = 3) -> float:
+    """Gradient energy in the band around the pasted boundary, output ÷ original.
+
+    1.0 means the paste added no edges; a visible seam (a hard or dark edge, a colour step)
+    raises it. The original's energy is floored at 1 (L* units²) so a flat band cannot
+    blow the ratio up.
+    """
+    band = seam_band(mask, width)
+    return gradient_energy(output, band) / max(gradient_energy(original, band), 1.0)
+
+
+# --- colour ------------------------------------------------------------------------------
+
+def mean_lab(image: ImageBGR, where: npt.NDArray[np.bool_]) -> npt.NDArray[np.float64]:
+    """Mean L*a*b* (L 0..100) of ``image`` over ``where`` (NaN when empty)."""
+    px = _lab_pixels(image, where)
+    return px.mean(axis=0) if len(px) else np.full(3, np.nan)
+
+
+def delta_e76(lab1: npt.ArrayLike, lab2: npt.ArrayLike) -> float:
+    """CIE76 colour difference (Euclidean distance in L*a*b*)."""
+    return float(np.linalg.norm(np.asarray(lab1, np.float64) - np.asarray(lab2, np.float64)))
+
+
+def delta_e2000(lab1: npt.ArrayLike, lab2: npt.ArrayLike) -> float:
+    """CIEDE2000 colour difference (Sharma, Wu & Dalal 2005 formulation, kL = kC = kH = 1)."""
+    l1, a1, b1 = (float(x) for x in np.asarray(lab1, np.float64))
+    l2, a2, b2 = (float(x) for x in np.asarray(lab2, np.float64))
+    c1, c2 = np.hypot(a1, b1), np.hypot(a2, b2)
+    cm = (c1 + c2) / 2
+    g = 0.5 * (1 - np.sqrt(cm**7 / (cm**7 + 25.0**7)))
+    a1p, a2p = (1 + g) * a1, (1 + g) * a2
+    c1p, c2p = np.hypot(a1p, b1), np.hypot(a2p, b2)
+    h1p = np.degrees(np.arctan2(b1, a1p)) % 360 if c1p else 0.0
+    h2p = np.degrees(np.arctan2(b2, a2p)) % 360 if c2p else 0.0
+    dl, dc = l2 - l1, c2p - c1p
+    if c1p * c2p == 0:
+        dh = 0.0
+    else:
+        dh = h2p - h1p
+        dh = dh - 360 if dh > 180 else dh + 360 if dh < -180 else dh
+    dhh = 2 * np.sqrt(c1p * c2p) * np.sin(np.radians(dh / 2))
+    lm, cmp_ = (l1 + l2) / 2, (c1p + c2p) / 2
+    if c1p * c2p == 0:
+        hm = h1p + h2p
+    elif abs(h1p - h2p) <= 180:
+        hm = (h1p + h2p) / 2
+    else:
+        hm = (h1p + h2p + 360) / 2 if h1p + h2p < 360 else (h1p + h2p - 360) / 2
+    t = (1 - 0.17 * np.cos(np.radians(hm - 30)) + 0.24 * np.cos(np.radians(2 * hm))
+         + 0.32 * np.cos(np.radians(3 * hm + 6)) - 0.20 * np.cos(np.radians(4 * hm - 63)))
+    d_theta = 30 * np.exp(-(((hm - 275) / 25) ** 2))
+    rc = 2 * np.sqrt(cmp_**7 / (cmp_**7 + 25.0**7))
+    sl = 1 + 0.015 * (lm - 50) ** 2 / np.sqrt(20 + (lm - 50) ** 2)
+    sc = 1 + 0.045 * cmp_
+    sh = 1 + 0.015 * cmp_ * t
+    rt = -np.sin(np.radians(2 * d_theta)) * rc
+    return float(np.sqrt((dl / sl) ** 2 + (dc / sc) ** 2 + (dhh / sh) ** 2
+                         + rt * (dc / sc) * (dhh / sh)))
+
+
+@dataclass(frozen=True)
+class SkinMatch:
+    """Mean skin colours on both sides of the pasted boundary and their difference."""
+
+    inside: npt.NDArray[np.float64]
+    outside: npt.NDArray[np.float64]
+    delta_e76: float
+    delta_e2000: float
+    inside_pixels: int
+    outside_pixels: int
+
+
+def skin_regions(original: ImageBGR, mask: Mask, landmarks: npt.ArrayLike, band: float = 0.05
+                 ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """Skin on both sides of the pasted boundary, facing each other across it.
+
+    Outside: unpasted pixels (outside the pasted silhouette, so mouth and eye holes do not
+    count) within ``band`` x face width of it that look like the live face's skin (within
+    :data:`SKIN_DISTANCE` robust deviations of the live cheeks' L*a*b* median: forehead,
+    temples, neck; not hair, collar or background). Inside: fully pasted pixels (mask 255),
+    eyes, brows and lips excluded, no further from that outside band than the mask's soft
+    zone plus the same width, so both sides sample the same stretch of boundary (comparing,
+    say, the jaw with the forehead would measure the face's own shading).
+
+    Args:
+        original: the frame before pasting (the live skin model comes from its cheeks).
+        mask: pasted mask in frame pixels.
+        landmarks: the live face's mesh points.
+        band: width of each band as a fraction of the face width.
+    """
+    lm = np.asarray(landmarks, np.float32)[:, :2]
+    h, w = original.shape[:2]
+    face_w = float(np.ptp(lm[:, 0]))
+    r = max(2, int(round(band * face_w)))
+    features = np.zeros((h, w), np.uint8)
+    for idx in (RIGHT_EYE, LEFT_EYE, RIGHT_EYEBROW, LEFT_EYEBROW, LIPS_OUTER):
+        cv2.fillConvexPoly(features, cv2.convexHull(np.round(lm[list(idx)]).astype(np.int32)), 255)
+    k = max(3, (r // 2) | 1)
+    features = cv2.dilate(features, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    solid = _fill_holes(cv2.compare(mask, 0, cv2.CMP_GT))
+    kern = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    outer = (solid == 0) & (cv2.dilate(solid, kern) > 0)
+    outer &= _skin_like(original, lm, outer)
+    full = mask == 255
+    if not full.any() or not outer.any():
+        return np.zeros((h, w), bool), outer
+    depth = cv2.distanceTransform(solid, cv2.DIST_L2, 5)
+    soft = float(depth[full].min())  # width of the feathered zone
+    to_outer = cv2.distanceTransform(np.where(outer, 0, 255).astype(np.uint8), cv2.DIST_L2, 5)
+    inner = full & (features == 0) & (to_outer <= soft + r + 1)
+    return inner, outer
+
+
+#: Robust deviations from the live cheeks' colour within which a pixel counts as skin.
+SKIN_DISTANCE = 3.0
+_SKIN_FLOOR = np.array([6.0, 3.0, 3.0])
+
+
+def _skin_like(image: ImageBGR, landmarks: npt.NDArray[np.float32], where: npt.NDArray[np.bool_]
+               ) -> npt.NDArray[np.bool_]:
+    """Pixels (of ``where``) whose colour is within :data:`SKIN_DISTANCE` of the live cheeks'."""
+    cheeks = np.zeros(image.shape[:2], np.uint8)
+    for idx in (RIGHT_CHEEK, LEFT_CHEEK):
+        cv2.fillConvexPoly(cheeks, cv2.convexHull(np.round(landmarks[list(idx)]).astype(np.int32)), 255)
+    ref = _lab_pixels(image, cheeks > 0)
+    out = np.zeros(image.shape[:2], bool)
+    if len(ref) < 16 or not where.any():
+        return out
+    med = np.median(ref, axis=0)
+    sd = np.maximum(1.4826 * np.median(np.abs(ref - med), axis=0), _SKIN_FLOOR)
+    px = _lab_pixels(image, where)
+    out[where] = np.sqrt((((px - med) / sd) ** 2).sum(axis=1)) <= SKIN_DISTANCE
+    return out
+
+
+def _lab_pixels(image: ImageBGR, where: npt.NDArray[np.bool_]) -> npt.NDArray[np.float64]:
+    px = image[where].reshape(-1, 1, 3).astype(np.float32) / 255.0
+    if len(px) == 0:
+        return np.zeros((0, 3))
+    return cv2.cvtColor(px, cv2.COLOR_BGR2Lab).reshape(-1, 3).astype(np.float64)
+
+
+def skin_match(original: ImageBGR, output: ImageBGR, mask: Mask, landmarks: npt.ArrayLike,
+               band: float = 0.05) -> SkinMatch:
+    """Mean L*a*b* of the swapped skin vs the live skin next to it (see :func:`skin_regions`)."""
+    inner, outer = skin_regions(original, mask, landmarks, band)
+    lab_in = mean_lab(output, inner)
+    lab_out = mean_lab(original, outer)
+    return SkinMatch(lab_in, lab_out, delta_e76(lab_in, lab_out), delta_e2000(lab_in, lab_out),
+                     int(inner.sum()), int(outer.sum()))
+
+
+def _fill_holes(binary: Mask) -> Mask:
+    out = np.zeros_like(binary)
+    contours, _ = cv2.findContours(binary, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    cv2.drawContours(out, contours, -1, 255, cv2.FILLED)
+    return out
+
+
+def covered_skin_match(original: ImageBGR, output: ImageBGR, mask: Mask, landmarks: npt.ArrayLike
+                       ) -> SkinMatch:
+    """Mean L*a*b* of the swapped skin vs the live skin it covers (same pixels, before pasting).
+
+    Fully pasted pixels (mask 255) inside the live face oval, eyes, brows and lips excluded.
+    Unlike :func:`skin_match` this is blind to seams but also to the face's own shading:
+    a perfect colour match scores 0.
+    """
+    lm = np.asarray(landmarks, np.float32)[:, :2]
+    h, w = original.shape[:2]
+    oval = np.zeros((h, w), np.uint8)
+    cv2.fillPoly(oval, [np.round(lm[list(FACE_OVAL)]).astype(np.int32)], 255)
+    features = np.zeros((h, w), np.uint8)
+    for idx in (RIGHT_EYE, LEFT_EYE, RIGHT_EYEBROW, LEFT_EYEBROW, LIPS_OUTER):
+        cv2.fillConvexPoly(features, cv2.convexHull(np.round(lm[list(idx)]).astype(np.int32)), 255)
+    where = (mask == 255) & (oval > 0) & (features == 0)
+    lab_in, lab_out = mean_lab(output, where), mean_lab(original, where)
+    n = int(where.sum())
+    return SkinMatch(lab_in, lab_out, delta_e76(lab_in, lab_out), delta_e2000(lab_in, lab_out), n, n)
+
+
+# --- containment -------------------------------------------------------------------------
+
+def changed_outside(original: ImageBGR, output: ImageBGR, mask: Mask, dilate: int = 2) -> int:
+    """How many pixels differ between ``original`` and ``output`` outside the dilated mask."""
+    k = 2 * max(dilate, 0) + 1
+    grown = cv2.dilate(cv2.compare(mask, 0, cv2.CMP_GT), np.ones((k, k), np.uint8))
+    diff = cv2.absdiff(original, output).max(axis=2)
+    return int(np.count_nonzero((diff > 0) & (grown == 0)))

@@ -1,0 +1,759 @@
+"""The default swapper: a face from one photo, rendered through the mesh's UV space.
+
+No neural generator. The source photo is unwrapped once into a texture in the UV space of
+MediaPipe's canonical face model (``canonical_face_model.obj``); every frame that texture is
+rendered onto the live 468-point mesh, triangle by triangle, far to near with back-face
+handling (:mod:`obs_faceswap.swap.raster`). The texture is pose-independent: what the photo
+could not see well (the far cheek of a turned head) is taken from the mirrored side.
+
+What the first, naive trial (a 2D Delaunay warp) got wrong and how it is avoided here:
+
+* the source's fringe pasted over the forehead → texels unlike the source's own skin
+  (robust L*a*b* models of cheeks and glabella) that connect to the texture's edge are hair
+  or background; they are taken from the mirrored side when that is clean, otherwise painted
+  over with the surrounding skin (a cut would let the live brows and forehead show through),
+  and the forehead fades out towards the mesh's top edge;
+* a pink face on a darker neck → per track, the texture (not the frame) is colour-transferred
+  in L*a*b* to the live face: a global map (``rct``/``linear``) between the cheeks of both
+  faces, then a smooth UV-space field of local skin-mean differences, so the live lighting
+  (a lit forehead, a shaded side) carries over while the source's features stay its own;
+* a closed source mouth stretched over an open one with a dark ring → with ``keep_mouth`` the
+  18 triangles that close the mouth are not drawn and the live inner-lip polygon is cut out
+  with a margin and a soft edge, so the real mouth interior shows;
+* smeared, streaky texture where the poses differ → the mesh's real topology and UVs, culling,
+  the mirrored fill, and oblique slivers of the photo painted over;
+* a dark rim → the mask is eroded by the feather's full reach and uncovered crop pixels
+  carry the frame.
+
+The swapper only produces a :class:`~obs_faceswap.types.SwapResult` (crop, mask and a
+translation to the crop's place); :mod:`obs_faceswap.merge` pastes it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from obs_faceswap import merge
+from obs_faceswap.config import ColorConfig, MaskConfig
+from obs_faceswap.errors import InputError, NoFaceError
+from obs_faceswap.geometry import (
+    LEFT_CHEEK,
+    LEFT_EYE,
+    LEFT_EYEBROW,
+    LIPS_INNER,
+    LIPS_OUTER,
+    NOSE_TIP,
+    RIGHT_CHEEK,
+    RIGHT_EYE,
+    RIGHT_EYEBROW,
+    CanonicalFace,
+)
+from obs_faceswap.merge import LabStats, from_lab, lab_stats, to_lab, transfer_matrix
+from obs_faceswap.swap import raster
+from obs_faceswap.types import Face, FloatArray, ImageBGR, SwapResult
+
+log = logging.getLogger(__name__)
+
+Mask = npt.NDArray[np.uint8]
+
+# Source-side quality of a triangle from its facing ratio (projected area / true area, i.e.
+# the cosine between its normal and the view direction): useless below _FACING_LO, fully
+# trusted above _FACING_HI; the mirrored triangle fills in between.
+_FACING_LO = 0.25
+_FACING_HI = 0.55
+# Texels seen this obliquely from both sides (facing below _VISIBLE_LO) are painted over: they are
+# smears of a few source pixels, and stretch into streaks when the live head turns.
+_VISIBLE_LO = 0.08
+_VISIBLE_HI = 0.22
+# Hair trim: a texel further than this from the skin models (robust standard deviations,
+# see _skin_distance) is "not skin".
+_SKIN_DISTANCE = 3.0
+# Floors of the skin models' standard deviations (L, a, b): skin patches are very uniform.
+_SKIN_MIN_STD = np.array([6.0, 2.5, 2.5], np.float32)
+_SKIN_PATCHES_CHEEKS = (RIGHT_CHEEK, LEFT_CHEEK)
+# Between the brows and down the nose bridge: skin that hair almost never covers.
+_SKIN_PATCHES_GLABELLA = ((9, 336, 285, 417, 168, 193, 55, 107),)
+# The inner face, where dark or unusual colours are features, not hair.
+_FEATURES = RIGHT_EYEBROW + LEFT_EYEBROW + RIGHT_EYE + LEFT_EYE + LIPS_OUTER
+# Nostrils and the shadow under the nose: not skin for shading statistics.
+_NOSTRILS = (2, 19, 20, 59, 60, 75, 79, 94, 125, 141, 166, 218, 219, 235, 237, 238, 239, 241,
+             242, 250, 289, 290, 305, 309, 354, 370, 392, 438, 439, 455, 457, 458, 459, 461, 462)
+# Width of the fade towards the upper face's edge, as a fraction of the texture size.
+_TOP_FADE = 0.1
+# The live mask is built at this face width (pixels) and upsampled: the edges are soft anyway.
+_MASK_WIDTH = 96
+# Local shading transfer: both faces are compared in UV space at this resolution, and the
+# difference of their skin's local means (Gaussian of this sigma, fraction of the UV size) is
+# added to the texture. This carries the live lighting (a darker side, a lit cheek) that one
+# global colour map cannot, while the source's features stay its own.
+# The source's own skin follows the broad lighting only (finer detail is identity); skin
+# painted over hair has no identity to keep and follows the live skin closely.
+_SHADING_SIZE = 128
+_SHADING_SIGMA = 0.2
+_SHADING_SIGMA_PAINTED = 0.05
+_SHADING_MAX = 40.0  # L*a*b* units
+# Live brows are often thicker than the mesh's brow contour: the shading statistics keep
+# this far (fraction of the UV size) from them.
+_BROW_MARGIN = 0.1
+# A source face smaller than the texture is magnified by bilinear sampling and looks soft next
+# to the live frame (a tell-tale of a swap, and it costs identity): unsharp mask of this
+# amount at this scale.
+_SHARPEN = 0.7
+_SHARPEN_SIGMA = 1.3  # in source pixels
+# How much of the colour transfer the eyes get, per L*, a*, b* channel.
+_EYE_TRANSFER = np.array([0.7, 0.15, 0.15], np.float32)
+# Temporal smoothing of the live statistics at each re-estimate (1 = no smoothing):
+# re-estimating every few frames otherwise makes the colour step visibly.
+_STATS_MIX = 0.5
+# Per-track state kept for at most this many faces (least recently swapped dropped first).
+_MAX_TRACKS = 16
+
+
+@dataclass
+class _Track:
+    """Per-face state: the colour-corrected texture and the live skin statistics."""
+
+    texture: npt.NDArray[np.uint8]
+    stats: LabStats | None = None
+    shading: npt.NDArray[np.float32] | None = None
+    age: int = 0
+
+
+def source_landmarks(image: ImageBGR, detector: Any, mesh: Any, *, name: str | Path | None = None
+                     ) -> FloatArray:
+    """The 468 mesh points of the largest face in a source photo.
+
+    Detect, run the mesh on the detection's crop, then once more on a crop refined from the
+    mesh itself (the detector's box is looser than the mesh's own fit).
+
+    Args:
+        image: ``(H, W, 3)`` uint8 BGR photo.
+        detector: anything with ``detect(image) -> Detections`` (e.g. :class:`YuNet`).
+        mesh: a :class:`~obs_faceswap.nets.landmarks.FaceMesh`.
+        name: the photo's file name, for the error message.
+
+    Returns:
+        ``(468, 3)`` float32 points in the photo's pixels.
+
+    Raises:
+        NoFaceError: no face was found (or the mesh does not see one).
+    """
+    from obs_faceswap.nets.landmarks import Roi
+
+    what = f"source photo {name}" if name else "source photo"
+    dets = detector.detect(image)
+    if len(dets) == 0:
+        raise NoFaceError(f"no face found in the {what}; use a photo with one clear, frontal face")
+    i = int(np.argmax(dets.areas))
+    pts, _ = mesh.infer(image, Roi.from_keypoints(dets.xyxy[i], dets.keypoints[i]))
+    pts, presence = mesh.infer(image, Roi.from_landmarks(pts))
+    if presence < 0.5:
+        raise NoFaceError(f"the face in the {what} is not clear enough for the face mesh "
+                          f"(presence {presence:.2f}); use a sharper, more frontal photo")
+    return np.ascontiguousarray(pts[:468], np.float32)
+
+
+class PhotoSwapper:
+    """Swap in the face from one photo: UV unwrap once, render onto the live mesh per frame.
+
+    Per-track state (keyed by :attr:`Face.track_id`) holds the colour-corrected texture;
+    otherwise the swapper is pure: it reads the frame and returns a new
+    :class:`SwapResult`. Not thread-safe: one pipeline thread calls :meth:`swap`.
+
+    Args:
+        image: ``(H, W, 3)`` uint8 BGR source photo.
+        landmarks: ``(468, 3)`` mesh points of the source face in ``image`` pixels (see
+            :func:`source_landmarks`).
+        face: the canonical face model (topology, UVs, mirror map).
+        texture_size: side of the square UV texture in pixels.
+        mask: which parts of the swapped face are used and how soft its edges are.
+        color: colour transfer settings.
+
+    Raises:
+        InputError: the image or landmarks cannot be used.
+
+    Example:
+        >>> swapper = PhotoSwapper(photo, source_landmarks(photo, yunet, mesh), face)
+        >>> result = swapper.swap(frame, live_face)   # None when the face is off-frame
+        >>> if result is not None:
+        ...     paste_back(frame, result, BlendConfig())
+    """
+
+    def __init__(self, image: ImageBGR, landmarks: npt.ArrayLike, face: CanonicalFace, *,
+                 texture_size: int = 512, mask: MaskConfig | None = None,
+                 color: ColorConfig | None = None) -> None:
+        if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 \
+                or image.shape[2] != 3:
+            raise InputError(f"source image must be (H, W, 3) uint8 BGR, got "
+                             f"{getattr(image, 'shape', None)} {getattr(image, 'dtype', type(image))}")
+        lm = np.asarray(landmarks, np.float32)
+        if lm.ndim != 2 or lm.shape[0] not in (468, 478) or lm.shape[1] != 3 \
+                or not np.isfinite(lm).all():
+            raise InputError(f"source landmarks must be finite (468, 3), got {lm.shape}")
+        if not 64 <= texture_size <= 4096:
+            raise InputError(f"texture_size must be in [64, 4096], got {texture_size}")
+        self.face = face
+        self.size = int(texture_size)
+        self.mask_config = mask or MaskConfig()
+        self.color_config = color or ColorConfig()
+        self._tracks: dict[int, _Track] = {}
+        # Compiled kernels (numba JIT, cached on disk) are readied now, not on the first frame.
+        raster.warm_up()
+        merge.warm_up()
+        tris = face.triangles
+        self._uv_px = (face.uv * self.size).astype(np.float32)
+        self._uv_sign = np.sign(raster.signed_areas(self._uv_px, tris))
+        self._mouth = face.mouth_triangles
+        # Shading statistics ignore features on both faces: same UV places, so one mask.
+        n = _SHADING_SIZE
+        self._uv_small = (face.uv * n).astype(np.float32)
+        nonskin = _polygon_mask((n, n), [self._uv_small[list(p)] for p in
+                                         (RIGHT_EYE, LEFT_EYE, LIPS_OUTER, _NOSTRILS)])
+        nonskin = cv2.dilate(nonskin, _disc(n * 0.04))
+        # Real brows are often thicker than the mesh's brow contour: keep well clear of them.
+        brows = _polygon_mask((n, n), [self._uv_small[list(p)] for p in (RIGHT_EYEBROW, LEFT_EYEBROW)])
+        nonskin = cv2.max(nonskin, cv2.dilate(brows, _disc(n * _BROW_MARGIN)))
+        self._shading_skin = (nonskin == 0).astype(np.float32)
+        inner = _polygon_mask((self.size, self.size), [self._uv_px[list(_FEATURES)]])
+        self._inner_face = cv2.GaussianBlur(inner.astype(np.float32) / 255, (0, 0), self.size * 0.01)
+        # The inner face (brows to lips): never hair, never painted over. Generously grown
+        # where dark features must not be mistaken for hair; barely grown where painting may
+        # reach (the strip above the brows is often in the fringe's shadow).
+        self._features = cv2.dilate(inner, _disc(self.size * 0.04))
+        self._features_tight = cv2.dilate(inner, _disc(self.size * 0.01))
+        # Per-channel transfer weights inside each eye's box (1 elsewhere).
+        self._eye_weights = []
+        for eye in (RIGHT_EYE, LEFT_EYE):
+            pts = self._uv_px[list(eye)]
+            m = _polygon_mask((self.size, self.size), [pts])
+            m = cv2.GaussianBlur(m.astype(np.float32) / 255, (0, 0), self.size * 0.004)
+            pad = int(self.size * 0.02)
+            x0, y0 = np.maximum(np.floor(pts.min(axis=0)).astype(int) - pad, 0)
+            x1, y1 = np.minimum(np.ceil(pts.max(axis=0)).astype(int) + pad, self.size)
+            box = m[y0:y1, x0:x1, None]
+            self._eye_weights.append(((y0, y1, x0, x1),
+                                      (1 - box * (1 - _EYE_TRANSFER)).astype(np.float32)))
+        # The upper face, from just above the brows (brows are a strong identity cue and stay
+        # the source's) to a quarter of the way to the mesh's top edge, then fully.
+        v = face.vertices
+        brow = float(v[list(RIGHT_EYEBROW) + list(LEFT_EYEBROW), 1].max())
+        top = float(v[:, 1].max())
+        self._upper = self._interpolate(np.clip((v[:, 1] - brow) / (0.25 * (top - brow)), 0, 1),
+                                        None, self.size)[0]
+        self._unwrap(image, lm[:468])
+
+    # -- source side ---------------------------------------------------------------------
+    def _unwrap(self, image: ImageBGR, lm: FloatArray) -> None:
+        """Sample the photo into UV space, directly and mirrored, and rate both views."""
+        size, tris, uvp = self.size, self.face.triangles, self._uv_px
+        xy = lm[:, :2]
+        mx, my, ids = raster.rasterise(uvp, xy, tris, (size, size), with_ids=True)
+        assert ids is not None
+        self._direct = cv2.remap(image, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        # The mirror view takes each triangle's pixels from its counterpart on the other side
+        # of the face (vertex i sampled where mirror[i] is): exact, whatever the UV layout.
+        mx, my, _ = raster.rasterise(uvp, xy[self.face.mirror], tris, (size, size))
+        self._mirrored = cv2.remap(image, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        self._valid = ids >= 0
+        # Texels per source pixel (linear), over the triangles the photo shows squarely.
+        front = facing_ratio(lm, tris, self._uv_sign) > 0.5
+        if front.any():
+            uv_area = np.abs(raster.signed_areas(uvp, tris[front])).sum()
+            px_area = np.abs(raster.signed_areas(xy, tris[front])).sum()
+            self.magnification = float(np.sqrt(uv_area / max(px_area, 1e-9)))
+        else:
+            self.magnification = 1.0
+        facing = self._vertex_field(facing_ratio(lm, tris, self._uv_sign))
+        both = self._interpolate(facing, facing[self.face.mirror], size)
+        self._facing_direct, self._facing_mirror = both[0], both[1]
+        self._build_texture()
+
+    def _build_texture(self) -> None:
+        """Combine direct and mirrored views, trim hair, fill, and convert (once per setting)."""
+        size = self.size
+        valid = self._valid.astype(np.float32)
+        if self.mask_config.trim_hair:
+            keep_d = self._skin_keep(self._direct)
+            # Above the brows, stay well clear of the hair's edge: its thin, half-skin strands
+            # pass the skin test but look like a ragged line once the hair is painted over.
+            clear = cv2.erode(keep_d, _disc(size * 0.03))
+            keep_d = keep_d * (1 - self._upper) + clear * self._upper
+            keep_d = cv2.GaussianBlur(keep_d, (0, 0), size * 0.006)
+        else:
+            keep_d = valid
+        keep_m = _mirror_u(keep_d) * valid
+        q_d = np.clip((self._facing_direct - _FACING_LO) / (_FACING_HI - _FACING_LO), 0, 1) * keep_d
+        q_m = np.clip((self._facing_mirror - _FACING_LO) / (_FACING_HI - _FACING_LO), 0, 1) * keep_m
+        # Prefer the direct view (mirroring everything would erase the face's asymmetry); take
+        # the mirror where the direct view is poor or hair, and the mirror is better.
+        w = cv2.GaussianBlur((1 - q_d) * q_m, (0, 0), size * 0.008)
+        self.mirrored_fraction = float(w[self._valid].mean())
+        w3 = w[..., None]
+        tex = cv2.convertScaleAbs(self._direct.astype(np.float32) * (1 - w3)
+                                  + self._mirrored.astype(np.float32) * w3)
+        skin = keep_d * (1 - w) + keep_m * w  # the source's own skin, trusted
+        seen = np.maximum(self._facing_direct * keep_d, self._facing_mirror * keep_m)
+        seen = np.clip((seen - _VISIBLE_LO) / (_VISIBLE_HI - _VISIBLE_LO), 0, 1)
+        trusted = skin * np.maximum(seen, self._inner_face)
+        # What is not trusted (hair, background, smears of a few oblique pixels) is painted
+        # over with the surrounding skin rather than cut out: a cut lets the live face show
+        # through inside the swapped one (the live brows between the source's brows and its
+        # fringe, the live cheek's edge) and gives away much of the identity. The painted
+        # forehead fades out towards the mesh's top edge (the live hairline side); the rest of
+        # the silhouette is feathered per frame.
+        dist = cv2.distanceTransform(self._valid.astype(np.uint8), cv2.DIST_L2, 5)
+        cover = 1.0 - self._upper * (1.0 - np.clip(dist / (_TOP_FADE * size), 0.0, 1.0))
+        alpha = cv2.convertScaleAbs(cover * valid, alpha=255.0)
+        # The fill: nearby skin colour (features excluded as sources), also outside the UV
+        # layout so bilinear sampling and soft mask edges pick up skin, never black or hair.
+        sources = (trusted > 0.98) & self._valid & (self._features == 0)
+        filled = _push_pull_fill(tex, sources).astype(np.float32)
+        s3 = np.where(sources | (self._features_tight > 0), 1.0, trusted)[..., None].astype(np.float32)
+        tex = tex.astype(np.float32) * s3 + filled * (1 - s3)
+        # A source face smaller than the texture was magnified by bilinear sampling and looks
+        # soft next to the live frame: unsharp-mask at the scale of one source pixel.
+        amount = _SHARPEN * float(np.clip(self.magnification - 0.5, 0.0, 1.0))
+        if amount > 0:
+            sigma = max(1.0, _SHARPEN_SIGMA * self.magnification)
+            tex = tex + amount * (tex - cv2.GaussianBlur(tex, (0, 0), sigma))
+        tex = cv2.convertScaleAbs(tex)
+        cheeks = _polygon_mask((size, size), [self._uv_px[list(RIGHT_CHEEK)],
+                                              self._uv_px[list(LEFT_CHEEK)]])
+        skin = lab_stats(tex, cv2.bitwise_and(cheeks, cv2.compare(alpha, 200, cv2.CMP_GT)))
+        if skin is None:
+            skin = lab_stats(tex, cheeks)
+        if skin is None:
+            raise InputError("the source face is too small to sample its skin colour")
+        self.source_stats = skin
+        self.texture_bgr = tex
+        self.texture_alpha = alpha
+        self._texture_lab = to_lab(tex)
+        self._texture_lab_small = cv2.resize(self._texture_lab, (_SHADING_SIZE, _SHADING_SIZE),
+                                             interpolation=cv2.INTER_AREA)
+        self._base_texture = _with_alpha(tex, alpha)
+        n = _SHADING_SIZE
+        small_alpha = cv2.resize(alpha, (n, n), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+        self._trusted_small = cv2.resize(trusted.astype(np.float32), (n, n), interpolation=cv2.INTER_AREA)
+        # Broad lighting is measured on the source's own skin; the close follow of painted
+        # areas on everything rendered.
+        self._shading_weights = (self._shading_skin * small_alpha * self._trusted_small,
+                                 self._shading_skin * small_alpha)
+        for t in self._tracks.values():
+            t.age = 0
+            t.shading = None
+
+    def _skin_keep(self, tex: ImageBGR) -> npt.NDArray[np.float32]:
+        """1 where the texture shows the source's face, 0 where hair or background intrudes.
+
+        The mesh reaches past the hairline and, at the sides, past the face's silhouette, so
+        fringe, sideburns and background land in the texture's outer parts. Outside the inner
+        features (eyes, brows, lips), texels unlike the source's own skin (robust L*a*b*
+        models of the cheeks and of the glabella: foreheads are often brighter or redder than
+        cheeks) that connect to the texture's outer edge are not the face; neither is
+        whatever that cuts off from the central face.
+        """
+        size, uvp, valid = self.size, self._uv_px, self._valid
+        lab = to_lab(tex)
+        d_cheeks, d_glabella = (
+            _skin_distance(lab, lab[(_polygon_mask((size, size), [uvp[list(p)] for p in patch]) > 0)
+                                    & valid])
+            for patch in (_SKIN_PATCHES_CHEEKS, _SKIN_PATCHES_GLABELLA))
+        # The forehead is judged by the glabella alone: cheeks are shaded and their spread
+        # lets a light fringe pass as skin.
+        distance = np.where(self._upper > 0.5, d_glabella, np.minimum(d_cheeks, d_glabella))
+        # Brows and eyes are dark but never hair: protected with a small margin, so a fringe
+        # reaching down to the brows is still found.
+        unlike = ((distance > _SKIN_DISTANCE) & valid & (self._features_tight == 0)).astype(np.uint8)
+        unlike = cv2.morphologyEx(unlike, cv2.MORPH_CLOSE, _disc(size * 0.016))
+        v8 = valid.astype(np.uint8)
+        edge = cv2.subtract(v8, cv2.erode(v8, np.ones((5, 5), np.uint8)))
+        _, labels = cv2.connectedComponents(unlike)
+        touching = np.unique(labels[(edge > 0) & (unlike > 0)])
+        hair = np.isin(labels, touching[touching > 0])
+        keep = (valid & ~hair).astype(np.uint8)
+        _, labels = cv2.connectedComponents(keep)
+        nose = np.clip(np.round(uvp[NOSE_TIP]).astype(int), 0, size - 1)
+        centre = labels[nose[1], nose[0]]
+        if centre > 0:
+            keep = (labels == centre).astype(np.uint8)
+        keep = cv2.morphologyEx(keep, cv2.MORPH_OPEN, _disc(size * 0.02))
+        return keep.astype(np.float32)
+
+    def _vertex_field(self, per_tri: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """Per-vertex mean of a per-triangle value (for smooth interpolation)."""
+        idx = self.face.triangles.ravel()
+        nv = len(self.face.vertices)
+        acc = np.bincount(idx, weights=np.repeat(per_tri, 3), minlength=nv)
+        cnt = np.bincount(idx, minlength=nv)
+        return acc / np.maximum(cnt, 1)
+
+    def _interpolate(self, a: npt.ArrayLike, b: npt.ArrayLike | None, n: int
+                     ) -> npt.NDArray[np.float32]:
+        """``(2, n, n)`` UV-space images of up to two per-vertex values (0 outside the layout).
+
+        The rasteriser interpolates whatever per-vertex 2-vector it is given as "source
+        position"; here that carries values instead of coordinates.
+        """
+        vals = np.zeros((len(self.face.vertices), 2), np.float32)
+        vals[:, 0] = a
+        if b is not None:
+            vals[:, 1] = b
+        uv = self._uv_px if n == self.size else (self.face.uv * n).astype(np.float32)
+        mx, my, _ = raster.rasterise(uv, vals, self.face.triangles, (n, n))
+        inside = mx > raster.OUTSIDE / 2
+        return np.stack([np.where(inside, mx, 0.0), np.where(inside, my, 0.0)]).astype(np.float32)
+
+    # -- introspection -------------------------------------------------------------------
+    @property
+    def texture(self) -> npt.NDArray[np.uint8]:
+        """``(size, size, 4)`` BGRA UV texture before colour transfer (alpha: what is used)."""
+        return self._base_texture
+
+    @property
+    def photo_texture(self) -> ImageBGR:
+        """``(size, size, 3)`` the photo sampled straight into UV space (no fill, no trim)."""
+        return self._direct
+
+    @property
+    def tracks(self) -> list[int]:
+        """Track ids with per-face state, least recently swapped first."""
+        return list(self._tracks)
+
+    # -- settings ------------------------------------------------------------------------
+    def update(self, *, mask: MaskConfig | None = None, color: ColorConfig | None = None) -> None:
+        """Apply new mask or colour settings without unwrapping the photo again."""
+        if mask is not None:
+            retrim = mask.trim_hair != self.mask_config.trim_hair
+            self.mask_config = mask
+            if retrim:
+                self._build_texture()
+        if color is not None:
+            self.color_config = color
+        # Each track's texture is rebuilt (colour transfer) on its next frame.
+        for t in self._tracks.values():
+            t.age = 0
+
+    def reset(self, track_id: int | None = None) -> None:
+        """Forget per-track state (all tracks when ``track_id`` is None)."""
+        if track_id is None:
+            self._tracks.clear()
+        else:
+            self._tracks.pop(track_id, None)
+
+    # -- per frame -----------------------------------------------------------------------
+    def swap(self, frame: ImageBGR, face: Face) -> SwapResult | None:
+        """Render the source face onto ``face`` in ``frame``.
+
+        Args:
+            frame: ``(H, W, 3)`` uint8 BGR; read only.
+            face: the live face (mesh points in ``frame`` pixels).
+
+        Returns:
+            The crop around the face, its soft mask and the translation to its place in the
+            frame; ``None`` when the face is degenerate or outside the frame.
+        """
+        lm = face.landmarks[:468]
+        if not np.isfinite(lm).all():
+            return None
+        fh, fw = frame.shape[:2]
+        lo = np.floor(lm[:, :2].min(axis=0)).astype(int) - 2
+        hi = np.ceil(lm[:, :2].max(axis=0)).astype(int) + 3
+        face_w = float(hi[0] - lo[0])
+        if face_w < 8 or hi[1] - lo[1] < 8:
+            return None
+        x0, y0 = max(int(lo[0]), 0), max(int(lo[1]), 0)
+        x1, y1 = min(int(hi[0]), fw), min(int(hi[1]), fh)
+        if x1 - x0 < 4 or y1 - y0 < 4:
+            return None
+        w, h = x1 - x0, y1 - y0
+        texture = self._texture_for(face.track_id, frame, lm)
+        dst = lm[:, :2] - np.array([x0, y0], np.float32)
+        include = ~self._mouth if self.mask_config.keep_mouth else None
+        order, _ = raster.draw_order(dst, lm[:, 2], self.face.triangles, self._uv_sign, include)
+        mx, my, _ = raster.rasterise(dst, self._uv_px, self.face.triangles, (w, h), order)
+        rendered = cv2.remap(texture, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                             borderValue=(0, 0, 0, 0))
+        crop = cv2.cvtColor(rendered, cv2.COLOR_BGRA2BGR)
+        alpha = np.ascontiguousarray(rendered[..., 3])
+        # Where nothing was rendered, carry the frame: a soft mask edge then blends frame
+        # with frame instead of pulling in black (the "dark rim").
+        cv2.copyTo(frame[y0:y1, x0:x1], cv2.compare(alpha, 0, cv2.CMP_EQ), crop)
+        mask = self._mask(alpha, dst, face_w)
+        t = np.array([[1, 0, x0], [0, 1, y0]], np.float32)
+        return SwapResult(crop, mask, t, face.track_id)
+
+    def _mask(self, alpha: Mask, dst: FloatArray, face_w: float) -> Mask:
+        """Soft mask from the rendered coverage × hair trim, minus mouth and eyes, feathered.
+
+        Built at about :data:`_MASK_WIDTH` pixels across the face and upsampled.
+        """
+        cfg = self.mask_config
+        h, w = alpha.shape
+        s = min(1.0, _MASK_WIDTH / face_w)
+        sw, sh = max(1, round(w * s)), max(1, round(h * s))
+        # INTER_LINEAR, not INTER_AREA: 25x faster at non-integer factors, and this edge is
+        # blurred below anyway.
+        small = cv2.resize(alpha, (sw, sh), interpolation=cv2.INTER_LINEAR)
+        # Fill interior holes (nostril slivers, the undrawn mouth) so only the outer
+        # silhouette is feathered; mouth and eyes get their own soft cuts below.
+        solid = np.zeros_like(small)
+        contours, _ = cv2.findContours(cv2.compare(small, 8, cv2.CMP_GT), cv2.RETR_EXTERNAL,
+                                       cv2.CHAIN_APPROX_SIMPLE)
+        cv2.drawContours(solid, contours, -1, 255, cv2.FILLED)
+        fw_small = face_w * s
+        # Erode by the blur's full reach (3 sigma) plus a pixel for the upsampling, so the
+        # feathered edge is 0 at the silhouette: no unrendered pixel can bleed in as a rim.
+        blur = cfg.feather * fw_small
+        erode = cfg.erode * fw_small + blur + 1
+        solid = cv2.erode(solid, _disc(2 * erode + 1))
+        if blur >= 0.5:
+            solid = cv2.GaussianBlur(solid, (0, 0), blur / 3)
+        # Inside the silhouette the rendered alpha carries the hair trim; holes count as 255.
+        inner = small.copy()
+        inner[(small == 0) & (solid > 0)] = 255
+        m = cv2.min(solid, inner)
+        pts = dst * s
+        if cfg.keep_mouth:
+            m = _cut(m, [pts[list(LIPS_INNER)]], grow=0.01 * fw_small, soft=0.03 * fw_small)
+        if cfg.keep_eyes:
+            m = _cut(m, [pts[list(RIGHT_EYE)], pts[list(LEFT_EYE)]], grow=0.005 * fw_small,
+                     soft=0.02 * fw_small)
+        if (sw, sh) != (w, h):
+            m = cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR)
+        return m
+
+    def _texture_for(self, track_id: int, frame: ImageBGR, lm: FloatArray) -> npt.NDArray[np.uint8]:
+        """The colour-corrected BGRA texture of a track, re-estimated every ``interval`` frames."""
+        cfg = self.color_config
+        track = self._tracks.pop(track_id, None)
+        if track is None:
+            track = _Track(self._base_texture)
+            if len(self._tracks) >= _MAX_TRACKS:  # forget the least recently swapped face
+                self._tracks.pop(next(iter(self._tracks)))
+        self._tracks[track_id] = track  # (re)insert: dict order = recency
+        if cfg.mode == "none" or cfg.strength <= 0:
+            track.texture = self._base_texture
+            return track.texture
+        # Until the live skin has been measured once (cheeks out of view), try every frame.
+        if track.age % cfg.interval == 0 or track.stats is None:
+            live = live_skin_stats(frame, lm)
+            if live is not None:
+                track.stats = live if track.stats is None else track.stats.mix(live, _STATS_MIX)
+            if track.stats is not None:
+                m = transfer_matrix(cfg.mode, self.source_stats, track.stats, cfg.strength)
+                m32 = m.astype(np.float32)
+                lab = cv2.transform(self._texture_lab, m32)
+                # The map is affine, so shrinking commutes with it: use the pre-shrunk texture.
+                shading = self._shading(frame, lm, cv2.transform(self._texture_lab_small, m32))
+                if shading is not None:
+                    track.shading = shading if track.shading is None else \
+                        (1 - _STATS_MIX) * track.shading + _STATS_MIX * shading
+                if track.shading is not None:
+                    up = cv2.resize(track.shading, (self.size, self.size), interpolation=cv2.INTER_LINEAR)
+                    lab += np.float32(cfg.strength) * up
+                # Eyes take the live lighting but keep their own colour: a skin-to-skin map
+                # turns eye whites orange.
+                for (y0, y1, x0, x1), wgt in self._eye_weights:
+                    orig = self._texture_lab[y0:y1, x0:x1]
+                    lab[y0:y1, x0:x1] = orig + (lab[y0:y1, x0:x1] - orig) * wgt
+                track.texture = _with_alpha(from_lab(lab), self.texture_alpha)
+        track.age += 1
+        return track.texture
+
+    def _shading(self, frame: ImageBGR, lm: FloatArray, src: npt.NDArray[np.float32]
+                 ) -> npt.NDArray[np.float32] | None:
+        """UV-space field (L*a*b* offsets) that gives the texture the live face's local means.
+
+        The live face is unwrapped into a small UV image with the same rasteriser; both
+        faces' skin (features and poorly seen parts weighted out) is low-passed with a
+        normalised Gaussian and the difference is returned. ``src`` is the globally
+        colour-transferred texture at :data:`_SHADING_SIZE`.
+        """
+        n = _SHADING_SIZE
+        fh, fw = frame.shape[:2]
+        mx, my, _ = raster.rasterise(self._uv_small, lm[:, :2], self.face.triangles, (n, n))
+        inside = (mx >= 0) & (my >= 0) & (mx <= fw - 1) & (my <= fh - 1)
+        if inside.sum() < n * n // 8:
+            return None
+        live = to_lab(cv2.remap(frame, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
+        facing = self._vertex_field(facing_ratio(lm, self.face.triangles, self._uv_sign))
+        seen = np.clip((self._interpolate(facing, None, n)[0] - _FACING_LO)
+                       / (_FACING_HI - _FACING_LO), 0, 1)
+        live_w = seen * inside
+        diff = live - src
+        w_broad = self._shading_weights[0] * live_w
+        w_close = self._shading_weights[1] * live_w
+        fields = [_normalised_blur(diff * w_broad[..., None], w_broad, _SHADING_SIGMA),
+                  _normalised_blur(diff * w_close[..., None], w_close, _SHADING_SIGMA_PAINTED)]
+        # The source's own skin follows only the broad lighting (finer detail is identity);
+        # painted-over skin has no identity to keep and follows the live skin closely.
+        t = self._trusted_small[..., None]
+        field = fields[0] * t + fields[1] * (1 - t)
+        return np.clip(field, -_SHADING_MAX, _SHADING_MAX)
+
+
+def facing_ratio(landmarks: npt.ArrayLike, triangles: npt.NDArray[np.int32],
+                 uv_sign: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Per triangle: projected area / true 3D area, signed (1 = faces the camera squarely).
+
+    The mesh's z is in the same pixel units as x and y, so the ratio is the cosine between
+    the triangle's normal and the viewing direction; negative = facing away.
+    """
+    p = np.asarray(landmarks, np.float64)[:, :3]
+    a, b, c = p[triangles[:, 0]], p[triangles[:, 1]], p[triangles[:, 2]]
+    true_area = np.linalg.norm(np.cross(b - a, c - a), axis=1)
+    return raster.signed_areas(p[:, :2], triangles) * uv_sign / np.maximum(true_area, 1e-9)
+
+
+def live_skin_stats(frame: ImageBGR, landmarks: FloatArray) -> LabStats | None:
+    """L*a*b* statistics of the live face's cheek skin (no eyes, brows or lips)."""
+    polys = [landmarks[list(RIGHT_CHEEK), :2], landmarks[list(LEFT_CHEEK), :2]]
+    allp = np.concatenate(polys)
+    fh, fw = frame.shape[:2]
+    x0, y0 = np.maximum(np.floor(allp.min(axis=0)).astype(int), 0)
+    x1, y1 = np.minimum(np.ceil(allp.max(axis=0)).astype(int) + 1, (fw, fh))
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return None
+    roi = frame[y0:y1, x0:x1]
+    polys = [p - (x0, y0) for p in polys]
+    # Statistics do not need every pixel of a big face: shrink to about 128 px across.
+    s = min(1.0, 128.0 / (x1 - x0))
+    if s < 1.0:
+        roi = cv2.resize(roi, (max(2, round(roi.shape[1] * s)), max(2, round(roi.shape[0] * s))),
+                         interpolation=cv2.INTER_AREA)
+        polys = [p * s for p in polys]
+    m = _polygon_mask(roi.shape[:2], polys)
+    px = roi[m > 0]
+    if len(px) < 16:
+        return None
+    return lab_stats(px.reshape(-1, 1, 3))
+
+
+def _polygon_mask(hw: tuple[int, ...], polygons: list[npt.NDArray[np.float32]]) -> Mask:
+    """uint8 mask of the convex hulls of ``polygons`` (sub-pixel vertices)."""
+    m = np.zeros(hw[:2], np.uint8)
+    for p in polygons:
+        hull = cv2.convexHull(np.round(np.asarray(p) * 16).astype(np.int32))
+        cv2.fillConvexPoly(m, hull, 255, cv2.LINE_8, 4)
+    return m
+
+
+def _cut(m: Mask, polygons: list[FloatArray], *, grow: float, soft: float) -> Mask:
+    """``m`` with soft-edged holes where ``polygons`` are.
+
+    The hole is fully open over the polygon grown by ``grow`` pixels and fades to nothing
+    over the next ``soft`` pixels: what the polygon outlines (the live mouth or eye) shows
+    exactly, with a soft margin around it.
+    """
+    hole = np.zeros_like(m)
+    for p in polygons:
+        pts = [np.round(p * 16).astype(np.int32)]
+        cv2.fillPoly(hole, pts, 255, cv2.LINE_8, 4)
+        # A closed mouth or eye is a degenerate polygon: its outline still marks the line.
+        cv2.polylines(hole, pts, True, 255, 1, cv2.LINE_8, 4)
+    sigma = soft / 3  # the Gaussian reaches about 3 sigma
+    reach = grow + 3 * sigma  # the blur must not eat into the polygon itself
+    hole = cv2.dilate(hole, _disc(2 * reach + 1))
+    if sigma >= 0.3:
+        hole = cv2.GaussianBlur(hole, (0, 0), sigma)
+    return cv2.subtract(m, hole)
+
+
+def _push_pull_fill(image: ImageBGR, valid: npt.NDArray[np.bool_]) -> ImageBGR:
+    """Fill pixels where ``valid`` is False with a smooth extrapolation of the valid ones.
+
+    Pull: average the valid pixels down an image pyramid (weighted by validity); push: fill
+    each level's holes from the coarser level. Cheap and seamless, unlike nearest-neighbour.
+    """
+    w = valid.astype(np.float32)
+    img = image.astype(np.float32) * w[..., None]
+    levels: list[tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]] = []
+    while min(img.shape[:2]) > 4:
+        levels.append((img, w))
+        img = cv2.resize(img, (img.shape[1] // 2, img.shape[0] // 2), interpolation=cv2.INTER_AREA)
+        w = cv2.resize(w, (w.shape[1] // 2, w.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    cur = img / np.maximum(w, 1e-6)[..., None]
+    # Coarsest cells without any valid pixel take the overall mean (not black).
+    total = float(w.sum())
+    if total > 0:
+        mean = img.reshape(-1, img.shape[2]).sum(axis=0) / total
+        cur[w <= 1e-6] = mean
+    for lim, lw in reversed(levels):
+        up = cv2.resize(cur, (lim.shape[1], lim.shape[0]), interpolation=cv2.INTER_LINEAR)
+        lw3 = np.clip(lw, 0.0, 1.0)[..., None]
+        own = lim / np.maximum(lw, 1e-6)[..., None]
+        cur = own * lw3 + up * (1 - lw3)
+    out = cv2.convertScaleAbs(cur)
+    out[valid] = image[valid]
+    return out
+
+
+
+def _skin_distance(lab: npt.NDArray[np.float32], samples: npt.NDArray[np.float32]
+                   ) -> npt.NDArray[np.float32]:
+    """Per-pixel distance to a robust skin model (median, MAD) in units of its spread.
+
+    Darker than the skin counts (hair, shadowed background), brighter does not: a forehead
+    often shines.
+    """
+    if len(samples) < 16:
+        return np.zeros(lab.shape[:2], np.float32)
+    med = np.median(samples, axis=0)
+    sd = np.maximum(1.4826 * np.median(np.abs(samples - med), axis=0), _SKIN_MIN_STD)
+    d = (lab - med.astype(np.float32)) / sd.astype(np.float32)
+    dl = np.minimum(d[..., 0], 0.0)
+    return np.sqrt(dl * dl + d[..., 1] ** 2 + d[..., 2] ** 2)
+
+
+def _odd(x: float) -> int:
+    """Nearest odd kernel size >= 3."""
+    return max(3, int(round(x)) | 1)
+
+
+def _normalised_blur(values: npt.NDArray[np.float32], weight: npt.NDArray[np.float32], sigma: float
+                     ) -> npt.NDArray[np.float32]:
+    """``blur(values) / (blur(weight) + 0.05)`` with a Gaussian of ``sigma`` x image size.
+
+    The small constant pulls the result towards 0 where there is little data to go by. The
+    blur runs on an image shrunk so that sigma is about 3 pixels (the result is smooth, and a
+    full-size Gaussian this wide costs milliseconds), then is scaled back up.
+    """
+    n = values.shape[0]
+    work = int(np.clip(round(3.0 / sigma), 8, n))
+    if work < n:
+        values = cv2.resize(values, (work, work), interpolation=cv2.INTER_AREA)
+        weight = cv2.resize(weight, (work, work), interpolation=cv2.INTER_AREA)
+    num = cv2.GaussianBlur(values, (0, 0), sigma * work)
+    den = cv2.GaussianBlur(weight, (0, 0), sigma * work)
+    out = num / (den + 0.05)[..., None]
+    if work < n:
+        out = cv2.resize(out, (n, n), interpolation=cv2.INTER_LINEAR)
+    return out
+
+
+def _with_alpha(bgr: ImageBGR, alpha: Mask) -> npt.NDArray[np.uint8]:
+    """BGRA image from BGR and an alpha plane (cvtColor + one plane copy: 10x cv2.merge)."""
+    out = cv2.cvtColor(bgr, cv2.COLOR_BGR2BGRA)
+    out[..., 3] = alpha
+    return out
+
+
+def _disc(d: float) -> npt.NDArray[np.uint8]:
+    """Elliptic structuring element of (odd) diameter about ``d``."""
+    k = _odd(d)
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+
+
+def _mirror_u(image: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """Mirror a UV-space image about u = 0.5 (the canonical layout is symmetric to 0.1 %)."""
+    n = image.shape[1]
+    m = np.array([[-1.0, 0.0, float(n)], [0.0, 1.0, 0.0]])
+    return cv2.warpAffine(image, m, (n, image.shape[0]), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)

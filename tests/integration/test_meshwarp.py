@@ -1,0 +1,287 @@
+"""The default photo swapper (obs_faceswap.swap.meshwarp) on real photos and video frames."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from obs_faceswap.config import BlendConfig, ColorConfig, MaskConfig
+from obs_faceswap.errors import InputError, NoFaceError
+from obs_faceswap.geometry import (
+    FACE_OVAL,
+    LEFT_CHEEK,
+    LEFT_EYE,
+    LEFT_EYEBROW,
+    LIPS_INNER,
+    RIGHT_CHEEK,
+    RIGHT_EYE,
+    RIGHT_EYEBROW,
+    load_canonical_face,
+)
+from obs_faceswap.merge import paste_back, to_lab
+from obs_faceswap.swap import raster
+from obs_faceswap.swap.meshwarp import PhotoSwapper, facing_ratio, source_landmarks
+from obs_faceswap.types import Face
+
+from .swap_helpers import FaceFinder, video_frames
+
+
+@pytest.fixture(scope="module")
+def finder(store):
+    return FaceFinder(store)
+
+
+@pytest.fixture(scope="module")
+def canonical(store):
+    return load_canonical_face(str(store.path("canonical_face")))
+
+
+@pytest.fixture(scope="module")
+def astronaut(read_image, finder):
+    image = read_image("astronaut.png")
+    return image, source_landmarks(image, finder.detector, finder.mesh, name="astronaut.png")
+
+
+@pytest.fixture(scope="module")
+def swapper(astronaut, canonical):
+    image, lm = astronaut
+    return PhotoSwapper(image, lm, canonical)
+
+
+@pytest.fixture(scope="module")
+def open_mouth(media, finder):
+    """The video frame (every 5th) with the widest open mouth, and its landmarks."""
+    best = None
+    for _, frame in video_frames(media("dfl_Obama_speaking.mp4"), 5):
+        lm = finder(frame)
+        assert lm is not None
+        opening = np.linalg.norm(lm[13, :2] - lm[14, :2]) / np.ptp(lm[:, 1])
+        if best is None or opening > best[0]:
+            best = (opening, frame, lm)
+    assert best is not None and best[0] > 0.06, "the clip has open-mouth frames"
+    return best[1], best[2]
+
+
+def polygon(shape, pts, erode: int = 0) -> np.ndarray:
+    m = np.zeros(shape[:2], np.uint8)
+    cv2.fillPoly(m, [np.round(np.asarray(pts)[:, :2]).astype(np.int32)], 255)
+    if erode:
+        m = cv2.erode(m, np.ones((2 * erode + 1, 2 * erode + 1), np.uint8))
+    return m > 0
+
+
+def swapped(sw: PhotoSwapper, frame: np.ndarray, lm: np.ndarray, track: int = 0) -> np.ndarray:
+    r = sw.swap(frame, Face(track, lm))
+    assert r is not None
+    out = frame.copy()
+    paste_back(out, r, BlendConfig())
+    return out
+
+
+# --- source side --------------------------------------------------------------------------
+
+def test_source_landmarks_fit_the_astronaut(astronaut):
+    image, lm = astronaut
+    assert lm.shape == (468, 3) and lm.dtype == np.float32
+    x0, y0 = lm[:, :2].min(axis=0)
+    x1, y1 = lm[:, :2].max(axis=0)
+    # The face sits around (225, 110) and is about 90 px wide (media MANIFEST.md).
+    assert 170 < x0 < x1 < 290 and 40 < y0 < y1 < 190
+    assert 70 < x1 - x0 < 120
+
+
+def test_source_landmarks_without_a_face_raise_no_face_error_naming_the_file(finder):
+    blank = np.full((240, 320, 3), 127, np.uint8)
+    with pytest.raises(NoFaceError, match="blank.png"):
+        source_landmarks(blank, finder.detector, finder.mesh, name="blank.png")
+
+
+def test_unusable_source_raises_input_error(astronaut, canonical):
+    image, lm = astronaut
+    with pytest.raises(InputError, match="uint8"):
+        PhotoSwapper(image.astype(np.float32), lm, canonical)
+    with pytest.raises(InputError, match="468"):
+        PhotoSwapper(image, lm[:100], canonical)
+    bad = lm.copy()
+    bad[5, 0] = np.nan
+    with pytest.raises(InputError, match="finite"):
+        PhotoSwapper(image, bad, canonical)
+
+
+def hair_fraction(texture_bgr: np.ndarray, weight: np.ndarray, canonical, size: int) -> float:
+    """Share of the upper forehead (weighted) whose colour is far from the cheeks' skin."""
+    uv = canonical.uv * size
+    v = canonical.vertices
+    brow = v[list(RIGHT_EYEBROW) + list(LEFT_EYEBROW), 1].max()
+    upper = np.nonzero(v[:, 1] > brow + 0.3 * (v[:, 1].max() - brow))[0]
+    forehead = np.zeros((size, size), np.uint8)
+    cv2.fillConvexPoly(forehead, cv2.convexHull(np.round(uv[upper]).astype(np.int32)), 255)
+    cheeks = np.zeros((size, size), np.uint8)
+    for idx in (RIGHT_CHEEK, LEFT_CHEEK):
+        cv2.fillConvexPoly(cheeks, cv2.convexHull(np.round(uv[list(idx)]).astype(np.int32)), 255)
+    lab = to_lab(texture_bgr)
+    ref = lab[cheeks > 0]
+    med = np.median(ref, axis=0)
+    sd = np.maximum(1.4826 * np.median(np.abs(ref - med), axis=0), [6, 2.5, 2.5])
+    dist = np.sqrt((((lab - med) / sd) ** 2).sum(axis=2))
+    w = weight * (forehead > 0)
+    return float((w * (dist > 3)).sum() / w.sum())
+
+
+def test_hair_trim_keeps_the_fringe_out_of_the_texture(swapper, canonical, astronaut):
+    # The astronaut's fringe covers much of her forehead inside the mesh.
+    size = swapper.size
+    in_photo = hair_fraction(swapper.photo_texture, np.ones((size, size)), canonical, size)
+    alpha = swapper.texture[..., 3].astype(np.float64) / 255
+    in_texture = hair_fraction(swapper.texture[..., :3], alpha, canonical, size)
+    assert in_photo > 0.25, in_photo
+    assert in_texture < 0.03, in_texture
+    # Without the trim the fringe comes along (the measure above can fail).
+    untrimmed = PhotoSwapper(*astronaut, canonical, mask=MaskConfig(trim_hair=False))
+    alpha = untrimmed.texture[..., 3].astype(np.float64) / 255
+    assert hair_fraction(untrimmed.texture[..., :3], alpha, canonical, size) > 0.15
+
+
+def rotate_y(lm: np.ndarray, degrees: float) -> np.ndarray:
+    """Turn a mesh about the vertical axis through its centre (x right, z away)."""
+    t = np.radians(degrees)
+    c = lm.mean(axis=0)
+    p = lm - c
+    out = p.copy()
+    out[:, 0] = p[:, 0] * np.cos(t) + p[:, 2] * np.sin(t)
+    out[:, 2] = -p[:, 0] * np.sin(t) + p[:, 2] * np.cos(t)
+    return (out + c).astype(np.float32)
+
+
+def test_side_the_photo_cannot_see_is_filled_from_the_mirrored_side(swapper, astronaut, canonical):
+    """A turned head is made by rendering the frontal texture onto a turned mesh; unwrapping
+    it again must recover the hidden cheek from the visible one, not smear the silhouette."""
+    image, src_lm = astronaut
+    turned = rotate_y(src_lm, 55.0)
+    canvas = np.full((512, 512, 3), 90, np.uint8)
+    plain = PhotoSwapper(image, src_lm, canonical, mask=MaskConfig(keep_mouth=False),
+                         color=ColorConfig(mode="none"))
+    r = plain.swap(canvas, Face(0, turned))
+    assert r is not None
+    paste_back(canvas, r, BlendConfig())
+    again = PhotoSwapper(canvas, turned, canonical, color=ColorConfig(mode="none"))
+    assert again.mirrored_fraction > 0.1 > swapper.mirrored_fraction
+
+    # Texels on triangles the turned view shows at a grazing angle or not at all.
+    uv_sign = np.sign(raster.signed_areas(canonical.uv, canonical.triangles))
+    facing = facing_ratio(turned, canonical.triangles, uv_sign)
+    _, _, ids = raster.rasterise(canonical.uv * 512, turned[:, :2], canonical.triangles,
+                                 (512, 512), with_ids=True)
+    assert ids is not None
+    hidden = (ids >= 0) & (facing[np.maximum(ids, 0)] < 0.2) & (plain.texture[..., 3] == 255)
+    assert hidden.mean() > 0.1
+    truth = to_lab(plain.texture[..., :3])[hidden]
+    err_fill = np.abs(to_lab(again.texture[..., :3])[hidden] - truth).mean()
+    err_raw = np.abs(to_lab(again.photo_texture)[hidden] - truth).mean()
+    assert err_fill < 0.6 * err_raw, (err_fill, err_raw)
+
+
+# --- live side ----------------------------------------------------------------------------
+
+def test_keep_mouth_shows_the_live_mouth_interior(swapper, astronaut, canonical, open_mouth):
+    frame, lm = open_mouth
+    interior = polygon(frame.shape, lm[list(LIPS_INNER)], erode=2)
+    assert interior.sum() > 150  # a really open mouth
+    out = swapped(swapper, frame, lm)
+    np.testing.assert_array_equal(out[interior], frame[interior])
+    # The rest of the face did change, and without keep_mouth so does the mouth.
+    assert (out != frame).any(axis=2).sum() > 20 * interior.sum()
+    closed = PhotoSwapper(*astronaut, canonical, mask=MaskConfig(keep_mouth=False))
+    out = swapped(closed, frame, lm)
+    assert (out[interior] != frame[interior]).any(axis=1).mean() > 0.9
+
+
+def test_keep_eyes_shows_the_live_eyes(astronaut, canonical, open_mouth):
+    frame, lm = open_mouth
+    eyes = polygon(frame.shape, lm[list(RIGHT_EYE)], 1) | polygon(frame.shape, lm[list(LEFT_EYE)], 1)
+    assert eyes.sum() > 40
+    sw = PhotoSwapper(*astronaut, canonical, mask=MaskConfig(keep_eyes=True))
+    out = swapped(sw, frame, lm)
+    np.testing.assert_array_equal(out[eyes], frame[eyes])
+    sw.update(mask=MaskConfig(keep_eyes=False))
+    out = swapped(sw, frame, lm)
+    assert (out[eyes] != frame[eyes]).any(axis=1).mean() > 0.9
+
+
+def test_swap_result_is_a_crop_with_a_soft_mask_at_its_place(swapper, open_mouth):
+    frame, lm = open_mouth
+    r = swapper.swap(frame, Face(0, lm))
+    assert r is not None and r.is_translation
+    x0, y0 = r.transform[:, 2].astype(int)
+    h, w = r.mask.shape
+    fx0, fy0 = lm[:, :2].min(axis=0)
+    fx1, fy1 = lm[:, :2].max(axis=0)
+    assert x0 <= fx0 and y0 <= fy0 and x0 + w >= fx1 and y0 + h >= fy1
+    assert w < 1.2 * (fx1 - fx0) + 8
+    # Soft edge: zero on the crop's border, full inside, a ramp in between.
+    assert r.mask[0].max() == 0 and r.mask[-1].max() == 0
+    assert r.mask[:, 0].max() == 0 and r.mask[:, -1].max() == 0
+    oval = polygon(frame.shape, lm[list(FACE_OVAL)])[y0:y0 + h, x0:x0 + w]
+    # Most of the face is used; the edge, the mouth and the top of the forehead fade out.
+    assert (r.mask > 127).sum() > 0.65 * oval.sum()
+    assert (r.mask == 255).sum() > 0.4 * oval.sum()
+    hull = np.zeros(frame.shape[:2], np.uint8)
+    cv2.fillConvexPoly(hull, cv2.convexHull(np.round(lm[:, :2]).astype(np.int32)), 1)
+    hull = cv2.dilate(hull, np.ones((5, 5), np.uint8))[y0:y0 + h, x0:x0 + w] > 0
+    assert not ((r.mask > 0) & ~hull).any()  # nothing beyond the live mesh
+    assert ((r.mask > 0) & (r.mask < 255)).mean() > 0.05
+    # Where the mask is 0 the crop carries the frame (no black rim can bleed in).
+    roi = frame[y0:y0 + h, x0:x0 + w]
+    np.testing.assert_array_equal(r.crop[r.mask == 0][:100], roi[r.mask == 0][:100])
+
+
+def test_faces_off_frame_or_degenerate_give_none_and_partial_faces_are_clipped(swapper, open_mouth):
+    frame, lm = open_mouth
+    far = lm.copy()
+    far[:, 0] += 5000
+    assert swapper.swap(frame, Face(0, far)) is None
+    flat = lm.copy()
+    flat[:, :2] = lm[0, :2]
+    assert swapper.swap(frame, Face(0, flat)) is None
+    half = lm.copy()
+    half[:, 0] -= lm[:, 0].min() + 0.5 * np.ptp(lm[:, 0])  # left half outside the frame
+    r = swapper.swap(frame, Face(0, half))
+    assert r is not None
+    assert r.transform[0, 2] == 0 and r.mask.shape[1] < 0.6 * np.ptp(lm[:, 0]) + 8
+    out = frame.copy()
+    assert paste_back(out, r) is not None
+
+
+def test_update_applies_settings_without_unwrapping_again(astronaut, canonical, open_mouth):
+    frame, lm = open_mouth
+    sw = PhotoSwapper(*astronaut, canonical)
+    photo = sw.photo_texture
+    base = sw.texture
+    with_rct = sw.swap(frame, Face(0, lm))
+    sw.update(color=ColorConfig(mode="none"))
+    plain = sw.swap(frame, Face(0, lm))
+    assert sw.photo_texture is photo and sw.texture is base
+    assert with_rct is not None and plain is not None
+    lab_rct, lab_plain = to_lab(with_rct.crop), to_lab(plain.crop)
+    full = with_rct.mask == 255
+    # The live face is much darker than the source: the transfer is what brings it there.
+    assert lab_rct[full][:, 0].mean() < lab_plain[full][:, 0].mean() - 15
+    sw.update(mask=MaskConfig(trim_hair=False))
+    assert sw.photo_texture is photo and sw.texture is not base
+
+
+def test_colour_state_is_per_track(astronaut, canonical, open_mouth):
+    frame, lm = open_mouth
+    sw = PhotoSwapper(*astronaut, canonical)
+    dark = cv2.convertScaleAbs(frame, alpha=0.5)
+    a = sw.swap(frame, Face(1, lm))
+    b = sw.swap(dark, Face(2, lm))
+    assert a is not None and b is not None
+    assert sorted(sw.tracks) == [1, 2]
+    full = (a.mask == 255) & (b.mask == 255)
+    assert to_lab(b.crop)[full][:, 0].mean() < to_lab(a.crop)[full][:, 0].mean() - 10
+    sw.reset(1)
+    assert sw.tracks == [2]
+    sw.reset()
+    assert sw.tracks == []
