@@ -1,0 +1,240 @@
+"""The synchronous, single-threaded frame pipeline: ``process(frame) -> (frame, report)``.
+
+Data flows one way::
+
+    frame → track (detect every k frames, landmarks, smoothing) → select faces
+          → per face: swapper → SwapResult → merge (paste back) → badge → frame
+
+Concurrency lives elsewhere (the engine process, the OBS adapter); this module never
+imports ``obs/``, ``engine/``, ``io`` or ``cli``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from obs_faceswap import merge
+from obs_faceswap.config import PipelineConfig
+from obs_faceswap.disclosure import burn_badge
+from obs_faceswap.errors import InputError
+from obs_faceswap.geometry import CanonicalFace, load_canonical_face
+from obs_faceswap.models import ModelStore
+from obs_faceswap.nets.detector import Detector, check_image, create_detector
+from obs_faceswap.nets.landmarks import FaceMesh, create_landmarker
+from obs_faceswap.runtime import inference_clock
+from obs_faceswap.select import ReferenceMatcher, select_faces
+from obs_faceswap.swap.meshwarp import PhotoSwapper, source_landmarks
+from obs_faceswap.tracking import FaceTracker
+from obs_faceswap.types import FrameReport, ImageBGR, SwapResult
+
+log = logging.getLogger(__name__)
+
+Box = tuple[int, int, int, int]
+
+
+def read_image(path: str | Path) -> ImageBGR:
+    """Read a photo as BGR uint8, or raise :class:`InputError` naming the file."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"image not found: {p}")
+    data = np.fromfile(str(p), dtype=np.uint8)  # np.fromfile + imdecode handles non-ASCII paths
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if img is None:
+        raise InputError(f"cannot read {p} as an image (unsupported or corrupt file)")
+    return img
+
+
+def _union(a: Box | None, b: Box | None) -> Box | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+
+
+class Pipeline:
+    """Face swap on BGR frames.
+
+    Args:
+        config: every setting, grouped by stage.
+        store: where the models come from (defaults to ``ModelStore()``: ``$OBS_FACESWAP_MODELS``
+            then the user cache).
+        source: the source photo (path or BGR image); without one, frames are tracked but
+            not swapped.
+
+    Raises:
+        ModelError: a model is missing or corrupt (the message says which and how to fix it).
+        NoFaceError: the source photo has no detectable face.
+
+    Example:
+        >>> pipe = Pipeline(PipelineConfig(), ModelStore("models"), source="me.png")  # doctest: +SKIP
+        >>> out, report = pipe.process(frame)                                        # doctest: +SKIP
+    """
+
+    def __init__(self, config: PipelineConfig | None = None, store: ModelStore | None = None,
+                 source: str | Path | ImageBGR | None = None) -> None:
+        self.config = config or PipelineConfig()
+        self.store = store or ModelStore()
+        self.canonical: CanonicalFace = load_canonical_face(str(self.store.path("canonical_face")))
+        self.detector: Detector = create_detector(self.config.detector, self.store, self.config.runtime)
+        self.mesh: FaceMesh = create_landmarker(self.config.landmarks, self.store, self.config.runtime)
+        self.tracker = FaceTracker(self.detector, self.mesh, self.config.tracking)
+        self.matcher: ReferenceMatcher | None = None
+        self.swapper: PhotoSwapper | None = None
+        self._source_image: ImageBGR | None = None
+        self._frame_index = 0
+        self._live_ids: set[int] = set()
+        self._build_matcher()
+        if source is not None:
+            self.set_source(source)
+
+    # -- configuration ------------------------------------------------------------------
+    @property
+    def provider(self) -> str:
+        """The execution provider the landmark model (the per-frame network) runs on."""
+        return str(self.mesh.session.get_providers()[0])
+
+    @property
+    def has_source(self) -> bool:
+        return self.swapper is not None
+
+    def set_source(self, source: str | Path | ImageBGR) -> None:
+        """Use a new source photo (path or BGR image). Keeps the old one if this one fails."""
+        image = read_image(source) if isinstance(source, (str, Path)) else source
+        check_image(image)
+        name = str(source) if isinstance(source, (str, Path)) else None
+        landmarks = source_landmarks(image, self.detector, self.mesh, name=name)
+        self.swapper = PhotoSwapper(image, landmarks, self.canonical, texture_size=self.config.texture_size,
+                                    mask=self.config.mask, color=self.config.color)
+        self._source_image = image
+
+    def update(self, config: PipelineConfig) -> None:
+        """Apply a new configuration, rebuilding only the parts whose settings changed."""
+        old, self.config = self.config, config
+        runtime_changed = old.runtime != config.runtime
+        if runtime_changed or old.detector != config.detector:
+            self.detector = create_detector(config.detector, self.store, config.runtime)
+        if runtime_changed or old.landmarks != config.landmarks:
+            self.mesh = create_landmarker(config.landmarks, self.store, config.runtime)
+        if (runtime_changed or old.detector != config.detector or old.landmarks != config.landmarks
+                or old.tracking != config.tracking):
+            self.tracker = FaceTracker(self.detector, self.mesh, config.tracking)
+            self._forget_ended_tracks(set())
+            if self.matcher is not None:
+                self.matcher.reset()
+        if runtime_changed or old.selection != config.selection:
+            self._build_matcher()
+        if self._source_image is not None:
+            if old.texture_size != config.texture_size or runtime_changed or old.landmarks != config.landmarks:
+                self.set_source(self._source_image)
+            elif self.swapper is not None and (old.mask != config.mask or old.color != config.color):
+                self.swapper.update(mask=config.mask, color=config.color)
+
+    def _build_matcher(self) -> None:
+        sel = self.config.selection
+        if sel.mode != "reference" or not sel.reference:
+            self.matcher = None
+            return
+        from obs_faceswap.nets.recognition import FaceEmbedder
+
+        embedder = FaceEmbedder.from_store(self.store, "faceres", self.config.runtime)
+        self.matcher = ReferenceMatcher(embedder, read_image(sel.reference), self.detector)
+
+    def reset(self) -> None:
+        """Forget tracked faces (call at a scene cut or when switching inputs)."""
+        self.tracker.reset()
+        self._live_ids = set()
+        if self.matcher is not None:
+            self.matcher.reset()  # track ids restart at 0: cached similarities are stale
+        if self.swapper is not None:
+            self.swapper.reset()
+
+    # -- the frame loop -----------------------------------------------------------------
+    def process(self, frame: ImageBGR, timestamp: float | None = None, *,
+                inplace: bool = False) -> tuple[ImageBGR, FrameReport]:
+        """Swap the selected faces of one frame.
+
+        Args:
+            frame: ``(H, W, 3)`` uint8 BGR.
+            timestamp: seconds (for smoothing); frames are assumed 1/30 s apart without one.
+            inplace: write into ``frame`` instead of a copy (the engine does this).
+
+        Returns:
+            ``(output, report)``. A frame with no face (or no source) is returned unchanged;
+            ``report.changed_xyxy`` bounds every pixel that differs from the input.
+
+        Raises:
+            FrameFormatError: ``frame`` is not an (H, W, 3) uint8 image.
+        """
+        t0 = time.perf_counter()
+        check_image(frame)
+        inference_clock.reset()
+        report = FrameReport(index=self._frame_index)
+        self._frame_index += 1
+        cfg = self.config
+        if not cfg.enabled:
+            report.timings_ms["total"] = (time.perf_counter() - t0) * 1000
+            return frame, report
+
+        tracked = self.tracker.update(frame, timestamp)
+        self._forget_ended_tracks({f.track_id for f in tracked.faces})
+        report.timings_ms.update(tracked.timings_ms)
+        report.detected = tracked.detected
+        t = time.perf_counter()
+        faces = select_faces(tracked.faces, cfg.selection, frame, self.matcher)
+        report.faces = faces
+        report.timings_ms["select"] = (time.perf_counter() - t) * 1000
+
+        out = frame
+        changed: Box | None = None
+        if self.swapper is not None and faces:
+            t = time.perf_counter()
+            results: list[SwapResult] = []
+            for face in faces:
+                r = self.swapper.swap(frame, face)
+                if r is not None:
+                    results.append(r)
+            report.timings_ms["swap"] = (time.perf_counter() - t) * 1000
+            t = time.perf_counter()
+            if results:
+                out = frame if inplace else frame.copy()
+                for r in results:
+                    changed = _union(changed, merge.paste_back(out, r, cfg.blend))
+                report.swapped = len(results)
+            report.timings_ms["merge"] = (time.perf_counter() - t) * 1000
+
+        if cfg.badge.enabled:
+            t = time.perf_counter()
+            if out is frame and not inplace:
+                out = frame.copy()
+            changed = _union(changed, burn_badge(out, cfg.badge))
+            report.timings_ms["badge"] = (time.perf_counter() - t) * 1000
+
+        report.changed_xyxy = changed
+        report.timings_ms["inference"] = inference_clock.ms
+        report.timings_ms["total"] = (time.perf_counter() - t0) * 1000
+        return out, report
+
+    def _forget_ended_tracks(self, live: set[int]) -> None:
+        """Drop per-track state (colour statistics) of faces that left."""
+        if self.swapper is not None:
+            for track_id in self._live_ids - live:
+                self.swapper.reset(track_id)
+        self._live_ids = live
+
+    def close(self) -> None:
+        """Release the sessions (idempotent)."""
+        self.swapper = None
+        self.matcher = None
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
