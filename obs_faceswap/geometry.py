@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from obs_faceswap.errors import ModelLoadError
+from obs_faceswap.frame import LazyFrame, warp_image
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -118,12 +119,11 @@ def umeyama(src: npt.NDArray[np.float64], dst: npt.NDArray[np.float64]) -> npt.N
     return m
 
 
-def align_crop(image: npt.NDArray[np.uint8], points: npt.ArrayLike, template: str,
+def align_crop(image: npt.NDArray[np.uint8] | LazyFrame, points: npt.ArrayLike, template: str,
                size: int) -> tuple[npt.NDArray[np.uint8], FloatArray]:
     """Warp ``image`` so the five ``points`` land on ``template``; returns (crop, matrix)."""
     m = similarity_to_template(points, template, size)
-    crop = cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REPLICATE)
+    crop = warp_image(image, m, (size, size), cv2.BORDER_REPLICATE)
     return crop, m
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,9 @@ import numpy as np
 
 from obs_faceswap import merge
 from obs_faceswap.config import PipelineConfig
-from obs_faceswap.disclosure import burn_badge
+from obs_faceswap.disclosure import badge_box, burn_badge
 from obs_faceswap.errors import InputError
+from obs_faceswap.frame import LazyFrame
 from obs_faceswap.geometry import CanonicalFace, load_canonical_face
 from obs_faceswap.models import ModelStore
 from obs_faceswap.nets.detector import Detector, check_image, create_detector
@@ -48,6 +50,25 @@ def read_image(path: str | Path) -> ImageBGR:
     if img is None:
         raise InputError(f"cannot read {p} as an image (unsupported or corrupt file)")
     return img
+
+
+#: The swapper reads the live face's pixels a little beyond its mesh box.
+FACE_MARGIN = 0.1
+
+
+def _grow(box: Sequence[float], margin: float) -> tuple[float, float, float, float]:
+    x0, y0, x1, y1 = (float(v) for v in box)
+    mx, my = (x1 - x0) * margin, (y1 - y0) * margin
+    return (x0 - mx, y0 - my, x1 + mx, y1 + my)
+
+
+def _result_box(result: SwapResult) -> tuple[float, float, float, float]:
+    """Frame box covered by a swap result's crop."""
+    h, w = result.crop.shape[:2]
+    corners = np.array([[0, 0, 1], [w, 0, 1], [0, h, 1], [w, h, 1]], np.float64)
+    pts = corners @ np.asarray(result.transform, np.float64).T
+    lo, hi = pts.min(axis=0), pts.max(axis=0)
+    return (lo[0] - 1, lo[1] - 1, hi[0] + 1, hi[1] + 1)
 
 
 def _union(a: Box | None, b: Box | None) -> Box | None:
@@ -76,6 +97,9 @@ class Pipeline:
         >>> pipe = Pipeline(PipelineConfig(), ModelStore("models"), source="me.png")  # doctest: +SKIP
         >>> out, report = pipe.process(frame)                                        # doctest: +SKIP
     """
+
+    #: :meth:`process` takes :class:`~obs_faceswap.frame.LazyFrame` frames (the engine's).
+    accepts_lazy_frames = True
 
     def __init__(self, config: PipelineConfig | None = None, store: ModelStore | None = None,
                  source: str | Path | ImageBGR | None = None) -> None:
@@ -156,18 +180,22 @@ class Pipeline:
             self.swapper.reset()
 
     # -- the frame loop -----------------------------------------------------------------
-    def process(self, frame: ImageBGR, timestamp: float | None = None, *,
+    def process(self, frame: ImageBGR | LazyFrame, timestamp: float | None = None, *,
                 inplace: bool = False) -> tuple[ImageBGR, FrameReport]:
         """Swap the selected faces of one frame.
 
         Args:
-            frame: ``(H, W, 3)`` uint8 BGR.
+            frame: ``(H, W, 3)`` uint8 BGR, or a :class:`~obs_faceswap.frame.LazyFrame`
+                (the engine's frames in their own pixel format: only the pixels the stages
+                need are converted, and the output is written into ``frame.array``).
             timestamp: seconds (for smoothing); frames are assumed 1/30 s apart without one.
-            inplace: write into ``frame`` instead of a copy (the engine does this).
+            inplace: write into ``frame`` instead of a copy (the engine does this; always
+                the case for a lazy frame).
 
         Returns:
             ``(output, report)``. A frame with no face (or no source) is returned unchanged;
-            ``report.changed_xyxy`` bounds every pixel that differs from the input.
+            ``report.changed_xyxy`` bounds every pixel that differs from the input. For a
+            lazy frame the output is ``frame.array``, valid inside ``changed_xyxy``.
 
         Raises:
             FrameFormatError: ``frame`` is not an (H, W, 3) uint8 image.
@@ -178,9 +206,12 @@ class Pipeline:
         report = FrameReport(index=self._frame_index)
         self._frame_index += 1
         cfg = self.config
+        lazy = frame if isinstance(frame, LazyFrame) else None
+        pixels: ImageBGR = lazy.array if lazy is not None else frame  # type: ignore[assignment]
+        inplace = inplace or lazy is not None
         if not cfg.enabled:
             report.timings_ms["total"] = (time.perf_counter() - t0) * 1000
-            return frame, report
+            return pixels, report
 
         tracked = self.tracker.update(frame, timestamp)
         self._forget_ended_tracks({f.track_id for f in tracked.faces})
@@ -191,28 +222,34 @@ class Pipeline:
         report.faces = faces
         report.timings_ms["select"] = (time.perf_counter() - t) * 1000
 
-        out = frame
+        out = pixels
         changed: Box | None = None
         if self.swapper is not None and faces:
             t = time.perf_counter()
             results: list[SwapResult] = []
             for face in faces:
-                r = self.swapper.swap(frame, face)
+                if lazy is not None:  # the swapper reads the live face (colour, shading)
+                    lazy.load(_grow(face.xyxy, FACE_MARGIN))
+                r = self.swapper.swap(pixels, face)
                 if r is not None:
                     results.append(r)
             report.timings_ms["swap"] = (time.perf_counter() - t) * 1000
             t = time.perf_counter()
             if results:
-                out = frame if inplace else frame.copy()
+                out = pixels if inplace else pixels.copy()
                 for r in results:
+                    if lazy is not None:
+                        lazy.load(_result_box(r))
                     changed = _union(changed, merge.paste_back(out, r, cfg.blend))
                 report.swapped = len(results)
             report.timings_ms["merge"] = (time.perf_counter() - t) * 1000
 
         if cfg.badge.enabled:
             t = time.perf_counter()
-            if out is frame and not inplace:
-                out = frame.copy()
+            if out is pixels and not inplace:
+                out = pixels.copy()
+            if lazy is not None:
+                lazy.load(badge_box(out.shape[:2], cfg.badge))
             changed = _union(changed, burn_badge(out, cfg.badge))
             report.timings_ms["badge"] = (time.perf_counter() - t) * 1000
 

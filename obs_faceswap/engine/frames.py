@@ -36,6 +36,7 @@ import numpy.typing as npt
 
 from obs_faceswap.engine import protocol as P
 from obs_faceswap.errors import FrameFormatError
+from obs_faceswap.frame import LazyFrame, clip_box, warp_source_box
 
 # uint8 images and planes (typed loosely: OpenCV's stubs return ndarray of any dtype)
 U8 = npt.NDArray[Any]
@@ -489,3 +490,115 @@ def from_bgr(bgr: U8, planes: Sequence[U8], fmt: int, width: int, height: int,
     else:
         planes[1][cy0:cy1, cx0:cx1] = uv[:, :, 0]
         planes[2][cy0:cy1, cx0:cx1] = uv[:, :, 1]
+
+
+# -- lazy access for the pipeline ----------------------------------------------------------
+def scaled_region(planes: Sequence[U8], fmt: int, width: int, height: int, color: ColorParams,
+                  box: Roi, size: tuple[int, int]) -> U8:
+    """BGR of the region ``box`` (aligned to chroma blocks) scaled to about ``size``.
+
+    Each plane is scaled on its own, in its own format (a packed 4:2:2 macropixel or an
+    NV12 chroma pair is one multi-channel pixel), and only the small result is converted:
+    far cheaper than converting the region at full resolution and scaling the BGR.
+
+    Returns:
+        ``(h, w, 3)`` uint8 with ``(w, h) == size``.
+    """
+    info = format_info(fmt)
+    x0, y0, x1, y1 = box
+    if fmt in _PACKED:
+        # a macropixel holds two luma samples: scaling it as one pixel would pair up luma
+        # samples that end up far apart. Split into I422 planes first.
+        iy0, iy1, iu, iv = _PACKED[fmt]
+        cx0, cx1 = x0 // 2, -(-x1 // 2)
+        px = planes[0][y0:y1, 4 * cx0:4 * cx1].reshape(y1 - y0, cx1 - cx0, 4)
+        yy = np.empty((y1 - y0, cx1 - cx0, 2), np.uint8)
+        u = np.empty((y1 - y0, cx1 - cx0), np.uint8)
+        v = np.empty_like(u)
+        cv2.mixChannels([px], [yy, u, v], [iy0, 0, iy1, 1, iu, 2, iv, 3])
+        split = [yy.reshape(y1 - y0, -1)[:, x0 - 2 * cx0:x1 - 2 * cx0], u, v]
+        return scaled_region(split, P.I422, x1 - x0, y1 - y0, color, (0, 0, x1 - x0, y1 - y0), size)
+    sx, sy = info.sub_x, info.sub_y
+    w, h = size
+    # convert at the nearest size the subsampling allows, then fix up the last pixel or two
+    cw, ch = max(sx, -(-w // sx) * sx), max(sy, -(-h // sy) * sy)
+    small = []
+    for (dx, dy, unit), p in zip(info.planes, planes, strict=True):
+        px0, px1, py0, py1 = x0 // dx, -(-x1 // dx), y0 // dy, -(-y1 // dy)
+        img = p[py0:py1, px0 * unit:px1 * unit]
+        if unit > 1:
+            img = img.reshape(py1 - py0, px1 - px0, unit)
+        nw, nh = -(-cw // dx), -(-ch // dy)
+        r = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_LINEAR)
+        small.append(r.reshape(nh, nw * unit))
+    bgr = to_bgr(small, fmt, cw, ch, color)
+    if (cw, ch) != (w, h):
+        bgr = cv2.resize(bgr, (w, h), interpolation=cv2.INTER_LINEAR)
+    return bgr
+
+
+class PlanesFrame(LazyFrame):
+    """A frame in an OBS pixel format, converted to BGR only where the pipeline looks.
+
+    Args:
+        planes: the frame's ``(rows, linesize)`` planes (see :func:`plane_arrays`).
+        fmt, width, height: the OBS format and size.
+        color: the frame's colour parameters.
+        out: a ``(height, width, 3)`` uint8 buffer that :attr:`array` exposes; pixels are
+            written into it by :meth:`load` (and by the pipeline inside loaded boxes).
+    """
+
+    #: warps read the source at about this many times the output's resolution
+    OVERSAMPLE = 2.0
+
+    def __init__(self, planes: Sequence[U8], fmt: int, width: int, height: int, color: ColorParams,
+                 out: U8) -> None:
+        if out.shape != (height, width, 3) or out.dtype != np.uint8:
+            raise FrameFormatError(f"output buffer must be ({height}, {width}, 3) uint8, got {out.shape}")
+        self.planes, self.format, self.width, self.height = planes, fmt, width, height
+        self.color = color
+        self.shape = (height, width, 3)
+        self._out = out
+        self.loaded: list[Roi] = []
+
+    @property
+    def array(self) -> U8:
+        return self._out
+
+    def load(self, box: Sequence[float]) -> Roi:
+        b = clip_box(box, self.width, self.height)
+        if b is None:
+            return (0, 0, 0, 0)
+        b = align_roi(self.format, self.width, self.height, b)
+        for lx0, ly0, lx1, ly1 in self.loaded:
+            if lx0 <= b[0] and ly0 <= b[1] and b[2] <= lx1 and b[3] <= ly1:
+                return b
+        x0, y0, x1, y1 = b
+        self._out[y0:y1, x0:x1] = to_bgr(self.planes, self.format, self.width, self.height, self.color, b)
+        self.loaded.append(b)
+        return b
+
+    def resize(self, size: tuple[int, int]) -> U8:
+        return scaled_region(self.planes, self.format, self.width, self.height, self.color,
+                             (0, 0, self.width, self.height), size)
+
+    def warp(self, matrix: npt.ArrayLike, size: tuple[int, int], border: int = cv2.BORDER_CONSTANT) -> U8:
+        m = np.asarray(matrix, np.float64)
+        src = warp_source_box(m, size, self.width, self.height)
+        if src is None:  # the crop lies entirely outside the frame
+            return np.zeros((size[1], size[0], 3), np.uint8)
+        src = align_roi(self.format, self.width, self.height, src)
+        x0, y0, x1, y1 = src
+        # frame pixels per output pixel along the crop's axes
+        scale = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
+        s = min(1.0, self.OVERSAMPLE * scale)
+        if s > 0.75:  # little to gain: convert at full resolution
+            self.load(src)
+            return cv2.warpAffine(self._out, m, size, flags=cv2.INTER_LINEAR, borderMode=border)
+        w, h = max(1, round((x1 - x0) * s)), max(1, round((y1 - y0) * s))
+        small = scaled_region(self.planes, self.format, self.width, self.height, self.color, src, (w, h))
+        # small pixel q (centres) <-> frame pixel p = x0 + (q + 0.5) * (x1 - x0) / w - 0.5
+        kx, ky = (x1 - x0) / w, (y1 - y0) / h
+        a = np.array([[kx, 0.0, x0 + 0.5 * kx - 0.5], [0.0, ky, y0 + 0.5 * ky - 0.5], [0.0, 0.0, 1.0]])
+        m_small = m @ a
+        return cv2.warpAffine(small, m_small, size, flags=cv2.INTER_LINEAR, borderMode=border)

@@ -56,7 +56,9 @@ class Processor(Protocol):
     ``process`` gets a BGR frame the engine owns and reuses two frames later (converting
     into fresh multi-megabyte arrays every frame costs milliseconds of page faults): a
     processor may modify it (``inplace=True`` is passed when ``process`` accepts it) but must
-    copy anything it keeps beyond the next frame.
+    copy anything it keeps beyond the next frame. A processor with a true
+    ``accepts_lazy_frames`` attribute gets a :class:`~obs_faceswap.engine.frames.PlanesFrame`
+    instead and writes its output into ``frame.array`` inside the boxes it loaded.
     """
 
     @property
@@ -124,6 +126,7 @@ class EngineServer:
         self.store_factory = store_factory or _default_store
         self.processor: Processor | None = None
         self._inplace = False
+        self._lazy = False
         self.config: PipelineConfig | None = None
         self.source: str | None = None
         self.models_dir: str | None = None
@@ -231,6 +234,7 @@ class EngineServer:
             self._inplace = "inplace" in inspect.signature(processor.process).parameters
         except (TypeError, ValueError):
             self._inplace = False
+        self._lazy = bool(getattr(processor, "accepts_lazy_frames", False))
         self.config, self.source, self.models_dir = config, source, models_dir
         log.info("processor ready in %.2f s (provider %s)", time.perf_counter() - t,
                  self._provider())
@@ -294,13 +298,22 @@ class EngineServer:
             if len(self._colors) > 32:
                 self._colors.clear()
             color = self._colors[ckey] = F.ColorParams.from_obs(*ckey)
-        bgr = F.to_bgr(planes, h.format, h.width, h.height, color, out=self._bgr_buffer(h),
-                       scratch=self._scratch)
         ts = h.timestamp / 1e9 if h.timestamp else None
         assert self.processor is not None
-        if self._inplace:
+        bgr: Any
+        if self._lazy:
+            # the pipeline converts only what it looks at (a small copy for detection, the
+            # landmark crop, the face box): a fraction of a full-frame conversion
+            lazy = F.PlanesFrame(planes, h.format, h.width, h.height, color, out=self._bgr_buffer(h))
+            bgr = lazy.array
+            out, report = self.processor.process(lazy, ts)
+        elif self._inplace:
+            bgr = F.to_bgr(planes, h.format, h.width, h.height, color, out=self._bgr_buffer(h),
+                           scratch=self._scratch)
             out, report = self.processor.process(bgr, ts, inplace=True)  # type: ignore[call-arg]
         else:
+            bgr = F.to_bgr(planes, h.format, h.width, h.height, color, out=self._bgr_buffer(h),
+                           scratch=self._scratch)
             out, report = self.processor.process(bgr, ts)
         changed = getattr(report, "changed_xyxy", None)
         if changed is None:

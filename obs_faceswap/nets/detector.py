@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from obs_faceswap.errors import ConfigError, FrameFormatError, ModelLoadError, ModelNotFoundError
+from obs_faceswap.frame import LazyFrame, resize_image
 from obs_faceswap.geometry import TEMPLATES
 from obs_faceswap.runtime import RuntimeConfig, create_session
 from obs_faceswap.types import Detections, ImageBGR
@@ -34,8 +35,13 @@ class Detector(Protocol):
     def detect(self, image: ImageBGR) -> Detections: ...
 
 
-def check_image(image: npt.NDArray[np.uint8]) -> None:
-    """Raise :class:`FrameFormatError` unless ``image`` is an (H, W, 3) uint8 array."""
+def check_image(image: npt.NDArray[np.uint8] | LazyFrame) -> None:
+    """Raise :class:`FrameFormatError` unless ``image`` is an (H, W, 3) uint8 array (or a
+    :class:`~obs_faceswap.frame.LazyFrame` of that shape)."""
+    if isinstance(image, LazyFrame):
+        if len(image.shape) != 3 or image.shape[2] != 3 or image.shape[0] < 8 or image.shape[1] < 8:
+            raise FrameFormatError(f"expected an (H, W, 3) frame of at least 8x8, got {image.shape}")
+        return
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         shape = getattr(image, "shape", None)
         dtype = getattr(image, "dtype", type(image).__name__)
@@ -93,7 +99,7 @@ class YuNet:
         h, w = image.shape[:2]
         s, ph, pw = self._geometry(h, w)
         rh, rw = min(ph, max(1, round(h * s))), min(pw, max(1, round(w * s)))
-        small = cv2.resize(image, (rw, rh), interpolation=cv2.INTER_LINEAR)
+        small = resize_image(image, (rw, rh))
         blob = np.zeros((1, 3, ph, pw), np.float32)
         blob[0, :, :rh, :rw] = small.transpose(2, 0, 1)
         outs = dict(zip(self.output_names, self.session.run(self.output_names, {self.input_name: blob}),
@@ -139,7 +145,7 @@ def _letterbox(image: ImageBGR, side: int) -> tuple[npt.NDArray[np.uint8], float
     scale = side / max(h, w)
     rh, rw = min(side, max(1, round(h * scale))), min(side, max(1, round(w * scale)))
     square = np.zeros((side, side, 3), np.uint8)
-    square[:rh, :rw] = cv2.resize(image, (rw, rh), interpolation=cv2.INTER_LINEAR)
+    square[:rh, :rw] = resize_image(image, (rw, rh))
     return square, scale
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from obs_faceswap.errors import ModelLoadError, ModelNotFoundError
+from obs_faceswap.frame import warp_image
 from obs_faceswap.geometry import LEFT_EYE, RIGHT_EYE
 from obs_faceswap.nets.detector import check_image
 from obs_faceswap.runtime import RuntimeConfig, create_session
@@ -229,8 +230,7 @@ class FaceMesh:
         """
         check_image(image)
         m = roi.crop_matrix(self.size)
-        crop = cv2.warpAffine(image, m, (self.size, self.size), flags=cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_CONSTANT)
+        crop = warp_image(image, m, (self.size, self.size))
         blob = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB).astype(np.float32)[None] * (1.0 / 255.0)
         outs = self.session.run(self.output_names, {self.input_name: blob})
         pts = np.asarray(outs[0], np.float64).reshape(468, 3)
