@@ -71,12 +71,11 @@ def _result_box(result: SwapResult) -> tuple[float, float, float, float]:
     return (lo[0] - 1, lo[1] - 1, hi[0] + 1, hi[1] + 1)
 
 
-def _union(a: Box | None, b: Box | None) -> Box | None:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+def _union_all(boxes: Sequence[Box]) -> Box | None:
+    if not boxes:
+        return None
+    return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes),
+            max(b[3] for b in boxes))
 
 
 class Pipeline:
@@ -195,7 +194,7 @@ class Pipeline:
         Returns:
             ``(output, report)``. A frame with no face (or no source) is returned unchanged;
             ``report.changed_xyxy`` bounds every pixel that differs from the input. For a
-            lazy frame the output is ``frame.array``, valid inside ``changed_xyxy``.
+            lazy frame the output is ``frame.array``, valid inside ``report.changed_boxes``.
 
         Raises:
             FrameFormatError: ``frame`` is not an (H, W, 3) uint8 image.
@@ -223,7 +222,6 @@ class Pipeline:
         report.timings_ms["select"] = (time.perf_counter() - t) * 1000
 
         out = pixels
-        changed: Box | None = None
         if self.swapper is not None and faces:
             t = time.perf_counter()
             results: list[SwapResult] = []
@@ -240,7 +238,9 @@ class Pipeline:
                 for r in results:
                     if lazy is not None:
                         lazy.load(_result_box(r))
-                    changed = _union(changed, merge.paste_back(out, r, cfg.blend))
+                    box = merge.paste_back(out, r, cfg.blend)
+                    if box is not None:
+                        report.changed_boxes.append(box)
                 report.swapped = len(results)
             report.timings_ms["merge"] = (time.perf_counter() - t) * 1000
 
@@ -250,10 +250,12 @@ class Pipeline:
                 out = pixels.copy()
             if lazy is not None:
                 lazy.load(badge_box(out.shape[:2], cfg.badge))
-            changed = _union(changed, burn_badge(out, cfg.badge))
+            box = burn_badge(out, cfg.badge)
+            if box is not None:
+                report.changed_boxes.append(box)
             report.timings_ms["badge"] = (time.perf_counter() - t) * 1000
 
-        report.changed_xyxy = changed
+        report.changed_xyxy = _union_all(report.changed_boxes)
         report.timings_ms["inference"] = inference_clock.ms
         report.timings_ms["total"] = (time.perf_counter() - t0) * 1000
         return out, report

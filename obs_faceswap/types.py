@@ -190,6 +190,8 @@ class FrameReport:
             ``merge``, ``total``, ...); a stage that did not run is absent.
         changed_xyxy: ``(4,)`` int box of the region of the output that differs from the
             input (``None`` when nothing changed). Integer, clipped to the frame.
+        changed_boxes: the same region as separate boxes (one per swapped face, one for the
+            badge), so a caller can copy back far fewer pixels than ``changed_xyxy`` spans.
         detected: whether the detector ran on this frame (vs. tracking only).
     """
 
@@ -197,5 +199,6 @@ class FrameReport:
     swapped: int = 0
     timings_ms: dict[str, float] = field(default_factory=dict)
     changed_xyxy: tuple[int, int, int, int] | None = None
+    changed_boxes: list[tuple[int, int, int, int]] = field(default_factory=list)
     detected: bool = False
     index: int = 0

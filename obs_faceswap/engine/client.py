@@ -419,6 +419,7 @@ class EngineClient:
             t = _ns()
             deadline = t + int(self.max_age * 1e9) if self.max_age else 0
             P.TIMES.pack_into(mv, P.TIMES_OFFSET, t, deadline, 0, 0, 0, 0, 0, 0, 0)
+            P.pack_rects(mv, [])
             P.STATE.pack_into(mv, P.STATE_OFFSET, P.MAGIC, P.SUBMITTED, seq)
         except (OSError, ValueError) as e:  # shared memory refused, frame vanished...
             self._free.append(idx)
@@ -465,11 +466,11 @@ class EngineClient:
         if not slot.failed and slot.mv is not None:
             st = P.STATE.unpack_from(slot.mv, P.STATE_OFFSET)
             if st[1] == P.DONE and st[2] == seq:
-                _, _, _, x0, y0, x1, y1, _, _ = P.TIMES.unpack_from(slot.mv, P.TIMES_OFFSET)
                 geom = slot.geom
-                if x1 > x0 and y1 > y0 and geom is not None and _key(frame) == geom.key:
-                    self._copy_back(slot, geom, frame, x0, y0, x1, y1)
-                    ok = True
+                if geom is not None and _key(frame) == geom.key:
+                    for x0, y0, x1, y1 in P.unpack_rects(slot.mv):
+                        self._copy_back(slot, geom, frame, x0, y0, x1, y1)
+                        ok = True
         slot.state = _FREE
         self._free.append(idx)
         return ok

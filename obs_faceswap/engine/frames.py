@@ -578,6 +578,23 @@ class PlanesFrame(LazyFrame):
         self.loaded.append(b)
         return b
 
+    def fill(self, box: Sequence[float]) -> Roi:
+        """Like :meth:`load`, but pixels already loaded (maybe since modified) are kept."""
+        b = clip_box(box, self.width, self.height)
+        if b is None:
+            return (0, 0, 0, 0)
+        b = align_roi(self.format, self.width, self.height, b)
+        x0, y0, x1, y1 = b
+        keep = np.zeros((y1 - y0, x1 - x0), bool)
+        for lx0, ly0, lx1, ly1 in self.loaded:
+            if lx0 <= x0 and ly0 <= y0 and x1 <= lx1 and y1 <= ly1:
+                return b
+            keep[max(ly0, y0) - y0:max(min(ly1, y1) - y0, 0), max(lx0, x0) - x0:max(min(lx1, x1) - x0, 0)] = True
+        fresh = to_bgr(self.planes, self.format, self.width, self.height, self.color, b)
+        np.copyto(self._out[y0:y1, x0:x1], fresh, where=~keep[..., None])
+        self.loaded.append(b)
+        return b
+
     def resize(self, size: tuple[int, int]) -> U8:
         return scaled_region(self.planes, self.format, self.width, self.height, self.color,
                              (0, 0, self.width, self.height), size)

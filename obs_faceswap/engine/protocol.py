@@ -28,6 +28,11 @@ Header layout (little endian), offsets in bytes::
      64  FRAME   format i32, width u32, height u32, nplanes u32, linesize u32 x4,
                  offset u64 x4, size u64 x4, timestamp u64, color matrix f32 x16,
                  range_min f32 x3, range_max f32 x3, full_range u8
+    320  RECTS   count u32 of further changed rects, then up to 3 x (x0 y0 x1 y1 i32)
+
+The changed region is up to :data:`MAX_RECTS` rectangles (a face and a badge in another
+corner are two small rectangles, not one that spans the frame): the first in TIMES, the others
+in RECTS.
 
 Times are ``time.perf_counter_ns()``: one system-wide monotonic clock on Linux
 (CLOCK_MONOTONIC), Windows (QueryPerformanceCounter) and macOS, so both processes can
@@ -127,8 +132,30 @@ DEADLINE_OFFSET = TIMES_OFFSET + 8
 FRAME = struct.Struct("<iIII4I4Q4QQ16f3f3fB")
 FRAME_OFFSET = 64
 
+RECTS = struct.Struct("<I12i")
+RECTS_OFFSET = 320
+#: Most changed rectangles one result carries (one in TIMES, the rest in RECTS).
+MAX_RECTS = 4
+
 assert STATE.size <= TIMES_OFFSET and TIMES_OFFSET + TIMES.size <= FRAME_OFFSET
-assert FRAME_OFFSET + FRAME.size <= HEADER_SIZE
+assert FRAME_OFFSET + FRAME.size <= RECTS_OFFSET and RECTS_OFFSET + RECTS.size <= HEADER_SIZE
+
+
+def pack_rects(buf: Any, rects: list[tuple[int, int, int, int]]) -> None:
+    """Write the changed rectangles beyond the first (which goes in TIMES)."""
+    extra = rects[1:MAX_RECTS]
+    flat = [v for r in extra for v in r] + [0] * (12 - 4 * len(extra))
+    RECTS.pack_into(buf, RECTS_OFFSET, len(extra), *flat)
+
+
+def unpack_rects(buf: Any) -> list[tuple[int, int, int, int]]:
+    """Every changed rectangle of a result: the one in TIMES, then those in RECTS."""
+    t = TIMES.unpack_from(buf, TIMES_OFFSET)
+    out = [(t[3], t[4], t[5], t[6])] if t[5] > t[3] and t[6] > t[4] else []
+    v = RECTS.unpack_from(buf, RECTS_OFFSET)
+    n = min(int(v[0]), MAX_RECTS - 1)
+    out += [(v[1 + 4 * i], v[2 + 4 * i], v[3 + 4 * i], v[4 + 4 * i]) for i in range(n)]
+    return [r for r in out if r[2] > r[0] and r[3] > r[1]]
 
 
 @dataclass(frozen=True)

@@ -264,7 +264,7 @@ class EngineServer:
         att = self.slots[slot]
         mv = att.seg.buf
         try:
-            rect = self._process(att, mv)
+            rects = self._process(att, mv)
         except Exception as e:
             text = _describe(e)
             if text not in self._errors_seen:  # per-frame errors: log each kind once
@@ -277,13 +277,13 @@ class EngineServer:
         if self._frame_error:
             self._frame_error = ""
             self.emit_stats(force=True)
-        self._finish(mv, seq, P.DONE, rect)
+        self._finish(mv, seq, P.DONE, rects)
         done = time.perf_counter_ns()
         submit = P.TIMES.unpack_from(mv, P.TIMES_OFFSET)[0]
         self._done_times.append(done / 1e9)
         self._latencies.append((done - submit) / 1e6)
 
-    def _process(self, att: _Attached, mv: memoryview) -> tuple[int, int, int, int] | None:
+    def _process(self, att: _Attached, mv: memoryview) -> list[tuple[int, int, int, int]]:
         h = P.unpack_frame(mv)
         key = (h.format, h.width, h.height, h.linesizes, h.offsets)
         planes = att.planes.get(key)
@@ -301,6 +301,7 @@ class EngineServer:
         ts = h.timestamp / 1e9 if h.timestamp else None
         assert self.processor is not None
         bgr: Any
+        lazy: F.PlanesFrame | None = None
         if self._lazy:
             # the pipeline converts only what it looks at (a small copy for detection, the
             # landmark crop, the face box): a fraction of a full-frame conversion
@@ -315,18 +316,23 @@ class EngineServer:
             bgr = F.to_bgr(planes, h.format, h.width, h.height, color, out=self._bgr_buffer(h),
                            scratch=self._scratch)
             out, report = self.processor.process(bgr, ts)
+        boxes = list(getattr(report, "changed_boxes", None) or [])
         changed = getattr(report, "changed_xyxy", None)
-        if changed is None:
-            return None
+        if not boxes and changed is not None:
+            boxes = [changed]
+        if not boxes:
+            return []
         if not isinstance(out, np.ndarray) or out.shape != bgr.shape or out.dtype != np.uint8:
             raise EngineError(f"processor returned {getattr(out, 'shape', type(out))}, "
                               f"expected {bgr.shape} uint8")
-        x0, y0, x1, y1 = F.align_roi(h.format, h.width, h.height, changed)
-        if x1 <= x0 or y1 <= y0:
-            return None
-        F.from_bgr(out[y0:y1, x0:x1], planes, h.format, h.width, h.height, color,
-                   (x0, y0, x1, y1))
-        return x0, y0, x1, y1
+        aligned = [F.align_roi(h.format, h.width, h.height, b) for b in boxes]
+        rects = merge_rects([r for r in aligned if r[2] > r[0] and r[3] > r[1]], P.MAX_RECTS)
+        for x0, y0, x1, y1 in rects:
+            if lazy is not None:  # a merged rect may reach pixels the pipeline never loaded
+                lazy.fill((x0, y0, x1, y1))
+            F.from_bgr(out[y0:y1, x0:x1], planes, h.format, h.width, h.height, color,
+                       (x0, y0, x1, y1))
+        return rects
 
     def _bgr_buffer(self, h: P.FrameHeader) -> np.ndarray:
         shape = (h.height, h.width, 3)
@@ -337,9 +343,11 @@ class EngineServer:
 
     @staticmethod
     def _finish(mv: memoryview, seq: int, state: int,
-                rect: tuple[int, int, int, int] | None = None) -> None:
+                rects: list[tuple[int, int, int, int]] | None = None) -> None:
         submit, deadline = P.TIMES.unpack_from(mv, P.TIMES_OFFSET)[:2]
-        x0, y0, x1, y1 = rect or (0, 0, 0, 0)
+        rects = rects or []
+        x0, y0, x1, y1 = rects[0] if rects else (0, 0, 0, 0)
+        P.pack_rects(mv, rects)
         P.TIMES.pack_into(mv, P.TIMES_OFFSET, submit, deadline, time.perf_counter_ns(),
                           x0, y0, x1, y1, 0, 0)
         # the state word last: once the client sees it, the planes and rect are complete
@@ -400,6 +408,35 @@ class EngineServer:
             att.planes.clear()
             att.seg.close()
         self.slots.clear()
+
+
+def merge_rects(rects: list[tuple[int, int, int, int]], most: int) -> list[tuple[int, int, int, int]]:
+    """Overlapping rectangles merged, then the pair whose union adds the fewest pixels merged
+    until at most ``most`` remain (the result covers every input rectangle)."""
+
+    def union(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+        return (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+
+    def area(r: tuple[int, int, int, int]) -> int:
+        return (r[2] - r[0]) * (r[3] - r[1])
+
+    out = list(rects)
+    while len(out) > 1:
+        best: tuple[int, int, int] | None = None
+        for i in range(len(out)):
+            for j in range(i + 1, len(out)):
+                a, b = out[i], out[j]
+                overlap = a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+                cost = -1 if overlap else area(union(a, b)) - area(a) - area(b)
+                if best is None or cost < best[0]:
+                    best = (cost, i, j)
+        assert best is not None
+        cost, i, j = best
+        if cost >= 0 and len(out) <= most:
+            break
+        merged = union(out[i], out[j])
+        out = [r for k, r in enumerate(out) if k not in (i, j)] + [merged]
+    return out
 
 
 def _describe(e: BaseException) -> str:

@@ -625,3 +625,33 @@ def test_real_pipeline_with_a_corrupt_model(make_client, media, tmp_path, models
     assert client.status.restarts == 0
     client.update_settings({"models_dir": ""})  # back to the good models, live
     wait_running(client, 120.0)
+
+
+@pytest.mark.slow
+def test_real_pipeline_with_the_badge_changes_only_the_face_and_the_badge(make_client, media):
+    """The face and a badge in the opposite corner come back as two rectangles: nothing between
+    them is touched (they are converted separately, never as one frame-spanning box)."""
+    client = make_client(processor=None, settings={"source": str(media("astronaut.png")),
+                                                   "badge.enabled": True, "badge.corner": "top-left"})
+    client.start()
+    wait_running(client, 120.0)
+    img = cv2.resize(obama_frame(media), (1280, 720), interpolation=cv2.INTER_LINEAR)
+    fb = make_frame(P.I420, img, C709)
+    before = fb.copy()
+    applied = False
+    for i in range(5):
+        seq = round_trip(client, view(fb, ts=(i + 1) * 33_000_000, color=C709), 60.0)
+        applied = client.apply(seq, view(fb, ts=(i + 1) * 33_000_000, color=C709))
+        if applied:
+            break
+    assert applied, client.status
+    y_changed = before.planes[0][:720, :1280] != fb.planes[0][:720, :1280]
+    ys, xs = np.nonzero(y_changed)
+    in_badge = (xs < 300) & (ys < 80)
+    assert in_badge.sum() > 500, "the badge is missing"
+    fx, fy = xs[~in_badge], ys[~in_badge]
+    assert len(fx) > 20000, "the face was not swapped"
+    # the face of the clip scaled to 720p is ~360 px wide, around (640, 360)
+    assert fx.min() > 380 and fx.max() < 900 and fy.min() > 100 and fy.max() < 650
+    # between them, e.g. the whole band left of the face and below the badge: untouched
+    assert not y_changed[100:, :fx.min()].any()

@@ -369,3 +369,25 @@ def test_client_side_modules_import_only_the_standard_library():
                          cwd=Path(__file__).resolve().parents[2])
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_merge_rects_keeps_far_apart_rects_and_merges_overlaps():
+    from obs_faceswap.engine.server import merge_rects
+
+    face, badge = (400, 100, 800, 600), (10, 10, 120, 40)
+    assert sorted(merge_rects([face, badge], 4)) == sorted([face, badge])
+    assert merge_rects([(0, 0, 10, 10), (5, 5, 20, 20)], 4) == [(0, 0, 20, 20)]
+    many = [(i * 100, 0, i * 100 + 10, 10) for i in range(6)]
+    out = merge_rects(many, 4)
+    assert len(out) == 4
+    for r in many:  # every input is still covered
+        assert any(o[0] <= r[0] and o[1] <= r[1] and r[2] <= o[2] and r[3] <= o[3] for o in out)
+
+
+def test_rects_round_trip_through_the_header():
+    buf = bytearray(P.HEADER_SIZE)
+    P.TIMES.pack_into(buf, P.TIMES_OFFSET, 1, 2, 3, 4, 5, 60, 70, 0, 0)
+    P.pack_rects(buf, [(4, 5, 60, 70), (100, 8, 120, 30), (1, 1, 2, 2)])
+    assert P.unpack_rects(buf) == [(4, 5, 60, 70), (100, 8, 120, 30), (1, 1, 2, 2)]
+    P.pack_rects(buf, [])
+    assert P.unpack_rects(buf) == [(4, 5, 60, 70)]
