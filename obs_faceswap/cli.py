@@ -69,6 +69,7 @@ FIELD_OPTIONS: dict[str, str] = {
     "erode": "mask.erode",
     "color": "color.mode",
     "color_strength": "color.strength",
+    "shape": "shape.strength",
     "blend": "blend.mode",
     "opacity": "blend.opacity",
     "badge_text": "badge.text",
@@ -127,11 +128,14 @@ def _pipeline_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--reference", metavar="PHOTO", help="swap only the face that looks like this person")
 
     g = p.add_argument_group("mask, colour and blending")
-    g.add_argument("--feather", type=float, metavar="F", help="soft edge width, fraction of the face (default 0.08)")
+    g.add_argument("--feather", type=float, metavar="F", help="soft edge width, fraction of the face (default 0.04)")
     g.add_argument("--erode", type=float, metavar="F", help="shrink the mask by this fraction of the face width")
     g.add_argument("--keep-eyes", action="store_true", help="show the live eyes (real blinks and gaze)")
     g.add_argument("--no-keep-mouth", action="store_true", help="cover the mouth interior with the source's")
     g.add_argument("--no-trim-hair", action="store_true", help="keep the source's hair on the forehead")
+    g.add_argument("--shape", type=float, metavar="F",
+                   help="how much of the source's face proportions to take: 0 = the live face's, "
+                        "1 = the source's (default 1)")
     g.add_argument("--color", choices=COLOR_MODES, help="colour transfer to the live skin (default rct)")
     g.add_argument("--color-strength", type=float, metavar="F", help="0 = source colours, 1 = full transfer")
     g.add_argument("--blend", choices=BLEND_MODES, help="compositing (default feather)")

@@ -152,6 +152,31 @@ class MaskConfig:
 
 
 @dataclass(frozen=True)
+class ShapeConfig:
+    """How much of the source's face shape the swapped face takes.
+
+    The texture alone keeps the live face's proportions (eye spacing, nose, brows), which an
+    identity model — and a viewer — reads as the live person. The inner face is moved towards
+    the source's proportions (the face outline stays, so the paste edge does not move), as an
+    offset from the live face's running average shape, so live expressions and blinks carry
+    over unchanged.
+
+    Attributes:
+        strength: 0 = live proportions, 1 = the source's.
+        adapt_frames: frames over which the live face's average shape follows it (an
+            exponential average); shorter adapts faster to a new person, longer keeps the
+            live expression changes more faithfully.
+    """
+
+    strength: float = 1.0
+    adapt_frames: int = 60
+
+    def __post_init__(self) -> None:
+        _range("shape.strength", self.strength, 0.0, 1.0)
+        _range("shape.adapt_frames", self.adapt_frames, 1, 10000)
+
+
+@dataclass(frozen=True)
 class ColorConfig:
     """Colour transfer of the source skin to the live skin, in L*a*b*.
 
@@ -209,6 +234,7 @@ class PipelineConfig:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     mask: MaskConfig = field(default_factory=MaskConfig)
+    shape: ShapeConfig = field(default_factory=ShapeConfig)
     color: ColorConfig = field(default_factory=ColorConfig)
     blend: BlendConfig = field(default_factory=BlendConfig)
     badge: BadgeConfig = field(default_factory=BadgeConfig)

@@ -134,7 +134,7 @@ class Pipeline:
         name = str(source) if isinstance(source, (str, Path)) else None
         landmarks = source_landmarks(image, self.detector, self.mesh, name=name)
         self.swapper = PhotoSwapper(image, landmarks, self.canonical, texture_size=self.config.texture_size,
-                                    mask=self.config.mask, color=self.config.color)
+                                    mask=self.config.mask, color=self.config.color, shape=self.config.shape)
         self._source_image = image
 
     def update(self, config: PipelineConfig) -> None:
@@ -156,8 +156,9 @@ class Pipeline:
         if self._source_image is not None:
             if old.texture_size != config.texture_size or runtime_changed or old.landmarks != config.landmarks:
                 self.set_source(self._source_image)
-            elif self.swapper is not None and (old.mask != config.mask or old.color != config.color):
-                self.swapper.update(mask=config.mask, color=config.color)
+            elif self.swapper is not None and (old.mask != config.mask or old.color != config.color
+                                               or old.shape != config.shape):
+                self.swapper.update(mask=config.mask, color=config.color, shape=config.shape)
 
     def _build_matcher(self) -> None:
         sel = self.config.selection

@@ -19,7 +19,7 @@ GROUPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
      ("detector", "landmarks", "selection_mode", "selection_index", "selection_reference",
       "detect_interval", "smoothing")),
     ("grp_mask", "Mask and blending",
-     ("mask_feather", "mask_keep_mouth", "mask_keep_eyes", "color_mode", "blend_mode", "opacity")),
+     ("shape_strength", "mask_feather", "mask_keep_mouth", "mask_keep_eyes", "color_mode", "blend_mode", "opacity")),
     ("grp_badge", "Disclosure", ("badge_enabled", "badge_text", "badge_corner")),
     ("grp_engine", "Engine and timing",
      ("timing_mode", "sync_frames", "provider", "engine_python", "models_dir")),

@@ -111,6 +111,10 @@ SETTINGS: tuple[Setting, ...] = (
             lo=0.0, hi=0.5, step=0.01, tooltip="Soft edge width, as a fraction of the face width."),
     Setting("mask_keep_mouth", "Keep live mouth", "bool", _PIPE.mask.keep_mouth, "mask.keep_mouth"),
     Setting("mask_keep_eyes", "Keep live eyes", "bool", _PIPE.mask.keep_eyes, "mask.keep_eyes"),
+    Setting("shape_strength", "Face shape from photo", "float", _PIPE.shape.strength, "shape.strength",
+            lo=0.0, hi=1.0, step=0.05,
+            tooltip="How much of the photo's face proportions (eyes, nose, brows) the swapped face "
+                    "takes; live expressions and blinks are kept either way."),
     Setting("color_mode", "Colour transfer", "list", _PIPE.color.mode, "color.mode",
             choices=_labels(cfg.COLOR_MODES, {"rct": "Reinhard (mean/std)",
                                               "linear": "Linear (covariance)", "none": "None"})),

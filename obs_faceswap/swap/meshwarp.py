@@ -41,9 +41,10 @@ import numpy as np
 import numpy.typing as npt
 
 from obs_faceswap import merge
-from obs_faceswap.config import ColorConfig, MaskConfig
+from obs_faceswap.config import ColorConfig, MaskConfig, ShapeConfig
 from obs_faceswap.errors import InputError, NoFaceError
 from obs_faceswap.geometry import (
+    FACE_OVAL,
     LEFT_CHEEK,
     LEFT_EYE,
     LEFT_EYEBROW,
@@ -116,14 +117,79 @@ _STATS_MIX = 0.5
 _MAX_TRACKS = 16
 
 
+# Shape morph weights (fractions of the UV size): 0 on the face outline, 1 from this far in;
+# the lips move this much (their live shape is the speech) and, with keep_eyes, the eyes not.
+_SHAPE_EDGE = 0.12
+_SHAPE_LIPS = 0.5
+_SHAPE_FEATURE_FADE = 0.05
+# A vertex moves at most this share of its (image) distance from the outline.
+_SHAPE_REACH = 0.5
+_OVAL_IDX = np.array(FACE_OVAL)
+
+
 @dataclass
 class _Track:
-    """Per-face state: the colour-corrected texture and the live skin statistics."""
+    """Per-face state: the colour-corrected texture, the live skin statistics and the live
+    face's running average shape (in the source face's frame)."""
 
     texture: npt.NDArray[np.uint8]
     stats: LabStats | None = None
     shading: npt.NDArray[np.float32] | None = None
     age: int = 0
+    mean_shape: npt.NDArray[np.float64] | None = None
+
+
+def similarity_3d(a: npt.ArrayLike, b: npt.ArrayLike) -> tuple[float, npt.NDArray[np.float64],
+                                                                 npt.NDArray[np.float64]]:
+    """Least-squares similarity (Umeyama) with ``b ≈ scale * R @ a + t`` for (N, 3) points."""
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
+    ac, bc = a - mu_a, b - mu_b
+    u, sv, vt = np.linalg.svd(bc.T @ ac / len(a))
+    d = np.ones(3)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        d[2] = -1
+    r = u @ np.diag(d) @ vt
+    var = (ac**2).sum() / len(a)
+    scale = float((sv * d).sum() / var) if var > 0 else 1.0
+    return scale, r, mu_b - scale * r @ mu_a
+
+
+def _uv_distance(face: CanonicalFace, polygons: list[tuple[int, ...]], *, inside: bool,
+                 n: int = 512) -> npt.NDArray[np.float64]:
+    """Per vertex, the UV distance (fraction of the UV size) to the edge of ``polygons``,
+    measured inside them (``inside``) or outside; 0 on the other side."""
+    uv = face.uv.astype(np.float64)
+    px = np.clip((uv * n).astype(int), 0, n - 1)
+    m = np.zeros((n, n), np.uint8)
+    cv2.fillPoly(m, [(uv[list(p)] * n).astype(np.int32) for p in polygons], 255)
+    if not inside:
+        m = 255 - m
+    d = cv2.distanceTransform(m, cv2.DIST_L2, 5) / n
+    return d[px[:, 1], px[:, 0]]
+
+
+def edge_distance(face: CanonicalFace) -> npt.NDArray[np.float64]:
+    """Per vertex, its UV distance from the face outline (exactly 0 on it)."""
+    d = _uv_distance(face, [FACE_OVAL], inside=True)
+    d[list(FACE_OVAL)] = 0.0  # the distance is sampled a pixel off the outline
+    return d
+
+
+def shape_weights(face: CanonicalFace, *, keep_eyes: bool) -> npt.NDArray[np.float64]:
+    """Per-vertex weight of the shape morph: 0 on the face outline (the paste edge stays put),
+    1 inside, :data:`_SHAPE_LIPS` on the lips, 0 on the eyes when the live eyes are kept."""
+
+    def distance_from(polygons: list[tuple[int, ...]], inside: bool) -> npt.NDArray[np.float64]:
+        return _uv_distance(face, polygons, inside=inside)
+
+    w = np.clip(edge_distance(face) / _SHAPE_EDGE, 0.0, 1.0)
+    near_lips = np.clip(distance_from([LIPS_OUTER], inside=False) / _SHAPE_FEATURE_FADE, 0.0, 1.0)
+    w *= _SHAPE_LIPS + (1 - _SHAPE_LIPS) * near_lips
+    if keep_eyes:
+        w *= np.clip(distance_from([RIGHT_EYE, LEFT_EYE], inside=False) / _SHAPE_FEATURE_FADE, 0.0, 1.0)
+    return w
 
 
 def source_landmarks(image: ImageBGR, detector: Any, mesh: Any, *, name: str | Path | None = None
@@ -188,7 +254,7 @@ class PhotoSwapper:
 
     def __init__(self, image: ImageBGR, landmarks: npt.ArrayLike, face: CanonicalFace, *,
                  texture_size: int = 512, mask: MaskConfig | None = None,
-                 color: ColorConfig | None = None) -> None:
+                 color: ColorConfig | None = None, shape: ShapeConfig | None = None) -> None:
         if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 \
                 or image.shape[2] != 3:
             raise InputError(f"source image must be (H, W, 3) uint8 BGR, got "
@@ -203,6 +269,9 @@ class PhotoSwapper:
         self.size = int(texture_size)
         self.mask_config = mask or MaskConfig()
         self.color_config = color or ColorConfig()
+        self.shape_config = shape or ShapeConfig()
+        self._source_shape = lm[:468].astype(np.float64)
+        self._shape_w = shape_weights(face, keep_eyes=self.mask_config.keep_eyes)
         self._tracks: dict[int, _Track] = {}
         # Compiled kernels (numba JIT, cached on disk) are readied now, not on the first frame.
         raster.warm_up()
@@ -427,13 +496,18 @@ class PhotoSwapper:
         return list(self._tracks)
 
     # -- settings ------------------------------------------------------------------------
-    def update(self, *, mask: MaskConfig | None = None, color: ColorConfig | None = None) -> None:
-        """Apply new mask or colour settings without unwrapping the photo again."""
+    def update(self, *, mask: MaskConfig | None = None, color: ColorConfig | None = None,
+               shape: ShapeConfig | None = None) -> None:
+        """Apply new mask, colour or shape settings without unwrapping the photo again."""
         if mask is not None:
             retrim = mask.trim_hair != self.mask_config.trim_hair
+            if mask.keep_eyes != self.mask_config.keep_eyes:
+                self._shape_w = shape_weights(self.face, keep_eyes=mask.keep_eyes)
             self.mask_config = mask
             if retrim:
                 self._build_texture()
+        if shape is not None:
+            self.shape_config = shape
         if color is not None:
             self.color_config = color
         # Each track's texture is rebuilt (colour transfer) on its next frame.
@@ -463,8 +537,11 @@ class PhotoSwapper:
         if not np.isfinite(lm).all():
             return None
         fh, fw = frame.shape[:2]
-        lo = np.floor(lm[:, :2].min(axis=0)).astype(int) - 2
-        hi = np.ceil(lm[:, :2].max(axis=0)).astype(int) + 3
+        track = self._track(face.track_id)
+        shaped = self._shaped(track, lm)
+        both = np.concatenate([lm[:, :2], shaped[:, :2]])
+        lo = np.floor(both.min(axis=0)).astype(int) - 2
+        hi = np.ceil(both.max(axis=0)).astype(int) + 3
         face_w = float(hi[0] - lo[0])
         if face_w < 8 or hi[1] - lo[1] < 8:
             return None
@@ -473,10 +550,11 @@ class PhotoSwapper:
         if x1 - x0 < 4 or y1 - y0 < 4:
             return None
         w, h = x1 - x0, y1 - y0
-        texture = self._texture_for(face.track_id, frame, lm)
-        dst = lm[:, :2] - np.array([x0, y0], np.float32)
+        texture = self._texture_for(track, frame, lm)
+        origin = np.array([x0, y0], np.float32)
+        dst = shaped[:, :2] - origin
         include = ~self._mouth if self.mask_config.keep_mouth else None
-        order, _ = raster.draw_order(dst, lm[:, 2], self.face.triangles, self._uv_sign, include)
+        order, _ = raster.draw_order(dst, shaped[:, 2], self.face.triangles, self._uv_sign, include)
         mx, my, _ = raster.rasterise(dst, self._uv_px, self.face.triangles, (w, h), order)
         rendered = cv2.remap(texture, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                              borderValue=(0, 0, 0, 0))
@@ -485,9 +563,40 @@ class PhotoSwapper:
         # Where nothing was rendered, carry the frame: a soft mask edge then blends frame
         # with frame instead of pulling in black (the "dark rim").
         cv2.copyTo(frame[y0:y1, x0:x1], cv2.compare(alpha, 0, cv2.CMP_EQ), crop)
-        mask = self._mask(alpha, dst, face_w)
+        # mouth and eye cuts follow the LIVE features: that is where the real ones are
+        mask = self._mask(alpha, lm[:, :2] - origin, face_w)
         t = np.array([[1, 0, x0], [0, 1, y0]], np.float32)
         return SwapResult(crop, mask, t, face.track_id)
+
+    def _shaped(self, track: _Track, lm: FloatArray) -> FloatArray:
+        """The live mesh with its inner face moved towards the source's proportions.
+
+        Both shapes are compared in the source face's frame (a 3D similarity fit removes
+        pose and size); the offset is taken from the live face's running average, not from
+        this frame, so what changes frame to frame (speech, blinks, expressions) stays live.
+        """
+        cfg = self.shape_config
+        live = lm.astype(np.float64)
+        if float(np.ptp(live[:, 0])) < 1 or float(np.ptp(live[:, 1])) < 1:
+            return lm  # degenerate: nothing to fit
+        scale, r, t = similarity_3d(live, self._source_shape)
+        in_source = scale * live @ r.T + t
+        if track.mean_shape is None:
+            track.mean_shape = in_source
+        else:
+            track.mean_shape += (in_source - track.mean_shape) / cfg.adapt_frames
+        if cfg.strength <= 0:
+            return lm
+        offset = (self._source_shape - track.mean_shape) * (cfg.strength * self._shape_w)[:, None]
+        # back to the live frame: only the linear part applies to an offset
+        moved = offset @ r / scale
+        # no point may be pushed across the live face's edge (nor close to it): in the image,
+        # a point moves at most a share of its distance from the nearest outline point
+        xy = live[:, :2]
+        edge = np.sqrt(((xy[:, None, :] - xy[None, _OVAL_IDX, :]) ** 2).sum(-1).min(axis=1))
+        length = np.linalg.norm(moved[:, :2], axis=1)
+        moved *= np.minimum(1.0, _SHAPE_REACH * edge / np.maximum(length, 1e-9))[:, None]
+        return (live + moved).astype(np.float32)
 
     def _mask(self, alpha: Mask, dst: FloatArray, face_w: float) -> Mask:
         """Soft mask from the rendered coverage × hair trim, minus mouth and eyes, feathered.
@@ -529,15 +638,19 @@ class PhotoSwapper:
             m = cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR)
         return m
 
-    def _texture_for(self, track_id: int, frame: ImageBGR, lm: FloatArray) -> npt.NDArray[np.uint8]:
-        """The colour-corrected BGRA texture of a track, re-estimated every ``interval`` frames."""
-        cfg = self.color_config
+    def _track(self, track_id: int) -> _Track:
+        """A face's state, created on first sight; marks it the most recently swapped."""
         track = self._tracks.pop(track_id, None)
         if track is None:
             track = _Track(self._base_texture)
             if len(self._tracks) >= _MAX_TRACKS:  # forget the least recently swapped face
                 self._tracks.pop(next(iter(self._tracks)))
         self._tracks[track_id] = track  # (re)insert: dict order = recency
+        return track
+
+    def _texture_for(self, track: _Track, frame: ImageBGR, lm: FloatArray) -> npt.NDArray[np.uint8]:
+        """The colour-corrected BGRA texture of a track, re-estimated every ``interval`` frames."""
+        cfg = self.color_config
         if cfg.mode == "none" or cfg.strength <= 0:
             track.texture = self._base_texture
             return track.texture

@@ -118,7 +118,7 @@ def main() -> int:
         for frame, lm in frames[:10]:
             swapper._tracks[0].age = 0
             t0 = time.perf_counter()
-            swapper._texture_for(0, frame, lm)
+            swapper._texture_for(swapper._track(0), frame, lm)
             t_colour.append(time.perf_counter() - t0)
         face_w = np.ptp(frames[0][1][:, 0])
         label = f"{name} {frames[0][0].shape[1]}x{frames[0][0].shape[0]}, face {face_w:.0f} px"

@@ -285,3 +285,48 @@ def test_colour_state_is_per_track(astronaut, canonical, open_mouth):
     assert sw.tracks == [2]
     sw.reset()
     assert sw.tracks == []
+
+
+# -- shape: the source's proportions, the live expression -----------------------------------
+def posed(points: np.ndarray, scale: float, degrees: float, shift: tuple[float, float, float]) -> np.ndarray:
+    """``points`` turned about the vertical axis, scaled and moved (a head pose)."""
+    a = np.radians(degrees)
+    r = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
+    c = points.mean(axis=0)
+    return ((points - c) @ r.T * scale + c + np.array(shift)).astype(np.float32)
+
+
+def test_shape_takes_the_source_proportions_and_keeps_outline_and_expression(astronaut, canonical):
+    from obs_faceswap.config import ShapeConfig
+    from obs_faceswap.geometry import FACE_OVAL, RIGHT_EYE
+    from obs_faceswap.swap.meshwarp import similarity_3d
+
+    photo, slm = astronaut
+    sw = PhotoSwapper(photo, slm, canonical, shape=ShapeConfig(strength=1.0, adapt_frames=5))
+    # a "live" person: the canonical face's proportions in the source's size, in another pose
+    scale, r, t = similarity_3d(canonical.vertices, slm)
+    person = (scale * canonical.vertices @ r.T + t).astype(np.float32)
+    live = posed(person, 1.3, 15.0, (40.0, 10.0, 0.0))
+    track = sw._track(0)
+    for _ in range(60):  # the running average converges on a face that holds still
+        out = sw._shaped(track, live)
+    oval = list(FACE_OVAL)
+    np.testing.assert_allclose(out[oval], live[oval], atol=1e-3)  # the paste edge stays put
+    # inner points: in the source's frame they now sit where the source's do
+    inner = np.nonzero(sw._shape_w > 0.99)[0]
+    assert len(inner) > 150
+    s2, r2, t2 = similarity_3d(live, slm)  # the live face's pose in the source's frame
+    in_source = s2 * out.astype(np.float64) @ r2.T + t2
+    before = np.abs((s2 * live.astype(np.float64) @ r2.T + t2)[inner] - slm[inner]).mean()
+    after = np.abs(in_source[inner] - slm[inner]).mean()
+    assert after < 0.05 * before, (before, after)
+    # a blink on one frame moves the output's eyelid by almost as much as the live one
+    blink = live.copy()
+    lid = [159, 158, 160]  # upper eyelid of the subject's right eye
+    blink[lid, 1] += 6.0
+    moved = sw._shaped(track, blink)[lid, 1] - out[lid, 1]
+    assert np.all(moved > 6.0 * 0.75), moved
+    assert set(lid) <= set(RIGHT_EYE)
+    # strength 0: the live mesh untouched
+    sw.update(shape=ShapeConfig(strength=0.0))
+    np.testing.assert_array_equal(sw._shaped(track, live), live)

@@ -178,11 +178,10 @@ def test_strict_identity_against_other_pictures_of_the_source_person(media, read
     the output is compared with Obama as he looks in the video (pictures the swap never saw)
     and with the original Biden. Pasting the source's own pixels cannot game this.
 
-    What a texture swap without a generator honestly achieves: Biden's head shape, hair, ears
-    and jaw line stay, so the output does not become closer to Obama than to the original
-    Biden (about 0.57 vs 0.59 here). It does move a long way: from cosine ~0.39 to ~0.57 with
-    Obama (the same-person range of this embedder starts near 0.57) and from 1.0 to ~0.6 with
-    the original. Those two shifts are asserted.
+    Biden's head shape, hair, ears and jaw line stay; the texture alone left the output about
+    as close to the original Biden as to Obama (0.57 vs 0.59). With the inner face moved to
+    the source's proportions (ShapeConfig) it is closer to Obama (~0.64 vs ~0.57): asserted,
+    together with the size of the move (from cosine ~0.39 with Obama before the swap).
     """
     photo = read_image("frec_obama.jpg")
     slm = source_landmarks(photo, finder.detector, finder.mesh, name="frec_obama.jpg")
@@ -204,5 +203,6 @@ def test_strict_identity_against_other_pictures_of_the_source_person(media, read
         print(f"\n{name}: output vs Obama (video) {score.to_source:.3f}, vs original Biden "
               f"{score.to_original:.3f}; original Biden vs Obama {before:.3f}; closer to the "
               f"source person: {score.closer_to_source}")
-        assert score.to_source >= before + 0.1
-        assert score.to_original <= 0.75
+        assert score.closer_to_source
+        assert score.to_source >= before + 0.15
+        assert score.to_original <= 0.7
