@@ -189,7 +189,7 @@ class ColorConfig:
 
     mode: str = "rct"
     strength: float = 1.0
-    interval: int = 5
+    interval: int = 10
 
     def __post_init__(self) -> None:
         _choice("color.mode", self.mode, COLOR_MODES)

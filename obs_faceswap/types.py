@@ -175,8 +175,9 @@ class SwapResult:
     @property
     def is_translation(self) -> bool:
         """True when the transform only shifts the crop (no resampling needed on paste)."""
-        t = self.transform
-        return bool(np.allclose(t[:, :2], np.eye(2), atol=1e-6) and np.allclose(t[:, 2], np.round(t[:, 2])))
+        (a, b, tx), (c, d, ty) = self.transform.tolist()  # per frame: plain floats, no numpy calls
+        return (abs(a - 1) < 1e-6 and abs(d - 1) < 1e-6 and abs(b) < 1e-6 and abs(c) < 1e-6
+                and tx == round(tx) and ty == round(ty))
 
 
 @dataclass

@@ -592,9 +592,11 @@ class PhotoSwapper:
         moved = offset @ r / scale
         # no point may be pushed across the live face's edge (nor close to it): in the image,
         # a point moves at most a share of its distance from the nearest outline point
-        xy = live[:, :2]
-        edge = np.sqrt(((xy[:, None, :] - xy[None, _OVAL_IDX, :]) ** 2).sum(-1).min(axis=1))
-        length = np.linalg.norm(moved[:, :2], axis=1)
+        xy = lm[:, :2] - lm[_OVAL_IDX, :2].mean(axis=0)  # float32, centred: |x - o|^2 expanded
+        oval = xy[_OVAL_IDX]
+        d2 = (xy * xy).sum(axis=1)[:, None] + (oval * oval).sum(axis=1)[None, :] - 2.0 * (xy @ oval.T)
+        edge = np.sqrt(np.maximum(d2.min(axis=1), 0.0))
+        length = np.sqrt((moved[:, :2] ** 2).sum(axis=1))
         moved *= np.minimum(1.0, _SHAPE_REACH * edge / np.maximum(length, 1e-9))[:, None]
         return (live + moved).astype(np.float32)
 

@@ -26,9 +26,9 @@ pytestmark = pytest.mark.slow
 
 VIDEO = "dfl_Obama_speaking.mp4"
 STEP = 5
-# The swapper sees every 5th frame only; re-estimating the live colour on each of them is
-# the same update rate (6 per second) as the default interval of 5 at the clip's 30 fps.
-COLOR = ColorConfig(interval=1)
+# The swapper sees every 5th frame only; re-estimating the live colour on every 2nd of them
+# is the same update rate (3 per second) as the default interval of 10 at the clip's 30 fps.
+COLOR = ColorConfig(interval=2)
 
 
 @dataclass
