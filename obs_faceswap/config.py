@@ -246,7 +246,7 @@ class PipelineConfig:
             raise ConfigError(f"texture_size must be 256, 512 or 1024; got {self.texture_size}")
 
 
-def apply_updates(config: Any, updates: dict[str, Any]) -> Any:
+def apply_updates(config: Any, updates: dict[str, Any], _prefix: str = "") -> Any:
     """A copy of ``config`` with ``{"section.field": value}`` (or nested dict) updates applied.
 
     Values are coerced to the field's current type (``"0.5"`` → 0.5, ``1`` → True, lists →
@@ -266,13 +266,13 @@ def apply_updates(config: Any, updates: dict[str, Any]) -> Any:
     for key, value in nested.items():
         if key not in names:
             raise ConfigError(
-                f"unknown setting {key!r} in {type(config).__name__}; valid: {', '.join(names)}"
+                f"unknown setting {_prefix + key!r}; valid here: {', '.join(_prefix + n for n in names)}"
             )
         current = getattr(config, key)
         if dataclasses.is_dataclass(current) and isinstance(value, dict):
-            changes[key] = apply_updates(current, value)
+            changes[key] = apply_updates(current, value, f"{_prefix}{key}.")
         else:
-            changes[key] = _coerce(key, value, current)
+            changes[key] = _coerce(_prefix + key, value, current)
     try:
         return dataclasses.replace(config, **changes)
     except TypeError as e:

@@ -204,6 +204,7 @@ def create_session(path: str | Path, config: RuntimeConfig | None = None) -> Tim
     so = session_options(config)
     first_choice = candidates[0][0]
     last_error: Exception | None = None
+    warned = False
     for i in range(len(candidates)):
         chain = candidates[i:]
         try:
@@ -223,6 +224,7 @@ def create_session(path: str | Path, config: RuntimeConfig | None = None) -> Tim
                 ) from e
             last_error = e
             if chain[0][0] != "CPUExecutionProvider":
+                warned = True
                 _warn_once(
                     f"failed:{chain[0][0]}",
                     f"execution provider {chain[0][0]} failed to start ({text.splitlines()[0][:200]}); "
@@ -230,7 +232,7 @@ def create_session(path: str | Path, config: RuntimeConfig | None = None) -> Tim
                 )
             continue
         used = sess.get_providers()[0]
-        if used != first_choice:
+        if used != first_choice and not warned:  # onnxruntime fell back silently
             _warn_once(
                 f"fallback:{first_choice}->{used}",
                 f"execution provider {first_choice} could not be used for {path.name} "
