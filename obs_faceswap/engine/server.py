@@ -555,6 +555,24 @@ def run(server: EngineServer, fd: int, parent_pid: int = 0) -> int:
         server.close()
 
 
+def lower_priority(amount: int) -> None:
+    """Run below OBS's priority: when CPU is short, OBS's own rendering and encoding must win
+    (a dropped stream frame is worse than a swap result that comes a frame later)."""
+    if amount <= 0:
+        return
+    try:
+        if sys.platform == "win32":
+            import ctypes
+
+            below_normal = 0x4000
+            k32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
+            k32.SetPriorityClass(k32.GetCurrentProcess(), below_normal)
+        else:
+            os.nice(amount)
+    except (OSError, AttributeError) as e:  # not allowed here: carry on at normal priority
+        log.warning("cannot lower the engine's priority: %s", e)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m obs_faceswap.engine``."""
     ap = argparse.ArgumentParser(prog="python -m obs_faceswap.engine",
@@ -564,7 +582,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--processor", default=os.environ.get("OBS_FACESWAP_ENGINE_PROCESSOR", ""),
                     help="module:callable building the processor (default: the pipeline)")
     ap.add_argument("--log-level", default=os.environ.get("OBS_FACESWAP_LOG", "INFO"))
+    ap.add_argument("--nice", type=int, default=int(os.environ.get("OBS_FACESWAP_ENGINE_NICE", "5")),
+                    help="lower the engine's CPU priority by this much (default 5; 0 = as OBS)")
     args = ap.parse_args(argv)
+    lower_priority(args.nice)
 
     # The protocol owns the real stdout; anything printed (by us or a library, even from C)
     # goes to stderr instead of corrupting it.
