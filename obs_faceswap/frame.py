@@ -16,11 +16,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from pathlib import Path
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
+from obs_faceswap.errors import InputError
 from obs_faceswap.types import ImageBGR
 
 Box = tuple[int, int, int, int]
@@ -91,3 +93,21 @@ def warp_source_box(matrix: npt.ArrayLike, size: tuple[int, int], width: int, he
     pts = corners @ inv[:, :2].T + inv[:, 2]
     lo, hi = pts.min(axis=0) - 2, pts.max(axis=0) + 2
     return clip_box((lo[0], lo[1], hi[0], hi[1]), width, height)
+
+
+def read_image(path: str | Path) -> ImageBGR:
+    """Read a photo as BGR uint8 (non-ASCII paths work on Windows too).
+
+    Raises:
+        InputError: the file does not exist, is empty or is not an image OpenCV can decode.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"image not found: {p}")
+    data = np.fromfile(str(p), dtype=np.uint8)
+    if data.size == 0:
+        raise InputError(f"{p} is empty (0 bytes)")
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if img is None:
+        raise InputError(f"cannot read {p} as an image (unsupported format or damaged file)")
+    return np.asarray(img, np.uint8)

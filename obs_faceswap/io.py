@@ -41,6 +41,7 @@ import numpy as np
 
 from obs_faceswap.disclosure import metadata as disclosure_metadata
 from obs_faceswap.errors import ConfigError, FaceSwapError, FrameFormatError, InputError
+from obs_faceswap.frame import read_image
 from obs_faceswap.types import ImageBGR
 
 log = logging.getLogger(__name__)
@@ -327,24 +328,6 @@ class InputSource:
     def __repr__(self) -> str:
         w, h = self.size
         return f"{type(self).__name__}({self.name!r}, {w}x{h}, fps={self.fps}, frames={self.frame_count})"
-
-
-def read_image(path: str | Path) -> ImageBGR:
-    """Read a photo as BGR uint8 (non-ASCII paths work on Windows too).
-
-    Raises:
-        InputError: the file does not exist, is empty or is not an image OpenCV can decode.
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"image not found: {p}")
-    data = np.fromfile(str(p), dtype=np.uint8)
-    if data.size == 0:
-        raise InputError(f"{p} is empty (0 bytes)")
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    if img is None:
-        raise InputError(f"cannot read {p} as an image (unsupported format or damaged file)")
-    return cast(ImageBGR, img)
 
 
 class ImageInput(InputSource):

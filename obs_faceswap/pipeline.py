@@ -17,14 +17,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from obs_faceswap import merge
 from obs_faceswap.config import PipelineConfig
 from obs_faceswap.disclosure import badge_box, burn_badge
-from obs_faceswap.errors import InputError
-from obs_faceswap.frame import LazyFrame
+from obs_faceswap.frame import LazyFrame, read_image
 from obs_faceswap.geometry import CanonicalFace, load_canonical_face
 from obs_faceswap.models import ModelStore
 from obs_faceswap.nets.detector import Detector, check_image, create_detector
@@ -38,18 +36,6 @@ from obs_faceswap.types import FrameReport, ImageBGR, SwapResult
 log = logging.getLogger(__name__)
 
 Box = tuple[int, int, int, int]
-
-
-def read_image(path: str | Path) -> ImageBGR:
-    """Read a photo as BGR uint8, or raise :class:`InputError` naming the file."""
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"image not found: {p}")
-    data = np.fromfile(str(p), dtype=np.uint8)  # np.fromfile + imdecode handles non-ASCII paths
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if img is None:
-        raise InputError(f"cannot read {p} as an image (unsupported or corrupt file)")
-    return img
 
 
 #: The swapper reads the live face's pixels a little beyond its mesh box.

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 
 from obs_faceswap.config import SelectionConfig
 from obs_faceswap.errors import ConfigError, InputError, NoFaceError
+from obs_faceswap.frame import read_image
 from obs_faceswap.nets.detector import Detector, check_image
 from obs_faceswap.types import Face, FloatArray, ImageBGR
 
@@ -115,12 +115,10 @@ class ReferenceMatcher:
 
 def _load(reference: ImageBGR | str | Path) -> tuple[ImageBGR, str]:
     if isinstance(reference, (str, Path)):
-        if not Path(reference).is_file():
-            raise InputError(f"reference photo {reference} not found")
-        image = cv2.imread(str(reference), cv2.IMREAD_COLOR)
-        if image is None:
-            raise InputError(f"cannot read the reference photo {reference} (not an image)")
-        return np.asarray(image, np.uint8), str(reference)
+        try:
+            return read_image(reference), str(reference)
+        except InputError as e:
+            raise InputError(f"reference photo: {e}") from e
     try:
         check_image(reference)
     except InputError as e:

@@ -59,6 +59,18 @@ def nms(xyxy: npt.NDArray[np.float32], scores: npt.NDArray[np.float32], iou: flo
     return np.asarray(keep, np.intp).reshape(-1)
 
 
+def suppressed(boxes: list[npt.NDArray[np.float32]], scores: list[npt.NDArray[np.float32]],
+               keypoints: list[npt.NDArray[np.float32]], iou: float) -> Detections:
+    """Per-stride candidates concatenated and reduced by NMS (empty when there are none)."""
+    if not scores:
+        return Detections.empty()
+    xyxy = np.concatenate(boxes).astype(np.float32)
+    sc = np.concatenate(scores).astype(np.float32)
+    kp = np.concatenate(keypoints).astype(np.float32)
+    keep = nms(xyxy, sc, iou)
+    return Detections(xyxy[keep], sc[keep], kp[keep])
+
+
 class YuNet:
     """YuNet face detector (libfacedetection.train), dynamic input size.
 
@@ -126,13 +138,7 @@ class YuNet:
             k = outs[f"kps_{st}"][0, idx].reshape(-1, 5, 2)
             kps.append(np.stack([(gx[:, None] + k[:, :, 0]) * st, (gy[:, None] + k[:, :, 1]) * st], axis=2))
             scores.append(score[idx])
-        if not scores:
-            return Detections.empty()
-        xyxy = np.concatenate(boxes).astype(np.float32)
-        sc = np.concatenate(scores).astype(np.float32)
-        kp = np.concatenate(kps).astype(np.float32)
-        keep = nms(xyxy, sc, self.nms_iou)
-        return Detections(xyxy[keep], sc[keep], kp[keep])
+        return suppressed(boxes, scores, kps, self.nms_iou)
 
 
 def _letterbox(image: ImageBGR, side: int) -> tuple[npt.NDArray[np.uint8], float]:
@@ -269,13 +275,7 @@ class SCRFD:
             k = np.asarray(outs[i + 2 * n]).reshape(-1, 10)[idx].reshape(-1, 5, 2) * st
             kps.append(c[:, None, :] + k)
             scores.append(sc[idx])
-        if not scores:
-            return Detections.empty()
-        xyxy = np.concatenate(boxes).astype(np.float32)
-        s = np.concatenate(scores).astype(np.float32)
-        kp = np.concatenate(kps).astype(np.float32)
-        keep = nms(xyxy, s, self.nms_iou)
-        return Detections(xyxy[keep], s[keep], kp[keep])
+        return suppressed(boxes, scores, kps, self.nms_iou)
 
 
 #: Mouth half-width as a fraction of the eye-to-eye vector, from the ArcFace 5-point template
