@@ -168,6 +168,7 @@ class FilterBase:
         self.counters = Counters()
         self.timers = {n: CallbackTimer() for n in ("filter_video", "video_tick", "video_render", "update")}
         self.index = 0
+        self.inflight: list[Held] = []  # submitted, result not used yet (lowest-latency mode)
         self.delay_ns = 0
         self.window_released = 0
         self.window_late = 0
@@ -439,6 +440,50 @@ class FilterBase:
             return None, None
         return seq, client
 
+    def _drop_inflight(self) -> None:
+        items, self.inflight = self.inflight, []
+        for it in items:
+            self._discard(it)
+
+    def _latest(self, view: Any) -> None:
+        """Lowest-latency mode: never hold; apply the newest result if it is at most one frame
+        old, and keep one frame in flight (submitted before anything is applied)."""
+        client = self.client
+        if client is None or view is None:
+            self._drop_inflight()
+            return
+        ready: Held | None = None
+        pending: list[Held] = []
+        for it in self.inflight:
+            if it.client is not client or it.index < self.index - 1:
+                self._discard(it)
+                continue
+            try:
+                is_ready = client.ready(it.seq)
+            except Exception:
+                is_ready = False
+            if is_ready:
+                if ready is not None:
+                    self._discard(ready)
+                ready = it
+            else:
+                pending.append(it)
+        if not pending:
+            # Submit before applying: the engine must see the original pixels.
+            seq, c = self._submit(view)
+            if seq is not None:
+                pending.append(Held(None, None, seq, c, self.index, 0))
+        self.inflight = pending
+        if ready is not None:
+            try:
+                if client.apply(ready.seq, view):
+                    self.counters.swapped += 1
+                else:
+                    self.counters.failed += 1
+            except Exception as e:
+                self._log_once(("apply", type(e).__name__), "result not applied: %s", e)
+        self.delay_ns = 0
+
     def _finish(self, item: Held) -> None:
         """Write ``item``'s own result into it, or let it pass untouched (never raises)."""
         if item.seq is None:
@@ -584,7 +629,6 @@ class AsyncFaceSwap(FilterBase):
 
     def __init__(self, *args: Any, **kw: Any) -> None:
         self.held: deque[Held] = deque()
-        self.inflight: list[Held] = []
         self.release_lock = threading.Lock()
         self.parent_gone = False
         super().__init__(*args, **kw)
@@ -633,7 +677,7 @@ class AsyncFaceSwap(FilterBase):
                 if self.held:
                     # Switched from synchronised: show this frame, drop the older ones.
                     self._release(self._take_held(), self.api.obs_filter_get_parent(self.source))
-                self._latest(frame, view)
+                self._latest(view)
                 return frame
             return self._sync(frame, view, ts)
         finally:
@@ -664,48 +708,6 @@ class AsyncFaceSwap(FilterBase):
         if ts and out.ts and ts >= out.ts:
             self.delay_ns = ts - out.ts
         return int(out.frame)
-
-    def _latest(self, frame: int, view: Any) -> None:
-        client = self.client
-        if client is None or view is None:
-            self._drop_inflight()
-            return
-        ready: Held | None = None
-        pending: list[Held] = []
-        for it in self.inflight:
-            if it.client is not client or it.index < self.index - 1:
-                self._discard(it)
-                continue
-            try:
-                is_ready = client.ready(it.seq)
-            except Exception:
-                is_ready = False
-            if is_ready:
-                if ready is not None:
-                    self._discard(ready)
-                ready = it
-            else:
-                pending.append(it)
-        if not pending:
-            # Submit before applying: the engine must see the original pixels.
-            seq, c = self._submit(view)
-            if seq is not None:
-                pending.append(Held(None, None, seq, c, self.index, 0))
-        self.inflight = pending
-        if ready is not None:
-            try:
-                if client.apply(ready.seq, view):
-                    self.counters.swapped += 1
-                else:
-                    self.counters.failed += 1
-            except Exception as e:
-                self._log_once(("apply", type(e).__name__), "result not applied: %s", e)
-        self.delay_ns = 0
-
-    def _drop_inflight(self) -> None:
-        items, self.inflight = self.inflight, []
-        for it in items:
-            self._discard(it)
 
     def _take_held(self) -> list[Held]:
         with self.lock:
@@ -798,7 +800,6 @@ class RenderFaceSwap(FilterBase):
         self.out_tex: int | None = None
         self.pool: list[Any] = []
         self.held: deque[Held] = deque()
-        self.inflight: list[Held] = []
         self.tick = 0
         self.removed = False
         self.done_tick = -1
@@ -928,7 +929,7 @@ class RenderFaceSwap(FilterBase):
         ts = int(api.obs_get_video_frame_time())
         if self.mode == st.LATENCY:
             self._flush_held()
-            self._latest(buf, view)
+            self._latest(view)
             out = buf
         else:
             seq, client = self._submit(view)
@@ -948,35 +949,6 @@ class RenderFaceSwap(FilterBase):
         self.have_output = True
         self.pool.append(out)
 
-    def _latest(self, buf: Any, view: Any) -> None:
-        client = self.client
-        if client is None or view is None:
-            self._drop_inflight()
-            return
-        ready: Held | None = None
-        pending: list[Held] = []
-        for it in self.inflight:
-            if it.client is not client or it.index < self.index - 1:
-                self._discard(it)
-                continue
-            if client.ready(it.seq):
-                if ready is not None:
-                    self._discard(ready)
-                ready = it
-            else:
-                pending.append(it)
-        if not pending:
-            seq, c = self._submit(view)
-            if seq is not None:
-                pending.append(Held(None, None, seq, c, self.index, 0))
-        self.inflight = pending
-        if ready is not None:
-            if client.apply(ready.seq, view):
-                self.counters.swapped += 1
-            else:
-                self.counters.failed += 1
-        self.delay_ns = 0
-
     def _draw(self) -> bool:
         api = self.api
         w, h = self.size
@@ -988,11 +960,6 @@ class RenderFaceSwap(FilterBase):
         while api.gs_effect_loop(effect, b"Draw"):
             api.gs_draw_sprite(self.out_tex, 0, w, h)
         return True
-
-    def _drop_inflight(self) -> None:
-        for it in self.inflight:
-            self._discard(it)
-        self.inflight = []
 
     def _flush_held(self) -> None:
         while self.held:
