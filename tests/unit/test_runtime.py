@@ -77,3 +77,33 @@ def test_the_inference_clock_counts_raw_run_time(models_dir):
     sess.run(None, {"input": x})
     sess.run(None, {"input": x})
     assert inference_clock.calls == 2 and inference_clock.ms > 0
+
+
+MESH = "mediapipe_face_landmark_468.onnx"
+
+
+def test_cpu_backend_choice_gives_the_same_outputs(models_dir):
+    x = np.random.default_rng(1).random((1, 192, 192, 3), dtype=np.float32)
+    ort_sess = create_session(models_dir / MESH, RuntimeConfig(cpu_backend="onnxruntime"))
+    cv_sess = create_session(models_dir / MESH, RuntimeConfig(cpu_backend="opencv"))
+    assert ort_sess.get_providers()[0] == CPU and cv_sess.get_providers()[0] == runtime.OPENCV_PROVIDER
+    names = [o.name for o in ort_sess.get_outputs()]
+    assert [o.name for o in cv_sess.get_outputs()] == names
+    for a, b in zip(ort_sess.run(names, {"input_1": x}), cv_sess.run(names, {"input_1": x}), strict=True):
+        np.testing.assert_allclose(np.asarray(a).ravel(), np.asarray(b).ravel(), atol=1e-3)
+    # only the named output, in the asked order
+    (flag,) = cv_sess.run([names[1]], {"input_1": x})
+    assert np.asarray(flag).size == 1
+
+
+def test_models_with_a_dynamic_input_or_a_gpu_stay_on_onnxruntime(models_dir, monkeypatch):
+    assert create_session(models_dir / "yunet_n_dynamic.onnx",
+                          RuntimeConfig(cpu_backend="opencv")).get_providers()[0] == CPU
+    # OpenCV failing to read a model means onnxruntime, silently
+    import cv2
+
+    def refuse(path):
+        raise cv2.error("unsupported layer")
+
+    monkeypatch.setattr(cv2.dnn, "readNetFromONNX", refuse)
+    assert create_session(models_dir / MESH, RuntimeConfig(cpu_backend="opencv")).get_providers()[0] == CPU
