@@ -65,7 +65,7 @@ def resize_image(image: ImageBGR | LazyFrame, size: tuple[int, int]) -> ImageBGR
     """Scale a BGR image or a lazy frame to ``size = (w, h)`` (bilinear)."""
     if isinstance(image, LazyFrame):
         return image.resize(size)
-    return cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
+    return np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_LINEAR), np.uint8)
 
 
 def warp_image(image: ImageBGR | LazyFrame, matrix: npt.ArrayLike, size: tuple[int, int],
@@ -73,7 +73,8 @@ def warp_image(image: ImageBGR | LazyFrame, matrix: npt.ArrayLike, size: tuple[i
     """Affine crop of a BGR image or a lazy frame (bilinear)."""
     if isinstance(image, LazyFrame):
         return image.warp(matrix, size, border)
-    return cv2.warpAffine(image, np.asarray(matrix, np.float64), size, flags=cv2.INTER_LINEAR, borderMode=border)
+    out = cv2.warpAffine(image, np.asarray(matrix, np.float64), size, flags=cv2.INTER_LINEAR, borderMode=border)
+    return np.asarray(out, np.uint8)
 
 
 def clip_box(box: Sequence[float], width: int, height: int, margin: float = 0.0) -> Box | None:

@@ -151,14 +151,14 @@ class CanonicalFace:
         """Triangles that close the mouth (all three vertices on the inner lip line)."""
         inner = np.zeros(len(self.vertices), bool)
         inner[list(LIPS_INNER)] = True
-        return inner[self.triangles].all(axis=1)
+        return np.asarray(inner[self.triangles].all(axis=1))
 
     @property
     def eye_triangles(self) -> npt.NDArray[np.bool_]:
         """Triangles that cover an eye opening (all three vertices on an eye contour)."""
         eye = np.zeros(len(self.vertices), bool)
         eye[list(RIGHT_EYE) + list(LEFT_EYE)] = True
-        return eye[self.triangles].all(axis=1)
+        return np.asarray(eye[self.triangles].all(axis=1))
 
 
 def parse_obj(path: str | Path) -> CanonicalFace:

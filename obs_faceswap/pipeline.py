@@ -42,7 +42,7 @@ Box = tuple[int, int, int, int]
 FACE_MARGIN = 0.1
 
 
-def _grow(box: Sequence[float], margin: float) -> tuple[float, float, float, float]:
+def _grow(box: Sequence[float] | np.ndarray, margin: float) -> tuple[float, float, float, float]:
     x0, y0, x1, y1 = (float(v) for v in box)
     mx, my = (x1 - x0) * margin, (y1 - y0) * margin
     return (x0 - mx, y0 - my, x1 + mx, y1 + my)

@@ -19,7 +19,7 @@ import numpy.typing as npt
 
 from obs_faceswap.config import SelectionConfig
 from obs_faceswap.errors import ConfigError, InputError, NoFaceError
-from obs_faceswap.frame import read_image
+from obs_faceswap.frame import LazyFrame, read_image
 from obs_faceswap.nets.detector import Detector, check_image
 from obs_faceswap.types import Face, FloatArray, ImageBGR
 
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 class Embedder(Protocol):
     """What the matcher needs (:class:`~obs_faceswap.nets.recognition.FaceEmbedder`)."""
 
-    def embed(self, image: ImageBGR, keypoints: npt.ArrayLike) -> FloatArray: ...
+    def embed(self, image: ImageBGR | LazyFrame, keypoints: npt.ArrayLike) -> FloatArray: ...
 
 
 @dataclass
@@ -81,7 +81,7 @@ class ReferenceMatcher:
         """Forget the per-track similarities (e.g. after the tracker was reset)."""
         self._cache.clear()
 
-    def similarities(self, faces: list[Face], frame: ImageBGR) -> list[float]:
+    def similarities(self, faces: list[Face], frame: ImageBGR | LazyFrame) -> list[float]:
         """Cosine similarity of each face to the reference, in the order of ``faces``.
 
         Counts one frame per call: a track's similarity is reused for ``reembed_interval``
@@ -101,7 +101,7 @@ class ReferenceMatcher:
             del self._cache[tid]
         return out
 
-    def best(self, faces: list[Face], frame: ImageBGR) -> Face | None:
+    def best(self, faces: list[Face], frame: ImageBGR | LazyFrame) -> Face | None:
         """The face most similar to the reference (None if none, or none similar enough)."""
         if not faces:
             self.similarities(faces, frame)
@@ -140,7 +140,7 @@ def _centre_x(face: Face) -> float:
     return float(box[0] + box[2]) / 2
 
 
-def select_faces(faces: list[Face], config: SelectionConfig, frame: ImageBGR,
+def select_faces(faces: list[Face], config: SelectionConfig, frame: ImageBGR | LazyFrame,
                  matcher: ReferenceMatcher | None = None) -> list[Face]:
     """The faces to swap in this frame.
 

@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from obs_faceswap.config import TrackingConfig
+from obs_faceswap.frame import LazyFrame
 from obs_faceswap.nets.detector import Detector, check_image
 from obs_faceswap.nets.landmarks import Roi
 from obs_faceswap.types import Face, FloatArray, ImageBGR
@@ -42,7 +43,7 @@ class Landmarker(Protocol):
 
     crop_scale: float
 
-    def infer(self, image: ImageBGR, roi: Roi) -> tuple[FloatArray, float]: ...
+    def infer(self, image: ImageBGR | LazyFrame, roi: Roi) -> tuple[FloatArray, float]: ...
 
 
 def _alpha(dt: float, cutoff: npt.NDArray[np.float64] | float) -> npt.NDArray[np.float64] | float:
@@ -203,7 +204,7 @@ class FaceTracker:
         """Ids of the live tracks."""
         return [t.track_id for t in self._tracks]
 
-    def update(self, frame: ImageBGR, timestamp: float | None = None) -> TrackResult:
+    def update(self, frame: ImageBGR | LazyFrame, timestamp: float | None = None) -> TrackResult:
         """Track the faces in the next frame.
 
         Args:
@@ -277,7 +278,7 @@ class FaceTracker:
             faces.append(Face(tr.track_id, lm, presence=tr.presence, score=tr.score))
         return TrackResult(faces=faces, detected=detected, timings_ms=timings)
 
-    def _start_track(self, frame: ImageBGR, xyxy: FloatArray, keypoints: FloatArray,
+    def _start_track(self, frame: ImageBGR | LazyFrame, xyxy: FloatArray, keypoints: FloatArray,
                      score: float) -> _Track | None:
         """A new track from a detection, or None when the mesh sees no face there."""
         roi = Roi.from_keypoints(xyxy, keypoints, self.crop_scale)

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 class Detector(Protocol):
     """What the tracker needs from a detector."""
 
-    def detect(self, image: ImageBGR) -> Detections: ...
+    def detect(self, image: ImageBGR | LazyFrame) -> Detections: ...
 
 
 def check_image(image: npt.NDArray[np.uint8] | LazyFrame) -> None:
@@ -106,7 +106,7 @@ class YuNet:
         rh, rw = max(1, round(h * s)), max(1, round(w * s))
         return s, -(-rh // 32) * 32, -(-rw // 32) * 32
 
-    def detect(self, image: ImageBGR) -> Detections:
+    def detect(self, image: ImageBGR | LazyFrame) -> Detections:
         check_image(image)
         h, w = image.shape[:2]
         s, ph, pw = self._geometry(h, w)
@@ -141,7 +141,7 @@ class YuNet:
         return suppressed(boxes, scores, kps, self.nms_iou)
 
 
-def _letterbox(image: ImageBGR, side: int) -> tuple[npt.NDArray[np.uint8], float]:
+def _letterbox(image: ImageBGR | LazyFrame, side: int) -> tuple[npt.NDArray[np.uint8], float]:
     """Resize ``image`` to fit a ``side`` x ``side`` square, padded black at the bottom/right.
 
     Returns:
@@ -240,7 +240,7 @@ class SCRFD:
             self._centres[stride] = c
         return c
 
-    def detect(self, image: ImageBGR) -> Detections:
+    def detect(self, image: ImageBGR | LazyFrame) -> Detections:
         """Faces in a BGR uint8 image, in that image's pixels.
 
         Raises:
@@ -383,7 +383,7 @@ class BlazeFace:
             out.append(np.repeat(c, k, axis=0))
         return np.concatenate(out).astype(np.float32)
 
-    def detect(self, image: ImageBGR) -> Detections:
+    def detect(self, image: ImageBGR | LazyFrame) -> Detections:
         """Faces in a BGR uint8 image, in that image's pixels.
 
         Raises:

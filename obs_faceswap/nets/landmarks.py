@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from obs_faceswap.errors import ModelLoadError, ModelNotFoundError
-from obs_faceswap.frame import warp_image
+from obs_faceswap.frame import LazyFrame, warp_image
 from obs_faceswap.geometry import LEFT_EYE, RIGHT_EYE
 from obs_faceswap.nets.detector import check_image
 from obs_faceswap.runtime import RuntimeConfig, create_session
@@ -214,7 +214,7 @@ class FaceMesh:
             self.refine_names = [n for n in found if n is not None]
         self.output_names = [self.mesh_name, self.flag_name, *self.refine_names]
 
-    def infer(self, image: ImageBGR, roi: Roi) -> tuple[FloatArray, float]:
+    def infer(self, image: ImageBGR | LazyFrame, roi: Roi) -> tuple[FloatArray, float]:
         """Landmarks of the face inside ``roi``.
 
         Args:

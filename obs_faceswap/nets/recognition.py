@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from obs_faceswap.frame import LazyFrame
 from obs_faceswap.geometry import align_crop
 from obs_faceswap.models import ModelStore
 from obs_faceswap.runtime import RuntimeConfig, create_session
@@ -51,7 +52,7 @@ class FaceEmbedder:
                    color=e.get("color", "RGB"), mean=float(e.get("mean")[0]), std=float(e.get("std")[0]),
                    template=e.get("template", "arcface_112_v2"))
 
-    def crops(self, image: ImageBGR, keypoints: Sequence[npt.ArrayLike]) -> list[npt.NDArray[np.uint8]]:
+    def crops(self, image: ImageBGR | LazyFrame, keypoints: Sequence[npt.ArrayLike]) -> list[npt.NDArray[np.uint8]]:
         return [align_crop(image, k, self.template, self.size)[0] for k in keypoints]
 
     def embed_crops(self, crops: Sequence[npt.NDArray[np.uint8]]) -> FloatArray:
@@ -69,7 +70,7 @@ class FaceEmbedder:
         emb = np.concatenate(out).reshape(len(x), -1).astype(np.float32)
         return emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
 
-    def embed(self, image: ImageBGR, keypoints: npt.ArrayLike) -> FloatArray:
+    def embed(self, image: ImageBGR | LazyFrame, keypoints: npt.ArrayLike) -> FloatArray:
         """``(D,)`` L2-normalised embedding of the face with five ``keypoints`` in ``image``."""
         return self.embed_crops(self.crops(image, [keypoints]))[0]
 
