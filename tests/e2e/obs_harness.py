@@ -347,6 +347,15 @@ class Obs:
         self.seen_engine_pids.update(pids)
         return pids
 
+    def engines_after_exit(self, grace: float = 5.0) -> list[int]:
+        """Engine processes still alive ``grace`` seconds after OBS is gone (an engine notices
+        its parent's exit on stdin EOF and shuts down its models: that takes a moment, and
+        runs below OBS's priority; still being there after the grace period is a leak)."""
+        deadline = time.monotonic() + grace
+        while (pids := self.engine_pids()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return pids
+
     def stop(self, timeout: float = 45.0) -> int:
         """Close OBS cleanly, then SIGKILL after ``timeout`` s; kills Xvfb.
 

@@ -340,4 +340,4 @@ def test_obs_exits_cleanly(obs: Obs) -> None:
     assert not obs.killed, "OBS did not exit within the timeout after SIGINT"
     assert code == 0, f"OBS exited with {code}"
     assert "Number of memory leaks: 0" in obs.log_text()
-    assert obs.engine_pids() == [], "engine processes left behind"
+    assert obs.engines_after_exit() == [], "engine processes left behind"

@@ -50,7 +50,7 @@ def exits_cleanly(obs: Obs) -> None:
     assert not obs.killed, f"OBS hung on exit (killed after the timeout){where}"
     assert code == 0, f"OBS exited with {code}{where}"
     assert "Number of memory leaks: 0" in log, "OBS reported leaks:\n" + obs.log_tail(15)
-    assert obs.engine_pids() == [], "an engine process outlived OBS"
+    assert obs.engines_after_exit() == [], "an engine process outlived OBS"
     alive = [p for p in seen if _alive(p)]
     assert not alive, f"engine processes still running: {alive}"
 
