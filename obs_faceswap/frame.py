@@ -77,9 +77,9 @@ def warp_image(image: ImageBGR | LazyFrame, matrix: npt.ArrayLike, size: tuple[i
     return np.asarray(out, np.uint8)
 
 
-def clip_box(box: Sequence[float], width: int, height: int, margin: float = 0.0) -> Box | None:
+def clip_box(box: npt.ArrayLike, width: int, height: int, margin: float = 0.0) -> Box | None:
     """Integer box grown by ``margin`` × its size on each side, clipped to the frame; None if empty."""
-    x0, y0, x1, y1 = (float(v) for v in box)
+    x0, y0, x1, y1 = np.asarray(box, np.float64).reshape(4).tolist()
     mx, my = (x1 - x0) * margin, (y1 - y0) * margin
     b = (max(0, int(np.floor(x0 - mx))), max(0, int(np.floor(y0 - my))),
          min(width, int(np.ceil(x1 + mx))), min(height, int(np.ceil(y1 + my))))

@@ -100,22 +100,33 @@ def similarity_to_template(points: npt.ArrayLike, template: str, size: int) -> F
     return umeyama(src, dst).astype(np.float32)
 
 
-def umeyama(src: npt.NDArray[np.float64], dst: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """Similarity transform (rotation, uniform scale, translation) from ``src`` to ``dst``."""
-    n = src.shape[0]
-    mu_s, mu_d = src.mean(axis=0), dst.mean(axis=0)
-    sc, dc = src - mu_s, dst - mu_d
-    cov = dc.T @ sc / n
-    u, s, vt = np.linalg.svd(cov)
-    d = np.ones(2)
+def similarity(src: npt.ArrayLike, dst: npt.ArrayLike) -> tuple[float, npt.NDArray[np.float64],
+                                                                  npt.NDArray[np.float64]]:
+    """Least-squares similarity (Umeyama) with ``dst ≈ scale * R @ src + t`` for (N, D) points.
+
+    Returns:
+        ``(scale, R, t)``: ``R`` a proper ``(D, D)`` rotation, ``t`` a ``(D,)`` translation.
+    """
+    a = np.asarray(src, np.float64)
+    b = np.asarray(dst, np.float64)
+    mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
+    ac, bc = a - mu_a, b - mu_b
+    u, sv, vt = np.linalg.svd(bc.T @ ac / len(a))
+    d = np.ones(a.shape[1])
     if np.linalg.det(u) * np.linalg.det(vt) < 0:
         d[-1] = -1
     r = u @ np.diag(d) @ vt
-    var = (sc**2).sum() / n
-    scale = (s * d).sum() / var if var > 0 else 1.0
+    var = (ac**2).sum() / len(a)
+    scale = float((sv * d).sum() / var) if var > 0 else 1.0
+    return scale, r, mu_b - scale * r @ mu_a
+
+
+def umeyama(src: npt.NDArray[np.float64], dst: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """2D similarity transform from ``src`` to ``dst`` as a ``(2, 3)`` matrix."""
+    scale, r, t = similarity(src, dst)
     m = np.zeros((2, 3))
     m[:, :2] = scale * r
-    m[:, 2] = mu_d - scale * r @ mu_s
+    m[:, 2] = t
     return m
 
 

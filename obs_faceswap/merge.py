@@ -271,27 +271,36 @@ def paste_back(frame: ImageBGR, result: SwapResult, blend: BlendConfig | None = 
     return box
 
 
-def _place(frame_hw: tuple[int, ...], result: SwapResult) -> tuple[Box, ImageBGR, Mask] | None:
-    """Crop and mask in frame pixels, cut to the frame, with the box they cover."""
+def result_box(frame_hw: tuple[int, ...], result: SwapResult) -> Box | None:
+    """The frame pixels a swap result's crop covers (clipped; None when outside the frame):
+    what :func:`paste_back` reads and may write."""
     fh, fw = int(frame_hw[0]), int(frame_hw[1])
     ch, cw = result.mask.shape
     t = result.transform.astype(np.float64)
     if result.is_translation:
         tx, ty = int(round(t[0, 2])), int(round(t[1, 2]))
-        x0, y0 = max(tx, 0), max(ty, 0)
-        x1, y1 = min(tx + cw, fw), min(ty + ch, fh)
-        if x1 <= x0 or y1 <= y0:
-            return None
-        crop = result.crop[y0 - ty:y1 - ty, x0 - tx:x1 - tx]
-        mask = result.mask[y0 - ty:y1 - ty, x0 - tx:x1 - tx]
+        x0, y0, x1, y1 = max(tx, 0), max(ty, 0), min(tx + cw, fw), min(ty + ch, fh)
     else:
         corners = np.array([[0, 0], [cw, 0], [0, ch], [cw, ch]], np.float64) @ t[:, :2].T + t[:, 2]
         x0 = max(int(math.floor(corners[:, 0].min())), 0)
         y0 = max(int(math.floor(corners[:, 1].min())), 0)
         x1 = min(int(math.ceil(corners[:, 0].max())) + 1, fw)
         y1 = min(int(math.ceil(corners[:, 1].max())) + 1, fh)
-        if x1 <= x0 or y1 <= y0:
-            return None
+    return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
+
+
+def _place(frame_hw: tuple[int, ...], result: SwapResult) -> tuple[Box, ImageBGR, Mask] | None:
+    """Crop and mask in frame pixels, cut to the frame, with the box they cover."""
+    box = result_box(frame_hw, result)
+    if box is None:
+        return None
+    x0, y0, x1, y1 = box
+    t = result.transform.astype(np.float64)
+    if result.is_translation:
+        tx, ty = int(round(t[0, 2])), int(round(t[1, 2]))
+        crop = result.crop[y0 - ty:y1 - ty, x0 - tx:x1 - tx]
+        mask = result.mask[y0 - ty:y1 - ty, x0 - tx:x1 - tx]
+    else:
         m = t.copy()
         m[:, 2] -= (x0, y0)
         size = (x1 - x0, y1 - y0)

@@ -17,12 +17,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from obs_faceswap import merge
 from obs_faceswap.config import PipelineConfig
 from obs_faceswap.disclosure import badge_box, burn_badge
-from obs_faceswap.frame import LazyFrame, read_image
+from obs_faceswap.frame import LazyFrame, clip_box, read_image
 from obs_faceswap.geometry import CanonicalFace, load_canonical_face
 from obs_faceswap.models import ModelStore
 from obs_faceswap.nets.detector import Detector, check_image, create_detector
@@ -40,21 +38,6 @@ Box = tuple[int, int, int, int]
 
 #: The swapper reads the live face's pixels a little beyond its mesh box.
 FACE_MARGIN = 0.1
-
-
-def _grow(box: Sequence[float] | np.ndarray, margin: float) -> tuple[float, float, float, float]:
-    x0, y0, x1, y1 = (float(v) for v in box)
-    mx, my = (x1 - x0) * margin, (y1 - y0) * margin
-    return (x0 - mx, y0 - my, x1 + mx, y1 + my)
-
-
-def _result_box(result: SwapResult) -> tuple[float, float, float, float]:
-    """Frame box covered by a swap result's crop."""
-    h, w = result.crop.shape[:2]
-    corners = np.array([[0, 0, 1], [w, 0, 1], [0, h, 1], [w, h, 1]], np.float64)
-    pts = corners @ np.asarray(result.transform, np.float64).T
-    lo, hi = pts.min(axis=0), pts.max(axis=0)
-    return (lo[0] - 1, lo[1] - 1, hi[0] + 1, hi[1] + 1)
 
 
 def _union_all(boxes: Sequence[Box]) -> Box | None:
@@ -214,7 +197,9 @@ class Pipeline:
             results: list[SwapResult] = []
             for face in faces:
                 if lazy is not None:  # the swapper reads the live face (colour, shading)
-                    lazy.load(_grow(face.xyxy, FACE_MARGIN))
+                    box = clip_box(face.xyxy, lazy.shape[1], lazy.shape[0], FACE_MARGIN)
+                    if box is not None:
+                        lazy.load(box)
                 r = self.swapper.swap(pixels, face)
                 if r is not None:
                     results.append(r)
@@ -223,8 +208,8 @@ class Pipeline:
             if results:
                 out = pixels if inplace else pixels.copy()
                 for r in results:
-                    if lazy is not None:
-                        lazy.load(_result_box(r))
+                    if lazy is not None and (placed := merge.result_box(out.shape, r)) is not None:
+                        lazy.load(placed)
                     box = merge.paste_back(out, r, cfg.blend)
                     if box is not None:
                         report.changed_boxes.append(box)

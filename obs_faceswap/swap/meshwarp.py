@@ -55,6 +55,7 @@ from obs_faceswap.geometry import (
     RIGHT_EYE,
     RIGHT_EYEBROW,
     CanonicalFace,
+    similarity,
 )
 from obs_faceswap.merge import LabStats, from_lab, lab_stats, to_lab, transfer_matrix
 from obs_faceswap.swap import raster
@@ -139,23 +140,6 @@ class _Track:
     mean_shape: npt.NDArray[np.float64] | None = None
 
 
-def similarity_3d(a: npt.ArrayLike, b: npt.ArrayLike) -> tuple[float, npt.NDArray[np.float64],
-                                                                 npt.NDArray[np.float64]]:
-    """Least-squares similarity (Umeyama) with ``b ≈ scale * R @ a + t`` for (N, 3) points."""
-    a = np.asarray(a, np.float64)
-    b = np.asarray(b, np.float64)
-    mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
-    ac, bc = a - mu_a, b - mu_b
-    u, sv, vt = np.linalg.svd(bc.T @ ac / len(a))
-    d = np.ones(3)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        d[2] = -1
-    r = u @ np.diag(d) @ vt
-    var = (ac**2).sum() / len(a)
-    scale = float((sv * d).sum() / var) if var > 0 else 1.0
-    return scale, r, mu_b - scale * r @ mu_a
-
-
 def _uv_distance(face: CanonicalFace, polygons: list[tuple[int, ...]], *, inside: bool,
                  n: int = 512) -> npt.NDArray[np.float64]:
     """Per vertex, the UV distance (fraction of the UV size) to the edge of ``polygons``,
@@ -181,14 +165,11 @@ def shape_weights(face: CanonicalFace, *, keep_eyes: bool) -> npt.NDArray[np.flo
     """Per-vertex weight of the shape morph: 0 on the face outline (the paste edge stays put),
     1 inside, :data:`_SHAPE_LIPS` on the lips, 0 on the eyes when the live eyes are kept."""
 
-    def distance_from(polygons: list[tuple[int, ...]], inside: bool) -> npt.NDArray[np.float64]:
-        return _uv_distance(face, polygons, inside=inside)
-
     w = np.clip(edge_distance(face) / _SHAPE_EDGE, 0.0, 1.0)
-    near_lips = np.clip(distance_from([LIPS_OUTER], inside=False) / _SHAPE_FEATURE_FADE, 0.0, 1.0)
+    near_lips = np.clip(_uv_distance(face, [LIPS_OUTER], inside=False) / _SHAPE_FEATURE_FADE, 0.0, 1.0)
     w *= _SHAPE_LIPS + (1 - _SHAPE_LIPS) * near_lips
     if keep_eyes:
-        w *= np.clip(distance_from([RIGHT_EYE, LEFT_EYE], inside=False) / _SHAPE_FEATURE_FADE, 0.0, 1.0)
+        w *= np.clip(_uv_distance(face, [RIGHT_EYE, LEFT_EYE], inside=False) / _SHAPE_FEATURE_FADE, 0.0, 1.0)
     return w
 
 
@@ -579,7 +560,7 @@ class PhotoSwapper:
         live = lm.astype(np.float64)
         if float(np.ptp(live[:, 0])) < 1 or float(np.ptp(live[:, 1])) < 1:
             return lm  # degenerate: nothing to fit
-        scale, r, t = similarity_3d(live, self._source_shape)
+        scale, r, t = similarity(live, self._source_shape)
         in_source = scale * live @ r.T + t
         if track.mean_shape is None:
             track.mean_shape = in_source

@@ -298,13 +298,12 @@ def posed(points: np.ndarray, scale: float, degrees: float, shift: tuple[float, 
 
 def test_shape_takes_the_source_proportions_and_keeps_outline_and_expression(astronaut, canonical):
     from obs_faceswap.config import ShapeConfig
-    from obs_faceswap.geometry import FACE_OVAL, RIGHT_EYE
-    from obs_faceswap.swap.meshwarp import similarity_3d
+    from obs_faceswap.geometry import FACE_OVAL, RIGHT_EYE, similarity
 
     photo, slm = astronaut
     sw = PhotoSwapper(photo, slm, canonical, shape=ShapeConfig(strength=1.0, adapt_frames=5))
     # a "live" person: the canonical face's proportions in the source's size, in another pose
-    scale, r, t = similarity_3d(canonical.vertices, slm)
+    scale, r, t = similarity(canonical.vertices, slm)
     person = (scale * canonical.vertices @ r.T + t).astype(np.float32)
     live = posed(person, 1.3, 15.0, (40.0, 10.0, 0.0))
     track = sw._track(0)
@@ -315,7 +314,7 @@ def test_shape_takes_the_source_proportions_and_keeps_outline_and_expression(ast
     # inner points: in the source's frame they now sit where the source's do
     inner = np.nonzero(sw._shape_w > 0.99)[0]
     assert len(inner) > 150
-    s2, r2, t2 = similarity_3d(live, slm)  # the live face's pose in the source's frame
+    s2, r2, t2 = similarity(live, slm)  # the live face's pose in the source's frame
     in_source = s2 * out.astype(np.float64) @ r2.T + t2
     before = np.abs((s2 * live.astype(np.float64) @ r2.T + t2)[inner] - slm[inner]).mean()
     after = np.abs(in_source[inner] - slm[inner]).mean()
