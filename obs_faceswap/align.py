@@ -33,7 +33,7 @@ def template_points(template: str, size: int) -> FloatArray:
     """
     if template not in TEMPLATES:
         raise KeyError(f"unknown alignment template {template!r}; known: {', '.join(TEMPLATES)}")
-    return (TEMPLATES[template] * np.float32(size)).astype(np.float32)
+    return np.asarray(TEMPLATES[template] * np.float32(size), np.float32)
 
 
 def estimate(points: npt.ArrayLike, template: str, size: int) -> FloatArray:
@@ -42,8 +42,9 @@ def estimate(points: npt.ArrayLike, template: str, size: int) -> FloatArray:
     return similarity_to_template(points, template, size)
 
 
-def warp_face(image: ImageBGR | LazyFrame, points: npt.ArrayLike, template: str, size: int
-              ) -> tuple[ImageBGR, FloatArray]:
+def warp_face(
+    image: ImageBGR | LazyFrame, points: npt.ArrayLike, template: str, size: int
+) -> tuple[ImageBGR, FloatArray]:
     """Cut the face with five ``points`` out of ``image``, aligned to ``template``.
 
     Args:

@@ -33,7 +33,12 @@ Mask = npt.NDArray[np.uint8]
 #: BiSeNet (CelebAMask-HQ) classes: 0 background, 1 skin, 2/3 brows, 4/5 eyes, 6 glasses,
 #: 7/8 ears, 9 earring, 10 nose, 11 mouth, 12/13 lips, 14 neck, 15 necklace, 16 cloth, 17 hair, 18 hat.
 PARSING_REGIONS: dict[str, tuple[int, ...]] = {
-    "skin": (1,), "brows": (2, 3), "eyes": (4, 5), "glasses": (6,), "nose": (10,), "mouth": (11,),
+    "skin": (1,),
+    "brows": (2, 3),
+    "eyes": (4, 5),
+    "glasses": (6,),
+    "nose": (10,),
+    "mouth": (11,),
     "lips": (12, 13),
 }
 DEFAULT_REGIONS = ("skin", "brows", "eyes", "nose", "mouth", "lips")
@@ -54,9 +59,9 @@ def box_mask(size: int, *, erode: int | None = None, blur: int | None = None) ->
     k = 2 * max(size // 20, 5) + 1 if blur is None else blur
     m = np.zeros((size, size), np.uint8)
     if size - 2 * e > 0:
-        m[e:size - e, e:size - e] = 255
+        m[e : size - e, e : size - e] = 255
     if k > 1:
-        m = cv2.GaussianBlur(m, (k | 1, k | 1), 0)
+        m = np.asarray(cv2.GaussianBlur(m, (k | 1, k | 1), 0), np.uint8)
     return np.asarray(m, np.uint8)
 
 
@@ -64,9 +69,11 @@ def erode_blur(mask: Mask, erode: int, blur: float) -> Mask:
     """Shrink a mask by ``erode`` pixels (elliptic) and soften it with a Gaussian of sigma ``blur``."""
     m = mask
     if erode > 0:
-        m = cv2.erode(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * erode + 1, 2 * erode + 1)))
+        m = np.asarray(
+            cv2.erode(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * erode + 1, 2 * erode + 1))), np.uint8
+        )
     if blur > 0:
-        m = cv2.GaussianBlur(m, (0, 0), blur)
+        m = np.asarray(cv2.GaussianBlur(m, (0, 0), blur), np.uint8)
     return np.asarray(m, np.uint8)
 
 
@@ -103,10 +110,12 @@ def mouth_mask(landmarks_crop: npt.ArrayLike, size: int, *, grow: float = 0.1, s
     cv2.fillPoly(poly, [np.rint(pts).astype(np.int32)], 255, lineType=cv2.LINE_AA)
     g = int(round(grow * size))
     if g > 0:
-        poly = cv2.dilate(poly, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * g + 1, 2 * g + 1)))
+        poly = np.asarray(
+            cv2.dilate(poly, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * g + 1, 2 * g + 1))), np.uint8
+        )
     s = soft * size
     if s > 0:
-        poly = cv2.GaussianBlur(poly, (0, 0), s)
+        poly = np.asarray(cv2.GaussianBlur(poly, (0, 0), s), np.uint8)
     return np.asarray(np.minimum(m, 255 - poly), np.uint8)
 
 
@@ -114,7 +123,7 @@ def landmarks_to_crop(landmarks: npt.ArrayLike, frame_to_crop: npt.ArrayLike) ->
     """Map ``(N, 2|3)`` frame points into crop pixels with a ``(2, 3)`` frame → crop matrix."""
     pts = np.asarray(landmarks, np.float32)[:, :2]
     m = np.asarray(frame_to_crop, np.float32)
-    return (pts @ m[:, :2].T + m[:, 2]).astype(np.float32)
+    return np.asarray(pts @ m[:, :2].T + m[:, 2], np.float32)
 
 
 class OcclusionModel:
@@ -133,9 +142,11 @@ class OcclusionModel:
         self.session = create_session(self.path, runtime)
         ins = self.session.get_inputs()
         if len(ins) != 1 or tuple(ins[0].shape[1:]) != (self.size, self.size, 3):
-            raise ModelLoadError(f"{self.path.name} is not an XSeg occlusion model: it needs one input "
-                                 f"[1, 256, 256, 3] (NHWC BGR 0..1), found "
-                                 f"{', '.join(f'{i.name} {list(i.shape)}' for i in ins)}")
+            raise ModelLoadError(
+                f"{self.path.name} is not an XSeg occlusion model: it needs one input "
+                f"[1, 256, 256, 3] (NHWC BGR 0..1), found "
+                f"{', '.join(f'{i.name} {list(i.shape)}' for i in ins)}"
+            )
         self.input_name = ins[0].name
 
     def __call__(self, crop: ImageBGR) -> Mask:
@@ -143,7 +154,7 @@ class OcclusionModel:
         h, w = crop.shape[:2]
         x = cv2.resize(crop, (self.size, self.size), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
         y = np.asarray(self.session.run(None, {self.input_name: x[None]})[0], np.float32).reshape(self.size, self.size)
-        y = cv2.GaussianBlur(np.clip(y, 0.0, 1.0), (0, 0), 5)
+        y = np.asarray(cv2.GaussianBlur(np.clip(y, 0.0, 1.0), (0, 0), 5), np.float32)
         y = (np.clip(y, 0.5, 1.0) - 0.5) * 2.0
         return to_u8(cv2.resize(y, (w, h), interpolation=cv2.INTER_LINEAR))
 
@@ -162,18 +173,22 @@ class FaceParser:
 
     size = 512
 
-    def __init__(self, path: str | Path, runtime: RuntimeConfig | None = None,
-                 regions: Sequence[str] = DEFAULT_REGIONS) -> None:
+    def __init__(
+        self, path: str | Path, runtime: RuntimeConfig | None = None, regions: Sequence[str] = DEFAULT_REGIONS
+    ) -> None:
         bad = [r for r in regions if r not in PARSING_REGIONS]
         if bad:
-            raise ConfigError(f"unknown face-parsing region(s) {', '.join(bad)}; "
-                              f"choose from {', '.join(PARSING_REGIONS)}")
+            raise ConfigError(
+                f"unknown face-parsing region(s) {', '.join(bad)}; choose from {', '.join(PARSING_REGIONS)}"
+            )
         self.path = Path(path)
         self.session = create_session(self.path, runtime)
         ins, outs = self.session.get_inputs(), self.session.get_outputs()
         if len(ins) != 1 or tuple(ins[0].shape[1:]) != (3, self.size, self.size) or outs[0].shape[1] != 19:
-            raise ModelLoadError(f"{self.path.name} is not a BiSeNet face-parsing model: it needs [1, 3, 512, 512] in "
-                                 f"and [1, 19, 512, 512] out, found {list(ins[0].shape)} -> {list(outs[0].shape)}")
+            raise ModelLoadError(
+                f"{self.path.name} is not a BiSeNet face-parsing model: it needs [1, 3, 512, 512] in "
+                f"and [1, 19, 512, 512] out, found {list(ins[0].shape)} -> {list(outs[0].shape)}"
+            )
         self.input_name = ins[0].name
         self.classes = np.array(sorted({c for r in regions for c in PARSING_REGIONS[r]}), np.int64)
 
@@ -184,7 +199,7 @@ class FaceParser:
         y = np.asarray(self.session.run(None, {self.input_name: np.ascontiguousarray(x.transpose(2, 0, 1)[None])})[0])
         labels = y.reshape(19, self.size, self.size).argmax(axis=0)
         m = np.isin(labels, self.classes).astype(np.uint8) * 255
-        m = cv2.GaussianBlur(m, (0, 0), 2)
+        m = np.asarray(cv2.GaussianBlur(m, (0, 0), 2), np.uint8)
         return np.asarray(cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR), np.uint8)
 
 
@@ -222,10 +237,16 @@ class MaskStage:
 
     def __init__(self, settings: MaskSettings, runtime: RuntimeConfig | None = None) -> None:
         self.settings = settings
-        self.occlusion = (OcclusionModel(settings.occlusion_model, runtime)
-                          if "occlusion" in settings.kinds and settings.occlusion_model else None)
-        self.parser = (FaceParser(settings.parser_model, runtime, settings.regions)
-                       if "parsing" in settings.kinds and settings.parser_model else None)
+        self.occlusion = (
+            OcclusionModel(settings.occlusion_model, runtime)
+            if "occlusion" in settings.kinds and settings.occlusion_model
+            else None
+        )
+        self.parser = (
+            FaceParser(settings.parser_model, runtime, settings.regions)
+            if "parsing" in settings.kinds and settings.parser_model
+            else None
+        )
 
     def __call__(self, base: Mask, live: ImageBGR, landmarks_crop: npt.ArrayLike | None) -> Mask:
         """``base`` narrowed by every chosen mask (all computed on the live crop)."""

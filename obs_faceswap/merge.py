@@ -191,7 +191,7 @@ def match_colours(result: SwapResult, mode: str = "rct", strength: float = 1.0) 
     """
     if result.live is None or mode == "none" or strength <= 0:
         return result
-    inside = cv2.compare(result.mask, 127, cv2.CMP_GT)
+    inside = np.asarray(result.mask > 127, np.uint8)
     crop = color_transfer(result.crop, result.live, mode, image_mask=inside, target_mask=inside, strength=strength)
     return SwapResult(crop, result.mask, result.transform, result.track_id, live=result.live)
 

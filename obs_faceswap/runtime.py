@@ -619,7 +619,7 @@ class FixedShapeRunner:
 
     def _run(self, feed: dict[str, Any]) -> list[Any]:
         if self.binds:
-            return self._run_bound(feed)
+            return list(self._run_bound(feed))
         return list(self.session.run(None, feed))
 
     def run(self, feed: dict[str, Any], *, check: int = 0) -> list[Any]:

@@ -52,8 +52,14 @@ class DFMSwapper:
 
     needs_source = False
 
-    def __init__(self, path: str | Path, runtime: RuntimeConfig | None = None, *, morph: float = DEFAULT_MORPH,
-                 mask_combine: str = "product") -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        runtime: RuntimeConfig | None = None,
+        *,
+        morph: float = DEFAULT_MORPH,
+        mask_combine: str = "product",
+    ) -> None:
         if not 0.0 <= morph <= 1.0:
             raise ConfigError(f"--morph must be in [0, 1]; got {morph}")
         if mask_combine not in ("product", "min"):
@@ -63,20 +69,26 @@ class DFMSwapper:
         session = create_session(self.path, self.runtime)
         inputs = {i.name: i for i in session.get_inputs()}
         outputs = [o.name for o in session.get_outputs()]
-        found = (f"inputs {', '.join(f'{i.name} {list(i.shape)}' for i in inputs.values())}; "
-                 f"outputs {', '.join(outputs)}")
+        found = (
+            f"inputs {', '.join(f'{i.name} {list(i.shape)}' for i in inputs.values())}; outputs {', '.join(outputs)}"
+        )
         face = inputs.get(IN_FACE)
         if face is None:
-            raise ModelLoadError(f"{self.path.name} is not a DeepFaceLive model: no input named {IN_FACE!r} "
-                                 f"({found}). Export DFM files with DeepFaceLab's 'export DFM'")
+            raise ModelLoadError(
+                f"{self.path.name} is not a DeepFaceLive model: no input named {IN_FACE!r} "
+                f"({found}). Export DFM files with DeepFaceLab's 'export DFM'"
+            )
         shape = tuple(face.shape)
         if len(shape) != 4 or shape[3] != 3 or not isinstance(shape[1], int) or shape[1] != shape[2]:
-            raise ModelLoadError(f"{self.path.name}: input {IN_FACE} must be [N, H, W, 3] with H = W fixed "
-                                 f"(NHWC BGR), found {list(shape)}")
+            raise ModelLoadError(
+                f"{self.path.name}: input {IN_FACE} must be [N, H, W, 3] with H = W fixed "
+                f"(NHWC BGR), found {list(shape)}"
+            )
         missing = [n for n in (OUT_FACE_MASK, OUT_CELEB, OUT_CELEB_MASK) if n not in outputs]
         if missing:
-            raise ModelLoadError(f"{self.path.name} is not a DeepFaceLive model: missing output(s) "
-                                 f"{', '.join(missing)} ({found})")
+            raise ModelLoadError(
+                f"{self.path.name} is not a DeepFaceLive model: missing output(s) {', '.join(missing)} ({found})"
+            )
         self.resolution = int(shape[1])
         self.has_morph = MORPH in inputs
         self.morph = float(morph)
@@ -101,8 +113,7 @@ class DFMSwapper:
         face_mask, celeb, celeb_mask = outs[OUT_FACE_MASK], outs[OUT_CELEB], outs[OUT_CELEB_MASK]
         r = self.resolution
         img = np.asarray(np.rint(np.clip(np.asarray(celeb, np.float32).reshape(r, r, 3), 0, 1) * 255), np.uint8)
-        return (img, np.asarray(face_mask, np.float32).reshape(r, r),
-                np.asarray(celeb_mask, np.float32).reshape(r, r))
+        return (img, np.asarray(face_mask, np.float32).reshape(r, r), np.asarray(celeb_mask, np.float32).reshape(r, r))
 
     def swap(self, frame: ImageBGR, face: Face) -> SwapResult | None:
         r = self.resolution

@@ -40,9 +40,16 @@ EMAP_NAME = "buff2fs"
 
 def signature_of(session: object, path: str | Path, *, check_emap: bool = True) -> Signature:
     """The :class:`Signature` of an onnxruntime session (plus whether the file carries an emap)."""
+
     def sig(items: Sequence[object]) -> tuple[TensorSig, ...]:
-        return tuple(TensorSig(str(getattr(t, "name", "")), tuple(getattr(t, "shape", ()) or ()),
-                               str(getattr(t, "type", "tensor(float)"))) for t in items)
+        return tuple(
+            TensorSig(
+                str(getattr(t, "name", "")),
+                tuple(getattr(t, "shape", ()) or ()),
+                str(getattr(t, "type", "tensor(float)")),
+            )
+            for t in items
+        )
 
     inputs = sig(session.get_inputs())  # type: ignore[attr-defined]
     outputs = sig(session.get_outputs())  # type: ignore[attr-defined]
@@ -67,8 +74,7 @@ def read_emap(path: str | Path, *, required: bool = True) -> FloatArray | None:
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as e:  # noqa: BLE001 - protobuf raises DecodeError, onnx raises its own
-        raise ModelLoadError(f"cannot parse {Path(path).name} as ONNX ({e}); the file is damaged or not a model"
-                             ) from e
+        raise ModelLoadError(f"cannot parse {Path(path).name} as ONNX ({e}); the file is damaged or not a model") from e
     inits = list(model.graph.initializer)
     chosen = next((t for t in inits if t.name == EMAP_NAME), inits[-1] if inits else None)
     used = {i for n in model.graph.node for i in n.input}
@@ -106,11 +112,15 @@ class ArcFace:
         shape = tuple(ins[0].shape) if len(ins) == 1 else ()
         if len(ins) != 1 or len(shape) != 4 or tuple(shape[1:]) != (3, 112, 112):
             got = ", ".join(f"{i.name} {list(i.shape)}" for i in ins)
-            raise ModelLoadError(f"{self.path.name} is not an ArcFace recognizer: it needs one input [1, 3, 112, 112] "
-                                 f"(InsightFace w600k_r50), found {got}. Pass a w600k_r50.onnx with --recognizer")
+            raise ModelLoadError(
+                f"{self.path.name} is not an ArcFace recognizer: it needs one input [1, 3, 112, 112] "
+                f"(InsightFace w600k_r50), found {got}. Pass a w600k_r50.onnx with --recognizer"
+            )
         if not outs or outs[0].shape[-1] != 512:
-            raise ModelLoadError(f"{self.path.name} is not an ArcFace recognizer: its output must be 512-d, found "
-                                 f"{list(outs[0].shape) if outs else 'none'}")
+            raise ModelLoadError(
+                f"{self.path.name} is not an ArcFace recognizer: its output must be 512-d, found "
+                f"{list(outs[0].shape) if outs else 'none'}"
+            )
         self.input_name = ins[0].name
 
     def embed_crop(self, crop: ImageBGR) -> FloatArray:
@@ -141,8 +151,15 @@ class OneShotSwapper:
 
     needs_source = True
 
-    def __init__(self, path: str | Path, *, recognizer: ArcFace | None = None, runtime: RuntimeConfig | None = None,
-                 family: str | None = None, converter: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        recognizer: ArcFace | None = None,
+        runtime: RuntimeConfig | None = None,
+        family: str | None = None,
+        converter: str | Path | None = None,
+    ) -> None:
         self.path = Path(path)
         self.runtime = runtime or RuntimeConfig()
         session = create_session(self.path, self.runtime)
@@ -151,14 +168,18 @@ class OneShotSwapper:
         self.emap = read_emap(self.path) if self.spec.source == "emap" else None
         self.recognizer = recognizer
         if self.spec.source != "image" and recognizer is None:
-            raise ModelLoadError(f"{self.path.name} ({self.spec.name}) needs an ArcFace recognizer for the source "
-                                 f"photo: pass --recognizer w600k_r50.onnx (or fetch it: obs-faceswap models fetch "
-                                 f"w600k_r50)")
+            raise ModelLoadError(
+                f"{self.path.name} ({self.spec.name}) needs an ArcFace recognizer for the source "
+                f"photo: pass --recognizer w600k_r50.onnx (or fetch it: obs-faceswap models fetch "
+                f"w600k_r50)"
+            )
         self.converter = None
         if self.spec.source == "converter":
             if converter is None:
-                raise ModelLoadError(f"{self.spec.name} needs its embedding converter ({self.spec.converter}.onnx): "
-                                     f"obs-faceswap models fetch {self.spec.converter}")
+                raise ModelLoadError(
+                    f"{self.spec.name} needs its embedding converter ({self.spec.converter}.onnx): "
+                    f"obs-faceswap models fetch {self.spec.converter}"
+                )
             self.converter = create_session(converter, self.runtime)
         target = self.signature.input("target")
         assert target is not None
@@ -195,8 +216,9 @@ class OneShotSwapper:
             return _l2(raw)
         assert self.converter is not None
         name = self.converter.get_inputs()[0].name
-        out = np.asarray(self.converter.run(None, {name: raw.reshape(1, -1).astype(np.float32)})[0],
-                         np.float32).reshape(-1)
+        out = np.asarray(
+            self.converter.run(None, {name: raw.reshape(1, -1).astype(np.float32)})[0], np.float32
+        ).reshape(-1)
         return _l2(out) if spec.normalise_latent else out
 
     # -- the swap -----------------------------------------------------------------------

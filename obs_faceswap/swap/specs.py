@@ -88,36 +88,121 @@ class OneShotSpec:
         return (3, self.size, self.size)
 
 
-def _spec(name: str, template: str, size: int, mean: RGB3, std: RGB3, source: SourceKind, output: OutputKind,
-          **kw: object) -> OneShotSpec:
+def _spec(
+    name: str, template: str, size: int, mean: RGB3, std: RGB3, source: SourceKind, output: OutputKind, **kw: object
+) -> OneShotSpec:
     return OneShotSpec(name, template, size, mean, std, source, output, **kw)  # type: ignore[arg-type]
 
 
 #: The table. Order matters only for messages.
-SPECS: dict[str, OneShotSpec] = {s.name: s for s in (
-    _spec("inswapper_128", "arcface_128", 128, ZERO, ONE, "emap", "clip",
-          aliases=("inswapper_128_fp16", "inswapper")),
-    _spec("hyperswap_1a_256", "arcface_128", 256, HALF, HALF, "embedding", "denorm",
-          license="ResearchRAIL (research only)"),
-    _spec("hyperswap_1b_256", "arcface_128", 256, HALF, HALF, "embedding", "denorm",
-          license="ResearchRAIL (research only)"),
-    _spec("hyperswap_1c_256", "arcface_128", 256, HALF, HALF, "embedding", "denorm",
-          license="ResearchRAIL (research only)"),
-    _spec("simswap_256", "arcface_112_v1", 256, IMAGENET_MEAN, IMAGENET_STD, "converter", "clip",
-          converter="arcface_converter_simswap"),
-    _spec("simswap_unofficial_512", "arcface_112_v1", 512, ZERO, ONE, "converter", "clip",
-          converter="arcface_converter_simswap"),
-    _spec("ghost_1_256", "arcface_112_v1", 256, HALF, HALF, "converter", "denorm",
-          converter="arcface_converter_ghost", normalise_latent=False, aliases=("ghost_unet_1_block",)),
-    _spec("ghost_2_256", "arcface_112_v1", 256, HALF, HALF, "converter", "denorm",
-          converter="arcface_converter_ghost", normalise_latent=False, aliases=("ghost_unet_2_block",)),
-    _spec("ghost_3_256", "arcface_112_v1", 256, HALF, HALF, "converter", "denorm",
-          converter="arcface_converter_ghost", normalise_latent=False, aliases=("ghost_unet_3_block",)),
-    _spec("blendswap_256", "ffhq_512", 256, ZERO, ONE, "image", "clip",
-          source_template="arcface_112_v2", source_size=112),
-    _spec("uniface_256", "ffhq_512", 256, HALF, HALF, "image", "denorm",
-          source_template="ffhq_512", source_size=256),
-)}
+SPECS: dict[str, OneShotSpec] = {
+    s.name: s
+    for s in (
+        _spec(
+            "inswapper_128", "arcface_128", 128, ZERO, ONE, "emap", "clip", aliases=("inswapper_128_fp16", "inswapper")
+        ),
+        _spec(
+            "hyperswap_1a_256",
+            "arcface_128",
+            256,
+            HALF,
+            HALF,
+            "embedding",
+            "denorm",
+            license="ResearchRAIL (research only)",
+        ),
+        _spec(
+            "hyperswap_1b_256",
+            "arcface_128",
+            256,
+            HALF,
+            HALF,
+            "embedding",
+            "denorm",
+            license="ResearchRAIL (research only)",
+        ),
+        _spec(
+            "hyperswap_1c_256",
+            "arcface_128",
+            256,
+            HALF,
+            HALF,
+            "embedding",
+            "denorm",
+            license="ResearchRAIL (research only)",
+        ),
+        _spec(
+            "simswap_256",
+            "arcface_112_v1",
+            256,
+            IMAGENET_MEAN,
+            IMAGENET_STD,
+            "converter",
+            "clip",
+            converter="arcface_converter_simswap",
+        ),
+        _spec(
+            "simswap_unofficial_512",
+            "arcface_112_v1",
+            512,
+            ZERO,
+            ONE,
+            "converter",
+            "clip",
+            converter="arcface_converter_simswap",
+        ),
+        _spec(
+            "ghost_1_256",
+            "arcface_112_v1",
+            256,
+            HALF,
+            HALF,
+            "converter",
+            "denorm",
+            converter="arcface_converter_ghost",
+            normalise_latent=False,
+            aliases=("ghost_unet_1_block",),
+        ),
+        _spec(
+            "ghost_2_256",
+            "arcface_112_v1",
+            256,
+            HALF,
+            HALF,
+            "converter",
+            "denorm",
+            converter="arcface_converter_ghost",
+            normalise_latent=False,
+            aliases=("ghost_unet_2_block",),
+        ),
+        _spec(
+            "ghost_3_256",
+            "arcface_112_v1",
+            256,
+            HALF,
+            HALF,
+            "converter",
+            "denorm",
+            converter="arcface_converter_ghost",
+            normalise_latent=False,
+            aliases=("ghost_unet_3_block",),
+        ),
+        _spec(
+            "blendswap_256",
+            "ffhq_512",
+            256,
+            ZERO,
+            ONE,
+            "image",
+            "clip",
+            source_template="arcface_112_v2",
+            source_size=112,
+        ),
+        _spec(
+            "uniface_256", "ffhq_512", 256, HALF, HALF, "image", "denorm", source_template="ffhq_512", source_size=256
+        ),
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -144,8 +229,10 @@ class Signature:
         def one(t: TensorSig) -> str:
             return f"{t.name} {list(t.shape)}"
 
-        return (f"inputs {', '.join(one(t) for t in self.inputs) or 'none'}; "
-                f"outputs {', '.join(one(t) for t in self.outputs) or 'none'}")
+        return (
+            f"inputs {', '.join(one(t) for t in self.inputs) or 'none'}; "
+            f"outputs {', '.join(one(t) for t in self.outputs) or 'none'}"
+        )
 
 
 def _dims_match(actual: Sequence[int | str | None], expected: Sequence[int]) -> bool:
@@ -174,8 +261,11 @@ def signature_mismatch(spec: OneShotSpec, sig: Signature) -> str | None:
     if len(out.shape) != 4 or out.shape[1] != 3:
         return f"first output must be [1, 3, H, W], found {out.name} {list(out.shape)}"
     if (spec.source == "emap") != sig.has_emap:
-        return ("no 512x512 'emap' initializer found (inswapper carries one)" if spec.source == "emap"
-                else "it carries an inswapper 'emap' initializer")
+        return (
+            "no 512x512 'emap' initializer found (inswapper carries one)"
+            if spec.source == "emap"
+            else "it carries an inswapper 'emap' initializer"
+        )
     return None
 
 
@@ -206,13 +296,16 @@ def recognise(sig: Signature, path: str | Path, family: str | None = None) -> On
         return spec
     matches = [s for s in SPECS.values() if signature_mismatch(s, sig) is None]
     if not matches:
-        reasons = "; ".join(f"{s.name}: {signature_mismatch(s, sig)}" for s in SPECS.values()
-                            if s.name in ("inswapper_128", "hyperswap_1a_256", "simswap_unofficial_512",
-                                          "blendswap_256", "uniface_256"))
+        reasons = "; ".join(
+            f"{s.name}: {signature_mismatch(s, sig)}"
+            for s in SPECS.values()
+            if s.name in ("inswapper_128", "hyperswap_1a_256", "simswap_unofficial_512", "blendswap_256", "uniface_256")
+        )
         raise ModelLoadError(
             f"{name} is not a face-swap model this program knows ({sig.describe()}). "
             f"What the known families expect — {reasons}. Use an inswapper, HyperSwap, SimSwap, GHOST, "
-            f"BlendSwap or UniFace .onnx file, or a DeepFaceLive .dfm file")
+            f"BlendSwap or UniFace .onnx file, or a DeepFaceLive .dfm file"
+        )
     if len(matches) == 1:
         return matches[0]
     lowered = name.lower()
@@ -224,4 +317,5 @@ def recognise(sig: Signature, path: str | Path, family: str | None = None) -> On
     raise ModelLoadError(
         f"{name} fits several model families ({', '.join(s.name for s in matches)}) and its file name "
         f"does not say which. Rename it to contain the family name (e.g. {matches[0].name}.onnx) or "
-        f"pass --model-family NAME")
+        f"pass --model-family NAME"
+    )

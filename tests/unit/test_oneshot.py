@@ -125,8 +125,7 @@ def test_preprocess_uses_the_family_normalisation(tmp_path: Path, arcface: ArcFa
     assert np.allclose(x[0, :, 0, 0], want, atol=1e-5)
 
 
-def test_inswapper_latent_is_normalised_embedding_times_emap_normalised_again(tmp_path: Path,
-                                                                              arcface: ArcFace) -> None:
+def test_inswapper_latent_is_normalised_embedding_times_emap_normalised_again(tmp_path: Path, arcface: ArcFace) -> None:
     spec = SPECS["inswapper_128"]
     rng = np.random.default_rng(3)
     emap = rng.normal(size=(512, 512)).astype(np.float32)
@@ -228,8 +227,9 @@ def test_recognizer_with_the_wrong_signature_is_refused(tmp_path: Path) -> None:
 def test_fp16_model_runs_with_fp16_inputs(tmp_path: Path, arcface: ArcFace) -> None:
     from onnx import TensorProto
 
-    p = g.oneshot_model(tmp_path / "inswapper_128_fp16.onnx", SPECS["inswapper_128"], "identity",
-                        elem=TensorProto.FLOAT16)
+    p = g.oneshot_model(
+        tmp_path / "inswapper_128_fp16.onnx", SPECS["inswapper_128"], "identity", elem=TensorProto.FLOAT16
+    )
     sw = OneShotSwapper(p, recognizer=arcface, runtime=CPU)
     sw.set_source([source_face()])
     frame = textured_frame()
