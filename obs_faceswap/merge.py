@@ -196,6 +196,11 @@ def match_colours(result: SwapResult, mode: str = "rct", strength: float = 1.0) 
     return SwapResult(crop, result.mask, result.transform, result.track_id, live=result.live)
 
 
+def invert_transform(matrix: npt.ArrayLike) -> npt.NDArray[np.float32]:
+    """The inverse of a ``(2, 3)`` affine matrix (frame → crop for a result's crop → frame)."""
+    return np.asarray(cv2.invertAffineTransform(np.asarray(matrix, np.float64)), np.float32)
+
+
 def with_mask(result: SwapResult, mask: Mask) -> SwapResult:
     """The same result with another mask (e.g. narrowed by :mod:`obs_faceswap.masks`)."""
     return SwapResult(result.crop, mask, result.transform, result.track_id, live=result.live)
