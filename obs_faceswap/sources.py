@@ -29,8 +29,9 @@ MIN_PRESENCE = 0.5
 Photo = str | Path | ImageBGR
 
 
-def analyse_source(image: ImageBGR, detector: Detector, mesh: FaceMesh, *,
-                   name: str | Path | None = None) -> SourceFace:
+def analyse_source(
+    image: ImageBGR, detector: Detector, mesh: FaceMesh, *, name: str | Path | None = None
+) -> SourceFace:
     """The largest face of a source photo, with its 468 mesh points and five alignment points.
 
     Detect, run the mesh on the detection's crop, then once more on a crop refined from the
@@ -59,8 +60,10 @@ def analyse_source(image: ImageBGR, detector: Detector, mesh: FaceMesh, *,
     pts, _ = mesh.infer(image, Roi.from_keypoints(dets.xyxy[i], dets.keypoints[i]))
     pts, presence = mesh.infer(image, Roi.from_landmarks(pts))
     if presence < MIN_PRESENCE:
-        raise NoFaceError(f"the face in the {what} is not clear enough for the face mesh "
-                          f"(presence {presence:.2f}); use a sharper, more frontal photo")
+        raise NoFaceError(
+            f"the face in the {what} is not clear enough for the face mesh "
+            f"(presence {presence:.2f}); use a sharper, more frontal photo"
+        )
     landmarks = np.ascontiguousarray(pts[:468], np.float32)
     return SourceFace(image, landmarks, five_points(landmarks), None if name is None else str(name))
 

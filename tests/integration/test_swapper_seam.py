@@ -79,11 +79,14 @@ def test_model_files_are_a_clear_model_error(store, tmp_path):
     assert str(model) in str(e.value)
 
 
-@pytest.mark.parametrize(("plugin", "needle"), [
-    ("tests.no_such_module:invert", "cannot import 'tests.no_such_module'"),
-    ("tests.swappers:no_such_factory", "has no callable 'no_such_factory'"),
-    ("tests.swappers:not_a_swapper", "does not implement obs_faceswap.swap.Swapper"),
-])
+@pytest.mark.parametrize(
+    ("plugin", "needle"),
+    [
+        ("tests.no_such_module:invert", "cannot import 'tests.no_such_module'"),
+        ("tests.swappers:no_such_factory", "has no callable 'no_such_factory'"),
+        ("tests.swappers:not_a_swapper", "does not implement obs_faceswap.swap.Swapper"),
+    ],
+)
 def test_unusable_plugins_are_config_errors_naming_the_setting(store, plugin, needle):
     config = PipelineConfig(swapper=SwapperConfig(kind="plugin", plugin=plugin))
     with pytest.raises(ConfigError, match="swapper plugin") as e:
@@ -105,6 +108,7 @@ def test_switching_swappers_live_keeps_the_sources(store, media, clip):
 
 
 # -- the lazy-frame contract -------------------------------------------------------------------
+
 
 #: What an unloaded pixel holds: a stage that reads one puts magenta noise into the output.
 def _poison(shape: tuple[int, ...]) -> ImageBGR:
@@ -144,8 +148,9 @@ class PoisonedFrame(LazyFrame):
         return np.asarray(cv2.resize(self.image, size, interpolation=cv2.INTER_LINEAR), np.uint8)
 
     def warp(self, matrix: npt.ArrayLike, size: tuple[int, int], border: int = cv2.BORDER_CONSTANT) -> ImageBGR:
-        out = cv2.warpAffine(self.image, np.asarray(matrix, np.float64), size, flags=cv2.INTER_LINEAR,
-                             borderMode=border)
+        out = cv2.warpAffine(
+            self.image, np.asarray(matrix, np.float64), size, flags=cv2.INTER_LINEAR, borderMode=border
+        )
         return np.asarray(out, np.uint8)
 
 
