@@ -21,9 +21,9 @@ import pytest
 from obs_faceswap.engine import frames as F
 from obs_faceswap.engine import protocol as P
 from obs_faceswap.engine.server import EngineServer, load_factory
-from obs_faceswap.swap import MODEL_FILES_UNSUPPORTED
 from obs_faceswap.engine.shm import SharedBuffer
 from obs_faceswap.errors import EngineError
+from obs_faceswap.swap import MODEL_FILES_UNSUPPORTED
 from tests import engine_processors as procs
 
 COLOR = F.ColorParams.standard("709", full_range=False)
@@ -339,6 +339,21 @@ def test_settings_without_a_good_configuration_are_an_error(server, media, setti
     assert last["state"] == "error"
     assert message in last["message"]
     assert server.processor is None
+
+
+def test_a_swapper_that_needs_no_photo_runs_without_one(server):
+    server.handle(("S", {"swapper.kind": "plugin", "swapper.plugin": "tests.swappers:invert"}))
+    last = statuses(server)[-1]
+    assert last["state"] == "running" and last["message"] == ""
+    assert server.processor is not None and server.source is None
+    assert server.config is not None and server.config.swapper.plugin == "tests.swappers:invert"
+
+
+def test_an_unusable_swapper_plugin_is_reported_naming_it(server):
+    server.handle(("S", {"swapper.kind": "plugin", "swapper.plugin": "tests.swappers:not_a_swapper"}))
+    last = statuses(server)[-1]
+    assert last["state"] == "error" and server.processor is None
+    assert "swapper plugin 'tests.swappers:not_a_swapper'" in last["message"]
 
 
 def test_model_load_failure_is_reported(media, monkeypatch):

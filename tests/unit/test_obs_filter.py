@@ -291,7 +291,8 @@ def test_changing_the_interpreter_restarts_the_engine(tmp_path: Path) -> None:
 def test_engine_settings_mapping() -> None:
     e = st.engine_settings(values(source_photo="/a.png", provider="cuda", selection_reference="",
                                   detect_interval=5))
-    assert e["source"] == "/a.png" and e["swapper.model"] is None and e["swapper.kind"] == "photo" and e["selection.reference"] is None
+    assert e["source"] == "/a.png" and e["swapper.model"] is None and e["selection.reference"] is None
+    assert e["swapper.kind"] == "photo" and e["swapper.plugin"] is None
     assert e["runtime.providers"] == "cuda,cpu"
     assert e["tracking.detect_interval"] == 5 and e["enabled"] is True
     assert e["badge.enabled"] is True  # shown by default in OBS
@@ -300,6 +301,16 @@ def test_engine_settings_mapping() -> None:
     pipeline_keys = {k for k in e if "." in k}
     cfg.apply_updates(cfg.PipelineConfig(), {k: e[k] for k in pipeline_keys
                                             if e[k] is not None and k != "runtime.providers"})
+
+
+def test_the_swapper_kind_follows_what_is_filled_in() -> None:
+    assert st.engine_settings(values(source_photo="/a.png"))["swapper.kind"] == "photo"
+    e = st.engine_settings(values(source_photo="/a.png", model_file="/m/face.dfm"))
+    assert e["swapper.kind"] == "model" and e["swapper.model"] == "/m/face.dfm"
+    e = st.engine_settings(values(model_file="/m/face.dfm", swapper_plugin=" tests.swappers:invert "))
+    assert e["swapper.kind"] == "plugin" and e["swapper.plugin"] == "tests.swappers:invert"
+    config = cfg.apply_updates(cfg.PipelineConfig(), {k: v for k, v in e.items() if k.startswith("swapper.")})
+    assert config.swapper == cfg.SwapperConfig(kind="plugin", model="/m/face.dfm", plugin="tests.swappers:invert")
 
 
 def test_setting_choices_and_defaults_match_the_config() -> None:
