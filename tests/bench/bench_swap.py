@@ -32,8 +32,8 @@ from obs_faceswap.merge import paste_back  # noqa: E402
 from obs_faceswap.models import ModelStore  # noqa: E402
 from obs_faceswap.nets.detector import YuNet  # noqa: E402
 from obs_faceswap.nets.landmarks import FaceMesh, Roi  # noqa: E402
-from obs_faceswap.swap import raster  # noqa: E402
 from obs_faceswap.sources import analyse_source  # noqa: E402
+from obs_faceswap.swap import raster  # noqa: E402
 from obs_faceswap.swap.meshwarp import PhotoSwapper  # noqa: E402
 from obs_faceswap.types import Face  # noqa: E402
 

@@ -20,8 +20,8 @@ from obs_faceswap.geometry import (
     load_canonical_face,
 )
 from obs_faceswap.merge import paste_back, to_lab
-from obs_faceswap.swap import raster
 from obs_faceswap.sources import analyse_source
+from obs_faceswap.swap import raster
 from obs_faceswap.swap.meshwarp import PhotoSwapper, facing_ratio
 from obs_faceswap.types import Face
 
