@@ -224,6 +224,66 @@ class BadgeConfig:
             raise ConfigError(f"badge.text is limited to 64 characters, got {len(self.text)}")
 
 
+SWAPPER_KINDS = ("photo", "model", "plugin")
+TEXTURE_SIZES = (256, 512, 1024)
+
+
+@dataclass(frozen=True)
+class PhotoSwapperConfig:
+    """The photo swapper's settings (:class:`obs_faceswap.swap.meshwarp.PhotoSwapper`).
+
+    Attributes:
+        texture_size: side of the square UV texture the photo is unwrapped into, pixels.
+        mask: what part of the swapped face is used.
+        shape: how much of the source's face shape is taken.
+        color: colour transfer of the source skin to the live skin.
+    """
+
+    texture_size: int = 512
+    mask: MaskConfig = field(default_factory=MaskConfig)
+    shape: ShapeConfig = field(default_factory=ShapeConfig)
+    color: ColorConfig = field(default_factory=ColorConfig)
+
+    def __post_init__(self) -> None:
+        if self.texture_size not in TEXTURE_SIZES:
+            raise ConfigError(f"texture_size must be 256, 512 or 1024; got {self.texture_size}")
+
+
+@dataclass(frozen=True)
+class SwapperConfig:
+    """Which swapper turns a tracked face into a swapped one (see :func:`obs_faceswap.swap.create_swapper`).
+
+    Attributes:
+        kind: ``photo`` (default: the face from a source photo, no neural generator),
+            ``model`` (a face-swap model file at ``model``) or ``plugin`` (any swapper written
+            against :class:`obs_faceswap.swap.Swapper`, built by the callable at ``plugin``).
+        model: the model file, for ``model``.
+        plugin: ``"package.module:factory"``, for ``plugin``; the factory is called as
+            ``factory(config, context)`` and returns a :class:`~obs_faceswap.swap.Swapper`.
+        photo: the photo swapper's settings.
+    """
+
+    kind: str = "photo"
+    model: str | None = None
+    plugin: str | None = None
+    photo: PhotoSwapperConfig = field(default_factory=PhotoSwapperConfig)
+
+    def __post_init__(self) -> None:
+        _choice("swapper.kind", self.kind, SWAPPER_KINDS)
+        if self.kind == "model" and not self.model:
+            raise ConfigError("swapper.kind 'model' needs swapper.model (a face-swap model file)")
+        if self.kind == "plugin":
+            module, _, name = (self.plugin or "").partition(":")
+            if not module.strip() or not name.strip():
+                raise ConfigError(f"swapper.plugin must be 'package.module:factory' for swapper.kind 'plugin'; "
+                                  f"got {self.plugin!r}")
+
+    @property
+    def needs_photo(self) -> bool:
+        """``True`` when nothing can be swapped without a source photo (the photo swapper)."""
+        return self.kind == "photo"
+
+
 @dataclass(frozen=True)
 class PipelineConfig:
     """Everything :class:`obs_faceswap.pipeline.Pipeline` needs, grouped by stage."""
@@ -233,17 +293,10 @@ class PipelineConfig:
     landmarks: LandmarkConfig = field(default_factory=LandmarkConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     selection: SelectionConfig = field(default_factory=SelectionConfig)
-    mask: MaskConfig = field(default_factory=MaskConfig)
-    shape: ShapeConfig = field(default_factory=ShapeConfig)
-    color: ColorConfig = field(default_factory=ColorConfig)
+    swapper: SwapperConfig = field(default_factory=SwapperConfig)
     blend: BlendConfig = field(default_factory=BlendConfig)
     badge: BadgeConfig = field(default_factory=BadgeConfig)
-    texture_size: int = 512
     enabled: bool = True
-
-    def __post_init__(self) -> None:
-        if self.texture_size not in (256, 512, 1024):
-            raise ConfigError(f"texture_size must be 256, 512 or 1024; got {self.texture_size}")
 
 
 def apply_updates(config: Any, updates: dict[str, Any], _prefix: str = "") -> Any:

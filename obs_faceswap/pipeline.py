@@ -14,30 +14,26 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from obs_faceswap import merge
 from obs_faceswap.config import PipelineConfig
 from obs_faceswap.disclosure import badge_box, burn_badge
-from obs_faceswap.frame import LazyFrame, clip_box, read_image
+from obs_faceswap.frame import LazyFrame, read_image
 from obs_faceswap.geometry import CanonicalFace, load_canonical_face
 from obs_faceswap.models import ModelStore
 from obs_faceswap.nets.detector import Detector, check_image, create_detector
 from obs_faceswap.nets.landmarks import FaceMesh, create_landmarker
 from obs_faceswap.runtime import inference_clock
 from obs_faceswap.select import ReferenceMatcher, select_faces
-from obs_faceswap.swap.meshwarp import PhotoSwapper, source_landmarks
+from obs_faceswap.sources import Photo, analyse_sources
+from obs_faceswap.swap import Reconfigurable, SourceFace, Swapper, SwapperContext, create_swapper
 from obs_faceswap.tracking import FaceTracker
 from obs_faceswap.types import FrameReport, ImageBGR, SwapResult
 
 log = logging.getLogger(__name__)
 
 Box = tuple[int, int, int, int]
-
-
-#: The swapper reads the live face's pixels a little beyond its mesh box.
-FACE_MARGIN = 0.1
 
 
 def _union_all(boxes: Sequence[Box]) -> Box | None:
@@ -54,12 +50,13 @@ class Pipeline:
         config: every setting, grouped by stage.
         store: where the models come from (defaults to ``ModelStore()``: ``$OBS_FACESWAP_MODELS``
             then the user cache).
-        source: the source photo (path or BGR image); without one, frames are tracked but
-            not swapped.
+        source: the source photo (path or BGR image), or several photos of the same person;
+            without one, a swapper that needs a source tracks frames but does not swap them.
 
     Raises:
         ModelError: a model is missing or corrupt (the message says which and how to fix it).
         NoFaceError: the source photo has no detectable face.
+        ConfigError: the swapper plugin cannot be built (the message names ``swapper.plugin``).
 
     Example:
         >>> pipe = Pipeline(PipelineConfig(), ModelStore("models"), source="me.png")  # doctest: +SKIP
@@ -70,7 +67,7 @@ class Pipeline:
     accepts_lazy_frames = True
 
     def __init__(self, config: PipelineConfig | None = None, store: ModelStore | None = None,
-                 source: str | Path | ImageBGR | None = None) -> None:
+                 source: Photo | Sequence[Photo] | None = None) -> None:
         self.config = config or PipelineConfig()
         self.store = store or ModelStore()
         self.canonical: CanonicalFace = load_canonical_face(str(self.store.path("canonical_face")))
@@ -78,8 +75,9 @@ class Pipeline:
         self.mesh: FaceMesh = create_landmarker(self.config.landmarks, self.store, self.config.runtime)
         self.tracker = FaceTracker(self.detector, self.mesh, self.config.tracking)
         self.matcher: ReferenceMatcher | None = None
-        self.swapper: PhotoSwapper | None = None
-        self._source_image: ImageBGR | None = None
+        self.swapper: Swapper = self._create_swapper(self.config)
+        self._photos: list[Photo] = []
+        self._sources: list[SourceFace] = []
         self._frame_index = 0
         self._live_ids: set[int] = set()
         self._build_matcher()
@@ -94,21 +92,52 @@ class Pipeline:
 
     @property
     def has_source(self) -> bool:
-        return self.swapper is not None
+        """Whether frames get swapped: a source was set, or the swapper needs none."""
+        return bool(self._sources) or not self.swapper.needs_source
 
-    def set_source(self, source: str | Path | ImageBGR) -> None:
-        """Use a new source photo (path or BGR image). Keeps the old one if this one fails."""
-        image = read_image(source) if isinstance(source, (str, Path)) else source
-        check_image(image)
-        name = str(source) if isinstance(source, (str, Path)) else None
-        landmarks = source_landmarks(image, self.detector, self.mesh, name=name)
-        self.swapper = PhotoSwapper(image, landmarks, self.canonical, texture_size=self.config.texture_size,
-                                    mask=self.config.mask, color=self.config.color, shape=self.config.shape)
-        self._source_image = image
+    @property
+    def sources(self) -> list[SourceFace]:
+        """The analysed source photos (empty before :meth:`set_source`)."""
+        return list(self._sources)
+
+    def _create_swapper(self, config: PipelineConfig) -> Swapper:
+        return create_swapper(config.swapper, SwapperContext(self.store, config.runtime, self.canonical))
+
+    def set_source(self, source: Photo | Sequence[Photo]) -> None:
+        """Use new source photos (a path or BGR image, or several of the same person).
+
+        Keeps the old ones if these fail.
+
+        Raises:
+            InputError: a file cannot be read as an image.
+            NoFaceError: a photo has no usable face.
+        """
+        photos: list[Photo] = list(source) if isinstance(source, (list, tuple)) else [source]  # type: ignore[list-item]
+        faces = analyse_sources(photos, self.detector, self.mesh)
+        try:
+            self.swapper.set_source(faces)
+        except Exception:
+            if self._sources:  # the swapper may be half-changed: give it the old faces back
+                self.swapper.set_source(self._sources)
+            raise
+        self._photos, self._sources = photos, faces
 
     def update(self, config: PipelineConfig) -> None:
-        """Apply a new configuration, rebuilding only the parts whose settings changed."""
-        old, self.config = self.config, config
+        """Apply a new configuration, rebuilding only the parts whose settings changed.
+
+        Raises:
+            FaceSwapError: a part cannot be built (a missing model, an unusable swapper); the
+                previous configuration stays in :attr:`config`, so the next update retries.
+        """
+        old = self.config
+        try:
+            self._update(old, config)
+        except Exception:
+            self.config = old
+            raise
+
+    def _update(self, old: PipelineConfig, config: PipelineConfig) -> None:
+        self.config = config
         runtime_changed = old.runtime != config.runtime
         if runtime_changed or old.detector != config.detector:
             self.detector = create_detector(config.detector, self.store, config.runtime)
@@ -122,12 +151,24 @@ class Pipeline:
                 self.matcher.reset()
         if runtime_changed or old.selection != config.selection:
             self._build_matcher()
-        if self._source_image is not None:
-            if old.texture_size != config.texture_size or runtime_changed or old.landmarks != config.landmarks:
-                self.set_source(self._source_image)
-            elif self.swapper is not None and (old.mask != config.mask or old.color != config.color
-                                               or old.shape != config.shape):
-                self.swapper.update(mask=config.mask, color=config.color, shape=config.shape)
+        if runtime_changed or old.landmarks != config.landmarks:
+            # the source's mesh points come from the landmark model: analyse the photos again
+            self._rebuild_swapper(config, reanalyse=True)
+        elif old.swapper != config.swapper:
+            swapper = self.swapper
+            if not (isinstance(swapper, Reconfigurable) and swapper.reconfigure(config.swapper)):
+                self._rebuild_swapper(config, reanalyse=False)
+
+    def _rebuild_swapper(self, config: PipelineConfig, *, reanalyse: bool) -> None:
+        """A new swapper for ``config``, given the current sources again (the old one stays on failure)."""
+        swapper = self._create_swapper(config)
+        sources = analyse_sources(self._photos, self.detector, self.mesh) if reanalyse and self._photos \
+            else self._sources
+        if sources:
+            swapper.set_source(sources)
+        old, self.swapper, self._sources = self.swapper, swapper, sources
+        old.close()
+        self._live_ids = set()
 
     def _build_matcher(self) -> None:
         sel = self.config.selection
@@ -145,8 +186,7 @@ class Pipeline:
         self._live_ids = set()
         if self.matcher is not None:
             self.matcher.reset()  # track ids restart at 0: cached similarities are stale
-        if self.swapper is not None:
-            self.swapper.reset()
+        self.swapper.reset()
 
     # -- the frame loop -----------------------------------------------------------------
     def process(self, frame: ImageBGR | LazyFrame, timestamp: float | None = None, *,
@@ -192,12 +232,12 @@ class Pipeline:
         report.timings_ms["select"] = (time.perf_counter() - t) * 1000
 
         out = pixels
-        if self.swapper is not None and faces:
+        if self.has_source and faces:
             t = time.perf_counter()
             results: list[SwapResult] = []
             for face in faces:
-                if lazy is not None:  # the swapper reads the live face (colour, shading)
-                    box = clip_box(face.xyxy, lazy.shape[1], lazy.shape[0], FACE_MARGIN)
+                if lazy is not None:  # the swapper says which pixels it reads: exactly those are loaded
+                    box = self.swapper.reads(face, (lazy.shape[0], lazy.shape[1]))
                     if box is not None:
                         lazy.load(box)
                 r = self.swapper.swap(pixels, face)
@@ -234,14 +274,13 @@ class Pipeline:
 
     def _forget_ended_tracks(self, live: set[int]) -> None:
         """Drop per-track state (colour statistics) of faces that left."""
-        if self.swapper is not None:
-            for track_id in self._live_ids - live:
-                self.swapper.reset(track_id)
+        for track_id in self._live_ids - live:
+            self.swapper.reset(track_id)
         self._live_ids = live
 
     def close(self) -> None:
         """Release the sessions (idempotent)."""
-        self.swapper = None
+        self.swapper.close()
         self.matcher = None
 
     def __enter__(self) -> Pipeline:

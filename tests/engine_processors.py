@@ -23,7 +23,15 @@ import numpy as np
 
 from obs_faceswap.config import PipelineConfig
 from obs_faceswap.errors import ModelCorruptError, NoFaceError
+from obs_faceswap.swap import SwapperContext, create_swapper
 from obs_faceswap.types import FrameReport
+
+
+def build_swapper(config: PipelineConfig, store: Any) -> None:
+    """Build (and close) the configured swapper through the real factory, as the pipeline does, so
+    its errors reach the engine's status; the photo swapper is skipped (it needs the model store)."""
+    if config.swapper.kind != "photo":
+        create_swapper(config.swapper, SwapperContext(store)).close()
 
 
 def default_rect(width: int, height: int) -> tuple[int, int, int, int]:
@@ -40,7 +48,9 @@ class Invert:
         fail = os.environ.get("OFS_TEST_FAIL_LOAD")
         if fail:
             raise ModelCorruptError(fail)
+        build_swapper(config, store)
         self.config = config
+        self.store = store
         self.set_source(source)
         rect = os.environ.get("OFS_TEST_RECT")
         self.rect = tuple(int(v) for v in rect.split(",")) if rect else None
@@ -56,6 +66,7 @@ class Invert:
         self.source = source
 
     def update(self, config: PipelineConfig) -> None:
+        build_swapper(config, self.store)
         self.config = config
 
     def process(self, frame: np.ndarray, timestamp: float | None = None

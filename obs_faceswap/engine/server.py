@@ -46,8 +46,7 @@ from obs_faceswap.errors import ConfigError, EngineError, FaceSwapError
 log = logging.getLogger(__name__)
 
 #: Settings the engine handles itself; every other key is a ``section.field`` of the config.
-SPECIAL_KEYS = frozenset({"source", "model", "models_dir", "enabled"})
-MODEL_FILES_UNSUPPORTED = "face-swap model files are not supported yet; use a source photo"
+SPECIAL_KEYS = frozenset({"source", "models_dir", "enabled"})
 
 
 class Processor(Protocol):
@@ -189,18 +188,19 @@ class EngineServer:
             config = apply_updates(PipelineConfig(), updates)
         except (ConfigError, TypeError, ValueError) as e:
             problems.append(f"invalid setting: {e}")
-        model = str(settings.get("model") or "").strip()
         source = str(settings.get("source") or "").strip() or None
         models_dir = str(settings.get("models_dir") or "").strip() or None
-        if model:
-            problems.append(MODEL_FILES_UNSUPPORTED)
-        elif source is None:
-            problems.append("no source photo chosen: pick a photo of the face to swap in")
+        # Which swapper and whether it can be built are the swapper factory's business (the
+        # processor calls it); only a photo swapper cannot start without a photo.
+        needs_photo = config is None or config.swapper.needs_photo
+        if source is None:
+            if needs_photo:
+                problems.append("no source photo chosen: pick a photo of the face to swap in")
         elif not Path(source).is_file():
             problems.append(f"source photo not found: {source}")
             source = None
 
-        if config is not None and source is not None and not model:
+        if config is not None and (source is not None or not needs_photo):
             try:
                 if self.processor is None or models_dir != self.models_dir:
                     self._build(config, source, models_dir)
@@ -208,7 +208,7 @@ class EngineServer:
                     if config != self.config:
                         self.processor.update(config)
                         self.config = config
-                    if source != self.source:
+                    if source is not None and source != self.source:
                         self.processor.set_source(source)
                         self.source = source
             except Exception as e:  # the user must see every failure, not just ours
@@ -222,7 +222,7 @@ class EngineServer:
                 msg += " (keeping the previous configuration)"
             self._set_state("running", msg)
 
-    def _build(self, config: PipelineConfig, source: str, models_dir: str | None) -> None:
+    def _build(self, config: PipelineConfig, source: str | None, models_dir: str | None) -> None:
         self._set_state("loading", "")
         t = time.perf_counter()
         store = self.store_factory(models_dir)

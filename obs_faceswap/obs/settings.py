@@ -39,6 +39,7 @@ AUTO_FRAMES = 0
 MAX_SYNC_FRAMES = 30
 
 _PIPE = cfg.PipelineConfig()
+_PHOTO = _PIPE.swapper.photo
 _PROVIDER_LABELS = {"auto": "Automatic (best available)", "tensorrt": "TensorRT (NVIDIA)",
                     "cuda": "CUDA (NVIDIA)", "directml": "DirectML (Windows)",
                     "coreml": "Core ML (macOS)", "cpu": "CPU"}
@@ -86,9 +87,12 @@ SETTINGS: tuple[Setting, ...] = (
                     "through untouched (the synchronised delay stays, so audio stays in sync)."),
     Setting("source_photo", "Source photo", "path", "", "source", file_filter=IMAGES,
             tooltip="Photo of the face to put on the video (one clear, frontal face)."),
-    Setting("model_file", "Face-swap model (optional)", "path", "", "model",
+    Setting("model_file", "Face-swap model (optional)", "path", "", "swapper.model",
             file_filter="Models (*.onnx *.dfm);;All files (*.*)",
             tooltip="A face-swap model file used instead of the photo."),
+    Setting("swapper_plugin", "Swapper plugin (advanced)", "text", "", "swapper.plugin",
+            tooltip="package.module:factory of a swapper written against obs_faceswap.swap.Swapper, "
+                    "imported in the engine; used instead of the photo and the model file."),
     Setting("detector", "Face detector", "list", _PIPE.detector.kind, "detector.kind",
             choices=_labels(cfg.DETECTORS, {"yunet": "YuNet (default)",
                                             "scrfd": "SCRFD (InsightFace det_*.onnx)",
@@ -107,15 +111,16 @@ SETTINGS: tuple[Setting, ...] = (
             "selection.index", lo=0, hi=63, step=1),
     Setting("selection_reference", "Reference photo", "path", "", "selection.reference",
             file_filter=IMAGES),
-    Setting("mask_feather", "Mask feather", "float", _PIPE.mask.feather, "mask.feather",
+    Setting("mask_feather", "Mask feather", "float", _PHOTO.mask.feather, "swapper.photo.mask.feather",
             lo=0.0, hi=0.5, step=0.01, tooltip="Soft edge width, as a fraction of the face width."),
-    Setting("mask_keep_mouth", "Keep live mouth", "bool", _PIPE.mask.keep_mouth, "mask.keep_mouth"),
-    Setting("mask_keep_eyes", "Keep live eyes", "bool", _PIPE.mask.keep_eyes, "mask.keep_eyes"),
-    Setting("shape_strength", "Face shape from photo", "float", _PIPE.shape.strength, "shape.strength",
+    Setting("mask_keep_mouth", "Keep live mouth", "bool", _PHOTO.mask.keep_mouth, "swapper.photo.mask.keep_mouth"),
+    Setting("mask_keep_eyes", "Keep live eyes", "bool", _PHOTO.mask.keep_eyes, "swapper.photo.mask.keep_eyes"),
+    Setting("shape_strength", "Face shape from photo", "float", _PHOTO.shape.strength,
+            "swapper.photo.shape.strength",
             lo=0.0, hi=1.0, step=0.05,
             tooltip="How much of the photo's face proportions (eyes, nose, brows) the swapped face "
                     "takes; live expressions and blinks are kept either way."),
-    Setting("color_mode", "Colour transfer", "list", _PIPE.color.mode, "color.mode",
+    Setting("color_mode", "Colour transfer", "list", _PHOTO.color.mode, "swapper.photo.color.mode",
             choices=_labels(cfg.COLOR_MODES, {"rct": "Reinhard (mean/std)",
                                               "linear": "Linear (covariance)", "none": "None"})),
     Setting("blend_mode", "Blending", "list", _PIPE.blend.mode, "blend.mode",
@@ -149,7 +154,7 @@ SETTINGS: tuple[Setting, ...] = (
 BY_KEY: dict[str, Setting] = {s.key: s for s in SETTINGS}
 
 # Paths whose empty value means "not set" for the engine.
-_OPTIONAL_PATHS = {"source", "model", "selection.reference", "models_dir"}
+_OPTIONAL_PATHS = {"source", "swapper.model", "swapper.plugin", "selection.reference", "models_dir"}
 
 
 def read(api: Any, data: int) -> dict[str, Any]:
@@ -204,6 +209,9 @@ def engine_settings(values: dict[str, Any]) -> dict[str, Any]:
         elif s.engine == "runtime.providers":
             v = v if v in ("auto", "cpu") else f"{v},cpu"
         out[s.engine] = v
+    # The swapper is chosen by what is filled in: a plugin, else a model file, else the photo.
+    out["swapper.kind"] = ("plugin" if out.get("swapper.plugin") else
+                           "model" if out.get("swapper.model") else "photo")
     return out
 
 

@@ -12,14 +12,22 @@ it never writes to the frame.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+import importlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
+from obs_faceswap.config import SwapperConfig
+from obs_faceswap.errors import ConfigError, ModelError
+from obs_faceswap.runtime import RuntimeConfig
 from obs_faceswap.types import Face, ImageBGR, SwapResult
+
+if TYPE_CHECKING:  # pragma: no cover
+    from obs_faceswap.geometry import CanonicalFace
+    from obs_faceswap.models import ModelStore
 
 Box = tuple[int, int, int, int]
 
@@ -72,3 +80,86 @@ class Swapper(Protocol):
 
     def close(self) -> None:
         """Release sessions (idempotent)."""
+
+
+@runtime_checkable
+class Reconfigurable(Protocol):
+    """A swapper that can take new settings without being rebuilt (optional, beside :class:`Swapper`)."""
+
+    def reconfigure(self, config: SwapperConfig) -> bool:
+        """Apply ``config`` in place; ``False`` when it needs a new swapper (the caller rebuilds)."""
+
+
+@dataclass(frozen=True)
+class SwapperContext:
+    """What a swapper factory may use to build a swapper.
+
+    Attributes:
+        store: where model files come from.
+        runtime: execution providers and threads for inference sessions.
+        canonical: the canonical face model (topology, UVs) the mesh points follow.
+    """
+
+    store: ModelStore
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    canonical: CanonicalFace | None = None
+
+
+SwapperFactory = Callable[[SwapperConfig, SwapperContext], Swapper]
+
+#: Said for ``swapper.kind = "model"`` until the neural swappers arrive.
+MODEL_FILES_UNSUPPORTED = "face-swap model files are not supported yet; use a source photo"
+
+
+def create_swapper(config: SwapperConfig, ctx: SwapperContext) -> Swapper:
+    """Build the swapper ``config`` asks for (implementations are imported only when used).
+
+    Args:
+        config: which swapper (``kind``) and its settings.
+        ctx: the model store, runtime settings and canonical face.
+
+    Returns:
+        A :class:`Swapper`; photo swappers need :meth:`Swapper.set_source` before they swap.
+
+    Raises:
+        ModelError: ``kind`` is ``model`` (model files are not supported yet).
+        ConfigError: the plugin cannot be imported, is not callable, or does not build a
+            :class:`Swapper` (the message names ``swapper.plugin`` and the value).
+    """
+    if config.kind == "photo":
+        from obs_faceswap.swap.meshwarp import PhotoSwapper
+
+        canonical = ctx.canonical
+        if canonical is None:
+            from obs_faceswap.geometry import load_canonical_face
+
+            canonical = load_canonical_face(str(ctx.store.path("canonical_face")))
+        photo = config.photo
+        return PhotoSwapper(canonical, texture_size=photo.texture_size, mask=photo.mask, color=photo.color,
+                            shape=photo.shape)
+    if config.kind == "model":
+        raise ModelError(f"{config.model}: {MODEL_FILES_UNSUPPORTED}")
+    return _plugin_factory(str(config.plugin))(config, ctx)
+
+
+def _plugin_factory(spec: str) -> SwapperFactory:
+    """The callable named by ``"package.module:factory"``, wrapped to check what it builds."""
+    module_name, _, attr = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name.strip())
+    except Exception as e:  # any import failure is the plugin's, reported in the user's words
+        raise ConfigError(f"swapper plugin {spec!r}: cannot import {module_name.strip()!r} ({e}); "
+                          "check the module is installed in the engine's Python") from e
+    factory = getattr(module, attr.strip(), None)
+    if not callable(factory):
+        raise ConfigError(f"swapper plugin {spec!r}: {module_name.strip()} has no callable {attr.strip()!r}")
+
+    def build(config: SwapperConfig, ctx: SwapperContext) -> Swapper:
+        swapper = factory(config, ctx)
+        if not isinstance(swapper, Swapper):
+            raise ConfigError(f"swapper plugin {spec!r} returned {type(swapper).__name__}, which does not "
+                              "implement obs_faceswap.swap.Swapper (needs_source, set_source, reads, swap, "
+                              "reset, close)")
+        return swapper
+
+    return build

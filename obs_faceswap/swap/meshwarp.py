@@ -32,17 +32,17 @@ translation to the crop's place); :mod:`obs_faceswap.merge` pastes it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
 from obs_faceswap import merge
-from obs_faceswap.config import ColorConfig, MaskConfig, ShapeConfig
-from obs_faceswap.errors import InputError, NoFaceError
+from obs_faceswap.config import ColorConfig, MaskConfig, ShapeConfig, SwapperConfig
+from obs_faceswap.errors import InputError
+from obs_faceswap.frame import clip_box
 from obs_faceswap.geometry import (
     FACE_OVAL,
     LEFT_CHEEK,
@@ -55,10 +55,11 @@ from obs_faceswap.geometry import (
     RIGHT_EYE,
     RIGHT_EYEBROW,
     CanonicalFace,
+    five_points,
     similarity,
 )
 from obs_faceswap.merge import LabStats, from_lab, lab_stats, to_lab, transfer_matrix
-from obs_faceswap.swap import raster
+from obs_faceswap.swap import Box, SourceFace, raster
 from obs_faceswap.types import Face, FloatArray, ImageBGR, SwapResult
 
 log = logging.getLogger(__name__)
@@ -126,6 +127,8 @@ _SHAPE_FEATURE_FADE = 0.05
 # A vertex moves at most this share of its (image) distance from the outline.
 _SHAPE_REACH = 0.5
 _OVAL_IDX = np.array(FACE_OVAL)
+#: The live face's pixels the swapper reads lie within its mesh box grown by this fraction.
+FACE_MARGIN = 0.1
 
 
 @dataclass
@@ -173,40 +176,6 @@ def shape_weights(face: CanonicalFace, *, keep_eyes: bool) -> npt.NDArray[np.flo
     return w
 
 
-def source_landmarks(image: ImageBGR, detector: Any, mesh: Any, *, name: str | Path | None = None
-                     ) -> FloatArray:
-    """The 468 mesh points of the largest face in a source photo.
-
-    Detect, run the mesh on the detection's crop, then once more on a crop refined from the
-    mesh itself (the detector's box is looser than the mesh's own fit).
-
-    Args:
-        image: ``(H, W, 3)`` uint8 BGR photo.
-        detector: anything with ``detect(image) -> Detections`` (e.g. :class:`YuNet`).
-        mesh: a :class:`~obs_faceswap.nets.landmarks.FaceMesh`.
-        name: the photo's file name, for the error message.
-
-    Returns:
-        ``(468, 3)`` float32 points in the photo's pixels.
-
-    Raises:
-        NoFaceError: no face was found (or the mesh does not see one).
-    """
-    from obs_faceswap.nets.landmarks import Roi
-
-    what = f"source photo {name}" if name else "source photo"
-    dets = detector.detect(image)
-    if len(dets) == 0:
-        raise NoFaceError(f"no face found in the {what}; use a photo with one clear, frontal face")
-    i = int(np.argmax(dets.areas))
-    pts, _ = mesh.infer(image, Roi.from_keypoints(dets.xyxy[i], dets.keypoints[i]))
-    pts, presence = mesh.infer(image, Roi.from_landmarks(pts))
-    if presence < 0.5:
-        raise NoFaceError(f"the face in the {what} is not clear enough for the face mesh "
-                          f"(presence {presence:.2f}); use a sharper, more frontal photo")
-    return np.ascontiguousarray(pts[:468], np.float32)
-
-
 class PhotoSwapper:
     """Swap in the face from one photo: UV unwrap once, render onto the live mesh per frame.
 
@@ -214,36 +183,32 @@ class PhotoSwapper:
     otherwise the swapper is pure: it reads the frame and returns a new
     :class:`SwapResult`. Not thread-safe: one pipeline thread calls :meth:`swap`.
 
+    Implements :class:`obs_faceswap.swap.Swapper`: :meth:`set_source` unwraps the photo (a
+    :class:`~obs_faceswap.swap.SourceFace`, see :func:`obs_faceswap.sources.analyse_source`);
+    until then :meth:`swap` returns ``None``.
+
     Args:
-        image: ``(H, W, 3)`` uint8 BGR source photo.
-        landmarks: ``(468, 3)`` mesh points of the source face in ``image`` pixels (see
-            :func:`source_landmarks`).
         face: the canonical face model (topology, UVs, mirror map).
         texture_size: side of the square UV texture in pixels.
         mask: which parts of the swapped face are used and how soft its edges are.
         color: colour transfer settings.
 
     Raises:
-        InputError: the image or landmarks cannot be used.
+        InputError: the texture size is out of range.
 
     Example:
-        >>> swapper = PhotoSwapper(photo, source_landmarks(photo, yunet, mesh), face)
+        >>> swapper = PhotoSwapper(face)
+        >>> swapper.set_source([analyse_source(photo, yunet, mesh)])
         >>> result = swapper.swap(frame, live_face)   # None when the face is off-frame
         >>> if result is not None:
         ...     paste_back(frame, result, BlendConfig())
     """
 
-    def __init__(self, image: ImageBGR, landmarks: npt.ArrayLike, face: CanonicalFace, *,
-                 texture_size: int = 512, mask: MaskConfig | None = None,
+    #: Nothing is swapped until :meth:`set_source` was given a photo.
+    needs_source = True
+
+    def __init__(self, face: CanonicalFace, *, texture_size: int = 512, mask: MaskConfig | None = None,
                  color: ColorConfig | None = None, shape: ShapeConfig | None = None) -> None:
-        if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 \
-                or image.shape[2] != 3:
-            raise InputError(f"source image must be (H, W, 3) uint8 BGR, got "
-                             f"{getattr(image, 'shape', None)} {getattr(image, 'dtype', type(image))}")
-        lm = np.asarray(landmarks, np.float32)
-        if lm.ndim != 2 or lm.shape[0] not in (468, 478) or lm.shape[1] != 3 \
-                or not np.isfinite(lm).all():
-            raise InputError(f"source landmarks must be finite (468, 3), got {lm.shape}")
         if not 64 <= texture_size <= 4096:
             raise InputError(f"texture_size must be in [64, 4096], got {texture_size}")
         self.face = face
@@ -251,7 +216,8 @@ class PhotoSwapper:
         self.mask_config = mask or MaskConfig()
         self.color_config = color or ColorConfig()
         self.shape_config = shape or ShapeConfig()
-        self._source_shape = lm[:468].astype(np.float64)
+        self._source_shape = np.zeros((468, 3), np.float64)
+        self._has_source = False
         self._shape_w = shape_weights(face, keep_eyes=self.mask_config.keep_eyes)
         self._tracks: dict[int, _Track] = {}
         # Compiled kernels (numba JIT, cached on disk) are readied now, not on the first frame.
@@ -297,7 +263,57 @@ class PhotoSwapper:
         top = float(v[:, 1].max())
         self._upper = self._interpolate(np.clip((v[:, 1] - brow) / (0.25 * (top - brow)), 0, 1),
                                         None, self.size)[0]
+
+    @classmethod
+    def from_photo(cls, image: ImageBGR, landmarks: npt.ArrayLike, face: CanonicalFace, *,
+                   texture_size: int = 512, mask: MaskConfig | None = None, color: ColorConfig | None = None,
+                   shape: ShapeConfig | None = None) -> PhotoSwapper:
+        """A swapper with ``image`` (whose face has ``landmarks``) as its source already set."""
+        swapper = cls(face, texture_size=texture_size, mask=mask, color=color, shape=shape)
+        lm = np.asarray(landmarks, np.float32)
+        keypoints = five_points(lm) if lm.ndim == 2 and lm.shape[0] >= 468 and lm.shape[1] >= 2 \
+            else np.zeros((5, 2), np.float32)
+        swapper.set_source([SourceFace(image, lm, keypoints)])
+        return swapper
+
+    # -- the Swapper protocol ------------------------------------------------------------
+    def set_source(self, faces: Sequence[SourceFace]) -> None:
+        """Unwrap the first photo of ``faces`` into the texture (the others are not used yet).
+
+        Raises:
+            InputError: no photo given, or the image or landmarks cannot be used.
+        """
+        if not faces:
+            raise InputError("the photo swapper needs a source photo; none was given")
+        image, lm = faces[0].image, np.asarray(faces[0].landmarks, np.float32)
+        if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 \
+                or image.shape[2] != 3:
+            raise InputError(f"source image must be (H, W, 3) uint8 BGR, got "
+                             f"{getattr(image, 'shape', None)} {getattr(image, 'dtype', type(image))}")
+        if lm.ndim != 2 or lm.shape[0] not in (468, 478) or lm.shape[1] != 3 \
+                or not np.isfinite(lm).all():
+            raise InputError(f"source landmarks must be finite (468, 3), got {lm.shape}")
+        self._source_shape = lm[:468].astype(np.float64)
+        self._tracks.clear()
         self._unwrap(image, lm[:468])
+        self._has_source = True
+
+    def reads(self, face: Face, frame_hw: tuple[int, int]) -> Box | None:
+        """The live face's box grown by :data:`FACE_MARGIN`: the render's crop (mesh box +3 px, the
+        shape morph stays inside the outline) and the live skin it measures lie within it."""
+        h, w = frame_hw
+        return clip_box(face.xyxy, w, h, FACE_MARGIN)
+
+    def reconfigure(self, config: SwapperConfig) -> bool:
+        """Take new mask, colour or shape settings in place; ``False`` for another kind or texture size."""
+        if config.kind != "photo" or config.photo.texture_size != self.size:
+            return False
+        self.update(mask=config.photo.mask, color=config.photo.color, shape=config.photo.shape)
+        return True
+
+    def close(self) -> None:
+        """Nothing to release (no sessions); per-track state is dropped."""
+        self._tracks.clear()
 
     # -- source side ---------------------------------------------------------------------
     def _unwrap(self, image: ImageBGR, lm: FloatArray) -> None:
@@ -485,7 +501,7 @@ class PhotoSwapper:
             if mask.keep_eyes != self.mask_config.keep_eyes:
                 self._shape_w = shape_weights(self.face, keep_eyes=mask.keep_eyes)
             self.mask_config = mask
-            if retrim:
+            if retrim and self._has_source:
                 self._build_texture()
         if shape is not None:
             self.shape_config = shape
@@ -515,7 +531,7 @@ class PhotoSwapper:
             frame; ``None`` when the face is degenerate or outside the frame.
         """
         lm = face.landmarks[:468]
-        if not np.isfinite(lm).all():
+        if not self._has_source or not np.isfinite(lm).all():
             return None
         fh, fw = frame.shape[:2]
         track = self._track(face.track_id)

@@ -32,8 +32,9 @@ from obs_faceswap.merge import paste_back  # noqa: E402
 from obs_faceswap.models import ModelStore  # noqa: E402
 from obs_faceswap.nets.detector import YuNet  # noqa: E402
 from obs_faceswap.nets.landmarks import FaceMesh, Roi  # noqa: E402
+from obs_faceswap.sources import analyse_source  # noqa: E402
 from obs_faceswap.swap import raster  # noqa: E402
-from obs_faceswap.swap.meshwarp import PhotoSwapper, source_landmarks  # noqa: E402
+from obs_faceswap.swap.meshwarp import PhotoSwapper  # noqa: E402
 from obs_faceswap.types import Face  # noqa: E402
 
 MEDIA = Path(os.environ.get("OBS_FACESWAP_MEDIA") or ROOT.parent / "shared" / "media")
@@ -73,13 +74,13 @@ def main() -> int:
     photo = cv2.imread(str(MEDIA / "astronaut.png"))
     t = time.perf_counter()
     det, mesh = YuNet(store.path("yunet")), FaceMesh(store.path("mesh468"))
-    slm = source_landmarks(photo, det, mesh)
-    swapper = PhotoSwapper(photo, slm, canonical)
+    slm = analyse_source(photo, det, mesh).landmarks
+    swapper = PhotoSwapper.from_photo(photo, slm, canonical)
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
           f"source prepared (detect, mesh, unwrap, incl. JIT/cache load) in "
           f"{time.perf_counter() - t:.2f} s")
     t = time.perf_counter()
-    PhotoSwapper(photo, slm, canonical)
+    PhotoSwapper.from_photo(photo, slm, canonical)
     print(f"unwrap alone: {1e3 * (time.perf_counter() - t):.0f} ms")
     clip = clip_faces(store, args.frames)
     print(f"{'':8s} {'part':16s} {'median':>7s}  {'p99':>7s}   (ms)")

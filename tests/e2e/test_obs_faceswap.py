@@ -308,6 +308,45 @@ def test_unusable_model_shows_reason_and_passes_through(obs: Obs, media: Callabl
     wait_swapping(obs, frames=5, timeout=60)
 
 
+def test_plugin_swapper_runs_behind_the_filter(obs: Obs, still_clip: Path, media: Callable[[str], Path],
+                                              filter_settings: Callable[..., dict[str, Any]]) -> None:
+    """A swapper written against the protocol alone (tests/swappers.py: the face box inverted),
+    chosen by the "Swapper plugin" setting: OBS shows the inverted face and nothing else changed."""
+    from tests.swappers import INVERT as INVERT_FACE
+
+    name = "Face Swap (plugin)"
+    obs.call("SetSourceFilterEnabled", {"sourceName": SOURCE, "filterName": FILTER, "filterEnabled": False})
+    obs.call("SetInputSettings", {"inputName": SOURCE, "inputSettings": {"local_file": str(still_clip)},
+                                  "overlay": True})
+    obs.call("CreateSourceFilter", {"sourceName": SOURCE, "filterName": name, "filterKind": ASYNC_ID,
+                                    "filterSettings": filter_settings(source_photo="", swapper_plugin=INVERT_FACE,
+                                                                      badge_enabled=False)})
+    try:
+        wait_state(obs, "running", name=name)
+        wait_swapping(obs, frames=10, name=name)
+        inverted = steady_shot(obs)
+        obs.call("SetSourceFilterEnabled", {"sourceName": SOURCE, "filterName": name, "filterEnabled": False})
+        settle(1.0)
+        original = steady_shot(obs)
+    finally:
+        obs.call("RemoveSourceFilter", {"sourceName": SOURCE, "filterName": name})
+        obs.call("SetSourceFilterEnabled", {"sourceName": SOURCE, "filterName": FILTER, "filterEnabled": True})
+        obs.call("SetInputSettings", {"inputName": SOURCE, "inputSettings": {"local_file": str(media(VIDEO))},
+                                      "overlay": True})
+    diff = np.abs(inverted.astype(np.int16) - original.astype(np.int16)).max(axis=2)
+    ys, xs = np.nonzero(diff > 40)
+    assert len(xs) > 2000, "the plugin's inverted face is not in the OBS output"
+    x0, y0, x1, y1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+    assert 60 < x1 - x0 < 300 and 60 < y1 - y0 < 320, f"changed box {(x0, y0, x1, y1)} is not a face's"
+    inner = (slice(y0 + 3, y1 - 3), slice(x0 + 3, x1 - 3))
+    err = np.abs(inverted[inner].astype(np.int16) - (255 - original[inner].astype(np.int16))).mean()
+    assert err < 8.0, f"inside the face box the output is not the inverted input (mean error {err:.1f})"
+    outside = np.ones(diff.shape, bool)
+    outside[max(0, y0 - 2):y1 + 2, max(0, x0 - 2):x1 + 2] = False
+    assert float(np.percentile(diff[outside], 99.9)) <= 3, "pixels outside the face box changed"
+    wait_swapping(obs, frames=5, timeout=60)
+
+
 def test_render_filter_swaps_a_non_async_source(obs: Obs, identity: Identity, still_clip: Path,
                                                 filter_settings: Callable[..., dict[str, Any]],
                                                 photo_embeddings: dict[str, np.ndarray]) -> None:

@@ -656,3 +656,40 @@ def test_real_pipeline_with_the_badge_changes_only_the_face_and_the_badge(make_c
     assert fx.min() > 380 and fx.max() < 900 and fy.min() > 100 and fy.max() < 650
     # between them, e.g. the whole band left of the face and below the badge: untouched
     assert not y_changed[100:, :fx.min()].any()
+
+
+@pytest.mark.slow
+def test_plugin_swapper_runs_in_the_engine_process(make_client, media):
+    """A swapper written against the protocol alone (tests/swappers.py), chosen by setting: the
+    engine's real pipeline builds it through the factory, and its inverted face comes back."""
+    from tests.swappers import INVERT as INVERT_FACE
+
+    client = make_client(processor=None, settings={"swapper.kind": "plugin", "swapper.plugin": INVERT_FACE})
+    client.start()
+    wait_running(client, 120.0)  # no source photo needed: this swapper says so
+    img = obama_frame(media)
+    h, w = img.shape[:2]
+    fb = make_frame(P.I420, img, C709)
+    before = fb.copy()
+    applied = False
+    for i in range(5):
+        seq = round_trip(client, view(fb, ts=(i + 1) * 33_000_000, color=C709), 60.0)
+        applied = client.apply(seq, view(fb, ts=(i + 1) * 33_000_000, color=C709))
+        if applied:
+            break
+    assert applied, client.status
+    ys, xs = np.nonzero(before.planes[0][:h, :w] != fb.planes[0][:h, :w])
+    x0, y0, x1, y1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+    # the face box of dfl_Obama_speaking.mp4 (512x388): ~110 px wide around x≈270
+    assert 90 < x1 - x0 < 260 and 150 < (x0 + x1) / 2 < 350
+    # inside the box (away from its chroma-shared edge) the pixels are the input's inverse
+    c = engine_color(C709)
+    got = F.to_bgr(fb.planes, P.I420, w, h, c).astype(int)[y0 + 2:y1 - 2, x0 + 2:x1 - 2]
+    src = F.to_bgr(before.planes, P.I420, w, h, c).astype(int)[y0 + 2:y1 - 2, x0 + 2:x1 - 2]
+    assert np.abs(got - (255 - src)).mean() < 4.0
+    # and nothing outside it changed
+    changed = before.planes[0][:h, :w] != fb.planes[0][:h, :w]
+    changed[y0:y1, x0:x1] = False
+    assert not changed.any()
+    st = client.status
+    assert st.state == "running" and st.message == ""

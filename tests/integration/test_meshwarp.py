@@ -20,8 +20,9 @@ from obs_faceswap.geometry import (
     load_canonical_face,
 )
 from obs_faceswap.merge import paste_back, to_lab
+from obs_faceswap.sources import analyse_source
 from obs_faceswap.swap import raster
-from obs_faceswap.swap.meshwarp import PhotoSwapper, facing_ratio, source_landmarks
+from obs_faceswap.swap.meshwarp import PhotoSwapper, facing_ratio
 from obs_faceswap.types import Face
 
 from .swap_helpers import FaceFinder, video_frames
@@ -40,13 +41,13 @@ def canonical(store):
 @pytest.fixture(scope="module")
 def astronaut(read_image, finder):
     image = read_image("astronaut.png")
-    return image, source_landmarks(image, finder.detector, finder.mesh, name="astronaut.png")
+    return image, analyse_source(image, finder.detector, finder.mesh, name="astronaut.png").landmarks
 
 
 @pytest.fixture(scope="module")
 def swapper(astronaut, canonical):
     image, lm = astronaut
-    return PhotoSwapper(image, lm, canonical)
+    return PhotoSwapper.from_photo(image, lm, canonical)
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +82,7 @@ def swapped(sw: PhotoSwapper, frame: np.ndarray, lm: np.ndarray, track: int = 0)
 
 # --- source side --------------------------------------------------------------------------
 
-def test_source_landmarks_fit_the_astronaut(astronaut):
+def test_analysed_source_fits_the_astronaut(astronaut):
     image, lm = astronaut
     assert lm.shape == (468, 3) and lm.dtype == np.float32
     x0, y0 = lm[:, :2].min(axis=0)
@@ -91,22 +92,22 @@ def test_source_landmarks_fit_the_astronaut(astronaut):
     assert 70 < x1 - x0 < 120
 
 
-def test_source_landmarks_without_a_face_raise_no_face_error_naming_the_file(finder):
+def test_analysing_a_source_without_a_face_raise_no_face_error_naming_the_file(finder):
     blank = np.full((240, 320, 3), 127, np.uint8)
     with pytest.raises(NoFaceError, match="blank.png"):
-        source_landmarks(blank, finder.detector, finder.mesh, name="blank.png")
+        analyse_source(blank, finder.detector, finder.mesh, name="blank.png")
 
 
 def test_unusable_source_raises_input_error(astronaut, canonical):
     image, lm = astronaut
     with pytest.raises(InputError, match="uint8"):
-        PhotoSwapper(image.astype(np.float32), lm, canonical)
+        PhotoSwapper.from_photo(image.astype(np.float32), lm, canonical)
     with pytest.raises(InputError, match="468"):
-        PhotoSwapper(image, lm[:100], canonical)
+        PhotoSwapper.from_photo(image, lm[:100], canonical)
     bad = lm.copy()
     bad[5, 0] = np.nan
     with pytest.raises(InputError, match="finite"):
-        PhotoSwapper(image, bad, canonical)
+        PhotoSwapper.from_photo(image, bad, canonical)
 
 
 def hair_fraction(texture_bgr: np.ndarray, weight: np.ndarray, canonical, size: int) -> float:
@@ -138,7 +139,7 @@ def test_hair_trim_keeps_the_fringe_out_of_the_texture(swapper, canonical, astro
     assert in_photo > 0.25, in_photo
     assert in_texture < 0.03, in_texture
     # Without the trim the fringe comes along (the measure above can fail).
-    untrimmed = PhotoSwapper(*astronaut, canonical, mask=MaskConfig(trim_hair=False))
+    untrimmed = PhotoSwapper.from_photo(*astronaut, canonical, mask=MaskConfig(trim_hair=False))
     alpha = untrimmed.texture[..., 3].astype(np.float64) / 255
     assert hair_fraction(untrimmed.texture[..., :3], alpha, canonical, size) > 0.15
 
@@ -160,12 +161,12 @@ def test_side_the_photo_cannot_see_is_filled_from_the_mirrored_side(swapper, ast
     image, src_lm = astronaut
     turned = rotate_y(src_lm, 55.0)
     canvas = np.full((512, 512, 3), 90, np.uint8)
-    plain = PhotoSwapper(image, src_lm, canonical, mask=MaskConfig(keep_mouth=False),
+    plain = PhotoSwapper.from_photo(image, src_lm, canonical, mask=MaskConfig(keep_mouth=False),
                          color=ColorConfig(mode="none"))
     r = plain.swap(canvas, Face(0, turned))
     assert r is not None
     paste_back(canvas, r, BlendConfig())
-    again = PhotoSwapper(canvas, turned, canonical, color=ColorConfig(mode="none"))
+    again = PhotoSwapper.from_photo(canvas, turned, canonical, color=ColorConfig(mode="none"))
     assert again.mirrored_fraction > 0.1 > swapper.mirrored_fraction
 
     # Texels on triangles the turned view shows at a grazing angle or not at all.
@@ -192,7 +193,7 @@ def test_keep_mouth_shows_the_live_mouth_interior(swapper, astronaut, canonical,
     np.testing.assert_array_equal(out[interior], frame[interior])
     # The rest of the face did change, and without keep_mouth so does the mouth.
     assert (out != frame).any(axis=2).sum() > 20 * interior.sum()
-    closed = PhotoSwapper(*astronaut, canonical, mask=MaskConfig(keep_mouth=False))
+    closed = PhotoSwapper.from_photo(*astronaut, canonical, mask=MaskConfig(keep_mouth=False))
     out = swapped(closed, frame, lm)
     assert (out[interior] != frame[interior]).any(axis=1).mean() > 0.9
 
@@ -201,7 +202,7 @@ def test_keep_eyes_shows_the_live_eyes(astronaut, canonical, open_mouth):
     frame, lm = open_mouth
     eyes = polygon(frame.shape, lm[list(RIGHT_EYE)], 1) | polygon(frame.shape, lm[list(LEFT_EYE)], 1)
     assert eyes.sum() > 40
-    sw = PhotoSwapper(*astronaut, canonical, mask=MaskConfig(keep_eyes=True))
+    sw = PhotoSwapper.from_photo(*astronaut, canonical, mask=MaskConfig(keep_eyes=True))
     out = swapped(sw, frame, lm)
     np.testing.assert_array_equal(out[eyes], frame[eyes])
     sw.update(mask=MaskConfig(keep_eyes=False))
@@ -255,7 +256,7 @@ def test_faces_off_frame_or_degenerate_give_none_and_partial_faces_are_clipped(s
 
 def test_update_applies_settings_without_unwrapping_again(astronaut, canonical, open_mouth):
     frame, lm = open_mouth
-    sw = PhotoSwapper(*astronaut, canonical)
+    sw = PhotoSwapper.from_photo(*astronaut, canonical)
     photo = sw.photo_texture
     base = sw.texture
     with_rct = sw.swap(frame, Face(0, lm))
@@ -273,7 +274,7 @@ def test_update_applies_settings_without_unwrapping_again(astronaut, canonical, 
 
 def test_colour_state_is_per_track(astronaut, canonical, open_mouth):
     frame, lm = open_mouth
-    sw = PhotoSwapper(*astronaut, canonical)
+    sw = PhotoSwapper.from_photo(*astronaut, canonical)
     dark = cv2.convertScaleAbs(frame, alpha=0.5)
     a = sw.swap(frame, Face(1, lm))
     b = sw.swap(dark, Face(2, lm))
@@ -301,7 +302,7 @@ def test_shape_takes_the_source_proportions_and_keeps_outline_and_expression(ast
     from obs_faceswap.geometry import FACE_OVAL, RIGHT_EYE, similarity
 
     photo, slm = astronaut
-    sw = PhotoSwapper(photo, slm, canonical, shape=ShapeConfig(strength=1.0, adapt_frames=5))
+    sw = PhotoSwapper.from_photo(photo, slm, canonical, shape=ShapeConfig(strength=1.0, adapt_frames=5))
     # a "live" person: the canonical face's proportions in the source's size, in another pose
     scale, r, t = similarity(canonical.vertices, slm)
     person = (scale * canonical.vertices @ r.T + t).astype(np.float32)

@@ -17,7 +17,8 @@ from obs_faceswap.config import BlendConfig, ColorConfig
 from obs_faceswap.geometry import five_points, load_canonical_face
 from obs_faceswap.merge import paste_back
 from obs_faceswap.nets.recognition import FaceEmbedder, cosine
-from obs_faceswap.swap.meshwarp import PhotoSwapper, source_landmarks
+from obs_faceswap.sources import analyse_source
+from obs_faceswap.swap.meshwarp import PhotoSwapper
 from obs_faceswap.types import Face
 
 from .swap_helpers import FaceFinder, video_frames
@@ -80,8 +81,8 @@ def measure(frame, lm, swapper, embedder, finder, source_embedding, blend=None, 
 @pytest.fixture(scope="module")
 def video(media, read_image, finder, embedder, canonical):
     photo = read_image("astronaut.png")
-    slm = source_landmarks(photo, finder.detector, finder.mesh, name="astronaut.png")
-    swapper = PhotoSwapper(photo, slm, canonical, color=COLOR)
+    slm = analyse_source(photo, finder.detector, finder.mesh, name="astronaut.png").landmarks
+    swapper = PhotoSwapper.from_photo(photo, slm, canonical, color=COLOR)
     e_src = embedder.embed(photo, five_points(slm))
     frames, rows = 0, []
     for i, frame in video_frames(media(VIDEO), STEP):
@@ -158,8 +159,8 @@ def test_swapped_skin_colour_matches_the_live_skin(video):
 def test_other_blend_modes_keep_seams_colour_and_containment(mode, media, read_image, finder,
                                                              embedder, canonical):
     photo = read_image("astronaut.png")
-    slm = source_landmarks(photo, finder.detector, finder.mesh)
-    swapper = PhotoSwapper(photo, slm, canonical, color=COLOR)
+    slm = analyse_source(photo, finder.detector, finder.mesh).landmarks
+    swapper = PhotoSwapper.from_photo(photo, slm, canonical, color=COLOR)
     e_src = embedder.embed(photo, five_points(slm))
     rows = [measure(frame, lm, swapper, embedder, finder, e_src, BlendConfig(mode=mode), i)
             for i, frame in video_frames(media(VIDEO), 25) if (lm := finder(frame)) is not None]
@@ -184,8 +185,8 @@ def test_strict_identity_against_other_pictures_of_the_source_person(media, read
     together with the size of the move (from cosine ~0.39 with Obama before the swap).
     """
     photo = read_image("frec_obama.jpg")
-    slm = source_landmarks(photo, finder.detector, finder.mesh, name="frec_obama.jpg")
-    swapper = PhotoSwapper(photo, slm, canonical)
+    slm = analyse_source(photo, finder.detector, finder.mesh, name="frec_obama.jpg").landmarks
+    swapper = PhotoSwapper.from_photo(photo, slm, canonical)
     obama = quality.mean_embedding(
         [embedder.embed(f, five_points(finder(f))) for _, f in video_frames(media(VIDEO), 26)])
     biden_photo = read_image("frec_biden.jpg")

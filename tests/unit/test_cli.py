@@ -32,16 +32,16 @@ def test_no_options_give_the_default_config():
     (["--max-faces", "2"], "tracking.max_faces", 2),
     (["--no-smoothing"], "tracking.smoothing", False),
     (["--select", "all"], "selection.mode", "all"),
-    (["--feather", "0.2"], "mask.feather", 0.2),
-    (["--erode", "0.05"], "mask.erode", 0.05),
-    (["--keep-eyes"], "mask.keep_eyes", True),
-    (["--no-keep-mouth"], "mask.keep_mouth", False),
-    (["--no-trim-hair"], "mask.trim_hair", False),
-    (["--color", "linear"], "color.mode", "linear"),
-    (["--color-strength", "0.5"], "color.strength", 0.5),
+    (["--feather", "0.2"], "swapper.photo.mask.feather", 0.2),
+    (["--erode", "0.05"], "swapper.photo.mask.erode", 0.05),
+    (["--keep-eyes"], "swapper.photo.mask.keep_eyes", True),
+    (["--no-keep-mouth"], "swapper.photo.mask.keep_mouth", False),
+    (["--no-trim-hair"], "swapper.photo.mask.trim_hair", False),
+    (["--color", "linear"], "swapper.photo.color.mode", "linear"),
+    (["--color-strength", "0.5"], "swapper.photo.color.strength", 0.5),
     (["--blend", "seamless"], "blend.mode", "seamless"),
     (["--opacity", "0.7"], "blend.opacity", 0.7),
-    (["--texture-size", "1024"], "texture_size", 1024),
+    (["--texture-size", "1024"], "swapper.photo.texture_size", 1024),
     (["--badge"], "badge.enabled", True),
     (["--threads", "2"], "runtime.threads", 2),
     (["--device-id", "1"], "runtime.device_id", 1),
@@ -56,7 +56,7 @@ def test_option_maps_to_config_field(argv, field, value):
     assert obj == value
     # ... and nothing else changed.
     section = field.split(".")[0]
-    for name in ("detector", "landmarks", "tracking", "mask", "color", "blend", "badge", "selection"):
+    for name in ("detector", "landmarks", "tracking", "swapper", "blend", "badge", "selection"):
         if name != section:
             assert getattr(cfg, name) == getattr(PipelineConfig(), name), name
 

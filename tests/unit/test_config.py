@@ -9,9 +9,11 @@ from obs_faceswap.config import (
     BlendConfig,
     DetectorConfig,
     MaskConfig,
+    PhotoSwapperConfig,
     PipelineConfig,
     SelectionConfig,
     ShapeConfig,
+    SwapperConfig,
     apply_updates,
 )
 from obs_faceswap.errors import ConfigError
@@ -30,7 +32,10 @@ from obs_faceswap.runtime import RuntimeConfig
         (lambda: BadgeConfig(corner="middle"), "badge.corner"),
         (lambda: BadgeConfig(text="x" * 65), "badge.text"),
         (lambda: RuntimeConfig(providers=("metal",)), "metal"),
-        (lambda: PipelineConfig(texture_size=300), "texture_size"),
+        (lambda: PhotoSwapperConfig(texture_size=300), "texture_size"),
+        (lambda: SwapperConfig(kind="dfm"), "swapper.kind"),
+        (lambda: SwapperConfig(kind="model"), "swapper.model"),
+        (lambda: SwapperConfig(kind="plugin", plugin="no_colon"), "swapper.plugin"),
     ],
 )
 def test_invalid_values_raise_config_error_naming_the_field(build, needle):
@@ -40,10 +45,10 @@ def test_invalid_values_raise_config_error_naming_the_field(build, needle):
 
 def test_flat_updates_are_coerced_and_leave_the_original_untouched():
     base = PipelineConfig()
-    new = apply_updates(base, {"blend.opacity": "0.5", "mask.keep_eyes": "true",
+    new = apply_updates(base, {"blend.opacity": "0.5", "swapper.photo.mask.keep_eyes": "true",
                                "tracking.detect_interval": 3.0, "runtime.providers": "cuda,cpu",
                                "badge": {"enabled": 1, "corner": "top-left"}})
-    assert new.blend.opacity == 0.5 and new.mask.keep_eyes is True
+    assert new.blend.opacity == 0.5 and new.swapper.photo.mask.keep_eyes is True
     assert new.tracking.detect_interval == 3 and new.runtime.providers == ("cuda", "cpu")
     assert new.badge.enabled is True and new.badge.corner == "top-left"
     assert base == PipelineConfig()  # frozen: a new object, the old one unchanged
@@ -55,9 +60,11 @@ def test_flat_updates_are_coerced_and_leave_the_original_untouched():
     [
         ({"blend.opacty": 1}, "'blend.opacty'"),
         ({"nonsense": 1}, "'nonsense'"),
-        ({"mask.feather": "wide"}, "mask.feather"),
+        ({"swapper.photo.mask.feather": "wide"}, "swapper.photo.mask.feather"),
+        ({"mask.feather": 0.1}, "'mask'"),
         ({"blend.mode": "overlay"}, "blend.mode"),
-        ({"shape.strength": 7}, "shape.strength"),
+        ({"swapper.photo.shape.strength": 7}, "shape.strength"),
+        ({"swapper.kind": "magic"}, "swapper.kind"),
     ],
 )
 def test_bad_updates_raise_config_error_naming_the_setting(updates, needle):

@@ -20,9 +20,10 @@ import pytest
 
 from obs_faceswap.engine import frames as F
 from obs_faceswap.engine import protocol as P
-from obs_faceswap.engine.server import MODEL_FILES_UNSUPPORTED, EngineServer, load_factory
+from obs_faceswap.engine.server import EngineServer, load_factory
 from obs_faceswap.engine.shm import SharedBuffer
 from obs_faceswap.errors import EngineError
+from obs_faceswap.swap import MODEL_FILES_UNSUPPORTED
 from tests import engine_processors as procs
 
 COLOR = F.ColorParams.standard("709", full_range=False)
@@ -309,7 +310,7 @@ def test_settings_errors_keep_the_last_good_configuration(server, media, tmp_pat
     server.handle(("S", {"source": photo, "no.such": 1}))
     assert "unknown setting" in statuses(server)[-1]["message"]
 
-    server.handle(("S", {"source": photo, "model": "/x/model.dfm"}))
+    server.handle(("S", {"source": photo, "swapper.kind": "model", "swapper.model": "/x/model.dfm"}))
     assert MODEL_FILES_UNSUPPORTED in statuses(server)[-1]["message"]
 
     noface = tmp_path / "noface.png"
@@ -328,8 +329,8 @@ def test_settings_errors_keep_the_last_good_configuration(server, media, tmp_pat
 @pytest.mark.parametrize(("settings", "message"), [
     ({}, "no source photo"),
     ({"source": "/nonexistent/photo.png"}, "source photo not found: /nonexistent/photo.png"),
-    ({"source": "PHOTO", "model": "/m/face.dfm"}, MODEL_FILES_UNSUPPORTED),
-    ({"source": "PHOTO", "mask.feather": "wide"}, "cannot use 'wide'"),
+    ({"source": "PHOTO", "swapper.kind": "model", "swapper.model": "/m/face.dfm"}, MODEL_FILES_UNSUPPORTED),
+    ({"source": "PHOTO", "swapper.photo.mask.feather": "wide"}, "cannot use 'wide'"),
 ])
 def test_settings_without_a_good_configuration_are_an_error(server, media, settings, message):
     settings = {k: (str(media("astronaut.png")) if v == "PHOTO" else v) for k, v in settings.items()}
@@ -338,6 +339,21 @@ def test_settings_without_a_good_configuration_are_an_error(server, media, setti
     assert last["state"] == "error"
     assert message in last["message"]
     assert server.processor is None
+
+
+def test_a_swapper_that_needs_no_photo_runs_without_one(server):
+    server.handle(("S", {"swapper.kind": "plugin", "swapper.plugin": "tests.swappers:invert"}))
+    last = statuses(server)[-1]
+    assert last["state"] == "running" and last["message"] == ""
+    assert server.processor is not None and server.source is None
+    assert server.config is not None and server.config.swapper.plugin == "tests.swappers:invert"
+
+
+def test_an_unusable_swapper_plugin_is_reported_naming_it(server):
+    server.handle(("S", {"swapper.kind": "plugin", "swapper.plugin": "tests.swappers:not_a_swapper"}))
+    last = statuses(server)[-1]
+    assert last["state"] == "error" and server.processor is None
+    assert "swapper plugin 'tests.swappers:not_a_swapper'" in last["message"]
 
 
 def test_model_load_failure_is_reported(media, monkeypatch):

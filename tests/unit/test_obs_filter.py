@@ -272,7 +272,7 @@ def test_only_changed_settings_reach_the_engine_live() -> None:
     f, _, engine = new_async()
     client = engine.clients[0]
     f.update(values(opacity=0.5, mask_keep_eyes=True))
-    assert client.updates == [{"blend.opacity": 0.5, "mask.keep_eyes": True}]
+    assert client.updates == [{"blend.opacity": 0.5, "swapper.photo.mask.keep_eyes": True}]
     f.update(values(opacity=0.5, mask_keep_eyes=True, timing_mode="latency"))
     assert len(client.updates) == 1  # timing is the filter's own setting
     assert len(engine.clients) == 1
@@ -291,7 +291,8 @@ def test_changing_the_interpreter_restarts_the_engine(tmp_path: Path) -> None:
 def test_engine_settings_mapping() -> None:
     e = st.engine_settings(values(source_photo="/a.png", provider="cuda", selection_reference="",
                                   detect_interval=5))
-    assert e["source"] == "/a.png" and e["model"] is None and e["selection.reference"] is None
+    assert e["source"] == "/a.png" and e["swapper.model"] is None and e["selection.reference"] is None
+    assert e["swapper.kind"] == "photo" and e["swapper.plugin"] is None
     assert e["runtime.providers"] == "cuda,cpu"
     assert e["tracking.detect_interval"] == 5 and e["enabled"] is True
     assert e["badge.enabled"] is True  # shown by default in OBS
@@ -302,11 +303,21 @@ def test_engine_settings_mapping() -> None:
                                             if e[k] is not None and k != "runtime.providers"})
 
 
+def test_the_swapper_kind_follows_what_is_filled_in() -> None:
+    assert st.engine_settings(values(source_photo="/a.png"))["swapper.kind"] == "photo"
+    e = st.engine_settings(values(source_photo="/a.png", model_file="/m/face.dfm"))
+    assert e["swapper.kind"] == "model" and e["swapper.model"] == "/m/face.dfm"
+    e = st.engine_settings(values(model_file="/m/face.dfm", swapper_plugin=" tests.swappers:invert "))
+    assert e["swapper.kind"] == "plugin" and e["swapper.plugin"] == "tests.swappers:invert"
+    config = cfg.apply_updates(cfg.PipelineConfig(), {k: v for k, v in e.items() if k.startswith("swapper.")})
+    assert config.swapper == cfg.SwapperConfig(kind="plugin", model="/m/face.dfm", plugin="tests.swappers:invert")
+
+
 def test_setting_choices_and_defaults_match_the_config() -> None:
     p = cfg.PipelineConfig()
     assert [v for v, _ in st.BY_KEY["detector"].choices] == list(cfg.DETECTORS)
     assert [v for v, _ in st.BY_KEY["blend_mode"].choices] == list(cfg.BLEND_MODES)
-    assert st.BY_KEY["mask_feather"].default == p.mask.feather
+    assert st.BY_KEY["mask_feather"].default == p.swapper.photo.mask.feather
     assert st.BY_KEY["detect_interval"].default == p.tracking.detect_interval
 
 
