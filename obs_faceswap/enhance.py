@@ -71,6 +71,10 @@ class Enhancer:
         y = (np.clip(y.reshape(3, self.size, self.size).transpose(1, 2, 0), -1.0, 1.0) + 1.0) / 2.0
         return np.asarray(np.rint(y[..., ::-1] * 255.0), np.uint8)
 
+    def reads(self, face: Face, frame_hw: tuple[int, int]) -> tuple[int, int, int, int] | None:
+        """The frame region :meth:`enhance` reads for ``face`` (clipped)."""
+        return align.crop_reads(align.estimate(face.keypoints, self.template, self.size), self.size, frame_hw)
+
     def enhance(self, frame: ImageBGR, face: Face) -> SwapResult:
         """The enhanced face of ``frame`` (usually the swapped output) as a result to paste back."""
         crop, m = align.warp_face(frame, face.keypoints, self.template, self.size)

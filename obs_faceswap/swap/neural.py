@@ -132,6 +132,9 @@ class NeuralMerge:
             result = merge.with_mask(result, mask)
         return merge.match_colours(result, self.config.color, self.config.color_strength)
 
+    def enhancer_reads(self, face: Face, frame_hw: tuple[int, int]) -> tuple[int, int, int, int] | None:
+        return self.enhancer.reads(face, frame_hw) if self.enhancer is not None else None
+
     def enhance(self, frame: ImageBGR, face: Face) -> SwapResult | None:
         """The enhancer's result for ``face`` in the (swapped) ``frame``, or None without one."""
         return self.enhancer.enhance(frame, face) if self.enhancer is not None else None
