@@ -75,6 +75,22 @@ FIELD_OPTIONS: dict[str, str] = {
     "badge_text": "badge.text",
     "badge_corner": "badge.corner",
     "texture_size": "swapper.photo.texture_size",
+    "model": "swapper.model",
+    "model_family": "swapper.neural.family",
+    "recognizer": "swapper.neural.recognizer",
+    "converter": "swapper.neural.converter",
+    "morph": "swapper.neural.morph",
+    "mask": "swapper.neural.masks",
+    "mouth_size": "swapper.neural.mouth_size",
+    "occlusion_model": "swapper.neural.occlusion_model",
+    "parser_model": "swapper.neural.parser_model",
+    "enhancer": "swapper.neural.enhancer",
+    "enhance_every": "swapper.neural.enhance_every",
+}
+#: with --model, these options set the neural swapper's field instead of the photo swapper's.
+MODEL_REDIRECTS: dict[str, str] = {
+    "color": "swapper.neural.color",
+    "color_strength": "swapper.neural.color_strength",
 }
 #: on/off flags: argparse dest → (field, value when the flag is given).
 FLAG_OPTIONS: dict[str, tuple[str, bool]] = {
@@ -145,6 +161,27 @@ def _pipeline_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--opacity", type=float, metavar="F", help="0..1 (default 1)")
     g.add_argument("--texture-size", type=int, choices=(256, 512, 1024), help="source texture size (default 512)")
 
+    g = p.add_argument_group("face-swap model (instead of the photo swapper)")
+    g.add_argument("--model", metavar="FILE", help="a .dfm (DeepFaceLive) or one-photo .onnx model: inswapper_128, "
+                   "HyperSwap, SimSwap, GHOST, BlendSwap, UniFace (recognised from the file)")
+    g.add_argument("--model-family", metavar="NAME", help="the one-photo family when the file name does not say "
+                   "it (e.g. hyperswap_1a_256, simswap_256, ghost_2_256)")
+    g.add_argument("--recognizer", metavar="FILE", help="ArcFace .onnx for the source embedding (default: "
+                   "w600k_r50 from the model store)")
+    g.add_argument("--converter", metavar="FILE", help="embedding converter .onnx for SimSwap/GHOST (default: the "
+                   "model store's)")
+    g.add_argument("--morph", type=float, metavar="F", help="AMP .dfm models: how much of the celebrity, 0..1 "
+                   "(default 0.75)")
+    g.add_argument("--mask", metavar="LIST", help="masks for model swaps, combined by minimum: box, occlusion, "
+                   "parsing, mouth (e.g. box,mouth; default box)")
+    g.add_argument("--mouth-size", type=float, metavar="F", help="how far the kept live mouth reaches beyond "
+                   "the lips, fraction of the face crop (default 0.1)")
+    g.add_argument("--occlusion-model", metavar="FILE", help="XSeg-format .onnx for --mask occlusion")
+    g.add_argument("--parser-model", metavar="FILE", help="BiSeNet-format .onnx for --mask parsing")
+    g.add_argument("--enhancer", metavar="FILE", help="GFPGAN/GPEN-format .onnx run on the swapped face (slow)")
+    g.add_argument("--enhance-every", type=int, metavar="N", help="run the enhancer every N-th frame per face "
+                   "(default 1)")
+
     g = p.add_argument_group("disclosure")
     g.add_argument("--badge", action="store_true", help='burn a visible "face swap" badge into the output')
     g.add_argument("--badge-text", metavar="TEXT", help="badge text (implies --badge)")
@@ -164,7 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("swap", parents=[common], help="swap a face photo into a video, image or webcam",
                        description="Swap the face in --source onto the faces of --input.")
-    p.add_argument("--source", required=True, metavar="PHOTO", help="photo of the face to put in")
+    p.add_argument("--source", nargs="+", metavar="PHOTO", help="photo(s) of the face to put in (several photos of "
+                   "one person are averaged by one-photo models); not needed with a .dfm --model")
     p.add_argument("--input", "-i", required=True, metavar="VIDEO|IMAGE|webcam:N",
                    help="a video file, an image file or webcam:N (camera number N)")
     p.add_argument("--output", "-o", metavar="FILE",
@@ -240,10 +278,15 @@ def build_config(args: argparse.Namespace, base: PipelineConfig | None = None) -
         ConfigError: a value is out of range, or options contradict each other.
     """
     updates: dict[str, Any] = {}
+    with_model = getattr(args, "model", None) is not None
     for dest, key in FIELD_OPTIONS.items():
         value = getattr(args, dest, None)
         if value is not None:
-            updates[key] = value
+            updates[MODEL_REDIRECTS.get(dest, key) if with_model else key] = value
+    if with_model:
+        updates["swapper.kind"] = "model"
+    elif any(getattr(args, d, None) is not None for d in ("recognizer", "morph", "mask", "enhancer", "model_family")):
+        raise ConfigError("--recognizer, --morph, --mask, --enhancer and --model-family need --model FILE")
     for dest, (key, value) in FLAG_OPTIONS.items():
         if getattr(args, dest, False):
             updates[key] = value
@@ -452,11 +495,16 @@ def cmd_swap(args: argparse.Namespace) -> int:
     config = build_config(args)
     store = make_store(args)
     output = Path(args.output) if args.output else None
+    if not args.source and config.swapper.kind != "model":
+        raise ConfigError("give --source PHOTO (the face to put in), or a face-swap --model FILE")
     with open_input(args.input) as reader:
         if output is not None:
             _check_output(reader, output)
         log.info("input %r", reader)
-        with Pipeline(config, store, source=args.source) as pipe:
+        with Pipeline(config, store, source=args.source or None) as pipe:
+            if pipe.swapper.needs_source and not args.source:
+                raise ConfigError(f"{Path(str(config.swapper.model)).name} needs --source PHOTO (a photo of the person "
+                                  f"to put in); only .dfm models carry their own face")
             log.info("running on %s", pipe.provider)
             preview = Preview() if args.preview else None
             try:
