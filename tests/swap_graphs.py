@@ -289,7 +289,7 @@ def enhancer_model(path: Path, size: int = 512, function: str = "identity") -> P
 
 
 def conv_stack_model(
-    path: Path, *, size: int = 128, width: int = 64, layers: int = 9, seed: int = 0
+    path: Path, *, size: int = 128, width: int = 64, layers: int = 10, seed: int = 0
 ) -> tuple[Path, float]:
     """A stand-in with inswapper_128's signature and about its cost: ``layers`` 3×3 convolutions
     of ``width`` channels at ``size``² with random weights (plus an emap). Returns (path, GFLOPs),
@@ -310,6 +310,7 @@ def conv_stack_model(
         nodes.append(helper.make_node("Conv", [x, f"w{i}"], [f"c{i}"], pads=[1, 1, 1, 1]))
         flops += 2.0 * cout * cin * 9 * size * size
         x = f"c{i}"
+        cin = cout
         if i < layers - 1:
             nodes.append(helper.make_node("Relu", [x], [f"r{i}"]))
             x = f"r{i}"
