@@ -50,16 +50,10 @@ def _from_store(store: ModelStore, name: str, flag: str) -> Path:
 
 
 def is_dfm(path: Path) -> bool:
-    """A ``.dfm`` file name, or an ``.onnx`` whose first input is DeepFaceLive's ``in_face:0``."""
-    if path.suffix.lower() == ".dfm":
-        return True
-    try:
-        import onnx
+    """A ``.dfm`` file name, or a model whose inputs include DeepFaceLive's ``in_face:0``."""
+    from obs_faceswap.swap.oneshot import read_model
 
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception:  # noqa: BLE001 - a damaged file is reported by the session factory
-        return False
-    return any(i.name == "in_face:0" for i in model.graph.input)
+    return path.suffix.lower() == ".dfm" or read_model(path)[0].input("in_face:0") is not None
 
 
 def create_model_swapper(path: str | Path, config: NeuralSwapperConfig | None = None,
@@ -72,7 +66,7 @@ def create_model_swapper(path: str | Path, config: NeuralSwapperConfig | None = 
             did not match).
     """
     from obs_faceswap.swap.dfm import DFMSwapper
-    from obs_faceswap.swap.oneshot import ArcFace, OneShotSwapper, signature_of
+    from obs_faceswap.swap.oneshot import ArcFace, OneShotSwapper, read_model
     from obs_faceswap.swap.specs import recognise
 
     config = config or NeuralSwapperConfig()
@@ -81,11 +75,7 @@ def create_model_swapper(path: str | Path, config: NeuralSwapperConfig | None = 
         sw: Swapper = DFMSwapper(p, runtime, morph=config.morph)
         return sw
     # Recognise the family before loading the recognizer: a wrong file fails fast and clearly.
-    from obs_faceswap.runtime import create_session
-
-    probe = create_session(p, RuntimeConfig(providers=("cpu",), threads=1, cpu_backend="onnxruntime"))
-    spec = recognise(signature_of(probe, p), p, config.family)
-    del probe
+    spec = recognise(read_model(p)[0], p, config.family)
     store = store or ModelStore()
     show_once(spec.name, spec.license)
     recognizer = None

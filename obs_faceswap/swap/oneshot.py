@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -38,52 +39,67 @@ log = logging.getLogger(__name__)
 EMAP_NAME = "buff2fs"
 
 
-def signature_of(session: object, path: str | Path, *, check_emap: bool = True) -> Signature:
-    """The :class:`Signature` of an onnxruntime session (plus whether the file carries an emap)."""
+def read_model(path: str | Path) -> tuple[Signature, FloatArray | None]:
+    """The file's :class:`Signature` and inswapper ``emap`` (or None), read once with ``onnx``.
 
-    def sig(items: Sequence[object]) -> tuple[TensorSig, ...]:
-        return tuple(
-            TensorSig(
-                str(getattr(t, "name", "")),
-                tuple(getattr(t, "shape", ()) or ()),
-                str(getattr(t, "type", "tensor(float)")),
-            )
-            for t in items
-        )
-
-    inputs = sig(session.get_inputs())  # type: ignore[attr-defined]
-    outputs = sig(session.get_outputs())  # type: ignore[attr-defined]
-    has_emap = False
-    if check_emap and any(t.name == "source" and len(t.shape) == 2 for t in inputs):
-        has_emap = read_emap(path, required=False) is not None
-    return Signature(inputs, outputs, has_emap)
-
-
-def read_emap(path: str | Path, *, required: bool = True) -> FloatArray | None:
-    """inswapper's ``(512, 512)`` latent map: the initializer ``buff2fs``, else the last initializer.
+    Parsing a model is costly (hundreds of MB): results are cached per file, size and mtime.
 
     Raises:
-        ModelLoadError: ``required`` and the file has no 512×512 initializer of that kind, or
-            the ``onnx`` package is missing or cannot parse the file.
+        ModelLoadError: the file is damaged or not an ONNX model.
     """
+    p = Path(path)
+    st = p.stat()
+    return _read_model(str(p.resolve()), st.st_size, st.st_mtime_ns)
+
+
+@lru_cache(maxsize=8)
+def _read_model(path: str, size: int, mtime_ns: int) -> tuple[Signature, FloatArray | None]:
     try:
         import onnx
         from onnx import numpy_helper
     except ImportError as e:  # pragma: no cover - onnx is a dependency
-        raise ModelLoadError("the 'onnx' package is needed to read inswapper models: pip install onnx") from e
+        raise ModelLoadError("the 'onnx' package is needed to read face-swap models: pip install onnx") from e
+    name = Path(path).name
     try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as e:  # noqa: BLE001 - protobuf raises DecodeError, onnx raises its own
-        raise ModelLoadError(f"cannot parse {Path(path).name} as ONNX ({e}); the file is damaged or not a model") from e
-    inits = list(model.graph.initializer)
+        model = onnx.load(path, load_external_data=False)
+    except Exception as e:  # noqa: BLE001 - protobuf raises DecodeError, onnx its own errors
+        raise ModelLoadError(f"cannot load {name}: {str(e).splitlines()[0][:200] if str(e) else type(e).__name__}. "
+                             f"The file is probably corrupt or not an ONNX model: fetch it again") from e
+    graph = model.graph
+    if not graph.input or not graph.output:
+        raise ModelLoadError(f"cannot load {name}: no graph was found. The file is probably corrupt or not an "
+                             f"ONNX model: fetch it again")
+    init_names = {t.name for t in graph.initializer}
+    _types = {1: "tensor(float)", 10: "tensor(float16)", 7: "tensor(int64)", 11: "tensor(double)"}
+
+    def sig(vi: object) -> TensorSig:
+        tt = vi.type.tensor_type  # type: ignore[attr-defined]
+        dims = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tt.shape.dim)
+        return TensorSig(str(vi.name), dims, _types.get(int(tt.elem_type), f"tensor({tt.elem_type})"))  # type: ignore[attr-defined]
+
+    inputs = tuple(sig(i) for i in graph.input if i.name not in init_names)
+    outputs = tuple(sig(o) for o in graph.output)
+    inits = list(graph.initializer)
     chosen = next((t for t in inits if t.name == EMAP_NAME), inits[-1] if inits else None)
-    used = {i for n in model.graph.node for i in n.input}
+    used = {i for n in graph.node for i in n.input}
+    emap = None
     unused = chosen is not None and (chosen.name == EMAP_NAME or chosen.name not in used)
-    if chosen is not None and tuple(chosen.dims) == (512, 512) and unused:
-        return np.asarray(numpy_helper.to_array(chosen), np.float32)
-    if required:
+    if chosen is not None and unused and tuple(chosen.dims) == (512, 512):
+        emap = np.asarray(numpy_helper.to_array(chosen), np.float32)
+    return Signature(inputs, outputs, emap is not None), emap
+
+
+def read_emap(path: str | Path) -> FloatArray:
+    """inswapper's ``(512, 512)`` latent map: the initializer ``buff2fs``, else the last initializer
+    (no node uses it, so onnxruntime drops it; it is read from the file with ``onnx``).
+
+    Raises:
+        ModelLoadError: the file has none (it is not an inswapper model) or cannot be parsed.
+    """
+    emap = read_model(path)[1]
+    if emap is None:
         raise ModelLoadError(f"{Path(path).name} has no 512x512 'emap' initializer; it is not an inswapper model")
-    return None
+    return emap
 
 
 def _l2(v: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
@@ -162,10 +178,9 @@ class OneShotSwapper:
     ) -> None:
         self.path = Path(path)
         self.runtime = runtime or RuntimeConfig()
-        session = create_session(self.path, self.runtime)
-        self.signature = signature_of(session, self.path)
+        self.signature, emap = read_model(self.path)
         self.spec: OneShotSpec = recognise(self.signature, self.path, family)
-        self.emap = read_emap(self.path) if self.spec.source == "emap" else None
+        self.emap = emap if self.spec.source == "emap" else None
         self.recognizer = recognizer
         if self.spec.source != "image" and recognizer is None:
             raise ModelLoadError(
@@ -184,6 +199,7 @@ class OneShotSwapper:
         target = self.signature.input("target")
         assert target is not None
         self._dtype = np.float16 if "float16" in target.dtype else np.float32
+        session = create_session(self.path, self.runtime)
         self._runner = FixedShapeRunner(session, self.runtime, self.path, name=self.spec.name)
         self._source: npt.NDArray[np.float32] | None = None
 
