@@ -58,6 +58,8 @@ class RuntimeConfig:
             is black falls back to fp32 by itself, see :class:`FixedShapeRunner`).
         trt_cache: directory for TensorRT engine and timing caches (default: the user cache),
             so an engine is built once per model and GPU, not at every start.
+        cuda_graph: replay fixed-shape swap models as CUDA graphs on the CUDA provider (their
+            inputs and outputs stay in the same device buffers, see :class:`FixedShapeRunner`).
     """
 
     providers: tuple[str, ...] = ("auto",)
@@ -66,6 +68,7 @@ class RuntimeConfig:
     cpu_backend: str = "auto"
     fp16: bool = True
     trt_cache: str | None = None
+    cuda_graph: bool = False
 
     def __post_init__(self) -> None:
         from obs_faceswap.errors import ConfigError
@@ -577,7 +580,6 @@ class FixedShapeRunner:
         self._bind = bind
         self._binding: Any = None
         self._inputs: dict[str, Any] = {}
-        self._output: Any = None
         self.fell_back = False
         self._setup()
 
@@ -595,7 +597,7 @@ class FixedShapeRunner:
         self.binds = self._bind if self._bind is not None else self.provider in _CUDA_PROVIDERS
         self._binding = None
         self._inputs = {}
-        self._output = None
+        self._outputs: list[Any] = []
 
     def _device(self) -> tuple[str, int]:
         return ("cuda", self.config.device_id) if self.provider in _CUDA_PROVIDERS else ("cpu", 0)
@@ -610,7 +612,15 @@ class FixedShapeRunner:
                 self._inputs[name] = value
                 self._binding.bind_ortvalue_input(name, value)
             for out in self.session.get_outputs():
-                self._binding.bind_output(out.name, device, device_id)
+                shape = list(out.shape)
+                if all(isinstance(d, int) and d > 0 for d in shape):
+                    # a fixed buffer: the same device address every run (what CUDA graphs need)
+                    dtype = "float16" if "float16" in str(out.type) else "float32"
+                    value = ort.OrtValue.ortvalue_from_shape_and_type(shape, dtype, device, device_id)
+                    self._outputs.append(value)
+                    self._binding.bind_ortvalue_output(out.name, value)
+                else:
+                    self._binding.bind_output(out.name, device, device_id)
         else:
             for name, x in feed.items():
                 self._inputs[name].update_inplace(x)  # same device buffer: CUDA graphs stay valid

@@ -66,7 +66,7 @@ class DFMSwapper:
             raise ConfigError(f"DFM mask combination must be product or min; got {mask_combine!r}")
         self.path = Path(path)
         self.runtime = runtime or RuntimeConfig()
-        session = create_session(self.path, self.runtime)
+        session = create_session(self.path, self.runtime, cuda_graph=self.runtime.cuda_graph)
         inputs = {i.name: i for i in session.get_inputs()}
         outputs = [o.name for o in session.get_outputs()]
         found = (

@@ -199,7 +199,7 @@ class OneShotSwapper:
         target = self.signature.input("target")
         assert target is not None
         self._dtype = np.float16 if "float16" in target.dtype else np.float32
-        session = create_session(self.path, self.runtime)
+        session = create_session(self.path, self.runtime, cuda_graph=self.runtime.cuda_graph)
         self._runner = FixedShapeRunner(session, self.runtime, self.path, name=self.spec.name)
         self._source: npt.NDArray[np.float32] | None = None
 

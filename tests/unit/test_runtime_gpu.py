@@ -106,6 +106,7 @@ class _FakeOrt:
         provider_options: Any = None,
     ) -> _FakeSession:
         self.calls.append(list(providers))
+        self.options = list(provider_options)
         if providers[0] == CUDA:
             if self.silent:  # onnxruntime logs and falls back by itself
                 return _FakeSession(["CPUExecutionProvider"])
@@ -180,3 +181,13 @@ def test_fp16_nan_output_falls_back_to_fp32(tmp_path: Path, caplog: pytest.LogCa
     assert runner.fell_back and out.dtype == np.float32
     assert np.allclose(out, 0.5 * 300000.0) and np.allclose(again, 0.5 * 300000.0)
     assert any("switching to fp32" in r.getMessage() for r in caplog.records)
+
+
+def test_cuda_graph_and_device_reach_the_cuda_provider(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = _FakeOrt("", silent=True)
+    monkeypatch.setattr(runtime, "import_onnxruntime", lambda: fake)
+    monkeypatch.setattr(runtime, "_can_load", lambda n: True)
+    create_session(g.arcface_model(tmp_path / "m.onnx"), RuntimeConfig(providers=("cuda",), device_id=2,
+                                                                      cpu_backend="onnxruntime"), cuda_graph=True)
+    assert fake.calls[0][0] == CUDA
+    assert fake.options[0]["device_id"] == 2 and fake.options[0]["enable_cuda_graph"] is True
