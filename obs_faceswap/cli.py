@@ -162,7 +162,8 @@ def _pipeline_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--texture-size", type=int, choices=(256, 512, 1024), help="source texture size (default 512)")
 
     g = p.add_argument_group("face-swap model (instead of the photo swapper)")
-    g.add_argument("--model", metavar="FILE", help="a .dfm (DeepFaceLive) or one-photo .onnx model: inswapper_128, "
+    g.add_argument("--model", metavar="FILE", help="a .dfm (DeepFaceLive) or one-photo .onnx model (or a manifest name "
+                   "such as inswapper_128: the verified download): inswapper_128, "
                    "HyperSwap, SimSwap, GHOST, BlendSwap, UniFace (recognised from the file)")
     g.add_argument("--model-family", metavar="NAME", help="the one-photo family when the file name does not say "
                    "it (e.g. hyperswap_1a_256, simswap_256, ghost_2_256)")

@@ -58,7 +58,8 @@ def is_dfm(path: Path) -> bool:
 
 def create_model_swapper(path: str | Path, config: NeuralSwapperConfig | None = None,
                          runtime: RuntimeConfig | None = None, store: ModelStore | None = None) -> Swapper:
-    """The swapper for the model file at ``path``.
+    """The swapper for the model file at ``path`` (or a swapper's manifest name, e.g. ``inswapper_128``:
+    then the sha256-verified file from the store).
 
     Raises:
         ModelNotFoundError: the file (or the recognizer/converter it needs) does not exist.
@@ -70,13 +71,19 @@ def create_model_swapper(path: str | Path, config: NeuralSwapperConfig | None = 
     from obs_faceswap.swap.specs import recognise
 
     config = config or NeuralSwapperConfig()
-    p = _named_file(path, "face-swap model")
+    store = store or ModelStore()
+    entry = store.entries.get(str(path))
+    if entry is not None and entry.role == "swapper" and not Path(path).is_file():
+        # a manifest name (``--model inswapper_128``): the verified file, fetched if allowed
+        p = store.path(str(path))
+        show_once(entry.name, entry.license)
+    else:
+        p = _named_file(path, "face-swap model")
     if is_dfm(p):
         sw: Swapper = DFMSwapper(p, runtime, morph=config.morph)
         return sw
     # Recognise the family before loading the recognizer: a wrong file fails fast and clearly.
-    spec = recognise(read_model(p)[0], p, config.family)
-    store = store or ModelStore()
+    spec = recognise(read_model(p)[0], p, config.family or (entry.get("family") if entry is not None else None))
     show_once(spec.name, spec.license)
     recognizer = None
     if spec.source != "image":

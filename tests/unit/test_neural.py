@@ -81,3 +81,9 @@ def test_merge_matches_colours_and_keeps_the_live_mouth(tmp_path: Path) -> None:
         plain.crop[inside].mean(axis=0) - live_mean).max() / 3
     mouth = NeuralMerge(NeuralSwapperConfig(masks=("box", "mouth"), color="none")).finish(r, face)
     assert mouth.mask.sum() < r.mask.sum()
+
+
+def test_a_manifest_name_is_the_verified_file_from_the_store(tmp_path: Path) -> None:
+    store = ModelStore(tmp_path / "none", cache_dir=tmp_path / "c", allow_download=False)
+    with pytest.raises(ModelNotFoundError, match="inswapper_128.onnx.*e4a3f08c753cb72d"):
+        create_model_swapper("inswapper_128", None, CPU, store)
