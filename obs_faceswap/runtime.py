@@ -206,8 +206,8 @@ def provider_options(short: str, config: RuntimeConfig, *, cuda_graph: bool = Fa
     TensorRT: engine and timing caches on disk (building an engine takes minutes), fp16 when
     allowed. CUDA: the configured device, heuristic cuDNN algorithm search (exhaustive search
     costs seconds per new shape), and CUDA graphs for fixed-shape models run through I/O
-    binding (:class:`FixedShapeRunner`). DirectML: the device. CoreML: the Neural Engine, GPU
-    and CPU, with models compiled once into the cache.
+    binding (:class:`FixedShapeRunner`). DirectML: the device. CoreML: its defaults (its option
+    names changed in onnxruntime 1.20; an unknown one would make it fail).
     """
     opts: dict[str, Any] = {}
     if short in ("cuda", "tensorrt", "directml"):
@@ -227,8 +227,6 @@ def provider_options(short: str, config: RuntimeConfig, *, cuda_graph: bool = Fa
             "trt_fp16_enable": bool(config.fp16),
             "trt_max_workspace_size": 2 << 30,
         })
-    elif short == "coreml":
-        opts["MLComputeUnits"] = "ALL"
     return opts
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from obs_faceswap import align
+from obs_faceswap.config import SwapperConfig
 from obs_faceswap.errors import ConfigError, ModelLoadError
 from obs_faceswap.masks import erode_blur, to_u8
 from obs_faceswap.runtime import FixedShapeRunner, RuntimeConfig, create_session
@@ -96,6 +97,15 @@ class DFMSwapper:
         self.session = session
         self._names = outputs
         self._runner = FixedShapeRunner(session, self.runtime, self.path, name=self.path.name)
+
+    def reconfigure(self, config: SwapperConfig) -> bool:
+        """Take a new morph value in place; ``False`` when another model file is chosen."""
+        if config.kind != "model" or config.model is None or Path(config.model) != self.path:
+            return False
+        if not 0.0 <= config.neural.morph <= 1.0:
+            raise ConfigError(f"--morph must be in [0, 1]; got {config.neural.morph}")
+        self.morph = float(config.neural.morph)
+        return True
 
     def set_source(self, faces: Sequence[SourceFace]) -> None:
         """A DFM model carries its identity: source photos are ignored."""

@@ -18,7 +18,7 @@ import logging
 from pathlib import Path
 
 from obs_faceswap import merge
-from obs_faceswap.config import NeuralSwapperConfig
+from obs_faceswap.config import NeuralSwapperConfig, SwapperConfig
 from obs_faceswap.enhance import Enhancer
 from obs_faceswap.errors import ModelError, ModelLoadError, ModelNotFoundError
 from obs_faceswap.licences import show_once
@@ -97,7 +97,15 @@ def create_model_swapper(path: str | Path, config: NeuralSwapperConfig | None = 
         assert spec.converter is not None
         converter = (_named_file(config.converter, "embedding converter") if config.converter
                      else _from_store(store, spec.converter, "the converter file"))
-    return OneShotSwapper(p, recognizer=recognizer, runtime=runtime, family=spec.name, converter=converter)
+    swapper = OneShotSwapper(p, recognizer=recognizer, runtime=runtime, family=spec.name, converter=converter)
+    swapper.key = ("model", str(path), config.family, config.recognizer, config.converter)
+    return swapper
+
+
+def swapper_key(config: SwapperConfig) -> tuple[object, ...]:
+    """What a model swapper is built from: when this is unchanged, no new session is needed."""
+    n = config.neural
+    return (config.kind, config.model, n.family, n.recognizer, n.converter)
 
 
 class NeuralMerge:

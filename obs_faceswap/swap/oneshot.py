@@ -26,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from obs_faceswap import align
+from obs_faceswap.config import SwapperConfig
 from obs_faceswap.errors import InputError, ModelLoadError
 from obs_faceswap.masks import box_mask
 from obs_faceswap.runtime import FixedShapeRunner, RuntimeConfig, create_session, output_is_broken
@@ -202,6 +203,15 @@ class OneShotSwapper:
         session = create_session(self.path, self.runtime, cuda_graph=self.runtime.cuda_graph)
         self._runner = FixedShapeRunner(session, self.runtime, self.path, name=self.spec.name)
         self._source: npt.NDArray[np.float32] | None = None
+        #: What :func:`~obs_faceswap.swap.neural.create_model_swapper` built this from (see reconfigure).
+        self.key: tuple[object, ...] | None = None
+
+    def reconfigure(self, config: SwapperConfig) -> bool:
+        """Keep this swapper when the model, family, recognizer and converter are unchanged
+        (masks, colour and enhancer are the merge stage's)."""
+        from obs_faceswap.swap.neural import swapper_key
+
+        return self.key is not None and swapper_key(config) == self.key
 
     # -- the source ---------------------------------------------------------------------
     def set_source(self, faces: Sequence[SourceFace]) -> None:

@@ -58,3 +58,14 @@ def test_a_one_photo_model_without_a_photo_says_so(server, tmp_path: Path):
     server.handle(("S", {"swapper.kind": "model", "swapper.model": str(model), "swapper.neural.recognizer": str(rec)}))
     st = last(server)
     assert "inswapper_128.onnx needs a source photo" in st["message"], st
+
+
+def test_changing_morph_or_masks_keeps_the_model_loaded(server, tmp_path: Path):
+    model = g.dfm_model(tmp_path / "celeb.dfm", 224)
+    server.handle(("S", {"swapper.kind": "model", "swapper.model": str(model)}))
+    swapper = server.processor.swapper
+    server.handle(("S", {"swapper.kind": "model", "swapper.model": str(model), "swapper.neural.morph": 0.3,
+                         "swapper.neural.masks": "box,mouth"}))
+    assert last(server)["state"] == "running"
+    assert server.processor.swapper is swapper and swapper.morph == 0.3
+    assert server.processor.neural.masks is not None
