@@ -40,8 +40,9 @@ class Enhancer:
         ConfigError: ``every`` < 1 or ``blend`` outside 0..1.
     """
 
-    def __init__(self, path: str | Path, runtime: RuntimeConfig | None = None, *, every: int = 1,
-                 blend: float = 1.0) -> None:
+    def __init__(
+        self, path: str | Path, runtime: RuntimeConfig | None = None, *, every: int = 1, blend: float = 1.0
+    ) -> None:
         if every < 1:
             raise ConfigError(f"--enhance-every must be at least 1; got {every}")
         if not 0.0 <= blend <= 1.0:
@@ -52,9 +53,11 @@ class Enhancer:
         shape = tuple(ins[0].shape) if len(ins) == 1 else ()
         size = shape[2] if len(shape) == 4 else None
         if len(shape) != 4 or shape[1] != 3 or shape[2] != shape[3] or size not in TEMPLATES or not outs:
-            raise ModelLoadError(f"{self.path.name} is not a GFPGAN/GPEN face enhancer: it needs one input "
-                                 f"[1, 3, 512, 512] or [1, 3, 256, 256] (RGB, -1..1), found "
-                                 f"{', '.join(f'{i.name} {list(i.shape)}' for i in ins)}")
+            raise ModelLoadError(
+                f"{self.path.name} is not a GFPGAN/GPEN face enhancer: it needs one input "
+                f"[1, 3, 512, 512] or [1, 3, 256, 256] (RGB, -1..1), found "
+                f"{', '.join(f'{i.name} {list(i.shape)}' for i in ins)}"
+            )
         assert isinstance(size, int)
         self.size = size
         self.template = TEMPLATES[size]

@@ -44,8 +44,12 @@ def show_once(name: str, license: str, *, state_dir: Path | None = None) -> bool
         seen = set()
     if name in seen:
         return False
-    log.warning("%s is licensed %s: you may not use it commercially (streams with ads, sponsors or paid "
-                "work included). This notice is shown once.", name, license)
+    log.warning(
+        "%s is licensed %s: you may not use it commercially (streams with ads, sponsors or paid "
+        "work included). This notice is shown once.",
+        name,
+        license,
+    )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a", encoding="utf-8") as f:

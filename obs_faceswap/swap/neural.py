@@ -37,8 +37,9 @@ RECOGNIZER = "w600k_r50"
 def _named_file(path: str | Path, what: str) -> Path:
     p = Path(path).expanduser()
     if not p.is_file():
-        raise ModelNotFoundError(f"{what} not found: {p}. Check the path (--model / the filter's 'Face-swap model' "
-                                 f"setting)")
+        raise ModelNotFoundError(
+            f"{what} not found: {p}. Check the path (--model / the filter's 'Face-swap model' setting)"
+        )
     return p
 
 
@@ -56,8 +57,12 @@ def is_dfm(path: Path) -> bool:
     return path.suffix.lower() == ".dfm" or read_model(path)[0].input("in_face:0") is not None
 
 
-def create_model_swapper(path: str | Path, config: NeuralSwapperConfig | None = None,
-                         runtime: RuntimeConfig | None = None, store: ModelStore | None = None) -> Swapper:
+def create_model_swapper(
+    path: str | Path,
+    config: NeuralSwapperConfig | None = None,
+    runtime: RuntimeConfig | None = None,
+    store: ModelStore | None = None,
+) -> Swapper:
     """The swapper for the model file at ``path`` (or a swapper's manifest name, e.g. ``inswapper_128``:
     then the sha256-verified file from the store).
 
@@ -87,16 +92,22 @@ def create_model_swapper(path: str | Path, config: NeuralSwapperConfig | None = 
     show_once(spec.name, spec.license)
     recognizer = None
     if spec.source != "image":
-        rec_path = (_named_file(config.recognizer, "recognizer (--recognizer)") if config.recognizer
-                    else _from_store(store, RECOGNIZER, "--recognizer FILE"))
+        rec_path = (
+            _named_file(config.recognizer, "recognizer (--recognizer)")
+            if config.recognizer
+            else _from_store(store, RECOGNIZER, "--recognizer FILE")
+        )
         if not config.recognizer:
             show_once(RECOGNIZER, store.entry(RECOGNIZER).license)
         recognizer = ArcFace(rec_path, runtime)
     converter = None
     if spec.source == "converter":
         assert spec.converter is not None
-        converter = (_named_file(config.converter, "embedding converter") if config.converter
-                     else _from_store(store, spec.converter, "the converter file"))
+        converter = (
+            _named_file(config.converter, "embedding converter")
+            if config.converter
+            else _from_store(store, spec.converter, "the converter file")
+        )
     swapper = OneShotSwapper(p, recognizer=recognizer, runtime=runtime, family=spec.name, converter=converter)
     swapper.key = ("model", str(path), config.family, config.recognizer, config.converter)
     return swapper
@@ -121,11 +132,18 @@ class NeuralMerge:
 
     def __init__(self, config: NeuralSwapperConfig, runtime: RuntimeConfig | None = None) -> None:
         self.config = config
-        settings = MaskSettings(kinds=config.masks, mouth_grow=config.mouth_size,
-                                occlusion_model=config.occlusion_model, parser_model=config.parser_model)
+        settings = MaskSettings(
+            kinds=config.masks,
+            mouth_grow=config.mouth_size,
+            occlusion_model=config.occlusion_model,
+            parser_model=config.parser_model,
+        )
         self.masks = MaskStage(settings, runtime) if set(config.masks) - {"box"} else None
-        self.enhancer = (Enhancer(_named_file(config.enhancer, "enhancer (--enhancer)"), runtime,
-                                  every=config.enhance_every) if config.enhancer else None)
+        self.enhancer = (
+            Enhancer(_named_file(config.enhancer, "enhancer (--enhancer)"), runtime, every=config.enhance_every)
+            if config.enhancer
+            else None
+        )
 
     def finish(self, result: SwapResult, face: Face) -> SwapResult:
         """``result`` with its mask narrowed and its colours matched to the live face."""

@@ -64,12 +64,15 @@ def _read_model(path: str, size: int, mtime_ns: int) -> tuple[Signature, FloatAr
     try:
         model = onnx.load(path, load_external_data=False)
     except Exception as e:  # noqa: BLE001 - protobuf raises DecodeError, onnx its own errors
-        raise ModelLoadError(f"cannot load {name}: {str(e).splitlines()[0][:200] if str(e) else type(e).__name__}. "
-                             f"The file is probably corrupt or not an ONNX model: fetch it again") from e
+        raise ModelLoadError(
+            f"cannot load {name}: {str(e).splitlines()[0][:200] if str(e) else type(e).__name__}. "
+            f"The file is probably corrupt or not an ONNX model: fetch it again"
+        ) from e
     graph = model.graph
     if not graph.input or not graph.output:
-        raise ModelLoadError(f"cannot load {name}: no graph was found. The file is probably corrupt or not an "
-                             f"ONNX model: fetch it again")
+        raise ModelLoadError(
+            f"cannot load {name}: no graph was found. The file is probably corrupt or not an ONNX model: fetch it again"
+        )
     init_names = {t.name for t in graph.initializer}
     _types = {1: "tensor(float)", 10: "tensor(float16)", 7: "tensor(int64)", 11: "tensor(double)"}
 

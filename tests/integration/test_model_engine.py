@@ -35,11 +35,14 @@ def test_a_dfm_model_runs_without_a_photo(server, tmp_path: Path):
     assert isinstance(server.processor.swapper, DFMSwapper) and server.processor.swapper.morph == 0.6
 
 
-@pytest.mark.parametrize(("content", "needle"), [
-    ("text", "corrupt or not an ONNX model"),
-    ("arcface", "not a face-swap model this program knows"),
-    ("missing", "face-swap model not found"),
-])
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        ("text", "corrupt or not an ONNX model"),
+        ("arcface", "not a face-swap model this program knows"),
+        ("missing", "face-swap model not found"),
+    ],
+)
 def test_unusable_model_files_are_reported_by_name(server, tmp_path: Path, content: str, needle: str):
     model = tmp_path / "broken.onnx"
     if content == "text":
@@ -64,8 +67,17 @@ def test_changing_morph_or_masks_keeps_the_model_loaded(server, tmp_path: Path):
     model = g.dfm_model(tmp_path / "celeb.dfm", 224)
     server.handle(("S", {"swapper.kind": "model", "swapper.model": str(model)}))
     swapper = server.processor.swapper
-    server.handle(("S", {"swapper.kind": "model", "swapper.model": str(model), "swapper.neural.morph": 0.3,
-                         "swapper.neural.masks": "box,mouth"}))
+    server.handle(
+        (
+            "S",
+            {
+                "swapper.kind": "model",
+                "swapper.model": str(model),
+                "swapper.neural.morph": 0.3,
+                "swapper.neural.masks": "box,mouth",
+            },
+        )
+    )
     assert last(server)["state"] == "running"
     assert server.processor.swapper is swapper and swapper.morph == 0.3
     assert server.processor.neural.masks is not None

@@ -42,7 +42,7 @@ def two_face_clip(tmp_path_factory: pytest.TempPathFactory, media) -> Path:
     with VideoWriter(out, (w - 32, h - 32), 25.0, crf=12) as writer:
         for k in range(N_FRAMES):
             dx, dy = 16 + int(round(8 * np.sin(k / 3))), 16 + k % 5
-            writer.write(np.ascontiguousarray(img[dy:dy + h - 32, dx:dx + w - 32]))
+            writer.write(np.ascontiguousarray(img[dy : dy + h - 32, dx : dx + w - 32]))
     return out
 
 
@@ -69,13 +69,29 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 
 
 @pytest.mark.parametrize("model", ["dfm_identity", "inswapper_identity"])
-def test_identity_model_leaves_every_face_unchanged(two_face_clip, graphs, tmp_path, capsys, media, store,
-                                                    model):
+def test_identity_model_leaves_every_face_unchanged(two_face_clip, graphs, tmp_path, capsys, media, store, model):
     out = tmp_path / "out.mp4"
-    extra = [] if model.startswith("dfm") else ["--source", str(media("frec_obama.jpg")),
-                                                "--recognizer", str(graphs["arcface"])]
-    rc, stdout, err = run(capsys, "swap", "--model", str(graphs[model]), *extra, "--input", str(two_face_clip),
-                          "--output", str(out), "--select", "all", "--color", "none", "-q")
+    extra = (
+        []
+        if model.startswith("dfm")
+        else ["--source", str(media("frec_obama.jpg")), "--recognizer", str(graphs["arcface"])]
+    )
+    rc, stdout, err = run(
+        capsys,
+        "swap",
+        "--model",
+        str(graphs[model]),
+        *extra,
+        "--input",
+        str(two_face_clip),
+        "--output",
+        str(out),
+        "--select",
+        "all",
+        "--color",
+        "none",
+        "-q",
+    )
     assert rc == 0, err
     before, after = decode_all(two_face_clip), decode_all(out)
     assert len(after) == len(before) == N_FRAMES
@@ -91,11 +107,25 @@ def test_identity_model_leaves_every_face_unchanged(two_face_clip, graphs, tmp_p
     assert "swapped" in stdout
 
 
-def test_inverting_model_changes_every_face_and_nothing_a_face_width_away(two_face_clip, graphs, tmp_path,
-                                                                        capsys, store):
+def test_inverting_model_changes_every_face_and_nothing_a_face_width_away(
+    two_face_clip, graphs, tmp_path, capsys, store
+):
     out = tmp_path / "inv.mp4"
-    rc, _, err = run(capsys, "swap", "--model", str(graphs["dfm_invert"]), "--input", str(two_face_clip),
-                     "--output", str(out), "--select", "all", "--color", "none", "-q")
+    rc, _, err = run(
+        capsys,
+        "swap",
+        "--model",
+        str(graphs["dfm_invert"]),
+        "--input",
+        str(two_face_clip),
+        "--output",
+        str(out),
+        "--select",
+        "all",
+        "--color",
+        "none",
+        "-q",
+    )
     assert rc == 0, err
     before, after = decode_all(two_face_clip), decode_all(out)
     b, a = before[N_FRAMES // 2], after[N_FRAMES // 2]
@@ -105,7 +135,7 @@ def test_inverting_model_changes_every_face_and_nothing_a_face_width_away(two_fa
         cx1, cy1 = x1 - (x1 - x0) // 4, y1 - (y1 - y0) // 4
         assert np.abs(a[cy0:cy1, cx0:cx1].astype(float) - b[cy0:cy1, cx0:cx1]).mean() > 40  # changed
         fw = x1 - x0
-        far[max(0, y0 - fw):y1 + fw, max(0, x0 - fw):x1 + fw] = False
+        far[max(0, y0 - fw) : y1 + fw, max(0, x0 - fw) : x1 + fw] = False
     assert far.sum() > 0.2 * far.size
     # a face width away only codec noise: no pixel changes the way the inverted face does
     big = np.abs(a[far].astype(int) - b[far]).max(axis=-1) > 40
@@ -133,7 +163,17 @@ def test_bad_model_files_are_clear_errors_in_the_cli(two_face_clip, graphs, tmp_
         model = graphs["inswapper_identity"]
         extra = ["--recognizer", str(graphs["arcface"])]
         needle = "needs --source PHOTO"
-    rc, _, err = run(capsys, "swap", "--model", str(model), *extra, "--input", str(two_face_clip),
-                     "--output", str(tmp_path / "o.mp4"), "-q")
+    rc, _, err = run(
+        capsys,
+        "swap",
+        "--model",
+        str(model),
+        *extra,
+        "--input",
+        str(two_face_clip),
+        "--output",
+        str(tmp_path / "o.mp4"),
+        "-q",
+    )
     assert rc == 2 and "Traceback" not in err
     assert needle in err and model.name in err

@@ -77,8 +77,10 @@ def test_merge_matches_colours_and_keeps_the_live_mouth(tmp_path: Path) -> None:
     inside = r.mask > 200
     live_mean = r.live[inside].mean(axis=0)
     # the inverted face's colours are pulled to the live face's statistics
-    assert np.abs(rct.crop[inside].mean(axis=0) - live_mean).max() < np.abs(
-        plain.crop[inside].mean(axis=0) - live_mean).max() / 3
+    assert (
+        np.abs(rct.crop[inside].mean(axis=0) - live_mean).max()
+        < np.abs(plain.crop[inside].mean(axis=0) - live_mean).max() / 3
+    )
     mouth = NeuralMerge(NeuralSwapperConfig(masks=("box", "mouth"), color="none")).finish(r, face)
     assert mouth.mask.sum() < r.mask.sum()
 

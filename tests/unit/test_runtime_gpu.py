@@ -187,7 +187,10 @@ def test_cuda_graph_and_device_reach_the_cuda_provider(tmp_path: Path, monkeypat
     fake = _FakeOrt("", silent=True)
     monkeypatch.setattr(runtime, "import_onnxruntime", lambda: fake)
     monkeypatch.setattr(runtime, "_can_load", lambda n: True)
-    create_session(g.arcface_model(tmp_path / "m.onnx"), RuntimeConfig(providers=("cuda",), device_id=2,
-                                                                      cpu_backend="onnxruntime"), cuda_graph=True)
+    create_session(
+        g.arcface_model(tmp_path / "m.onnx"),
+        RuntimeConfig(providers=("cuda",), device_id=2, cpu_backend="onnxruntime"),
+        cuda_graph=True,
+    )
     assert fake.calls[0][0] == CUDA
     assert fake.options[0]["device_id"] == 2 and fake.options[0]["enable_cuda_graph"] is True
