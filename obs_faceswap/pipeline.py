@@ -247,6 +247,10 @@ class Pipeline:
                     box = self.swapper.reads(face, (lazy.shape[0], lazy.shape[1]))
                     if box is not None:
                         lazy.load(box)
+                    # the enhancer reads the swapped output around the face: load it before pasting
+                    enh = self.neural.enhancer_reads(face, (lazy.shape[0], lazy.shape[1]))
+                    if enh is not None:
+                        lazy.load(enh)
                 r = self.swapper.swap(pixels, face)
                 if r is not None:
                     results.append(r)
@@ -266,9 +270,7 @@ class Pipeline:
             report.timings_ms["merge"] = (time.perf_counter() - t) * 1000
             if results and self.neural.enhancer is not None:
                 t = time.perf_counter()
-                for face in swapped_faces:
-                    if lazy is not None and (reads := self.neural.enhancer_reads(face, out.shape[:2])) is not None:
-                        lazy.load(reads)
+                for face in swapped_faces:  # what it reads was loaded before the swap was pasted
                     er = self.neural.enhance(out, face)
                     if er is not None and (box := merge.paste_back(out, er, cfg.blend)) is not None:
                         report.changed_boxes.append(box)

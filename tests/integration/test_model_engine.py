@@ -81,3 +81,25 @@ def test_changing_morph_or_masks_keeps_the_model_loaded(server, tmp_path: Path):
     assert last(server)["state"] == "running"
     assert server.processor.swapper is swapper and swapper.morph == 0.3
     assert server.processor.neural.masks is not None
+
+
+@pytest.mark.slow
+def test_model_swaps_read_only_loaded_pixels_of_lazy_frames(store, media, tmp_path: Path):
+    """DFM swap, mouth mask, colour transfer and enhancer on poisoned lazy frames (what the engine
+    hands the pipeline) give exactly the eager output."""
+    import cv2
+
+    from obs_faceswap.config import PipelineConfig, apply_updates
+    from tests.integration.test_swapper_seam import assert_same_inside_changes, run_both
+
+    cap = cv2.VideoCapture(str(media("dfl_Obama_speaking.mp4")))
+    clip = [cap.read()[1] for _ in range(3)]
+    cap.release()
+    config = apply_updates(PipelineConfig(), {
+        "swapper.kind": "model", "swapper.model": str(g.dfm_model(tmp_path / "inv.dfm", 224, "invert")),
+        "swapper.neural.masks": "box,mouth", "swapper.neural.color": "rct",
+        "swapper.neural.enhancer": str(g.enhancer_model(tmp_path / "gpen.onnx", 256, "identity")),
+    })
+    pairs = run_both(config, store, clip)
+    assert all(rep.swapped == 1 and "enhance" in rep.timings_ms for _, _, rep in pairs)
+    assert_same_inside_changes(pairs)
