@@ -194,3 +194,19 @@ def test_cuda_graph_and_device_reach_the_cuda_provider(tmp_path: Path, monkeypat
     )
     assert fake.calls[0][0] == CUDA
     assert fake.options[0]["device_id"] == 2 and fake.options[0]["enable_cuda_graph"] is True
+
+
+@pytest.mark.filterwarnings("ignore:Specified provider 'CUDAExecutionProvider':UserWarning")
+def test_bench_reports_model_latency_per_available_provider(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from obs_faceswap import bench
+
+    p = g.oneshot_model(tmp_path / "inswapper_128.onnx", SPECS["inswapper_128"], "invert")
+    rows = bench.model_latency(str(p), CPU, warmup=1, runs=3)
+    assert [r["provider"] for r in rows] == ["CPUExecutionProvider"]
+    assert rows[0]["median_ms"] > 0
+    # a GPU provider that onnxruntime lists but cannot start is reported, not timed as CPU
+    import onnxruntime
+
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: [CUDA, "CPUExecutionProvider"])
+    rows = bench.model_latency(str(p), CPU, warmup=1, runs=3)
+    assert rows[0]["provider"] == CUDA and "fell back" in rows[0]["error"]
