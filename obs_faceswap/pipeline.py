@@ -29,11 +29,10 @@ from obs_faceswap.runtime import inference_clock
 from obs_faceswap.select import ReferenceMatcher, select_faces
 from obs_faceswap.swap.meshwarp import PhotoSwapper, source_landmarks
 from obs_faceswap.tracking import FaceTracker
-from obs_faceswap.types import FrameReport, ImageBGR, SwapResult
+from obs_faceswap.types import Box, FrameReport, ImageBGR, SwapResult
 
 log = logging.getLogger(__name__)
 
-Box = tuple[int, int, int, int]
 
 
 #: The swapper reads the live face's pixels a little beyond its mesh box.

@@ -37,10 +37,10 @@ import numpy.typing as npt
 from obs_faceswap.engine import protocol as P
 from obs_faceswap.errors import FrameFormatError
 from obs_faceswap.frame import LazyFrame, clip_box, warp_source_box
+from obs_faceswap.types import Box
 
 # uint8 images and planes (typed loosely: OpenCV's stubs return ndarray of any dtype)
 U8 = npt.NDArray[Any]
-Roi = tuple[int, int, int, int]
 
 SUPPORTED_FORMATS = frozenset(P.FORMATS)
 
@@ -193,7 +193,7 @@ def format_info(fmt: int) -> P.FormatInfo:
         ) from None
 
 
-def align_roi(fmt: int, width: int, height: int, roi: Sequence[int] | None) -> Roi:
+def align_roi(fmt: int, width: int, height: int, roi: Sequence[int] | None) -> Box:
     """``roi`` clipped to the frame and grown to whole chroma blocks of ``fmt``.
 
     Args:
@@ -494,7 +494,7 @@ def from_bgr(bgr: U8, planes: Sequence[U8], fmt: int, width: int, height: int,
 
 # -- lazy access for the pipeline ----------------------------------------------------------
 def scaled_region(planes: Sequence[U8], fmt: int, width: int, height: int, color: ColorParams,
-                  box: Roi, size: tuple[int, int]) -> U8:
+                  box: Box, size: tuple[int, int]) -> U8:
     """BGR of the region ``box`` (aligned to chroma blocks) scaled to about ``size``.
 
     Each plane is scaled on its own, in its own format (a packed 4:2:2 macropixel or an
@@ -559,13 +559,13 @@ class PlanesFrame(LazyFrame):
         self.color = color
         self.shape = (height, width, 3)
         self._out = out
-        self.loaded: list[Roi] = []
+        self.loaded: list[Box] = []
 
     @property
     def array(self) -> U8:
         return self._out
 
-    def load(self, box: Sequence[float]) -> Roi:
+    def load(self, box: Sequence[float]) -> Box:
         b = clip_box(box, self.width, self.height)
         if b is None:
             return (0, 0, 0, 0)
@@ -578,7 +578,7 @@ class PlanesFrame(LazyFrame):
         self.loaded.append(b)
         return b
 
-    def fill(self, box: Sequence[float]) -> Roi:
+    def fill(self, box: Sequence[float]) -> Box:
         """Like :meth:`load`, but pixels already loaded (maybe since modified) are kept."""
         b = clip_box(box, self.width, self.height)
         if b is None:

@@ -16,10 +16,11 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from obs_faceswap.config import RuntimeConfig
 from obs_faceswap.errors import ConfigError, FrameFormatError, ModelLoadError, ModelNotFoundError
 from obs_faceswap.frame import LazyFrame, resize_image
 from obs_faceswap.geometry import TEMPLATES
-from obs_faceswap.runtime import RuntimeConfig, create_session
+from obs_faceswap.runtime import create_session
 from obs_faceswap.types import Detections, ImageBGR
 
 if TYPE_CHECKING:  # pragma: no cover

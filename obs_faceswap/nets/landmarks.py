@@ -17,11 +17,12 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from obs_faceswap.config import RuntimeConfig
 from obs_faceswap.errors import ModelLoadError, ModelNotFoundError
 from obs_faceswap.frame import LazyFrame, warp_image
-from obs_faceswap.geometry import LEFT_EYE, RIGHT_EYE
+from obs_faceswap.landmark_indices import LEFT_EYE, RIGHT_EYE
 from obs_faceswap.nets.detector import check_image
-from obs_faceswap.runtime import RuntimeConfig, create_session
+from obs_faceswap.runtime import create_session
 from obs_faceswap.types import FloatArray, ImageBGR
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from obs_faceswap.config import RuntimeConfig
 from obs_faceswap.frame import LazyFrame
 from obs_faceswap.geometry import align_crop
 from obs_faceswap.models import ModelStore
-from obs_faceswap.runtime import RuntimeConfig, create_session
+from obs_faceswap.runtime import create_session
 from obs_faceswap.types import FloatArray, ImageBGR
 
 

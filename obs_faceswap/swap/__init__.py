@@ -19,9 +19,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from obs_faceswap.types import Face, ImageBGR, SwapResult
-
-Box = tuple[int, int, int, int]
+from obs_faceswap.types import Box, Face, ImageBGR, SwapResult
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import pytest
 
 from obs_faceswap.config import DetectorConfig, LandmarkConfig
 from obs_faceswap.errors import FrameFormatError, ModelLoadError, ModelNotFoundError
-from obs_faceswap.geometry import LEFT_EYE, LIPS_INNER, LIPS_OUTER, RIGHT_EYE, five_points
+from obs_faceswap.landmark_indices import LEFT_EYE, LIPS_INNER, LIPS_OUTER, RIGHT_EYE, five_points
 from obs_faceswap.nets.detector import create_detector
 from obs_faceswap.nets.landmarks import (
     LEFT_EYE_CONTOUR,

@@ -10,12 +10,12 @@ from obs_faceswap.config import (
     DetectorConfig,
     MaskConfig,
     PipelineConfig,
+    RuntimeConfig,
     SelectionConfig,
     ShapeConfig,
     apply_updates,
 )
 from obs_faceswap.errors import ConfigError
-from obs_faceswap.runtime import RuntimeConfig
 
 
 @pytest.mark.parametrize(
