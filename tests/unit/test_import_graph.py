@@ -60,8 +60,11 @@ def imports_of(name: str, path: Path, known: set[str]) -> set[str]:
                 mod = ".".join([*base, node.module] if node.module else base)
             else:
                 mod = node.module or ""
-            out.add(mod)
-            out.update(f"{mod}.{a.name}" for a in node.names)  # `from pkg import submodule`
+            # `from pkg import submodule` depends on the submodule only; any other name on pkg
+            subs = {f"{mod}.{a.name}" for a in node.names} & known
+            out |= subs
+            if len(subs) < len(node.names):
+                out.add(mod)
     return {m for m in out if m in known and m != name}
 
 
@@ -110,6 +113,7 @@ def test_graph_sees_module_and_function_level_imports() -> None:
     assert "obs_faceswap.errors" in g["obs_faceswap.config"]  # module level
     assert "obs_faceswap.pipeline" in g["obs_faceswap.cli"]  # inside a function
     assert "obs_faceswap.engine.protocol" in g["obs_faceswap.engine.client"]  # `from pkg import mod as P`
+    assert "obs_faceswap.engine" not in g["obs_faceswap.engine.client"]  # ... which is not an import of pkg's names
 
 
 @pytest.mark.parametrize(
