@@ -109,8 +109,10 @@ class _Fields:
         self.name, self.data, self.source = name, data, source
 
     def error(self, key: str, what: str) -> ModelError:
-        return ModelError(f"{self.source}: entry [models.{self.name}] {what} field {key!r}; "
-                          f"see the field list at the top of the manifest")
+        return ModelError(
+            f"{self.source}: entry [models.{self.name}] {what} field {key!r}; "
+            f"see the field list at the top of the manifest"
+        )
 
     def get(self, key: str) -> Any:
         if key not in self.data:
@@ -145,8 +147,7 @@ class _Fields:
 
     def outputs(self) -> tuple[tuple[str, int], ...]:
         value = self.get("outputs")
-        if not isinstance(value, dict) or not value or not all(
-                isinstance(v, int) and v > 0 for v in value.values()):
+        if not isinstance(value, dict) or not value or not all(isinstance(v, int) and v > 0 for v in value.values()):
             raise self.error("outputs", "needs a table of output name = last-dimension size in the")
         return tuple((str(k), int(v)) for k, v in value.items())
 
@@ -167,8 +168,13 @@ def parse_spec(name: str, fields: Mapping[str, Any], source: str | Path) -> Mode
     if not all(s > 0 for s in std):
         raise f.error("std", "needs positive numbers in the")
     common: dict[str, Any] = {
-        "name": name, "input_hw": (h, w), "layout": f.choice("layout", LAYOUTS),
-        "color": f.choice("color", COLORS), "mean": f.floats("mean", 3), "std": std, "outputs": f.outputs(),
+        "name": name,
+        "input_hw": (h, w),
+        "layout": f.choice("layout", LAYOUTS),
+        "color": f.choice("color", COLORS),
+        "mean": f.floats("mean", 3),
+        "std": std,
+        "outputs": f.outputs(),
     }
     if role == "detector":
         strides = f.ints("strides")
@@ -177,8 +183,9 @@ def parse_spec(name: str, fields: Mapping[str, Any], source: str | Path) -> Mode
             anchors = anchors * len(strides)
         if len(anchors) != len(strides):
             raise f.error("anchors_per_cell", f"needs one number or one per stride ({len(strides)}) in the")
-        return DetectorSpec(**common, family=f.choice("family", DETECTOR_FAMILIES), strides=strides,
-                            anchors_per_cell=anchors)
+        return DetectorSpec(
+            **common, family=f.choice("family", DETECTOR_FAMILIES), strides=strides, anchors_per_cell=anchors
+        )
     if role == "landmarks":
         points = f.ints("points", 1)[0]
         if points not in (468, 478) or len(common["outputs"]) != (2 if points == 468 else 7):
@@ -219,18 +226,21 @@ def check_input(session: _SessionInfo, spec: InputSpec, path: str | Path, settin
         shape = list(inputs[0].shape)
         c, hw = (shape[1], shape[2:4]) if spec.layout == "NCHW" else (shape[3], shape[1:3])
         ok = c in (3, None) or not isinstance(c, int)
-        ok = ok and all(not (isinstance(d, int) and d > 0 and want and d != want)
-                        for d, want in zip(hw, spec.input_hw, strict=True))
+        ok = ok and all(
+            not (isinstance(d, int) and d > 0 and want and d != want) for d, want in zip(hw, spec.input_hw, strict=True)
+        )
     if not ok:
         h, w = spec.input_hw[0] or "H", spec.input_hw[1] or "W"
         want = f"[N, 3, {h}, {w}]" if spec.layout == "NCHW" else f"[N, {h}, {w}, 3]"
         raise ModelLoadError(
             f"{file} is not a {spec.name} model ({setting}): expected one image input {want} "
-            f"({spec.layout}), found {_signature(inputs) or 'no inputs'}")
+            f"({spec.layout}), found {_signature(inputs) or 'no inputs'}"
+        )
 
 
-def check_outputs(session: _SessionInfo, spec: InputSpec, path: str | Path, setting: str,
-                  names: Sequence[str] | None = None) -> list[str]:
+def check_outputs(
+    session: _SessionInfo, spec: InputSpec, path: str | Path, setting: str, names: Sequence[str] | None = None
+) -> list[str]:
     """The file's output names matching ``spec.outputs`` in order; :class:`ModelLoadError`
     naming expected and found outputs when one is missing or has another last dimension.
 
@@ -246,12 +256,14 @@ def check_outputs(session: _SessionInfo, spec: InputSpec, path: str | Path, sett
     by_base = {_base(n): n for n in outs}
     found = list(names) if names is not None else [by_base.get(n, "") for n in spec.output_names]
     bad = [
-        f"{want} (last dimension {size})" for (want, size), got in zip(spec.outputs, found, strict=True)
+        f"{want} (last dimension {size})"
+        for (want, size), got in zip(spec.outputs, found, strict=True)
         if not got or got not in outs or (isinstance(outs[got].shape[-1], int) and outs[got].shape[-1] != size)
     ]
     if bad:
         raise ModelLoadError(
             f"{Path(path).name} is not a {spec.name} model ({setting}): expected outputs "
             f"{', '.join(f'{n} [..., {s}]' for n, s in spec.outputs)}; missing or different: {', '.join(bad)}. "
-            f"Found {_signature(session.get_outputs())}. Choose a file made for {spec.name}, or another kind")
+            f"Found {_signature(session.get_outputs())}. Choose a file made for {spec.name}, or another kind"
+        )
     return found

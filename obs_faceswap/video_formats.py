@@ -82,26 +82,29 @@ class FormatInfo:
         return tuple(div_y for _, div_y, _ in self.planes)
 
 
-def _info(fmt: VideoFormat, planes: tuple[tuple[int, int, int], ...], sub_x: int, sub_y: int,
-          yuv: bool) -> tuple[int, FormatInfo]:
+def _info(
+    fmt: VideoFormat, planes: tuple[tuple[int, int, int], ...], sub_x: int, sub_y: int, yuv: bool
+) -> tuple[int, FormatInfo]:
     return fmt, FormatInfo(fmt.name, planes, sub_x, sub_y, yuv)
 
 
 #: The formats the engine converts, and their plane layouts.
-FORMATS: dict[int, FormatInfo] = dict([
-    _info(VideoFormat.I420, ((1, 1, 1), (2, 2, 1), (2, 2, 1)), 2, 2, True),
-    _info(VideoFormat.NV12, ((1, 1, 1), (2, 2, 2)), 2, 2, True),
-    _info(VideoFormat.I422, ((1, 1, 1), (2, 1, 1), (2, 1, 1)), 2, 1, True),
-    _info(VideoFormat.I444, ((1, 1, 1), (1, 1, 1), (1, 1, 1)), 1, 1, True),
-    _info(VideoFormat.YUY2, ((2, 1, 4),), 2, 1, True),
-    _info(VideoFormat.UYVY, ((2, 1, 4),), 2, 1, True),
-    _info(VideoFormat.YVYU, ((2, 1, 4),), 2, 1, True),
-    _info(VideoFormat.Y800, ((1, 1, 1),), 1, 1, True),
-    _info(VideoFormat.BGRA, ((1, 1, 4),), 1, 1, False),
-    _info(VideoFormat.BGRX, ((1, 1, 4),), 1, 1, False),
-    _info(VideoFormat.RGBA, ((1, 1, 4),), 1, 1, False),
-    _info(VideoFormat.BGR3, ((1, 1, 3),), 1, 1, False),
-])
+FORMATS: dict[int, FormatInfo] = dict(
+    [
+        _info(VideoFormat.I420, ((1, 1, 1), (2, 2, 1), (2, 2, 1)), 2, 2, True),
+        _info(VideoFormat.NV12, ((1, 1, 1), (2, 2, 2)), 2, 2, True),
+        _info(VideoFormat.I422, ((1, 1, 1), (2, 1, 1), (2, 1, 1)), 2, 1, True),
+        _info(VideoFormat.I444, ((1, 1, 1), (1, 1, 1), (1, 1, 1)), 1, 1, True),
+        _info(VideoFormat.YUY2, ((2, 1, 4),), 2, 1, True),
+        _info(VideoFormat.UYVY, ((2, 1, 4),), 2, 1, True),
+        _info(VideoFormat.YVYU, ((2, 1, 4),), 2, 1, True),
+        _info(VideoFormat.Y800, ((1, 1, 1),), 1, 1, True),
+        _info(VideoFormat.BGRA, ((1, 1, 4),), 1, 1, False),
+        _info(VideoFormat.BGRX, ((1, 1, 4),), 1, 1, False),
+        _info(VideoFormat.RGBA, ((1, 1, 4),), 1, 1, False),
+        _info(VideoFormat.BGR3, ((1, 1, 3),), 1, 1, False),
+    ]
+)
 
 #: What the engine accepts (the OBS filter passes other formats through untouched).
 SUPPORTED_FORMATS: frozenset[int] = frozenset(FORMATS)

@@ -29,9 +29,14 @@ def raw_manifest() -> dict[str, Any]:
 def test_every_model_role_gets_its_typed_spec() -> None:
     entries = load_manifest()
     assert {n: type(e.spec).__name__ for n, e in entries.items() if e.spec is not None} == {
-        "yunet": "DetectorSpec", "yunet_320": "DetectorSpec", "scrfd": "DetectorSpec",
-        "blazeface": "DetectorSpec", "blazeface_full": "DetectorSpec",
-        "mesh468": "MeshSpec", "mesh478": "MeshSpec", "faceres": "RecognitionSpec",
+        "yunet": "DetectorSpec",
+        "yunet_320": "DetectorSpec",
+        "scrfd": "DetectorSpec",
+        "blazeface": "DetectorSpec",
+        "blazeface_full": "DetectorSpec",
+        "mesh468": "MeshSpec",
+        "mesh478": "MeshSpec",
+        "faceres": "RecognitionSpec",
     }
     blaze = entries["blazeface"].spec
     assert isinstance(blaze, DetectorSpec) and blaze.anchors_per_cell == (2, 6) and blaze.strides == (8, 16)
@@ -46,7 +51,8 @@ def test_every_model_role_gets_its_typed_spec() -> None:
 
 def test_the_packaged_manifest_is_the_source_checkouts() -> None:
     assert (ROOT / "obs_faceswap" / "data" / "manifest.toml").read_bytes() == (
-        ROOT / "models" / "manifest.toml").read_bytes()
+        ROOT / "models" / "manifest.toml"
+    ).read_bytes()
 
 
 # (entry, field removed or replaced, new value or None to remove, words the message must hold)
@@ -106,15 +112,22 @@ class _Session:
 def test_signature_checks_name_expected_and_found() -> None:
     spec = load_manifest()["mesh468"].spec
     assert isinstance(spec, MeshSpec)
-    good = _Session([_T("input_1:0", [1, 192, 192, 3])],
-                    [_T("conv2d_31:0", [1, 1, 1, 1]), _T("conv2d_21:0", [1, 1, 1, 1404])])
+    good = _Session(
+        [_T("input_1:0", [1, 192, 192, 3])], [_T("conv2d_31:0", [1, 1, 1, 1]), _T("conv2d_21:0", [1, 1, 1, 1404])]
+    )
     check_input(good, spec, "m.onnx", "landmarks.model")
     assert check_outputs(good, spec, "m.onnx", "landmarks.model") == ["conv2d_21:0", "conv2d_31:0"]
     nchw = _Session([_T("x", [1, 3, 192, 192])], good.get_outputs())
-    with pytest.raises(ModelLoadError, match=r"m.onnx is not a mesh468 model \(landmarks.model\): expected one image "
-                                             r"input \[N, 192, 192, 3\] \(NHWC\), found x \[1, 3, 192, 192\]"):
+    with pytest.raises(
+        ModelLoadError,
+        match=r"m.onnx is not a mesh468 model \(landmarks.model\): expected one image "
+        r"input \[N, 192, 192, 3\] \(NHWC\), found x \[1, 3, 192, 192\]",
+    ):
         check_input(nchw, spec, "m.onnx", "landmarks.model")
     wrong = _Session(good.get_inputs(), [_T("conv2d_21", [1, 1, 1, 1434]), _T("conv2d_31", [1, 1, 1, 1])])
-    with pytest.raises(ModelLoadError, match=r"missing or different: conv2d_21 \(last dimension 1404\)\. "
-                                             r"Found conv2d_21 \[1, 1, 1, 1434\]"):
+    with pytest.raises(
+        ModelLoadError,
+        match=r"missing or different: conv2d_21 \(last dimension 1404\)\. "
+        r"Found conv2d_21 \[1, 1, 1, 1434\]",
+    ):
         check_outputs(wrong, spec, "m.onnx", "landmarks.model")

@@ -35,8 +35,9 @@ def test_loading_the_obs_script_leaves_os_environ_unchanged(tmp_path: Path) -> N
         print(json.dumps({{"changed": changed, "modules": "obs_faceswap.obs.script" in sys.modules}}))
     """)
     env = {k: v for k, v in os.environ.items() if k not in PROCESS_ENVIRONMENT}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                         cwd=tmp_path, env=env)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env
+    )
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result == {"changed": [], "modules": True}
@@ -52,7 +53,6 @@ def test_entry_points_set_the_process_environment(tmp_path: Path) -> None:
         print(os.environ.get("OMP_WAIT_POLICY"))
     """)
     env = {k: v for k, v in os.environ.items() if k not in PROCESS_ENVIRONMENT}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                         cwd=ROOT, env=env)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT, env=env)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["None", "PASSIVE"]

@@ -40,16 +40,21 @@ def test_type_aliases_are_declared_once() -> None:
     for path, name in found:
         where.setdefault(name, []).append(path)
     assert where == {
-        "Box": ["types.py"], "Mask": ["types.py"], "FloatArray": ["types.py"], "ImageBGR": ["types.py"],
+        "Box": ["types.py"],
+        "Mask": ["types.py"],
+        "FloatArray": ["types.py"],
+        "ImageBGR": ["types.py"],
         "Roi": ["nets/landmarks.py"],  # the rotated square the face mesh looks in
     }
 
 
 def test_video_formats_have_one_definition() -> None:
-    declared = assignments({"VideoFormat", "FormatInfo", "FORMATS", "SUPPORTED_FORMATS", "FORMAT_NAMES",
-                            "VIDEO_FORMAT_I420", "I420"})
-    assert sorted(declared) == [("video_formats.py", n) for n in
-                                ("FORMATS", "FORMAT_NAMES", "FormatInfo", "SUPPORTED_FORMATS", "VideoFormat")]
+    declared = assignments(
+        {"VideoFormat", "FormatInfo", "FORMATS", "SUPPORTED_FORMATS", "FORMAT_NAMES", "VIDEO_FORMAT_I420", "I420"}
+    )
+    assert sorted(declared) == [
+        ("video_formats.py", n) for n in ("FORMATS", "FORMAT_NAMES", "FormatInfo", "SUPPORTED_FORMATS", "VideoFormat")
+    ]
     assert protocol.FORMATS is FORMATS and client.SUPPORTED_FORMATS is SUPPORTED_FORMATS
     assert protocol.VideoFormat is VideoFormat is video_formats.VideoFormat
 
