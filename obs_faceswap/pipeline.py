@@ -29,11 +29,10 @@ from obs_faceswap.select import ReferenceMatcher, select_faces
 from obs_faceswap.sources import Photo, analyse_sources
 from obs_faceswap.swap import Reconfigurable, SourceFace, Swapper, SwapperContext, create_swapper
 from obs_faceswap.tracking import FaceTracker
-from obs_faceswap.types import FrameReport, ImageBGR, SwapResult
+from obs_faceswap.types import Box, FrameReport, ImageBGR, SwapResult
 
 log = logging.getLogger(__name__)
 
-Box = tuple[int, int, int, int]
 
 
 def _union_all(boxes: Sequence[Box]) -> Box | None:
