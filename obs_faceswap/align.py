@@ -18,9 +18,7 @@ import numpy.typing as npt
 
 from obs_faceswap.frame import LazyFrame, warp_image, warp_source_box
 from obs_faceswap.geometry import TEMPLATES, similarity_to_template
-from obs_faceswap.types import FloatArray, ImageBGR
-
-Box = tuple[int, int, int, int]
+from obs_faceswap.types import Box, FloatArray, ImageBGR
 
 __all__ = ["TEMPLATES", "crop_reads", "estimate", "invert", "template_points", "warp_face"]
 

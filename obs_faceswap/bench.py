@@ -437,16 +437,3 @@ def _target_mark(name: str, fps: float) -> str:
         return ""
     lo, goal = FPS_TARGETS[name]
     return " (goal met)" if fps >= goal else " (target met)" if fps >= lo else f" (below {lo:.0f})"
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m obs_faceswap.bench [options]``: the same as ``obs-faceswap bench``."""
-    from obs_faceswap.cli import main as cli_main
-
-    return cli_main(["bench", *(argv or [])])
-
-
-if __name__ == "__main__":  # pragma: no cover
-    import sys
-
-    sys.exit(main(sys.argv[1:]))

@@ -34,12 +34,13 @@ from obs_faceswap.config import (
     CORNERS,
     DETECTORS,
     LANDMARK_MODELS,
+    PROVIDERS,
     SELECTION_MODES,
     PipelineConfig,
+    RuntimeConfig,
     apply_updates,
 )
 from obs_faceswap.errors import ConfigError, FaceSwapError
-from obs_faceswap.runtime import PROVIDERS
 
 if TYPE_CHECKING:  # pragma: no cover
     from obs_faceswap.io import InputSource, VideoWriter
@@ -260,8 +261,6 @@ def build_parser() -> argparse.ArgumentParser:
 def runtime_config(args: argparse.Namespace) -> Any:
     """The :class:`RuntimeConfig` for ``--provider``, ``--threads``, ``--device-id`` and
     ``--cpu-backend``."""
-    from obs_faceswap.runtime import RuntimeConfig
-
     providers = tuple(p.strip().lower() for p in str(args.provider).split(",") if p.strip()) or ("auto",)
     if "auto" in providers and len(providers) > 1:
         raise ConfigError(f"--provider auto cannot be combined with other names, got {args.provider!r}")
@@ -736,6 +735,9 @@ def _setup_logging(verbose: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 2 error, 130 interrupted)."""
+    from obs_faceswap.runtime import set_process_environment
+
+    set_process_environment()  # before anything imports onnxruntime
     parser = build_parser()
     args = parser.parse_args(argv)
     verbose = getattr(args, "verbose", 0)

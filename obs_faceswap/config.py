@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from obs_faceswap.errors import ConfigError
-from obs_faceswap.runtime import RuntimeConfig
 
 DETECTORS = ("yunet", "scrfd", "blazeface")
 LANDMARK_MODELS = ("mesh468", "mesh478")
@@ -31,6 +30,64 @@ def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
 def _range(name: str, value: float, lo: float, hi: float) -> None:
     if not (lo <= value <= hi):
         raise ConfigError(f"{name} must be in [{lo}, {hi}]; got {value!r}")
+
+
+#: Short names accepted in configuration → onnxruntime provider names, in preference order.
+PROVIDERS: dict[str, str] = {
+    "tensorrt": "TensorrtExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "directml": "DmlExecutionProvider",
+    "coreml": "CoreMLExecutionProvider",
+    "cpu": "CPUExecutionProvider",
+}
+AUTO_ORDER = ("tensorrt", "cuda", "directml", "coreml", "cpu")
+#: Process-wide variables the engine's and the CLI's entry points set before onnxruntime is
+#: imported (:func:`obs_faceswap.runtime.set_process_environment`): thread pools that spin
+#: while waiting fight over few cores (docs/performance-facts.md).
+PROCESS_ENVIRONMENT: dict[str, str] = {"OMP_WAIT_POLICY": "PASSIVE"}
+CPU_BACKENDS = ("auto", "onnxruntime", "opencv")
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """How sessions are created.
+
+    Attributes:
+        providers: short provider names in preference order, or ``("auto",)`` for every
+            available one in :data:`AUTO_ORDER`. ``"tensorrt"`` is only used when named.
+        threads: intra-op threads per session; 0 = number of CPU cores, at most 4.
+        device_id: GPU index for CUDA / TensorRT / DirectML.
+        cpu_backend: when a model ends up on the CPU: ``onnxruntime``, ``opencv`` (OpenCV's
+            DNN module, for fixed-size models) or ``auto``: whichever runs the model faster
+            here, measured at load with identical outputs required (OpenCV runs the 468-point
+            mesh about twice as fast as onnxruntime on a 2-core x86 CPU).
+        fp16: let TensorRT build half-precision engines (a model whose fp16 output has NaNs or
+            is black falls back to fp32 by itself, see :class:`obs_faceswap.runtime.FixedShapeRunner`).
+        trt_cache: directory for TensorRT engine and timing caches (default: the user cache),
+            so an engine is built once per model and GPU, not at every start.
+        cuda_graph: replay fixed-shape swap models as CUDA graphs on the CUDA provider (their
+            inputs and outputs stay in the same device buffers).
+    """
+
+    providers: tuple[str, ...] = ("auto",)
+    threads: int = 0
+    device_id: int = 0
+    cpu_backend: str = "auto"
+    fp16: bool = True
+    trt_cache: str | None = None
+    cuda_graph: bool = False
+
+    def __post_init__(self) -> None:
+        for p in self.providers:
+            if p != "auto" and p not in PROVIDERS:
+                raise ConfigError(
+                    f"unknown execution provider {p!r}; choose from auto, {', '.join(PROVIDERS)}"
+                )
+        if self.threads < 0:
+            raise ConfigError(f"threads must be >= 0, got {self.threads}")
+        if self.cpu_backend not in CPU_BACKENDS:
+            raise ConfigError(f"runtime.cpu_backend must be one of {', '.join(CPU_BACKENDS)}; "
+                              f"got {self.cpu_backend!r}")
 
 
 @dataclass(frozen=True)

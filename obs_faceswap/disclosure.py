@@ -27,7 +27,7 @@ import numpy.typing as npt
 from obs_faceswap import __version__
 from obs_faceswap.config import CORNERS, BadgeConfig
 from obs_faceswap.errors import ConfigError, FrameFormatError
-from obs_faceswap.types import ImageBGR
+from obs_faceswap.types import Box, ImageBGR
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,6 @@ log = logging.getLogger(__name__)
 SYNTHETIC_KEY = "synthetic_content"
 SYNTHETIC_VALUE = "face-swapped"
 
-Box = tuple[int, int, int, int]
 
 # Badge look, as fractions of the frame height (chosen to stay readable down to 360p and
 # unobtrusive at 1080p: ~24 px text at 1080p).

@@ -17,9 +17,10 @@ import numpy as np
 import numpy.typing as npt
 
 from obs_faceswap import align
+from obs_faceswap.config import RuntimeConfig
 from obs_faceswap.errors import ConfigError, ModelLoadError
 from obs_faceswap.masks import box_mask
-from obs_faceswap.runtime import RuntimeConfig, create_session
+from obs_faceswap.runtime import create_session
 from obs_faceswap.types import Face, ImageBGR, SwapResult
 
 #: Crop template per input size (the two public formats).

@@ -23,9 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from obs_faceswap.errors import InputError
-from obs_faceswap.types import ImageBGR
-
-Box = tuple[int, int, int, int]
+from obs_faceswap.types import Box, ImageBGR
 
 
 class LazyFrame(ABC):

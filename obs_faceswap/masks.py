@@ -23,12 +23,11 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from obs_faceswap.config import RuntimeConfig
 from obs_faceswap.errors import ConfigError, ModelLoadError
-from obs_faceswap.geometry import LIPS_INNER
-from obs_faceswap.runtime import RuntimeConfig, create_session
-from obs_faceswap.types import ImageBGR
-
-Mask = npt.NDArray[np.uint8]
+from obs_faceswap.landmark_indices import LIPS_INNER
+from obs_faceswap.runtime import create_session
+from obs_faceswap.types import ImageBGR, Mask
 
 #: BiSeNet (CelebAMask-HQ) classes: 0 background, 1 skin, 2/3 brows, 4/5 eyes, 6 glasses,
 #: 7/8 ears, 9 earring, 10 nose, 11 mouth, 12/13 lips, 14 neck, 15 necklace, 16 cloth, 17 hair, 18 hat.

@@ -24,12 +24,10 @@ import numpy.typing as npt
 from numba import njit
 
 from obs_faceswap.config import BlendConfig
-from obs_faceswap.types import ImageBGR, SwapResult
+from obs_faceswap.types import Box, ImageBGR, Mask, SwapResult
 
 log = logging.getLogger(__name__)
 
-Mask = npt.NDArray[np.uint8]
-Box = tuple[int, int, int, int]
 
 # --- colour statistics and transfer ------------------------------------------------------
 

@@ -24,15 +24,18 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from obs_faceswap.errors import (
     ConfigError,
     DownloadError,
     ModelCorruptError,
+    ModelError,
     ModelNotFoundError,
 )
+from obs_faceswap.model_specs import DetectorSpec, InputSpec, MeshSpec, ModelSpec, RecognitionSpec, parse_spec
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -44,6 +47,8 @@ log = logging.getLogger(__name__)
 ENV_MODELS = "OBS_FACESWAP_MODELS"
 ENV_MEDIA = "OBS_FACESWAP_MEDIA"
 ENV_CACHE = "OBS_FACESWAP_CACHE"
+
+_S = TypeVar("_S", bound=InputSpec)
 
 
 def manifest_path() -> Path:
@@ -66,6 +71,9 @@ class Entry:
         sha256, size: what the file must hash to and weigh.
         url: where the exact file can be downloaded; empty when no public copy exists.
         meta: every other field (role, licence, input size, normalisation, template, ...).
+        spec: the typed model facts of a detector, landmark or recognition model
+            (:mod:`obs_faceswap.model_specs`), validated when the manifest loads; None for
+            other roles.
     """
 
     name: str
@@ -75,6 +83,7 @@ class Entry:
     size: int
     url: str
     meta: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    spec: ModelSpec | None = field(default=None, hash=False, compare=False)
 
     @property
     def license(self) -> str:
@@ -89,7 +98,12 @@ class Entry:
 
 
 def load_manifest(path: Path | None = None) -> dict[str, Entry]:
-    """Parse the manifest into ``{name: Entry}`` (models and media together; names are unique)."""
+    """Parse the manifest into ``{name: Entry}`` (models and media together; names are unique).
+
+    Raises:
+        ConfigError: an entry lacks its file, digest or size, or a name is declared twice.
+        ModelError: a model entry lacks a fact its role needs (:func:`~obs_faceswap.model_specs.parse_spec`).
+    """
     path = path or manifest_path()
     with open(path, "rb") as f:
         data = tomllib.load(f)
@@ -100,11 +114,29 @@ def load_manifest(path: Path | None = None) -> dict[str, Entry]:
                 raise ConfigError(f"{path}: {name!r} declared twice")
             try:
                 meta = {k: v for k, v in d.items() if k not in ("file", "sha256", "size", "url")}
+                spec = parse_spec(name, d, path) if kind == "models" else None
                 out[name] = Entry(name, kind, d["file"], d["sha256"].lower(), int(d["size"]),
-                                  d.get("url", ""), meta)
+                                  d.get("url", ""), meta, spec)
             except KeyError as e:
                 raise ConfigError(f"{path}: entry {name!r} lacks {e}") from e
     return out
+
+
+@lru_cache(maxsize=1)
+def _packaged_manifest() -> dict[str, Entry]:
+    return load_manifest()
+
+
+def default_spec(name: str, cls: type[_S]) -> _S:
+    """The spec of entry ``name`` in the packaged manifest, for a wrapper built from a bare path.
+
+    Raises:
+        ModelError: ``name`` is not a model of that kind.
+    """
+    spec = _packaged_manifest()[name].spec
+    if not isinstance(spec, cls):
+        raise ModelError(f"manifest entry {name!r} has no {cls.__name__}")
+    return spec
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -164,6 +196,25 @@ class ModelStore:
             raise ConfigError(
                 f"unknown model {name!r}; the manifest declares: {', '.join(sorted(self.entries))}"
             ) from None
+
+    def detector_spec(self, name: str) -> DetectorSpec:
+        """The detector facts of manifest entry ``name`` (``yunet``, ``scrfd``, ``blazeface_full``...)."""
+        return self._spec(name, DetectorSpec, "detector")
+
+    def mesh_spec(self, name: str) -> MeshSpec:
+        """The face-mesh facts of manifest entry ``name`` (``mesh468``, ``mesh478``)."""
+        return self._spec(name, MeshSpec, "landmarks")
+
+    def recognition_spec(self, name: str) -> RecognitionSpec:
+        """The recognition-model facts of manifest entry ``name`` (``faceres``)."""
+        return self._spec(name, RecognitionSpec, "recognition")
+
+    def _spec(self, name: str, cls: type[_S], role: str) -> _S:
+        spec = self.entry(name).spec
+        if not isinstance(spec, cls):
+            raise ModelError(f"manifest entry {name!r} is not a {role} model (its role is "
+                             f"{self.entry(name).role!r})")
+        return spec
 
     def search_dirs(self, kind: str = "models") -> list[tuple[str, Path]]:
         """(label, directory) pairs in lookup order."""

@@ -30,11 +30,10 @@ from obs_faceswap.sources import Photo, analyse_sources
 from obs_faceswap.swap import Reconfigurable, SourceFace, Swapper, SwapperContext, create_swapper
 from obs_faceswap.swap.neural import NeuralMerge
 from obs_faceswap.tracking import FaceTracker
-from obs_faceswap.types import Face, FrameReport, ImageBGR, SwapResult
+from obs_faceswap.types import Box, Face, FrameReport, ImageBGR, SwapResult
 
 log = logging.getLogger(__name__)
 
-Box = tuple[int, int, int, int]
 
 
 def _union_all(boxes: Sequence[Box]) -> Box | None:

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from obs_faceswap.geometry import (
+from obs_faceswap.landmark_indices import (
     FACE_OVAL,
     LEFT_CHEEK,
     LEFT_EYE,
@@ -36,9 +36,7 @@ from obs_faceswap.geometry import (
     RIGHT_EYEBROW,
     five_points,
 )
-from obs_faceswap.types import ImageBGR, SwapResult
-
-Mask = npt.NDArray[np.uint8]
+from obs_faceswap.types import ImageBGR, Mask, SwapResult
 
 
 def frame_mask(frame_hw: tuple[int, ...], result: SwapResult) -> Mask:

@@ -4,9 +4,15 @@ Provider preference is TensorRT → CUDA → DirectML → CoreML → CPU, or wha
 names. A provider that is unavailable or fails to initialise falls back to the next one with
 **one** warning naming the cause; if nothing can run the model, :class:`ProviderError`.
 
-Thread pools fight over few cores: spinning is switched off (``allow_spinning = 0`` and
-``OMP_WAIT_POLICY=PASSIVE`` set before onnxruntime is imported), which measured 10.6 ms →
-13.2/19.9 ms per 1080p frame when left on (docs/performance-facts.md).
+Thread pools fight over few cores: spinning is switched off (``allow_spinning = 0`` here, and
+``OMP_WAIT_POLICY=PASSIVE`` by :func:`set_process_environment`, which the engine's and the
+CLI's entry points call before onnxruntime is imported), which measured 10.6 ms →
+13.2/19.9 ms per 1080p frame when left on (docs/performance-facts.md). Importing this module
+changes nothing process-wide: it is imported by library code, tests and (through the
+configuration) the OBS script.
+
+The settings types (:class:`~obs_faceswap.config.RuntimeConfig`, provider names) live in
+:mod:`obs_faceswap.config`.
 """
 
 from __future__ import annotations
@@ -15,74 +21,34 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from obs_faceswap.config import AUTO_ORDER, PROCESS_ENVIRONMENT, PROVIDERS, RuntimeConfig
 from obs_faceswap.errors import ModelLoadError, ProviderError
-
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 log = logging.getLogger(__name__)
 
-#: Short names accepted in configuration → onnxruntime provider names, in preference order.
-PROVIDERS: dict[str, str] = {
-    "tensorrt": "TensorrtExecutionProvider",
-    "cuda": "CUDAExecutionProvider",
-    "directml": "DmlExecutionProvider",
-    "coreml": "CoreMLExecutionProvider",
-    "cpu": "CPUExecutionProvider",
-}
-AUTO_ORDER = ("tensorrt", "cuda", "directml", "coreml", "cpu")
-
-
-CPU_BACKENDS = ("auto", "onnxruntime", "opencv")
 #: Name reported by sessions that run on OpenCV's DNN module.
 OPENCV_PROVIDER = "OpenCV-DNN (CPU)"
 
+__all__ = [
+    "AUTO_ORDER", "OPENCV_PROVIDER", "PROVIDERS", "RuntimeConfig", "create_session", "inference_clock",
+    "resolve_providers", "set_process_environment",
+    # GPU providers and fixed-shape swap models
+    "FixedShapeRunner", "cuda_requirements", "explain_cuda_failure", "missing_cuda_libraries", "output_is_broken",
+    "provider_options", "upcast_fp16_model",
+]
 
-@dataclass(frozen=True)
-class RuntimeConfig:
-    """How sessions are created.
 
-    Attributes:
-        providers: short provider names in preference order, or ``("auto",)`` for every
-            available one in :data:`AUTO_ORDER`. ``"tensorrt"`` is only used when named.
-        threads: intra-op threads per session; 0 = number of CPU cores, at most 4.
-        device_id: GPU index for CUDA / TensorRT / DirectML.
-        cpu_backend: when a model ends up on the CPU: ``onnxruntime``, ``opencv`` (OpenCV's
-            DNN module, for fixed-size models) or ``auto``: whichever runs the model faster
-            here, measured at load with identical outputs required (OpenCV runs the 468-point
-            mesh about twice as fast as onnxruntime on a 2-core x86 CPU).
-        fp16: let TensorRT build half-precision engines (a model whose fp16 output has NaNs or
-            is black falls back to fp32 by itself, see :class:`FixedShapeRunner`).
-        trt_cache: directory for TensorRT engine and timing caches (default: the user cache),
-            so an engine is built once per model and GPU, not at every start.
-        cuda_graph: replay fixed-shape swap models as CUDA graphs on the CUDA provider (their
-            inputs and outputs stay in the same device buffers, see :class:`FixedShapeRunner`).
+def set_process_environment() -> None:
+    """Set the process-wide variables onnxruntime reads at import (thread-pool waiting).
+
+    Call it from a program's entry point (the engine process, the CLI) before onnxruntime is
+    imported; never from library code. Variables the user already set are kept.
     """
-
-    providers: tuple[str, ...] = ("auto",)
-    threads: int = 0
-    device_id: int = 0
-    cpu_backend: str = "auto"
-    fp16: bool = True
-    trt_cache: str | None = None
-    cuda_graph: bool = False
-
-    def __post_init__(self) -> None:
-        from obs_faceswap.errors import ConfigError
-
-        for p in self.providers:
-            if p != "auto" and p not in PROVIDERS:
-                raise ConfigError(
-                    f"unknown execution provider {p!r}; choose from auto, {', '.join(PROVIDERS)}"
-                )
-        if self.threads < 0:
-            raise ConfigError(f"threads must be >= 0, got {self.threads}")
-        if self.cpu_backend not in CPU_BACKENDS:
-            raise ConfigError(f"runtime.cpu_backend must be one of {', '.join(CPU_BACKENDS)}; "
-                              f"got {self.cpu_backend!r}")
+    for key, value in PROCESS_ENVIRONMENT.items():
+        os.environ.setdefault(key, value)
 
 
 class InferenceClock(threading.local):

@@ -18,8 +18,16 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from obs_faceswap.landmark_indices import five_points
+
+#: float32 array of any shape (coordinates, matrices, embeddings).
 FloatArray = npt.NDArray[np.float32]
+#: ``(H, W, 3)`` uint8 image in OpenCV's BGR order.
 ImageBGR = npt.NDArray[np.uint8]
+#: ``(h, w)`` uint8 coverage: 255 = fully covered, 0 = not at all.
+Mask = npt.NDArray[np.uint8]
+#: Integer pixel box ``(x0, y0, x1, y1)``, end-exclusive, clipped to its image.
+Box = tuple[int, int, int, int]
 
 
 def _as_f32(a: object, shape_tail: tuple[int, ...], name: str) -> FloatArray:
@@ -131,8 +139,6 @@ class Face:
     @property
     def keypoints(self) -> FloatArray:
         """The five alignment points ``(5, 2)`` derived from the mesh (image-left eye first)."""
-        from obs_faceswap.geometry import five_points
-
         return five_points(self.landmarks)
 
     @property
@@ -160,7 +166,7 @@ class SwapResult:
     """
 
     crop: ImageBGR
-    mask: npt.NDArray[np.uint8]
+    mask: Mask
     transform: FloatArray
     track_id: int = 0
     live: ImageBGR | None = None
@@ -206,7 +212,7 @@ class FrameReport:
     faces: list[Face] = field(default_factory=list)
     swapped: int = 0
     timings_ms: dict[str, float] = field(default_factory=dict)
-    changed_xyxy: tuple[int, int, int, int] | None = None
-    changed_boxes: list[tuple[int, int, int, int]] = field(default_factory=list)
+    changed_xyxy: Box | None = None
+    changed_boxes: list[Box] = field(default_factory=list)
     detected: bool = False
     index: int = 0

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from obs_faceswap.runtime import set_process_environment
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 
@@ -28,6 +30,8 @@ MEDIA_DIR = _dir("OBS_FACESWAP_MEDIA", SHARED / "media")
 # Tests must never reach the network or the user's real cache.
 os.environ["OBS_FACESWAP_MODELS"] = str(MODELS_DIR)
 os.environ["OBS_FACESWAP_MEDIA"] = str(MEDIA_DIR)
+# In-process pipelines run as in the engine process (thread pools that do not spin).
+set_process_environment()
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,10 @@
 
 import sys
 
-from obs_faceswap.engine.server import main
+from obs_faceswap.runtime import set_process_environment
 
 if __name__ == "__main__":
+    set_process_environment()  # process-wide settings, before anything imports onnxruntime
+    from obs_faceswap.engine.server import main
+
     sys.exit(main())

@@ -45,12 +45,12 @@ from typing import IO, Any
 
 from obs_faceswap.engine import protocol as P
 from obs_faceswap.engine.shm import SharedBuffer, remove_stale_segments
+from obs_faceswap.video_formats import SUPPORTED_FORMATS
 
 __all__ = ["SUPPORTED_FORMATS", "EngineClient", "EngineStatus", "FrameView"]
 
 log = logging.getLogger(__name__)
 
-SUPPORTED_FORMATS: frozenset[int] = frozenset(P.FORMATS)
 
 _memmove = ctypes.memmove
 _now = time.monotonic

@@ -37,18 +37,19 @@ import numpy.typing as npt
 from obs_faceswap.engine import protocol as P
 from obs_faceswap.errors import FrameFormatError
 from obs_faceswap.frame import LazyFrame, clip_box, warp_source_box
+from obs_faceswap.types import Box
+from obs_faceswap.video_formats import VideoFormat
 
 # uint8 images and planes (typed loosely: OpenCV's stubs return ndarray of any dtype)
 U8 = npt.NDArray[Any]
-Roi = tuple[int, int, int, int]
 
-SUPPORTED_FORMATS = frozenset(P.FORMATS)
 
 # (Kb, Kr) of the colour spaces OBS builds matrices for (video-matrices.c)
 _KBKR = {"601": (0.114, 0.299), "709": (0.0722, 0.2126)}
 
 # byte index of Y0, Y1, U, V inside a packed 4:2:2 macropixel
-_PACKED = {P.YUY2: (0, 2, 1, 3), P.UYVY: (1, 3, 0, 2), P.YVYU: (0, 2, 3, 1)}
+_PACKED: dict[int, tuple[int, int, int, int]] = {
+    VideoFormat.YUY2: (0, 2, 1, 3), VideoFormat.UYVY: (1, 3, 0, 2), VideoFormat.YVYU: (0, 2, 3, 1)}
 
 
 def _obs_matrix(kb: float, kr: float, full_range: bool) -> tuple[tuple[float, ...], tuple[float, ...],
@@ -193,7 +194,7 @@ def format_info(fmt: int) -> P.FormatInfo:
         ) from None
 
 
-def align_roi(fmt: int, width: int, height: int, roi: Sequence[int] | None) -> Roi:
+def align_roi(fmt: int, width: int, height: int, roi: Sequence[int] | None) -> Box:
     """``roi`` clipped to the frame and grown to whole chroma blocks of ``fmt``.
 
     Args:
@@ -374,7 +375,7 @@ def to_bgr(planes: Sequence[U8], fmt: int, width: int, height: int, color: Color
     bgr: U8
     if not info.yuv:
         p = planes[0][y0:y1]
-        if fmt == P.BGR3:
+        if fmt == VideoFormat.BGR3:
             bgr = p[:, 3 * x0:3 * x1].reshape(h, w, 3)
             if out is None:
                 bgr = bgr.copy()
@@ -382,11 +383,11 @@ def to_bgr(planes: Sequence[U8], fmt: int, width: int, height: int, color: Color
             np.copyto(out, bgr)
             return out
         px = p[:, 4 * x0:4 * x1].reshape(h, w, 4)
-        code = cv2.COLOR_RGBA2BGR if fmt == P.RGBA else cv2.COLOR_BGRA2BGR
+        code = cv2.COLOR_RGBA2BGR if fmt == VideoFormat.RGBA else cv2.COLOR_BGRA2BGR
         bgr = cv2.cvtColor(px, code, dst=out)
         return bgr  # RGB formats are never subsampled: nothing to crop
 
-    if fmt == P.Y800:
+    if fmt == VideoFormat.Y800:
         grey = cv2.LUT(planes[0][y0:y1, x0:x1], color.grey_luts[0])
         bgr = cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR, dst=out)
         return bgr
@@ -406,7 +407,7 @@ def to_bgr(planes: Sequence[U8], fmt: int, width: int, height: int, color: Color
             yy, uv = np.empty((h, cw, 2), np.uint8), np.empty((h, cw, 2), np.uint8)
         cv2.mixChannels([px], [yy, uv], [iy0, 0, iy1, 1, iu, 2, iv, 3])
         y = yy.reshape(h, 2 * cw)[:, :w]
-    elif fmt == P.NV12:
+    elif fmt == VideoFormat.NV12:
         y = planes[0][y0:y1, x0:x1]
         uv = planes[1][cy0:cy1, 2 * cx0:2 * cx1].reshape(ch, cw, 2)
     else:  # I420, I422, I444
@@ -455,14 +456,14 @@ def from_bgr(bgr: U8, planes: Sequence[U8], fmt: int, width: int, height: int,
 
     if not info.yuv:
         p = planes[0][y0:y1]
-        if fmt == P.BGR3:
+        if fmt == VideoFormat.BGR3:
             p[:, 3 * x0:3 * x1] = bgr.reshape(h, 3 * w)
         else:
             px = p[:, 4 * x0:4 * x1].reshape(h, w, 4)
-            px[:, :, :3] = bgr[:, :, ::-1] if fmt == P.RGBA else bgr
+            px[:, :, :3] = bgr[:, :, ::-1] if fmt == VideoFormat.RGBA else bgr
         return
 
-    if fmt == P.Y800:
+    if fmt == VideoFormat.Y800:
         grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
         planes[0][y0:y1, x0:x1] = cv2.LUT(grey, color.grey_luts[1])
         return
@@ -485,7 +486,7 @@ def from_bgr(bgr: U8, planes: Sequence[U8], fmt: int, width: int, height: int,
         px[:, :, iv] = uv[:, :, 1]
         return
     planes[0][y0:y1, x0:x1] = y
-    if fmt == P.NV12:
+    if fmt == VideoFormat.NV12:
         planes[1][cy0:cy1, 2 * cx0:2 * cx1] = uv.reshape(cy1 - cy0, 2 * (cx1 - cx0))
     else:
         planes[1][cy0:cy1, cx0:cx1] = uv[:, :, 0]
@@ -494,7 +495,7 @@ def from_bgr(bgr: U8, planes: Sequence[U8], fmt: int, width: int, height: int,
 
 # -- lazy access for the pipeline ----------------------------------------------------------
 def scaled_region(planes: Sequence[U8], fmt: int, width: int, height: int, color: ColorParams,
-                  box: Roi, size: tuple[int, int]) -> U8:
+                  box: Box, size: tuple[int, int]) -> U8:
     """BGR of the region ``box`` (aligned to chroma blocks) scaled to about ``size``.
 
     Each plane is scaled on its own, in its own format (a packed 4:2:2 macropixel or an
@@ -517,7 +518,7 @@ def scaled_region(planes: Sequence[U8], fmt: int, width: int, height: int, color
         v = np.empty_like(u)
         cv2.mixChannels([px], [yy, u, v], [iy0, 0, iy1, 1, iu, 2, iv, 3])
         split = [yy.reshape(y1 - y0, -1)[:, x0 - 2 * cx0:x1 - 2 * cx0], u, v]
-        return scaled_region(split, P.I422, x1 - x0, y1 - y0, color, (0, 0, x1 - x0, y1 - y0), size)
+        return scaled_region(split, VideoFormat.I422, x1 - x0, y1 - y0, color, (0, 0, x1 - x0, y1 - y0), size)
     sx, sy = info.sub_x, info.sub_y
     w, h = size
     # convert at the nearest size the subsampling allows, then fix up the last pixel or two
@@ -559,13 +560,13 @@ class PlanesFrame(LazyFrame):
         self.color = color
         self.shape = (height, width, 3)
         self._out = out
-        self.loaded: list[Roi] = []
+        self.loaded: list[Box] = []
 
     @property
     def array(self) -> U8:
         return self._out
 
-    def load(self, box: Sequence[float]) -> Roi:
+    def load(self, box: Sequence[float]) -> Box:
         b = clip_box(box, self.width, self.height)
         if b is None:
             return (0, 0, 0, 0)
@@ -578,7 +579,7 @@ class PlanesFrame(LazyFrame):
         self.loaded.append(b)
         return b
 
-    def fill(self, box: Sequence[float]) -> Roi:
+    def fill(self, box: Sequence[float]) -> Box:
         """Like :meth:`load`, but pixels already loaded (maybe since modified) are kept."""
         b = clip_box(box, self.width, self.height)
         if b is None:

@@ -46,70 +46,14 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
+# The frame formats are part of the wire format: one definition, in video_formats.
+from obs_faceswap.video_formats import FORMAT_NAMES as FORMAT_NAMES
+from obs_faceswap.video_formats import FORMATS as FORMATS
+from obs_faceswap.video_formats import FormatInfo as FormatInfo
+from obs_faceswap.video_formats import VideoFormat as VideoFormat
+
 PROTOCOL_VERSION = 1
 MAGIC = 0x4F465331  # "OFS1"
-
-# -- OBS video_format enum (libobs/media-io/video-io.h) ------------------------------------
-NONE = 0
-I420 = 1
-NV12 = 2
-YVYU = 3
-YUY2 = 4
-UYVY = 5
-RGBA = 6
-BGRA = 7
-BGRX = 8
-Y800 = 9
-I444 = 10
-BGR3 = 11
-I422 = 12
-
-FORMAT_NAMES: dict[int, str] = {
-    I420: "I420", NV12: "NV12", YVYU: "YVYU", YUY2: "YUY2", UYVY: "UYVY", RGBA: "RGBA",
-    BGRA: "BGRA", BGRX: "BGRX", Y800: "Y800", I444: "I444", BGR3: "BGR3", I422: "I422",
-}
-
-
-@dataclass(frozen=True)
-class FormatInfo:
-    """How one OBS pixel format lays out its planes.
-
-    Attributes:
-        name: OBS's name (``I420``...).
-        planes: per plane ``(div_x, div_y, unit_bytes)``: the plane has ``ceil(height /
-            div_y)`` rows of ``ceil(width / div_x)`` units of ``unit_bytes`` bytes.
-        sub_x, sub_y: chroma subsampling; a changed region is aligned to these.
-        yuv: whether the colour matrix and range apply.
-    """
-
-    name: str
-    planes: tuple[tuple[int, int, int], ...]
-    sub_x: int
-    sub_y: int
-    yuv: bool
-
-    def rows(self, plane: int, height: int) -> int:
-        return -(-height // self.planes[plane][1])
-
-    def row_bytes(self, plane: int, width: int) -> int:
-        div_x, _, unit = self.planes[plane]
-        return -(-width // div_x) * unit
-
-
-FORMATS: dict[int, FormatInfo] = {
-    I420: FormatInfo("I420", ((1, 1, 1), (2, 2, 1), (2, 2, 1)), 2, 2, True),
-    NV12: FormatInfo("NV12", ((1, 1, 1), (2, 2, 2)), 2, 2, True),
-    I422: FormatInfo("I422", ((1, 1, 1), (2, 1, 1), (2, 1, 1)), 2, 1, True),
-    I444: FormatInfo("I444", ((1, 1, 1), (1, 1, 1), (1, 1, 1)), 1, 1, True),
-    YUY2: FormatInfo("YUY2", ((2, 1, 4),), 2, 1, True),
-    UYVY: FormatInfo("UYVY", ((2, 1, 4),), 2, 1, True),
-    YVYU: FormatInfo("YVYU", ((2, 1, 4),), 2, 1, True),
-    Y800: FormatInfo("Y800", ((1, 1, 1),), 1, 1, True),
-    BGRA: FormatInfo("BGRA", ((1, 1, 4),), 1, 1, False),
-    BGRX: FormatInfo("BGRX", ((1, 1, 4),), 1, 1, False),
-    RGBA: FormatInfo("RGBA", ((1, 1, 4),), 1, 1, False),
-    BGR3: FormatInfo("BGR3", ((1, 1, 3),), 1, 1, False),
-}
 
 MAX_PLANES = 4
 

@@ -8,7 +8,6 @@ normalisation, strides) come from the manifest entry, never from tensor shapes.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -16,17 +15,30 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from obs_faceswap.config import DetectorConfig, RuntimeConfig
 from obs_faceswap.errors import ConfigError, FrameFormatError, ModelLoadError, ModelNotFoundError
 from obs_faceswap.frame import LazyFrame, resize_image
 from obs_faceswap.geometry import TEMPLATES
-from obs_faceswap.runtime import RuntimeConfig, create_session
+from obs_faceswap.model_specs import DetectorSpec, check_input, check_outputs
+from obs_faceswap.runtime import create_session
 from obs_faceswap.types import Detections, ImageBGR
 
 if TYPE_CHECKING:  # pragma: no cover
-    from obs_faceswap.config import DetectorConfig
     from obs_faceswap.models import ModelStore
 
 log = logging.getLogger(__name__)
+
+#: Names the user sees for a detector file they chose.
+SETTING = "detector.model, --detector-model"
+
+
+def _spec(spec: DetectorSpec | None, default: str, family: str) -> DetectorSpec:
+    from obs_faceswap.models import default_spec
+
+    spec = spec or default_spec(default, DetectorSpec)
+    if spec.family != family:
+        raise ConfigError(f"manifest entry {spec.name!r} is a {spec.family} detector, not {family}")
+    return spec
 
 
 class Detector(Protocol):
@@ -77,17 +89,24 @@ class YuNet:
     Args:
         path: ``yunet_n_dynamic.onnx`` (or a fixed-size export).
         runtime: provider preference and threads.
+        spec: the manifest's facts (strides, outputs); defaults to the ``yunet`` entry.
         score_threshold: minimum ``sqrt(cls * obj)``.
         nms_iou: NMS IoU threshold.
         input_size: long side of the detector input in pixels (rounded up to 32). Fixed-size
             models ignore it and letterbox into their own size.
+
+    Raises:
+        ModelLoadError: the file's input or outputs differ from the spec's (the message names
+            expected and found).
     """
 
-    strides = (8, 16, 32)
-
-    def __init__(self, path: str | Path, runtime: RuntimeConfig | None = None, *,
+    def __init__(self, path: str | Path, runtime: RuntimeConfig | None = None, spec: DetectorSpec | None = None, *,
                  score_threshold: float = 0.6, nms_iou: float = 0.3, input_size: int = 320) -> None:
+        self.spec = _spec(spec, "yunet", "yunet")
+        self.strides = self.spec.strides
         self.session = create_session(path, runtime)
+        check_input(self.session, self.spec, path, SETTING)
+        self.output_names = check_outputs(self.session, self.spec, path, SETTING)
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         h, w = inp.shape[2], inp.shape[3]
@@ -95,7 +114,6 @@ class YuNet:
         self.score_threshold = score_threshold
         self.nms_iou = nms_iou
         self.input_size = input_size
-        self.output_names = [o.name for o in self.session.get_outputs()]
 
     def _geometry(self, h: int, w: int) -> tuple[float, int, int]:
         """(scale, padded_h, padded_w) for an h x w image."""
@@ -114,7 +132,7 @@ class YuNet:
         small = resize_image(image, (rw, rh))
         blob = np.zeros((1, 3, ph, pw), np.float32)
         blob[0, :, :rh, :rw] = small.transpose(2, 0, 1)
-        outs = dict(zip(self.output_names, self.session.run(self.output_names, {self.input_name: blob}),
+        outs = dict(zip(self.spec.output_names, self.session.run(self.output_names, {self.input_name: blob}),
                         strict=True))
         dets = self._decode(outs, ph, pw)
         return dets.scaled(1.0 / s, 1.0 / s)
@@ -177,42 +195,45 @@ class SCRFD:
     Args:
         path: the ``.onnx`` file.
         runtime: provider preference and threads.
+        spec: the manifest's facts (strides, anchors per cell, normalisation, colour order,
+            outputs); defaults to the ``scrfd`` entry.
         score_threshold: minimum score.
         nms_iou: NMS IoU threshold.
         input_size: side of the square input (rounded up to 32) when the model's input is
             dynamic; a fixed-size model uses its own size.
-        strides: feature strides, in output order.
-        anchors_per_cell: anchors per grid cell (2 for the published SCRFD models).
-        mean, std: ``value = (pixel - mean) / std``.
-        color: ``"RGB"`` or ``"BGR"`` channel order the model expects.
 
     Raises:
         ModelLoadError: the file's outputs are not in the SCRFD layout (keypoints included).
     """
 
-    def __init__(self, path: str | Path, runtime: RuntimeConfig | None = None, *,
-                 score_threshold: float = 0.5, nms_iou: float = 0.4, input_size: int = 640,
-                 strides: Sequence[int] = (8, 16, 32), anchors_per_cell: int = 2,
-                 mean: float = 127.5, std: float = 128.0, color: str = "RGB") -> None:
+    def __init__(self, path: str | Path, runtime: RuntimeConfig | None = None, spec: DetectorSpec | None = None, *,
+                 score_threshold: float = 0.5, nms_iou: float = 0.4, input_size: int = 640) -> None:
+        self.spec = spec = _spec(spec, "scrfd", "scrfd")
+        if len(set(spec.anchors_per_cell)) != 1 or len(set(spec.mean)) != 1 or len(set(spec.std)) != 1:
+            raise ConfigError(f"manifest entry {spec.name!r}: SCRFD needs one anchors_per_cell and one "
+                              f"mean/std for all channels")
         self.session = create_session(path, runtime)
+        check_input(self.session, spec, path, SETTING)
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         h, w = _static_dim(inp.shape[2]), _static_dim(inp.shape[3])
         if h is not None and w is not None and h != w:
             raise ModelLoadError(f"{Path(path).name}: SCRFD input must be square, got {h}x{w}")
         self.side = h if h is not None else -(-int(input_size) // 32) * 32
-        self.strides = tuple(int(s) for s in strides)
-        self.anchors = int(anchors_per_cell)
+        self.strides = spec.strides
+        self.anchors = spec.anchors_per_cell[0]
         self.score_threshold = score_threshold
         self.nms_iou = nms_iou
-        self.mean, self.std = float(mean), float(std)
-        self.swap_rb = color.upper() == "RGB"
-        self.output_names = self._find_outputs([o.name for o in self.session.get_outputs()], Path(path).name)
+        self.mean, self.std = spec.mean[0], spec.std[0]
+        self.swap_rb = spec.color == "RGB"
+        names = self._find_outputs([o.name for o in self.session.get_outputs()], Path(path).name)
+        self.output_names = check_outputs(self.session, spec, path, SETTING,
+                                          None if names == list(spec.output_names) else names)
         self._centres: dict[int, npt.NDArray[np.float32]] = {}
 
     def _find_outputs(self, names: list[str], file: str) -> list[str]:
         """Output names ordered scores x strides, boxes x strides, keypoints x strides."""
-        named = [f"{kind}_{s}" for kind in ("score", "bbox", "kps") for s in self.strides]
+        named = list(self.spec.output_names)
         if all(n in names for n in named):
             return named
         n = len(self.strides)
@@ -327,43 +348,34 @@ class BlazeFace:
     Args:
         path: the ``.onnx`` file.
         runtime: provider preference and threads.
+        spec: the manifest's facts: strides (one per anchor layer group; short range 8, 16,
+            full range 4), anchors per cell for each stride (short range 2, 6; full 1),
+            normalisation and outputs (regressor, then classifier). Defaults to the
+            ``blazeface`` entry.
         score_threshold: minimum probability.
         nms_iou: NMS IoU threshold.
-        strides: one per anchor layer group (short range: 8, 16; full range: 4).
-        anchors_per_cell: anchors per cell for each stride (short range: 2, 6; full: 1).
-        mean, std: ``value = (pixel - mean) / std``.
 
     Raises:
-        ModelLoadError: the outputs are not named like BlazeFace's, or their anchor count does
-            not match ``strides`` and ``anchors_per_cell``.
+        ModelLoadError: the file's input or outputs differ from the spec's, or their anchor
+            count does not match the spec's strides and anchors per cell.
     """
 
-    def __init__(self, path: str | Path, runtime: RuntimeConfig | None = None, *,
-                 score_threshold: float = 0.5, nms_iou: float = 0.3,
-                 strides: Sequence[int] = (8, 16), anchors_per_cell: int | Sequence[int] = (2, 6),
-                 mean: float = 127.5, std: float = 127.5) -> None:
+    def __init__(self, path: str | Path, runtime: RuntimeConfig | None = None, spec: DetectorSpec | None = None, *,
+                 score_threshold: float = 0.5, nms_iou: float = 0.3) -> None:
+        self.spec = spec = _spec(spec, "blazeface", "blazeface")
         self.session = create_session(path, runtime)
         file = Path(path).name
+        check_input(self.session, spec, path, SETTING)
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         h, w = _static_dim(inp.shape[1]), _static_dim(inp.shape[2])
         if h is None or h != w:
             raise ModelLoadError(f"{file}: BlazeFace needs a fixed square NHWC input, got {inp.shape}")
         self.side = h
-        outs = self.session.get_outputs()
-        try:
-            reg = next(o for o in outs if "regressor" in o.name)
-            cls = next(o for o in outs if "classif" in o.name)
-        except StopIteration:
-            raise ModelLoadError(
-                f"{file} has no BlazeFace regressor/classifier outputs: {[o.name for o in outs]}"
-            ) from None
-        self.output_names = [reg.name, cls.name]
-        per_cell = ([int(anchors_per_cell)] * len(strides) if isinstance(anchors_per_cell, int)
-                    else [int(a) for a in anchors_per_cell])
-        if len(per_cell) != len(strides):
-            raise ModelLoadError(f"{file}: {len(strides)} strides but {len(per_cell)} anchor counts")
-        self.anchors = self._make_anchors([int(s) for s in strides], per_cell)
+        self.output_names = check_outputs(self.session, spec, path, SETTING)
+        strides, per_cell = list(spec.strides), list(spec.anchors_per_cell)
+        self.anchors = self._make_anchors(strides, per_cell)
+        reg = next(o for o in self.session.get_outputs() if o.name == self.output_names[0])
         n_out = _static_dim(reg.shape[1])
         if n_out is not None and n_out != len(self.anchors):
             raise ModelLoadError(
@@ -372,7 +384,9 @@ class BlazeFace:
             )
         self.score_threshold = score_threshold
         self.nms_iou = nms_iou
-        self.mean, self.std = float(mean), float(std)
+        if len(set(spec.mean)) != 1 or len(set(spec.std)) != 1:
+            raise ConfigError(f"manifest entry {spec.name!r}: BlazeFace needs one mean/std for all channels")
+        self.mean, self.std = spec.mean[0], spec.std[0]
 
     def _make_anchors(self, strides: list[int], per_cell: list[int]) -> npt.NDArray[np.float32]:
         out = []
@@ -415,7 +429,8 @@ def create_detector(config: DetectorConfig, store: ModelStore,
     """Build the detector ``config.kind`` names, with the facts of its manifest entry.
 
     ``config.model`` (a path) replaces the manifest's file but keeps the entry's facts
-    (normalisation, strides, anchors): e.g. ``kind="scrfd", model="det_10g.onnx"``.
+    (normalisation, strides, anchors, signature): e.g. ``kind="scrfd", model="det_10g.onnx"``.
+    A file that does not fit the entry's signature is refused with expected and found outputs.
 
     Args:
         config: kind, optional model path, thresholds and input size.
@@ -428,29 +443,23 @@ def create_detector(config: DetectorConfig, store: ModelStore,
     Raises:
         ModelNotFoundError: ``config.model`` does not exist, or the default file is missing.
         ModelCorruptError: the default file fails verification.
-        ModelLoadError: the file is not a model of that kind.
+        ModelLoadError: the file is not a model of that kind (its input or outputs differ
+            from the manifest entry's).
     """
-    entry = store.entry(config.kind)
+    spec = store.detector_spec(config.kind)
     if config.model:
         path = Path(config.model).expanduser()
         if not path.is_file():
             raise ModelNotFoundError(f"detector model {path} not found (detector.model)")
     else:
         path = store.path(config.kind)
-    common = {"score_threshold": config.score_threshold, "nms_iou": config.nms_iou}
-    mean = float(entry.get("mean", [0.0])[0])
-    std = float(entry.get("std", [1.0])[0])
-    strides = tuple(int(s) for s in entry.get("strides", (8, 16, 32)))
     log.info("detector %s: %s (input %d, score >= %.2f)", config.kind, path.name, config.input_size,
              config.score_threshold)
-    if config.kind == "yunet":
-        return YuNet(path, runtime, input_size=config.input_size, **common)
-    if config.kind == "scrfd":
-        return SCRFD(path, runtime, input_size=config.input_size, strides=strides,
-                     anchors_per_cell=int(entry.get("anchors_per_cell", 2)), mean=mean, std=std,
-                     color=str(entry.get("color", "RGB")), **common)
-    if config.kind == "blazeface":
-        return BlazeFace(path, runtime, strides=strides,
-                         anchors_per_cell=entry.get("anchors_per_cell", (2, 6)), mean=mean, std=std,
-                         **common)
-    raise ConfigError(f"detector.kind {config.kind!r} has no implementation")  # pragma: no cover
+    common = {"score_threshold": config.score_threshold, "nms_iou": config.nms_iou}
+    if spec.family == "yunet":
+        return YuNet(path, runtime, spec, input_size=config.input_size, **common)
+    if spec.family == "scrfd":
+        return SCRFD(path, runtime, spec, input_size=config.input_size, **common)
+    if spec.family == "blazeface":
+        return BlazeFace(path, runtime, spec, **common)
+    raise ConfigError(f"detector family {spec.family!r} has no implementation")  # pragma: no cover

@@ -17,15 +17,16 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from obs_faceswap.config import LandmarkConfig, RuntimeConfig
 from obs_faceswap.errors import ModelLoadError, ModelNotFoundError
 from obs_faceswap.frame import LazyFrame, warp_image
-from obs_faceswap.geometry import LEFT_EYE, RIGHT_EYE
+from obs_faceswap.landmark_indices import LEFT_EYE, RIGHT_EYE
+from obs_faceswap.model_specs import MeshSpec, check_input, check_outputs
 from obs_faceswap.nets.detector import check_image
-from obs_faceswap.runtime import RuntimeConfig, create_session
+from obs_faceswap.runtime import create_session
 from obs_faceswap.types import FloatArray, ImageBGR
 
 if TYPE_CHECKING:  # pragma: no cover
-    from obs_faceswap.config import LandmarkConfig
     from obs_faceswap.models import ModelStore
 
 log = logging.getLogger(__name__)
@@ -100,14 +101,17 @@ LEFT_IRIS_INDICES = (468, 469, 470, 471, 472)
 RIGHT_IRIS_INDICES = (473, 474, 475, 476, 477)
 LEFT_EYE_CONTOUR = LEFT_EYE_REFINEMENT[:16]
 RIGHT_EYE_CONTOUR = RIGHT_EYE_REFINEMENT[:16]
-#: Attention output name prefix → mesh indices it refines, in MediaPipe's order.
+#: Mesh indices each refinement output replaces, in MediaPipe's order (the order the
+#: manifest's ``mesh478`` entry lists its outputs after the mesh and the presence flag).
 REFINEMENTS: tuple[tuple[str, tuple[int, ...]], ...] = (
-    ("output_lips", LIPS_REFINEMENT),
-    ("output_left_eye", LEFT_EYE_REFINEMENT),
-    ("output_right_eye", RIGHT_EYE_REFINEMENT),
-    ("output_left_iris", LEFT_IRIS_INDICES),
-    ("output_right_iris", RIGHT_IRIS_INDICES),
+    ("lips", LIPS_REFINEMENT),
+    ("left eye", LEFT_EYE_REFINEMENT),
+    ("right eye", RIGHT_EYE_REFINEMENT),
+    ("left iris", LEFT_IRIS_INDICES),
+    ("right iris", RIGHT_IRIS_INDICES),
 )
+#: Names the user sees for a landmark file they chose.
+SETTING = "landmarks.model, --landmarks-model"
 
 
 @dataclass(frozen=True)
@@ -170,49 +174,43 @@ class FaceMesh:
     Args:
         path: ``mediapipe_face_landmark_468.onnx`` or ``mediapipe_facemesh_attention_478.onnx``.
         runtime: provider preference and threads.
-        points: 468 or 478 (478 = refined mesh + two 5-point irises; attention model only).
-        crop_scale: side of the square crop as a multiple of the face size (read by the
-            tracker for :meth:`Roi.from_keypoints` / :meth:`Roi.from_landmarks`).
+        spec: the manifest's facts: input size, colour order, normalisation, points (468, or
+            478 = refined mesh + two 5-point irises, attention model only), crop scale (read
+            by the tracker for :meth:`Roi.from_keypoints` / :meth:`Roi.from_landmarks`) and
+            outputs. Defaults to the ``mesh468`` entry.
 
     Raises:
-        ModelLoadError: the file lacks the outputs ``points`` needs.
+        ModelLoadError: the file's input or outputs differ from the spec's (e.g. a plain mesh
+            file for 478 points).
     """
 
-    size = 192
+    def __init__(self, path: str | Path, runtime: RuntimeConfig | None = None, spec: MeshSpec | None = None) -> None:
+        from obs_faceswap.models import default_spec
 
-    def __init__(self, path: str | Path, runtime: RuntimeConfig | None = None, *, points: int = 468,
-                 crop_scale: float = 1.5) -> None:
-        if points not in (468, 478):
-            raise ModelLoadError(f"points must be 468 or 478, got {points}")
+        self.spec = spec = spec or default_spec("mesh468", MeshSpec)
+        h, w = spec.input_hw
+        if h != w or h <= 0:
+            raise ModelLoadError(f"manifest entry {spec.name!r}: the face mesh needs a fixed square input, "
+                                 f"got input {list(spec.input_hw)}")
+        self.size = h
+        self.points = spec.points
+        self.crop_scale = spec.crop_scale
         self.session = create_session(path, runtime)
-        file = Path(path).name
+        check_input(self.session, spec, path, SETTING)
         self.input_name = self.session.get_inputs()[0].name
-        names = [o.name for o in self.session.get_outputs()]
-        self.points = points
-        self.crop_scale = float(crop_scale)
+        self.output_names = check_outputs(self.session, spec, path, SETTING)
+        self.refine = spec.points == 478
+        self._swap_rb = spec.color == "RGB"
+        self._mean = np.array(spec.mean, np.float32) if any(spec.mean) else None
+        self._scale = np.array([1.0 / s for s in spec.std], np.float32)
 
-        def find(prefix: str) -> str | None:
-            return next((n for n in names if n.split(":")[0] == prefix), None)
-
-        mesh, flag = find("conv2d_21"), find("conv2d_31")
-        if mesh is None or flag is None:
-            mesh, flag = find("output_mesh_identity"), find("conv_faceflag")
-        if mesh is None or flag is None:
-            raise ModelLoadError(
-                f"{file} is not a MediaPipe face mesh: expected outputs conv2d_21/conv2d_31 or "
-                f"output_mesh_identity/conv_faceflag, got {', '.join(names)}"
-            )
-        self.mesh_name, self.flag_name = mesh, flag
-        self.refine_names: list[str] = []
-        if points == 478:
-            found = [find(prefix) for prefix, _ in REFINEMENTS]
-            if any(n is None for n in found):
-                raise ModelLoadError(
-                    f"{file} has no lips/eyes/iris outputs, so it cannot give 478 points: use "
-                    f"mediapipe_facemesh_attention_478.onnx (landmarks.kind = mesh478)"
-                )
-            self.refine_names = [n for n in found if n is not None]
-        self.output_names = [self.mesh_name, self.flag_name, *self.refine_names]
+    def _blob(self, crop: ImageBGR) -> npt.NDArray[np.float32]:
+        """``value = (pixel - mean) / std`` in the spec's colour order and layout, batch of one."""
+        x = (cv2.cvtColor(crop, cv2.COLOR_BGR2RGB) if self._swap_rb else crop).astype(np.float32)
+        if self._mean is not None:
+            x -= self._mean
+        x = x[None] * self._scale
+        return np.ascontiguousarray(x.transpose(0, 3, 1, 2)) if self.spec.layout == "NCHW" else x
 
     def infer(self, image: ImageBGR | LazyFrame, roi: Roi) -> tuple[FloatArray, float]:
         """Landmarks of the face inside ``roi``.
@@ -231,10 +229,9 @@ class FaceMesh:
         check_image(image)
         m = roi.crop_matrix(self.size)
         crop = warp_image(image, m, (self.size, self.size))
-        blob = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB).astype(np.float32)[None] * (1.0 / 255.0)
-        outs = self.session.run(self.output_names, {self.input_name: blob})
+        outs = self.session.run(self.output_names, {self.input_name: self._blob(crop)})
         pts = np.asarray(outs[0], np.float64).reshape(468, 3)
-        if self.refine_names:
+        if self.refine:
             pts = refine_mesh(pts, outs[2:])
         logit = float(np.clip(np.ravel(outs[1])[0], -80.0, 80.0))
         presence = 1.0 / (1.0 + math.exp(-logit))
@@ -276,20 +273,19 @@ def create_landmarker(config: LandmarkConfig, store: ModelStore,
     """Build the face mesh ``config.kind`` names (``mesh468`` or ``mesh478``).
 
     ``config.model`` (a path) replaces the manifest's file; the entry's facts (points, crop
-    scale) still apply.
+    scale, normalisation, signature) still apply.
 
     Raises:
         ModelNotFoundError: ``config.model`` does not exist, or the default file is missing.
         ModelCorruptError: the default file fails verification.
-        ModelLoadError: the file lacks the outputs the kind needs.
+        ModelLoadError: the file's input or outputs differ from the entry's.
     """
-    entry = store.entry(config.kind)
+    spec = store.mesh_spec(config.kind)
     if config.model:
         path = Path(config.model).expanduser()
         if not path.is_file():
             raise ModelNotFoundError(f"landmark model {path} not found (landmarks.model)")
     else:
         path = store.path(config.kind)
-    points = int(entry.get("points", 478 if config.kind == "mesh478" else 468))
-    log.info("landmarks %s: %s (%d points)", config.kind, path.name, points)
-    return FaceMesh(path, runtime, points=points, crop_scale=float(entry.get("crop_scale", 1.5)))
+    log.info("landmarks %s: %s (%d points)", config.kind, path.name, spec.points)
+    return FaceMesh(path, runtime, spec)

@@ -1,6 +1,6 @@
 """Identity embeddings of aligned faces (for reference-face selection and quality metrics).
 
-Two input conventions are supported, declared by the manifest entry (or the arguments):
+Two input conventions are supported, declared by the manifest entry:
 the HSE FaceRes model (NHWC, RGB 0..255, 224 px, ArcFace template) used by this project's
 tests and metrics, and InsightFace ArcFace files users may bring (NCHW, RGB,
 ``(x - 127.5) / 127.5``, 112 px, ``arcface_112_v2``).
@@ -14,10 +14,13 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from obs_faceswap.config import RuntimeConfig
+from obs_faceswap.errors import ModelLoadError
 from obs_faceswap.frame import LazyFrame
 from obs_faceswap.geometry import align_crop
+from obs_faceswap.model_specs import RecognitionSpec, check_input, check_outputs
 from obs_faceswap.models import ModelStore
-from obs_faceswap.runtime import RuntimeConfig, create_session
+from obs_faceswap.runtime import create_session
 from obs_faceswap.types import FloatArray, ImageBGR
 
 
@@ -27,30 +30,33 @@ class FaceEmbedder:
     Args:
         path: the ``.onnx`` file.
         runtime: provider preference and threads.
-        input_size: crop side in pixels.
-        layout: ``"NHWC"`` or ``"NCHW"``.
-        color: ``"RGB"`` or ``"BGR"``.
-        mean, std: ``value = (pixel - mean) / std`` (pixel in 0..255).
-        template: alignment template name from :data:`obs_faceswap.geometry.TEMPLATES`.
+        spec: the manifest's facts: input size, layout, colour order, normalisation,
+            alignment template and outputs (the identity descriptor first). Defaults to the
+            ``faceres`` entry.
+
+    Raises:
+        ModelLoadError: the file's input or outputs differ from the spec's.
     """
 
-    def __init__(self, path: str | Path, runtime: RuntimeConfig | None = None, *, input_size: int = 224,
-                 layout: str = "NHWC", color: str = "RGB", mean: float = 0.0, std: float = 1.0,
-                 template: str = "arcface_112_v2") -> None:
+    def __init__(self, path: str | Path, runtime: RuntimeConfig | None = None,
+                 spec: RecognitionSpec | None = None) -> None:
+        from obs_faceswap.models import default_spec
+
+        self.spec = spec = spec or default_spec("faceres", RecognitionSpec)
+        if spec.input_hw[0] != spec.input_hw[1] or spec.input_hw[0] <= 0:
+            raise ModelLoadError(f"manifest entry {spec.name!r}: a recognition model needs a fixed square "
+                                 f"input, got input {list(spec.input_hw)}")
         self.session = create_session(path, runtime)
+        check_input(self.session, spec, path, spec.name)
         self.input_name = self.session.get_inputs()[0].name
-        outs = self.session.get_outputs()
-        # FaceRes has several heads; the identity descriptor is the widest one.
-        self.output_name = max(outs, key=lambda o: o.shape[-1] if isinstance(o.shape[-1], int) else 0).name
-        self.size, self.layout, self.color = input_size, layout, color
-        self.mean, self.std, self.template = float(mean), float(std), template
+        self.output_name = check_outputs(self.session, spec, path, spec.name)[0]
+        self.size, self.layout, self.color, self.template = spec.input_hw[0], spec.layout, spec.color, spec.template
+        self.mean = np.array(spec.mean, np.float32)
+        self.std = np.array(spec.std, np.float32)
 
     @classmethod
     def from_store(cls, store: ModelStore, name: str = "faceres", runtime: RuntimeConfig | None = None) -> FaceEmbedder:
-        e = store.entry(name)
-        return cls(store.path(name), runtime, input_size=int(e.get("input")[0]), layout=e.get("layout", "NHWC"),
-                   color=e.get("color", "RGB"), mean=float(e.get("mean")[0]), std=float(e.get("std")[0]),
-                   template=e.get("template", "arcface_112_v2"))
+        return cls(store.path(name), runtime, store.recognition_spec(name))
 
     def crops(self, image: ImageBGR | LazyFrame, keypoints: Sequence[npt.ArrayLike]) -> list[npt.NDArray[np.uint8]]:
         return [align_crop(image, k, self.template, self.size)[0] for k in keypoints]

@@ -44,6 +44,7 @@ from typing import Any
 
 from obs_faceswap.obs import settings as st
 from obs_faceswap.obs import structs
+from obs_faceswap.video_formats import VideoFormat
 
 log = logging.getLogger(__name__)
 
@@ -906,7 +907,7 @@ class RenderFaceSwap(FilterBase):
         if self.engine_api is None:
             return None
         w, h = self.size
-        return self.engine_api.FrameView(structs.VIDEO_FORMAT_BGRA, w, h, (ctypes.addressof(buf),), (w * 4,),
+        return self.engine_api.FrameView(VideoFormat.BGRA, w, h, (ctypes.addressof(buf),), (w * 4,),
                                          timestamp=int(self.api.obs_get_video_frame_time()),
                                          full_range=True)
 

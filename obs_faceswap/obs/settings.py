@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 from obs_faceswap import config as cfg
-from obs_faceswap.runtime import AUTO_ORDER
 
 SYNC = "sync"
 LATENCY = "latency"
@@ -114,7 +113,7 @@ SETTINGS: tuple[Setting, ...] = (
             choices=_labels(cfg.LANDMARK_MODELS, {"mesh468": "Face mesh, 468 points",
                                                   "mesh478": "Face mesh, 478 points (eyes, lips)"})),
     Setting("provider", "Execution provider", "list", "auto", "runtime.providers",
-            choices=_labels(("auto", *AUTO_ORDER), _PROVIDER_LABELS),
+            choices=_labels(("auto", *cfg.AUTO_ORDER), _PROVIDER_LABELS),
             tooltip="Where the models run. A GPU provider that fails to load falls back to CPU."),
     Setting("selection_mode", "Faces to swap", "list", _PIPE.selection.mode, "selection.mode",
             choices=_labels(cfg.SELECTION_MODES, {"largest": "Largest face", "all": "All faces",

@@ -38,6 +38,8 @@ from ctypes import (
     c_void_p,
 )
 
+from obs_faceswap.video_formats import FORMAT_NAMES, FORMATS, VideoFormat
+
 # --- source types and output flags (obs-source.h) --------------------------------------
 OBS_SOURCE_TYPE_INPUT = 0
 OBS_SOURCE_TYPE_FILTER = 1
@@ -50,53 +52,16 @@ OBS_SOURCE_CUSTOM_DRAW = 1 << 3
 OBS_SOURCE_CAP_DISABLED = 1 << 10
 OBS_SOURCE_SRGB = 1 << 15
 
-# --- enum video_format (media-io/video-io.h) --------------------------------------------
-VIDEO_FORMAT_NONE = 0
-VIDEO_FORMAT_I420 = 1
-VIDEO_FORMAT_NV12 = 2
-VIDEO_FORMAT_YVYU = 3
-VIDEO_FORMAT_YUY2 = 4
-VIDEO_FORMAT_UYVY = 5
-VIDEO_FORMAT_RGBA = 6
-VIDEO_FORMAT_BGRA = 7
-VIDEO_FORMAT_BGRX = 8
-VIDEO_FORMAT_Y800 = 9
-VIDEO_FORMAT_I444 = 10
-VIDEO_FORMAT_BGR3 = 11
-VIDEO_FORMAT_I422 = 12
-VIDEO_FORMAT_I40A = 13
-VIDEO_FORMAT_I42A = 14
-VIDEO_FORMAT_YUVA = 15
-VIDEO_FORMAT_AYUV = 16
-VIDEO_FORMAT_I010 = 17
-VIDEO_FORMAT_P010 = 18
-VIDEO_FORMAT_I210 = 19
-VIDEO_FORMAT_I412 = 20
-VIDEO_FORMAT_YA2L = 21
-VIDEO_FORMAT_P216 = 22  # OBS 30+
-VIDEO_FORMAT_P416 = 23  # OBS 30+
-VIDEO_FORMAT_V210 = 24  # OBS 30+
-VIDEO_FORMAT_R10L = 25  # OBS 30+
+# --- enum video_format: one definition, in obs_faceswap.video_formats ------------------
+#: OBS's name of every ``video_format`` value.
+VIDEO_FORMAT_NAMES: dict[int, str] = FORMAT_NAMES
 
-VIDEO_FORMAT_NAMES: dict[int, str] = {
-    v: k[len("VIDEO_FORMAT_"):]
-    for k, v in dict(globals()).items()
-    if k.startswith("VIDEO_FORMAT_") and isinstance(v, int)
-}
-
-#: The formats the issue requires the async filter to handle: number of planes and, per
-#: plane, the vertical subsampling (rows = height // div, rounded up).
+#: The formats the issue requires the async filter to handle: per plane, the vertical
+#: subsampling (rows = height // div, rounded up), from the one table of plane layouts.
 PLANE_LAYOUT: dict[int, tuple[int, ...]] = {
-    VIDEO_FORMAT_I420: (1, 2, 2),
-    VIDEO_FORMAT_NV12: (1, 2),
-    VIDEO_FORMAT_YUY2: (1,),
-    VIDEO_FORMAT_UYVY: (1,),
-    VIDEO_FORMAT_YVYU: (1,),
-    VIDEO_FORMAT_I422: (1, 1, 1),
-    VIDEO_FORMAT_I444: (1, 1, 1),
-    VIDEO_FORMAT_BGRA: (1,),
-    VIDEO_FORMAT_BGRX: (1,),
-    VIDEO_FORMAT_RGBA: (1,),
+    f: FORMATS[f].row_divisors
+    for f in (VideoFormat.I420, VideoFormat.NV12, VideoFormat.YUY2, VideoFormat.UYVY, VideoFormat.YVYU,
+              VideoFormat.I422, VideoFormat.I444, VideoFormat.BGRA, VideoFormat.BGRX, VideoFormat.RGBA)
 }
 
 # --- graphics (graphics/graphics.h, obs.h) ---------------------------------------------

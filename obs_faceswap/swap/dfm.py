@@ -20,12 +20,12 @@ import numpy as np
 import numpy.typing as npt
 
 from obs_faceswap import align
-from obs_faceswap.config import SwapperConfig
+from obs_faceswap.config import RuntimeConfig, SwapperConfig
 from obs_faceswap.errors import ConfigError, ModelLoadError
 from obs_faceswap.masks import erode_blur, to_u8
-from obs_faceswap.runtime import FixedShapeRunner, RuntimeConfig, create_session
-from obs_faceswap.swap import Box, SourceFace
-from obs_faceswap.types import Face, ImageBGR, SwapResult
+from obs_faceswap.runtime import FixedShapeRunner, create_session
+from obs_faceswap.swap.protocol import SourceFace
+from obs_faceswap.types import Box, Face, ImageBGR, SwapResult
 
 IN_FACE = "in_face:0"
 MORPH = "morph_value:0"

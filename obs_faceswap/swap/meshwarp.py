@@ -59,12 +59,12 @@ from obs_faceswap.geometry import (
     similarity,
 )
 from obs_faceswap.merge import LabStats, from_lab, lab_stats, to_lab, transfer_matrix
-from obs_faceswap.swap import Box, SourceFace, raster
-from obs_faceswap.types import Face, FloatArray, ImageBGR, SwapResult
+from obs_faceswap.swap import raster
+from obs_faceswap.swap.protocol import SourceFace
+from obs_faceswap.types import Box, Face, FloatArray, ImageBGR, Mask, SwapResult
 
 log = logging.getLogger(__name__)
 
-Mask = npt.NDArray[np.uint8]
 
 # Source-side quality of a triangle from its facing ratio (projected area / true area, i.e.
 # the cosine between its normal and the view direction): useless below _FACING_LO, fully

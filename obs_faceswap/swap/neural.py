@@ -18,14 +18,13 @@ import logging
 from pathlib import Path
 
 from obs_faceswap import merge
-from obs_faceswap.config import NeuralSwapperConfig, SwapperConfig
+from obs_faceswap.config import NeuralSwapperConfig, RuntimeConfig
 from obs_faceswap.enhance import Enhancer
 from obs_faceswap.errors import ModelError, ModelLoadError, ModelNotFoundError
 from obs_faceswap.licences import show_once
 from obs_faceswap.masks import MaskSettings, MaskStage, landmarks_to_crop
 from obs_faceswap.models import ModelStore
-from obs_faceswap.runtime import RuntimeConfig
-from obs_faceswap.swap import Swapper
+from obs_faceswap.swap.protocol import Swapper
 from obs_faceswap.types import Face, ImageBGR, SwapResult
 
 log = logging.getLogger(__name__)
@@ -111,12 +110,6 @@ def create_model_swapper(
     swapper = OneShotSwapper(p, recognizer=recognizer, runtime=runtime, family=spec.name, converter=converter)
     swapper.key = ("model", str(path), config.family, config.recognizer, config.converter)
     return swapper
-
-
-def swapper_key(config: SwapperConfig) -> tuple[object, ...]:
-    """What a model swapper is built from: when this is unchanged, no new session is needed."""
-    n = config.neural
-    return (config.kind, config.model, n.family, n.recognizer, n.converter)
 
 
 class NeuralMerge:

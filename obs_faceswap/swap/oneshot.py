@@ -26,13 +26,13 @@ import numpy as np
 import numpy.typing as npt
 
 from obs_faceswap import align
-from obs_faceswap.config import SwapperConfig
+from obs_faceswap.config import RuntimeConfig, SwapperConfig
 from obs_faceswap.errors import InputError, ModelLoadError
 from obs_faceswap.masks import box_mask
-from obs_faceswap.runtime import FixedShapeRunner, RuntimeConfig, create_session, output_is_broken
-from obs_faceswap.swap import Box, SourceFace
-from obs_faceswap.swap.specs import OneShotSpec, Signature, TensorSig, recognise
-from obs_faceswap.types import Face, FloatArray, ImageBGR, SwapResult
+from obs_faceswap.runtime import FixedShapeRunner, create_session, output_is_broken
+from obs_faceswap.swap.protocol import SourceFace
+from obs_faceswap.swap.specs import OneShotSpec, Signature, TensorSig, recognise, swapper_key
+from obs_faceswap.types import Box, Face, FloatArray, ImageBGR, SwapResult
 
 log = logging.getLogger(__name__)
 
@@ -206,14 +206,12 @@ class OneShotSwapper:
         session = create_session(self.path, self.runtime, cuda_graph=self.runtime.cuda_graph)
         self._runner = FixedShapeRunner(session, self.runtime, self.path, name=self.spec.name)
         self._source: npt.NDArray[np.float32] | None = None
-        #: What :func:`~obs_faceswap.swap.neural.create_model_swapper` built this from (see reconfigure).
+        #: What it was built from (:func:`~obs_faceswap.swap.specs.swapper_key`; see reconfigure).
         self.key: tuple[object, ...] | None = None
 
     def reconfigure(self, config: SwapperConfig) -> bool:
         """Keep this swapper when the model, family, recognizer and converter are unchanged
         (masks, colour and enhancer are the merge stage's)."""
-        from obs_faceswap.swap.neural import swapper_key
-
         return self.key is not None and swapper_key(config) == self.key
 
     # -- the source ---------------------------------------------------------------------

@@ -23,12 +23,13 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
+from obs_faceswap.types import FloatArray
+
 log = logging.getLogger(__name__)
 
 #: Map value of uncovered pixels: far outside any texture, so ``remap`` samples the border.
 OUTSIDE = -1.0e4
 
-FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int32]
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from obs_faceswap.config import SwapperConfig
 from obs_faceswap.errors import ModelLoadError
 
 #: ``value = (pixel / 255 - mean) / std`` per RGB channel.
@@ -319,3 +320,9 @@ def recognise(sig: Signature, path: str | Path, family: str | None = None) -> On
         f"does not say which. Rename it to contain the family name (e.g. {matches[0].name}.onnx) or "
         f"pass --model-family NAME"
     )
+
+
+def swapper_key(config: SwapperConfig) -> tuple[object, ...]:
+    """What a model swapper is built from: while this is unchanged, its session can stay."""
+    n = config.neural
+    return (config.kind, config.model, n.family, n.recognizer, n.converter)

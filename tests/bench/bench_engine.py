@@ -33,8 +33,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from obs_faceswap.engine import frames as F  # noqa: E402
-from obs_faceswap.engine import protocol as P  # noqa: E402
 from obs_faceswap.engine.client import EngineClient, FrameView  # noqa: E402
+from obs_faceswap.video_formats import VideoFormat  # noqa: E402
 
 MEDIA = Path(os.environ.get("OBS_FACESWAP_MEDIA") or ROOT.parent / "shared" / "media")
 SIZES = {"720p": (1280, 720), "1080p": (1920, 1080)}
@@ -77,8 +77,8 @@ def run_mode(name: str, w: int, h: int, frames: int, same_frame: bool) -> dict[s
     color = F.ColorParams.standard("709", full_range=False)
     bufs = []
     for i in range(4):  # a few distinct buffers, like OBS's frame cache
-        fb = F.FrameBuffer.allocate(P.I420, w, h)
-        F.from_bgr(np.roll(img, 5 * i, axis=1), fb.planes, P.I420, w, h, color)
+        fb = F.FrameBuffer.allocate(VideoFormat.I420, w, h)
+        F.from_bgr(np.roll(img, 5 * i, axis=1), fb.planes, VideoFormat.I420, w, h, color)
         bufs.append(fb)
     box = face_box(w, h)
     client = EngineClient(None, {"source": str(MEDIA / "astronaut.png")},
@@ -151,17 +151,17 @@ def run_mode(name: str, w: int, h: int, frames: int, same_frame: bool) -> dict[s
 def conversions(w: int, h: int, repeats: int = 20) -> tuple[list[float], list[float]]:
     img = cv2.resize(cv2.imread(str(MEDIA / "astronaut.png")), (w, h))
     color = F.ColorParams.standard("709", full_range=False)
-    fb = F.FrameBuffer.allocate(P.I420, w, h)
-    F.from_bgr(img, fb.planes, P.I420, w, h, color)
-    box = F.align_roi(P.I420, w, h, face_box(w, h))
+    fb = F.FrameBuffer.allocate(VideoFormat.I420, w, h)
+    F.from_bgr(img, fb.planes, VideoFormat.I420, w, h, color)
+    box = F.align_roi(VideoFormat.I420, w, h, face_box(w, h))
     full, back = [], []
     for _ in range(repeats):
         t = time.perf_counter()
-        bgr = F.to_bgr(fb.planes, P.I420, w, h, color)
+        bgr = F.to_bgr(fb.planes, VideoFormat.I420, w, h, color)
         full.append(time.perf_counter() - t)
         x0, y0, x1, y1 = box
         t = time.perf_counter()
-        F.from_bgr(bgr[y0:y1, x0:x1], fb.planes, P.I420, w, h, color, box)
+        F.from_bgr(bgr[y0:y1, x0:x1], fb.planes, VideoFormat.I420, w, h, color, box)
         back.append(time.perf_counter() - t)
     return full, back
 

@@ -28,14 +28,14 @@ sys.path.insert(0, str(ROOT))
 
 from obs_faceswap.config import PipelineConfig  # noqa: E402
 from obs_faceswap.engine import frames as F  # noqa: E402
-from obs_faceswap.engine import protocol as P  # noqa: E402
 from obs_faceswap.models import ModelStore  # noqa: E402
 from obs_faceswap.pipeline import Pipeline  # noqa: E402
+from obs_faceswap.video_formats import VideoFormat  # noqa: E402
 
 MEDIA = Path(os.environ.get("OBS_FACESWAP_MEDIA") or ROOT.parent / "shared" / "media")
 MODELS = Path(os.environ.get("OBS_FACESWAP_MODELS") or ROOT.parent / "shared" / "models")
 SIZES = {"720p": (1280, 720), "1080p": (1920, 1080)}
-FORMATS = {"I420": P.I420, "NV12": P.NV12, "YUY2": P.YUY2}
+FORMATS = {"I420": VideoFormat.I420, "NV12": VideoFormat.NV12, "YUY2": VideoFormat.YUY2}
 
 
 def clip(n: int, size: tuple[int, int]) -> list[np.ndarray]:

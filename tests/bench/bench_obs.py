@@ -106,10 +106,10 @@ def micro(size: tuple[int, int], mode: str, frames: int, fps: int, python: str, 
 
     from obs_faceswap.engine import client as engine_client
     from obs_faceswap.engine import frames as F
-    from obs_faceswap.engine import protocol as P
     from obs_faceswap.obs import settings as st
     from obs_faceswap.obs import structs
     from obs_faceswap.obs.filters import AsyncFaceSwap
+    from obs_faceswap.video_formats import VideoFormat
     from tests.unit.fake_libobs import FakeApi
 
     w, h = size
@@ -126,12 +126,12 @@ def micro(size: tuple[int, int], mode: str, frames: int, fps: int, python: str, 
     f = AsyncFaceSwap(api, 0x7000, v, engine_api=engine)
     pool = []
     for k in range(12):
-        fb = F.FrameBuffer.allocate(P.I420, w, h)
+        fb = F.FrameBuffer.allocate(VideoFormat.I420, w, h)
         fb.data[:] = 16 + 8 * k
         s = structs.ObsSourceFrame()
         for i, (a, ls) in enumerate(zip(fb.addresses, fb.linesizes, strict=True)):
             s.data[i], s.linesize[i] = a, ls
-        s.width, s.height, s.format, s.refs = w, h, P.I420, 2
+        s.width, s.height, s.format, s.refs = w, h, VideoFormat.I420, 2
         pool.append((fb, s))
     try:
         deadline = time.monotonic() + 120

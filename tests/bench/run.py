@@ -24,9 +24,9 @@ def main() -> int:
         shared = ROOT.parent / "shared" / sub
         if not os.environ.get(env) and shared.is_dir():
             os.environ[env] = str(shared)
-    from obs_faceswap.bench import main as bench_main
+    from obs_faceswap.cli import main as cli_main
 
-    return bench_main(sys.argv[1:])
+    return cli_main(["bench", *sys.argv[1:]])
 
 
 if __name__ == "__main__":

@@ -152,6 +152,18 @@ def test_corrupt_model_names_file_digest_and_fix(media, models_dir, tmp_path, ca
     assert "obs-faceswap models fetch mesh468" in err
 
 
+@pytest.mark.parametrize(("flags", "file"), [
+    (("--detector", "yunet", "--detector-model"), "scrfd_500m_bnkps.onnx"),
+    (("--detector", "scrfd", "--detector-model"), "yunet_n_dynamic.onnx"),
+    (("--landmarks", "mesh478", "--landmarks-model"), "mediapipe_face_landmark_468.onnx"),
+])
+def test_a_model_file_for_another_kind_is_a_clear_error(media, models_dir, tmp_path, capsys, flags, file):
+    err = _run_bad(capsys, tmp_path, media("astronaut.png"), media("dfl_Obama_speaking.mp4"), *flags,
+                   str(models_dir / file))
+    assert file in err and "KeyError" not in err
+    assert f"not a {flags[1]} model" in err or "does not look like an SCRFD model" in err
+
+
 def test_error_exit_code_in_a_real_process(media, tmp_path):
     """The installed entry point: exit status 2 and one line on stderr, no traceback."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))

@@ -39,10 +39,7 @@ KINDS = ("yunet", "scrfd", "blazeface")
 @pytest.fixture(scope="module")
 def detectors(store) -> dict[str, object]:
     out = {k: create_detector(DetectorConfig(kind=k, input_size=640), store) for k in KINDS}
-    e = store.entry("blazeface_full")
-    out["blazeface_full"] = BlazeFace(store.path("blazeface_full"), strides=e.get("strides"),
-                                      anchors_per_cell=e.get("anchors_per_cell"),
-                                      mean=e.get("mean")[0], std=e.get("std")[0])
+    out["blazeface_full"] = BlazeFace(store.path("blazeface_full"), spec=store.detector_spec("blazeface_full"))
     return out
 
 
@@ -209,9 +206,33 @@ def test_scrfd_without_keypoints_is_refused(store, scrfd_variants) -> None:
 def test_wrong_model_for_kind_is_refused(store) -> None:
     with pytest.raises(ModelLoadError):
         create_detector(DetectorConfig(kind="scrfd", model=str(store.path("yunet"))), store)
-    e = store.entry("blazeface")
-    with pytest.raises(ModelLoadError, match="anchors"):
-        BlazeFace(store.path("blazeface_full"), strides=e.get("strides"), anchors_per_cell=e.get("anchors_per_cell"))
+    with pytest.raises(ModelLoadError, match=r"blazeface_full_range.onnx is not a blazeface model .*\[N, 128, 128"):
+        BlazeFace(store.path("blazeface_full"), spec=store.detector_spec("blazeface"))
+
+
+# Every pairing of a detector kind with another role's or kind's real file: a clear ModelLoadError
+# naming the file, the kind and the setting, never a KeyError on the first frame.
+WRONG_FILES = [
+    ("yunet", "scrfd", "outputs cls_8"),
+    ("yunet", "mesh468", "input"),
+    ("yunet", "faceres", "input"),
+    ("scrfd", "yunet", "SCRFD"),
+    ("scrfd", "blazeface", "input"),
+    ("blazeface", "yunet", "input"),
+    ("blazeface", "blazeface_full", "input"),
+    ("blazeface", "mesh468", "input"),
+]
+
+
+@pytest.mark.parametrize(("kind", "other", "what"), WRONG_FILES)
+def test_a_wrong_file_for_the_detector_kind_is_named_clearly(store, read_image, kind, other, what) -> None:
+    with pytest.raises(ModelLoadError) as e:
+        det = create_detector(DetectorConfig(kind=kind, model=str(store.path(other))), store)
+        det.detect(read_image("astronaut.png"))  # must not get here
+    msg = str(e.value)
+    assert store.entry(other).file in msg and what in msg, msg
+    if what != "SCRFD":  # SCRFD's own message lists both accepted output layouts
+        assert f"not a {kind} model (detector.model, --detector-model)" in msg and "ound" in msg
 
 
 def test_missing_model_override(store, tmp_path) -> None:

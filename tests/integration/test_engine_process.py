@@ -25,14 +25,15 @@ from obs_faceswap.engine import frames as F
 from obs_faceswap.engine import protocol as P
 from obs_faceswap.engine.client import SUPPORTED_FORMATS, EngineClient, FrameView
 from obs_faceswap.runtime import OPENCV_PROVIDER
+from obs_faceswap.video_formats import VideoFormat
 from tests.engine_processors import default_rect
 
 ROOT = Path(__file__).resolve().parents[2]
 INVERT = "tests.engine_processors:invert"
 C709 = F.ColorParams.standard("709", full_range=False)
 C601_FULL = F.ColorParams.standard("601", full_range=True)
-FORMATS = [P.I420, P.NV12, P.YUY2, P.UYVY, P.YVYU, P.I422, P.I444, P.BGRA, P.BGRX, P.RGBA,
-           P.Y800, P.BGR3]
+FORMATS = [VideoFormat.I420, VideoFormat.NV12, VideoFormat.YUY2, VideoFormat.UYVY, VideoFormat.YVYU, VideoFormat.I422,
+           VideoFormat.I444, VideoFormat.BGRA, VideoFormat.BGRX, VideoFormat.RGBA, VideoFormat.Y800, VideoFormat.BGR3]
 
 
 # -- helpers --------------------------------------------------------------------------------
@@ -182,16 +183,16 @@ def test_every_format_changes_exactly_the_region(engine, photo, fmt, color, copy
 
 def test_result_applied_to_a_newer_frame_changes_only_the_rectangle(engine, photo, copy_path):
     color = C709
-    first = make_frame(P.I420, photo, color)
-    newer = make_frame(P.I420, np.roll(photo, 40, axis=1), color)
+    first = make_frame(VideoFormat.I420, photo, color)
+    newer = make_frame(VideoFormat.I420, np.roll(photo, 40, axis=1), color)
     seq = round_trip(engine, view(first, ts=1, color=color))
     target = newer.copy()
     assert engine.apply(seq, view(target, ts=2, color=color))
     result = expected_result(first, engine_color(color), default_rect(641, 361))
-    x0, y0, x1, y1 = F.align_roi(P.I420, 641, 361, default_rect(641, 361))
+    x0, y0, x1, y1 = F.align_roi(VideoFormat.I420, 641, 361, default_rect(641, 361))
     for i, (got, new, res) in enumerate(zip(target.planes, newer.planes, result.planes,
                                             strict=True)):
-        dx, dy, _ = P.FORMATS[P.I420].planes[i]
+        dx, dy, _ = P.FORMATS[VideoFormat.I420].planes[i]
         inside = np.zeros(got.shape, bool)
         inside[y0 // dy:-(-y1 // dy), x0 // dx:-(-x1 // dx)] = True
         np.testing.assert_array_equal(got[inside], res[inside])
@@ -201,7 +202,7 @@ def test_result_applied_to_a_newer_frame_changes_only_the_rectangle(engine, phot
 def test_planes_in_separate_buffers(engine, photo, copy_path):
     """Planes that do not lie back to back (another producer than OBS) are copied one by one."""
     color = C709
-    fb = make_frame(P.I420, photo, color)
+    fb = make_frame(VideoFormat.I420, photo, color)
     want = expected_result(fb, engine_color(color), default_rect(641, 361))
     separate = [p.copy() for p in fb.planes][::-1]  # reversed order in memory too
     addrs = tuple(int(p.ctypes.data) for p in separate[::-1])
@@ -219,10 +220,10 @@ def test_planes_in_separate_buffers(engine, photo, copy_path):
 
 def test_720p_i420_and_geometry_mismatch(engine, read_image):
     img = cv2.resize(read_image("astronaut.png"), (1280, 720))
-    fb = make_frame(P.I420, img, C709)
+    fb = make_frame(VideoFormat.I420, img, C709)
     want = expected_result(fb, engine_color(C709), default_rect(1280, 720))
     seq = round_trip(engine, view(fb, ts=5, color=C709))
-    smaller = make_frame(P.I420, img[:360, :640].copy(), C709)
+    smaller = make_frame(VideoFormat.I420, img[:360, :640].copy(), C709)
     keep = smaller.copy()
     assert not engine.apply(seq, view(smaller, ts=6, color=C709))  # other size: untouched
     np.testing.assert_array_equal(smaller.data, keep.data)
@@ -237,14 +238,14 @@ def test_unsupported_formats_pass_through(engine):
         assert fmt not in SUPPORTED_FORMATS
         fv = FrameView(fmt, 32, 32, (int(buf.ctypes.data),) * 3, (64, 32, 32))
         assert engine.submit(fv) is None
-    bad = FrameView(P.I420, 64, 64, (int(buf.ctypes.data), 0, 0), (64, 32, 32))
+    bad = FrameView(VideoFormat.I420, 64, 64, (int(buf.ctypes.data), 0, 0), (64, 32, 32))
     assert engine.submit(bad) is None  # missing planes
     assert engine.status.state == "running"
 
 
 # -- timing modes ---------------------------------------------------------------------------
 def frames_stream(photo: np.ndarray, n: int) -> list[F.FrameBuffer]:
-    return [make_frame(P.I420, np.roll(photo, 7 * i, axis=1), C709) for i in range(n)]
+    return [make_frame(VideoFormat.I420, np.roll(photo, 7 * i, axis=1), C709) for i in range(n)]
 
 
 def test_synchronised_mode_each_frame_gets_its_own_result(make_client, photo):
@@ -308,13 +309,13 @@ def test_lowest_latency_mode_applies_the_previous_frames_result(make_client, pho
         time.sleep(1 / 30)
     assert len(applied) >= len(stream) // 2, client.status
     rect = default_rect(641, 361)
-    x0, y0, x1, y1 = F.align_roi(P.I420, 641, 361, rect)
+    x0, y0, x1, y1 = F.align_roi(VideoFormat.I420, 641, 361, rect)
     ecolor = engine_color(C709)
     for i, j in applied.items():
         res = expected_result(originals[j], ecolor, rect)
         for k, (got, new, r) in enumerate(zip(stream[i].planes, originals[i].planes, res.planes,
                                               strict=True)):
-            dx, dy, _ = P.FORMATS[P.I420].planes[k]
+            dx, dy, _ = P.FORMATS[VideoFormat.I420].planes[k]
             inside = np.zeros(got.shape, bool)
             inside[y0 // dy:-(-y1 // dy), x0 // dx:-(-x1 // dx)] = True
             np.testing.assert_array_equal(got[inside], r[inside])
@@ -326,7 +327,7 @@ def test_deadline_skips_frames_the_engine_cannot_finish_in_time(make_client, pho
     client.start()
     wait_running(client)
     client.max_age = 0.5
-    fbs = [make_frame(P.I420, photo, C709) for _ in range(3)]
+    fbs = [make_frame(VideoFormat.I420, photo, C709) for _ in range(3)]
     seqs = [client.submit(view(fb, ts=i + 1, color=C709)) for i, fb in enumerate(fbs)]
     assert None not in seqs
     assert wait_for(client, lambda: all(client.ready(s) for s in seqs), 10.0)  # type: ignore[arg-type]
@@ -341,7 +342,7 @@ def test_discarded_frames_are_not_processed(make_client, photo, tmp_path):
     client = make_client(env={"OFS_TEST_SLEEP": "0.3", "OFS_TEST_LOG": str(done_log)})
     client.start()
     wait_running(client)
-    fbs = [make_frame(P.I420, photo, C709) for _ in range(3)]
+    fbs = [make_frame(VideoFormat.I420, photo, C709) for _ in range(3)]
     seqs = [client.submit(view(fb, ts=(i + 1) * 10**9, color=C709)) for i, fb in enumerate(fbs)]
     assert None not in seqs
     client.discard(seqs[1])  # type: ignore[arg-type]  # the engine is still busy with the first
@@ -358,7 +359,7 @@ def test_killed_engine_is_restarted_after_backoff(make_client, photo):
     wait_running(client)
     pid = client.status.pid
     assert pid is not None
-    fb = make_frame(P.I420, photo, C709)
+    fb = make_frame(VideoFormat.I420, photo, C709)
     seq = round_trip(client, view(fb, color=C709))
     assert client.apply(seq, view(fb, color=C709))
 
@@ -405,7 +406,7 @@ def test_hung_engine_is_killed_by_the_watchdog(make_client, photo, tmp_path):
     client.start()
     wait_running(client)
     pid = client.status.pid
-    fb = make_frame(P.I420, photo, C709)
+    fb = make_frame(VideoFormat.I420, photo, C709)
     seq = client.submit(view(fb, color=C709))
     assert seq is not None
     t0 = time.monotonic()
@@ -427,7 +428,7 @@ def test_bad_interpreter_is_reported_not_raised(make_client, photo):
     st = client.status
     assert st.state == "restarting"
     assert "/nonexistent/bin/python3" in st.message and "No such file" in st.message
-    fb = make_frame(P.I420, photo, C709)
+    fb = make_frame(VideoFormat.I420, photo, C709)
     assert client.submit(view(fb, color=C709)) is None
     client.poll()
     client.close()
@@ -453,7 +454,7 @@ def test_missing_source_photo_then_fixed_live(make_client, photo, media):
     assert wait_for(client, lambda: client.status.state == "error", 20.0)
     st = client.status
     assert st.message == "source photo not found: /nonexistent/me.png" and st.pid is not None
-    fb = make_frame(P.I420, photo, C709)
+    fb = make_frame(VideoFormat.I420, photo, C709)
     assert client.submit(view(fb, color=C709)) is None
     client.update_settings({"source": str(media("astronaut.png"))})
     wait_running(client, 20.0)
@@ -466,7 +467,7 @@ def test_disable_and_invalid_settings_live(make_client, photo):
     client = make_client()
     client.start()
     wait_running(client)
-    fb = make_frame(P.I420, photo, C709)
+    fb = make_frame(VideoFormat.I420, photo, C709)
     client.update_settings({"enabled": False})
     assert client.status.state == "disabled"
     assert client.submit(view(fb, color=C709)) is None
@@ -481,7 +482,7 @@ def test_processing_errors_pass_frames_through(make_client, photo):
     client = make_client(processor="tests.engine_processors:raises")
     client.start()
     wait_running(client)
-    fb = make_frame(P.I420, photo, C709)
+    fb = make_frame(VideoFormat.I420, photo, C709)
     keep = fb.copy()
     seq = round_trip(client, view(fb, color=C709))
     assert not client.apply(seq, view(fb, color=C709))
@@ -496,7 +497,7 @@ def test_slots_run_out_then_come_back(make_client, photo, tmp_path):
     client = make_client(env={"OFS_TEST_HANG_IF_EXISTS": str(flag)}, slots=2)
     client.start()
     wait_running(client)
-    fb = make_frame(P.I420, photo, C709)
+    fb = make_frame(VideoFormat.I420, photo, C709)
     a = client.submit(view(fb, ts=1, color=C709))
     b = client.submit(view(fb, ts=2, color=C709))
     assert a is not None and b is not None
@@ -519,7 +520,7 @@ def test_close_leaves_no_process_and_no_shared_memory(make_client, photo):
     client.start()
     wait_running(client)
     pid = client.status.pid
-    fbs = [make_frame(fmt, photo, C709) for fmt in (P.I420, P.BGRA, P.NV12)]
+    fbs = [make_frame(fmt, photo, C709) for fmt in (VideoFormat.I420, VideoFormat.BGRA, VideoFormat.NV12)]
     seqs = [client.submit(view(fb, ts=i + 1, color=C709)) for i, fb in enumerate(fbs)]
     assert None not in seqs  # three frames in flight: three slots, three segments
     ours = set(shm_names(os.getpid())) - others
@@ -591,7 +592,7 @@ def test_real_pipeline_swaps_a_face_in_an_i420_frame(make_client, media):
     assert client.status.provider in ("CPUExecutionProvider", OPENCV_PROVIDER)  # no GPU here
     img = obama_frame(media)
     h, w = img.shape[:2]
-    fb = make_frame(P.I420, img, C709)
+    fb = make_frame(VideoFormat.I420, img, C709)
     before = fb.copy()
     applied = False
     for i in range(5):  # the first frames run detection + warm-up
@@ -637,7 +638,7 @@ def test_real_pipeline_with_the_badge_changes_only_the_face_and_the_badge(make_c
     client.start()
     wait_running(client, 120.0)
     img = cv2.resize(obama_frame(media), (1280, 720), interpolation=cv2.INTER_LINEAR)
-    fb = make_frame(P.I420, img, C709)
+    fb = make_frame(VideoFormat.I420, img, C709)
     before = fb.copy()
     applied = False
     for i in range(5):
@@ -669,7 +670,7 @@ def test_plugin_swapper_runs_in_the_engine_process(make_client, media):
     wait_running(client, 120.0)  # no source photo needed: this swapper says so
     img = obama_frame(media)
     h, w = img.shape[:2]
-    fb = make_frame(P.I420, img, C709)
+    fb = make_frame(VideoFormat.I420, img, C709)
     before = fb.copy()
     applied = False
     for i in range(5):
@@ -684,8 +685,8 @@ def test_plugin_swapper_runs_in_the_engine_process(make_client, media):
     assert 90 < x1 - x0 < 260 and 150 < (x0 + x1) / 2 < 350
     # inside the box (away from its chroma-shared edge) the pixels are the input's inverse
     c = engine_color(C709)
-    got = F.to_bgr(fb.planes, P.I420, w, h, c).astype(int)[y0 + 2:y1 - 2, x0 + 2:x1 - 2]
-    src = F.to_bgr(before.planes, P.I420, w, h, c).astype(int)[y0 + 2:y1 - 2, x0 + 2:x1 - 2]
+    got = F.to_bgr(fb.planes, VideoFormat.I420, w, h, c).astype(int)[y0 + 2:y1 - 2, x0 + 2:x1 - 2]
+    src = F.to_bgr(before.planes, VideoFormat.I420, w, h, c).astype(int)[y0 + 2:y1 - 2, x0 + 2:x1 - 2]
     assert np.abs(got - (255 - src)).mean() < 4.0
     # and nothing outside it changed
     changed = before.planes[0][:h, :w] != fb.planes[0][:h, :w]

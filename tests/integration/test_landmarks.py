@@ -8,7 +8,7 @@ import pytest
 
 from obs_faceswap.config import DetectorConfig, LandmarkConfig
 from obs_faceswap.errors import FrameFormatError, ModelLoadError, ModelNotFoundError
-from obs_faceswap.geometry import LEFT_EYE, LIPS_INNER, LIPS_OUTER, RIGHT_EYE, five_points
+from obs_faceswap.landmark_indices import LEFT_EYE, LIPS_INNER, LIPS_OUTER, RIGHT_EYE, five_points
 from obs_faceswap.nets.detector import create_detector
 from obs_faceswap.nets.landmarks import (
     LEFT_EYE_CONTOUR,
@@ -98,7 +98,7 @@ def test_478_agrees_with_468_on_real_faces(detector, mesh468, mesh478, read_imag
         b, pb = mesh478.infer(image, roi)
         assert a.shape == (468, 3) and b.shape == (478, 3) and b.dtype == np.float32
         assert pa > 0.9 and pb > 0.9
-        d = np.linalg.norm(a[:, :2] - b[:468, :2], axis=1) / (roi.size / FaceMesh.size)
+        d = np.linalg.norm(a[:, :2] - b[:468, :2], axis=1) / (roi.size / mesh468.size)
         print(f"{photo}: 478 vs 468 mean {d.mean():.2f} max {d.max():.2f} crop px")
         assert d.mean() <= AGREE_MEAN_CROP_PX and d.max() <= AGREE_MAX_CROP_PX
 

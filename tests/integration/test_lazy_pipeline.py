@@ -11,6 +11,7 @@ from obs_faceswap.config import PipelineConfig
 from obs_faceswap.engine import frames as F
 from obs_faceswap.engine import protocol as P
 from obs_faceswap.pipeline import Pipeline
+from obs_faceswap.video_formats import VideoFormat
 
 # Resampling differs slightly between the two paths (see tests/unit/test_lazy_frame.py), so the
 # landmarks and hence the rendered face differ by a fraction of a pixel.
@@ -28,7 +29,7 @@ def frames(media):
     return out
 
 
-@pytest.mark.parametrize("fmt", [P.I420, P.NV12, P.YUY2], ids=lambda f: P.FORMAT_NAMES[f])
+@pytest.mark.parametrize("fmt", [VideoFormat.I420, VideoFormat.NV12, VideoFormat.YUY2], ids=lambda f: P.FORMAT_NAMES[f])
 def test_lazy_frames_swap_like_bgr_frames(fmt, frames, store, media):
     color = F.ColorParams.standard("709", full_range=False)
     h, w = frames[0].shape[:2]

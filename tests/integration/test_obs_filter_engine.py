@@ -25,12 +25,14 @@ from obs_faceswap.engine import protocol as P
 from obs_faceswap.obs import settings as st
 from obs_faceswap.obs import structs
 from obs_faceswap.obs.filters import AsyncFaceSwap
+from obs_faceswap.video_formats import VideoFormat
 from tests.engine_processors import default_rect
 from tests.unit.fake_libobs import FakeApi
 
 W, H = 96, 64
 COLOR = F.ColorParams.standard("709", full_range=False)
-FORMATS = [P.I420, P.NV12, P.YUY2, P.UYVY, P.I422, P.I444, P.BGRA, P.BGRX, P.RGBA]
+FORMATS = [VideoFormat.I420, VideoFormat.NV12, VideoFormat.YUY2, VideoFormat.UYVY, VideoFormat.I422, VideoFormat.I444,
+           VideoFormat.BGRA, VideoFormat.BGRX, VideoFormat.RGBA]
 
 
 #: Frames stay alive until the filter has handed them back (libobs owns them in OBS).
@@ -49,7 +51,7 @@ class ObsFrame:
         for i, (a, ls) in enumerate(zip(self.fb.addresses, self.fb.linesizes, strict=True)):
             s.data[i], s.linesize[i] = a, ls
         s.width, s.height, s.format, s.timestamp, s.refs = W, H, fmt, ts, 2
-        yuv = fmt not in (P.BGRA, P.BGRX, P.RGBA)
+        yuv = fmt not in (VideoFormat.BGRA, VideoFormat.BGRX, VideoFormat.RGBA)
         s.full_range = not yuv
         if yuv:
             for i, v in enumerate(COLOR.matrix + (0.0, 0.0, 0.0, 1.0)):
@@ -63,7 +65,8 @@ class ObsFrame:
         return ctypes.addressof(self.struct)
 
     def bgr(self) -> np.ndarray:
-        color = COLOR if self.fb.format not in (P.BGRA, P.BGRX, P.RGBA) else F.ColorParams.from_obs((), True)
+        rgb = (VideoFormat.BGRA, VideoFormat.BGRX, VideoFormat.RGBA)
+        color = COLOR if self.fb.format not in rgb else F.ColorParams.from_obs((), True)
         return F.to_bgr(self.fb.planes, self.fb.format, W, H, color)
 
 
@@ -140,7 +143,7 @@ def test_synchronised_frames_carry_their_own_result_in_every_format(make_filter:
 
 def test_lowest_latency_applies_the_previous_frames_result(make_filter: Any) -> None:
     f = make_filter(timing_mode="latency")
-    frames = [ObsFrame(P.I420, 40 + 20 * k, ts=(k + 1) * 33_000_000) for k in range(6)]
+    frames = [ObsFrame(VideoFormat.I420, 40 + 20 * k, ts=(k + 1) * 33_000_000) for k in range(6)]
     assert feed(f, frames) == [fr.addr for fr in frames]
     swapped = [k for k in range(1, 6) if np.abs(inside(frames[k].bgr()) - (255 - frames[k - 1].grey)).max() <= 3]
     assert swapped, "no frame got the previous frame's result"
@@ -151,7 +154,7 @@ def test_lowest_latency_applies_the_previous_frames_result(make_filter: Any) -> 
 
 def test_disabled_swap_passes_frames_untouched_with_the_same_delay(make_filter: Any) -> None:
     f = make_filter(sync_frames=2, swap_enabled=False)
-    frames = [ObsFrame(P.NV12, 60 + 10 * k, ts=k) for k in range(5)]
+    frames = [ObsFrame(VideoFormat.NV12, 60 + 10 * k, ts=k) for k in range(5)]
     out = feed(f, frames, wait_s=0.02)
     assert out == [None, None] + [fr.addr for fr in frames[:3]]
     for fr in frames:

@@ -19,6 +19,7 @@ from typing import Any
 
 from obs_faceswap.engine.client import SUPPORTED_FORMATS, EngineStatus, FrameView
 from obs_faceswap.obs import structs
+from obs_faceswap.video_formats import VideoFormat
 
 
 @dataclass
@@ -40,21 +41,21 @@ class FakeFrame:
 
 
 PLANE_SHAPES = {  # format -> [(bytes per row factor (num, den), rows div)]
-    structs.VIDEO_FORMAT_I420: [((1, 1), 1), ((1, 2), 2), ((1, 2), 2)],
-    structs.VIDEO_FORMAT_NV12: [((1, 1), 1), ((1, 1), 2)],
-    structs.VIDEO_FORMAT_YUY2: [((2, 1), 1)],
-    structs.VIDEO_FORMAT_UYVY: [((2, 1), 1)],
-    structs.VIDEO_FORMAT_YVYU: [((2, 1), 1)],
-    structs.VIDEO_FORMAT_I422: [((1, 1), 1), ((1, 2), 1), ((1, 2), 1)],
-    structs.VIDEO_FORMAT_I444: [((1, 1), 1), ((1, 1), 1), ((1, 1), 1)],
-    structs.VIDEO_FORMAT_BGRA: [((4, 1), 1)],
-    structs.VIDEO_FORMAT_BGRX: [((4, 1), 1)],
-    structs.VIDEO_FORMAT_RGBA: [((4, 1), 1)],
-    structs.VIDEO_FORMAT_P010: [((2, 1), 1), ((2, 1), 2)],
+    VideoFormat.I420: [((1, 1), 1), ((1, 2), 2), ((1, 2), 2)],
+    VideoFormat.NV12: [((1, 1), 1), ((1, 1), 2)],
+    VideoFormat.YUY2: [((2, 1), 1)],
+    VideoFormat.UYVY: [((2, 1), 1)],
+    VideoFormat.YVYU: [((2, 1), 1)],
+    VideoFormat.I422: [((1, 1), 1), ((1, 2), 1), ((1, 2), 1)],
+    VideoFormat.I444: [((1, 1), 1), ((1, 1), 1), ((1, 1), 1)],
+    VideoFormat.BGRA: [((4, 1), 1)],
+    VideoFormat.BGRX: [((4, 1), 1)],
+    VideoFormat.RGBA: [((4, 1), 1)],
+    VideoFormat.P010: [((2, 1), 1), ((2, 1), 2)],
 }
 
 
-def make_frame(value: int, fmt: int = structs.VIDEO_FORMAT_I420, w: int = 64, h: int = 48,
+def make_frame(value: int, fmt: int = VideoFormat.I420, w: int = 64, h: int = 48,
                ts: int = 0, full_range: bool = False) -> FakeFrame:
     """A frame whose every byte is ``value``, as libobs hands it to a filter (refs = 2:
     one for the source's frame cache, one taken by ``filter_frame``)."""

@@ -11,13 +11,13 @@ from obs_faceswap.config import (
     MaskConfig,
     PhotoSwapperConfig,
     PipelineConfig,
+    RuntimeConfig,
     SelectionConfig,
     ShapeConfig,
     SwapperConfig,
     apply_updates,
 )
 from obs_faceswap.errors import ConfigError
-from obs_faceswap.runtime import RuntimeConfig
 
 
 @pytest.mark.parametrize(

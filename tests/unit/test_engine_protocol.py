@@ -23,6 +23,7 @@ from obs_faceswap.engine import protocol as P
 from obs_faceswap.engine.server import EngineServer, load_factory
 from obs_faceswap.engine.shm import SharedBuffer
 from obs_faceswap.errors import EngineError
+from obs_faceswap.video_formats import VideoFormat
 from tests import engine_processors as procs
 
 COLOR = F.ColorParams.standard("709", full_range=False)
@@ -58,10 +59,10 @@ def test_status_lines():
 
 def test_frame_header_round_trip():
     buf = bytearray(P.HEADER_SIZE)
-    P.pack_frame(buf, P.NV12, 1921, 1081, (1952, 1952), (0, 2110112), (2110112, 1056608),
+    P.pack_frame(buf, VideoFormat.NV12, 1921, 1081, (1952, 1952), (0, 2110112), (2110112, 1056608),
                  2**63 + 5, M16, (0.1, 0.2, 0.3), (0.7, 0.8, 0.9), True)
     h = P.unpack_frame(buf)
-    assert (h.format, h.width, h.height) == (P.NV12, 1921, 1081)
+    assert (h.format, h.width, h.height) == (VideoFormat.NV12, 1921, 1081)
     assert h.linesizes == (1952, 1952) and h.offsets == (0, 2110112)
     assert h.sizes == (2110112, 1056608) and h.timestamp == 2**63 + 5
     np.testing.assert_allclose(h.color_matrix, M16, rtol=1e-6)
@@ -72,12 +73,12 @@ def test_frame_header_round_trip():
 def test_format_table_matches_obs_plane_sizes():
     # OBS (video-frame.c): I420 chroma planes are ((w+1)/2) x ((h+1)/2); YUY2 rows are
     # ((w+1)/2)*4 bytes; NV12's UV plane has (h+1)/2 rows of ((w+1)/2)*2 bytes
-    i420 = P.FORMATS[P.I420]
+    i420 = P.FORMATS[VideoFormat.I420]
     assert [i420.row_bytes(i, 641) for i in range(3)] == [641, 321, 321]
     assert [i420.rows(i, 361) for i in range(3)] == [361, 181, 181]
-    assert P.FORMATS[P.YUY2].row_bytes(0, 641) == 1284
-    assert P.FORMATS[P.NV12].row_bytes(1, 641) == 642
-    assert P.FORMATS[P.BGR3].row_bytes(0, 5) == 15
+    assert P.FORMATS[VideoFormat.YUY2].row_bytes(0, 641) == 1284
+    assert P.FORMATS[VideoFormat.NV12].row_bytes(1, 641) == 642
+    assert P.FORMATS[VideoFormat.BGR3].row_bytes(0, 5) == 15
 
 
 # -- shared memory --------------------------------------------------------------------------
@@ -186,8 +187,8 @@ class Slot:
 @pytest.fixture
 def photo_frame(read_image):
     img = cv2.resize(read_image("astronaut.png"), (641, 361))
-    fb = F.FrameBuffer.allocate(P.I420, 641, 361, padding=5)
-    F.from_bgr(img, fb.planes, P.I420, 641, 361, COLOR)
+    fb = F.FrameBuffer.allocate(VideoFormat.I420, 641, 361, padding=5)
+    F.from_bgr(img, fb.planes, VideoFormat.I420, 641, 361, COLOR)
     return fb
 
 
@@ -217,19 +218,19 @@ def test_server_processes_a_frame_and_writes_back_only_the_region(server, photo_
         assert slot.state() == (P.DONE, 1)
         want = procs.default_rect(641, 361)
         rect = slot.rect()
-        assert rect == F.align_roi(P.I420, 641, 361, want)
+        assert rect == F.align_roi(VideoFormat.I420, 641, 361, want)
         out = slot.result()
         x0, y0, x1, y1 = rect
         # everything outside the aligned rect is byte-identical (planes and padding)
-        info = P.FORMATS[P.I420]
+        info = P.FORMATS[VideoFormat.I420]
         for i, (p, q) in enumerate(zip(out.planes, photo_frame.planes, strict=True)):
             dx, dy, _ = info.planes[i]
             mask = np.ones(p.shape, bool)
             mask[y0 // dy:-(-y1 // dy), x0 // dx:-(-x1 // dx)] = False
             np.testing.assert_array_equal(p[mask], q[mask])
         # inside the requested rect the colours are inverted
-        before = F.to_bgr(photo_frame.planes, P.I420, 641, 361, COLOR)
-        after = F.to_bgr(out.planes, P.I420, 641, 361, COLOR)
+        before = F.to_bgr(photo_frame.planes, VideoFormat.I420, 641, 361, COLOR)
+        after = F.to_bgr(out.planes, VideoFormat.I420, 641, 361, COLOR)
         wx0, wy0, wx1, wy1 = want
         err = np.abs(after[wy0:wy1, wx0:wx1].astype(int) - (255 - before[wy0:wy1, wx0:wx1]))
         assert np.median(err) <= 2

@@ -9,10 +9,12 @@ import pytest
 from obs_faceswap.engine import frames as F
 from obs_faceswap.engine import protocol as P
 from obs_faceswap.errors import FrameFormatError
+from obs_faceswap.video_formats import VideoFormat
 
-YUV_FORMATS = [P.I420, P.NV12, P.I422, P.I444, P.YUY2, P.UYVY, P.YVYU]
-RGB_FORMATS = [P.BGRA, P.BGRX, P.RGBA, P.BGR3]
-ALL_FORMATS = YUV_FORMATS + RGB_FORMATS + [P.Y800]
+YUV_FORMATS = [VideoFormat.I420, VideoFormat.NV12, VideoFormat.I422, VideoFormat.I444, VideoFormat.YUY2,
+               VideoFormat.UYVY, VideoFormat.YVYU]
+RGB_FORMATS = [VideoFormat.BGRA, VideoFormat.BGRX, VideoFormat.RGBA, VideoFormat.BGR3]
+ALL_FORMATS = YUV_FORMATS + RGB_FORMATS + [VideoFormat.Y800]
 NAMES = {f: P.FORMAT_NAMES[f] for f in ALL_FORMATS}
 
 # YUV → RGB matrices OBS computes (libobs/media-io/video-matrices.c precomputed tables, 8 bit)
@@ -62,12 +64,13 @@ def yuv_at(fb: F.FrameBuffer, x: int, y: int) -> tuple[int, int, int]:
     """(Y, U, V) codes of pixel (x, y), read straight from the planes."""
     p = fb.planes
     fmt = fb.format
-    if fmt in (P.I420, P.I422, P.I444):
-        sx, sy = (2, 2) if fmt == P.I420 else (2, 1) if fmt == P.I422 else (1, 1)
+    if fmt in (VideoFormat.I420, VideoFormat.I422, VideoFormat.I444):
+        sx, sy = (2, 2) if fmt == VideoFormat.I420 else (2, 1) if fmt == VideoFormat.I422 else (1, 1)
         return int(p[0][y, x]), int(p[1][y // sy, x // sx]), int(p[2][y // sy, x // sx])
-    if fmt == P.NV12:
+    if fmt == VideoFormat.NV12:
         return int(p[0][y, x]), int(p[1][y // 2, 2 * (x // 2)]), int(p[1][y // 2, 2 * (x // 2) + 1])
-    iy0, iy1, iu, iv = {P.YUY2: (0, 2, 1, 3), P.UYVY: (1, 3, 0, 2), P.YVYU: (0, 2, 3, 1)}[fmt]
+    packed = {VideoFormat.YUY2: (0, 2, 1, 3), VideoFormat.UYVY: (1, 3, 0, 2), VideoFormat.YVYU: (0, 2, 3, 1)}
+    iy0, iy1, iu, iv = packed[fmt]
     mp = p[0][y, 4 * (x // 2):4 * (x // 2) + 4]
     return int(mp[iy0 if x % 2 == 0 else iy1]), int(mp[iu]), int(mp[iv])
 
@@ -95,17 +98,17 @@ def test_colour_bars_encode_to_published_codes(fmt, space, bars):
 @pytest.mark.parametrize(("space", "bars"), [("601", BARS_601), ("709", BARS_709)])
 def test_published_codes_decode_to_colour_bars(space, bars):
     color = F.ColorParams.standard(space, full_range=False)
-    fb = F.FrameBuffer.allocate(P.I444, len(bars), 1)
+    fb = F.FrameBuffer.allocate(VideoFormat.I444, len(bars), 1)
     for i, (y, u, v) in enumerate(bars):
         fb.planes[0][0, i], fb.planes[1][0, i], fb.planes[2][0, i] = y, u, v
-    bgr = F.to_bgr(fb.planes, P.I444, len(bars), 1, color)
+    bgr = F.to_bgr(fb.planes, VideoFormat.I444, len(bars), 1, color)
     assert np.abs(bgr[0].astype(int) - np.array(BARS_BGR)).max() <= 2
 
 
 def test_full_range_601_matches_jpeg_ycbcr(photo):
     # OpenCV's BGR2YCrCb is the JFIF (full-range BT.601) transform: an independent reference
     color = F.ColorParams.standard("601", full_range=True)
-    fb = make_frame(P.I444, photo, color)
+    fb = make_frame(VideoFormat.I444, photo, color)
     ref = cv2.cvtColor(photo, cv2.COLOR_BGR2YCrCb)
     p = fb.planes
     assert np.abs(p[0][:, :1280].astype(int) - ref[..., 0]).max() <= 1
@@ -116,9 +119,9 @@ def test_full_range_601_matches_jpeg_ycbcr(photo):
 def test_limited_601_i420_matches_opencv_decoder(photo):
     # OpenCV's YUV2BGR_I420 decodes BT.601 limited range with replicated chroma
     color = F.ColorParams.standard("601", full_range=False)
-    fb = F.FrameBuffer.allocate(P.I420, 1280, 720, align=1)
-    F.from_bgr(photo, fb.planes, P.I420, 1280, 720, color)
-    ours = F.to_bgr(fb.planes, P.I420, 1280, 720, color)
+    fb = F.FrameBuffer.allocate(VideoFormat.I420, 1280, 720, align=1)
+    F.from_bgr(photo, fb.planes, VideoFormat.I420, 1280, 720, color)
+    ours = F.to_bgr(fb.planes, VideoFormat.I420, 1280, 720, color)
     ref = cv2.cvtColor(fb.data[: 1280 * 720 * 3 // 2].reshape(1080, 1280), cv2.COLOR_YUV2BGR_I420)
     assert np.abs(ours.astype(int) - ref).max() <= 2
 
@@ -135,10 +138,10 @@ def reference_bgr(y: int, u: int, v: int, kb: float, kr: float) -> np.ndarray:
 
 @pytest.mark.parametrize("yuv", [(81, 90, 240), (145, 54, 34), (120, 170, 90), (200, 100, 150)])
 def test_601_and_709_decode_like_the_textbook_equations(yuv):
-    fb = F.FrameBuffer.allocate(P.I444, 1, 1)
+    fb = F.FrameBuffer.allocate(VideoFormat.I444, 1, 1)
     fb.planes[0][0, 0], fb.planes[1][0, 0], fb.planes[2][0, 0] = yuv
-    got601 = F.to_bgr(fb.planes, P.I444, 1, 1, F.ColorParams.standard("601"))[0, 0]
-    got709 = F.to_bgr(fb.planes, P.I444, 1, 1, F.ColorParams.standard("709"))[0, 0]
+    got601 = F.to_bgr(fb.planes, VideoFormat.I444, 1, 1, F.ColorParams.standard("601"))[0, 0]
+    got709 = F.to_bgr(fb.planes, VideoFormat.I444, 1, 1, F.ColorParams.standard("709"))[0, 0]
     ref601 = reference_bgr(*yuv, kb=0.114, kr=0.299)
     ref709 = reference_bgr(*yuv, kb=0.0722, kr=0.2126)
     assert np.abs(got601 - ref601).max() <= 1
@@ -149,11 +152,11 @@ def test_601_and_709_decode_like_the_textbook_equations(yuv):
 def test_limited_range_clamps_like_obs():
     # OBS clamps limited-range codes to 16..235 / 16..240 before the matrix
     color = F.ColorParams.standard("709", full_range=False)
-    fb = F.FrameBuffer.allocate(P.I444, 2, 1)
+    fb = F.FrameBuffer.allocate(VideoFormat.I444, 2, 1)
     fb.planes[0][0, :2] = (0, 16)
     fb.planes[1][0, :2] = (128, 128)
     fb.planes[2][0, :2] = (128, 128)
-    bgr = F.to_bgr(fb.planes, P.I444, 2, 1, color)
+    bgr = F.to_bgr(fb.planes, VideoFormat.I444, 2, 1, color)
     np.testing.assert_array_equal(bgr[0, 0], bgr[0, 1])
     np.testing.assert_array_equal(bgr[0, 0], (0, 0, 0))
 
@@ -181,11 +184,11 @@ def test_unknown_colorspace_and_singular_matrix_raise():
 def test_y800_range():
     for full, (lo, hi) in ((False, (16, 235)), (True, (0, 255))):
         color = F.ColorParams.standard("709", full_range=full)
-        fb = F.FrameBuffer.allocate(P.Y800, 2, 1)
+        fb = F.FrameBuffer.allocate(VideoFormat.Y800, 2, 1)
         fb.planes[0][0, :2] = (lo, hi)
-        bgr = F.to_bgr(fb.planes, P.Y800, 2, 1, color)
+        bgr = F.to_bgr(fb.planes, VideoFormat.Y800, 2, 1, color)
         np.testing.assert_array_equal(bgr[0], [(0, 0, 0), (255, 255, 255)])
-        F.from_bgr(bgr, fb.planes, P.Y800, 2, 1, color)
+        F.from_bgr(bgr, fb.planes, VideoFormat.Y800, 2, 1, color)
         np.testing.assert_array_equal(fb.planes[0][0, :2], (lo, hi))
 
 
@@ -213,9 +216,9 @@ def test_round_trip_every_format(fmt, w, h, photo):
     err = np.abs(bgr.astype(int) - img)
     if fmt in RGB_FORMATS:
         assert err.max() == 0
-    elif fmt == P.I444:
+    elif fmt == VideoFormat.I444:
         assert err.max() <= 2
-    elif fmt != P.Y800:
+    elif fmt != VideoFormat.Y800:
         assert err.mean() < 3.0
 
 
@@ -275,38 +278,38 @@ def test_region_write_touches_only_the_aligned_region(fmt, roi, photo):
         assert (p[:, p.shape[1] - 9:] == 0xAB).all(), "row padding was written"
     got = F.to_bgr(fb.planes, fmt, w, h, color, (x0, y0, x1, y1))
     expect: tuple[int, ...] = (10, 200, 30)
-    if fmt == P.Y800:
+    if fmt == VideoFormat.Y800:
         expect = (cv2.cvtColor(patch[:1, :1], cv2.COLOR_BGR2GRAY)[0, 0],) * 3
     assert np.abs(got.astype(int) - expect).max() <= 3
 
 
 def test_bgra_keeps_alpha():
-    fb = F.FrameBuffer.allocate(P.BGRA, 4, 2)
+    fb = F.FrameBuffer.allocate(VideoFormat.BGRA, 4, 2)
     fb.planes[0][:, 3:16:4] = 77
-    F.from_bgr(np.full((2, 4, 3), 200, np.uint8), fb.planes, P.BGRA, 4, 2,
+    F.from_bgr(np.full((2, 4, 3), 200, np.uint8), fb.planes, VideoFormat.BGRA, 4, 2,
                F.ColorParams.standard())
     assert (fb.planes[0][:, 3:16:4] == 77).all()
     assert (fb.planes[0][:, 0:16:4] == 200).all()
 
 
 def test_rgba_channel_order():
-    fb = F.FrameBuffer.allocate(P.RGBA, 1, 1)
+    fb = F.FrameBuffer.allocate(VideoFormat.RGBA, 1, 1)
     fb.planes[0][0, :4] = (250, 20, 5, 255)  # R, G, B, A
-    bgr = F.to_bgr(fb.planes, P.RGBA, 1, 1, F.ColorParams.standard())
+    bgr = F.to_bgr(fb.planes, VideoFormat.RGBA, 1, 1, F.ColorParams.standard())
     np.testing.assert_array_equal(bgr[0, 0], (5, 20, 250))
 
 
 # -- geometry and errors --------------------------------------------------------------------
 @pytest.mark.parametrize(("fmt", "roi", "expected"), [
-    (P.I420, (3, 5, 10, 11), (2, 4, 10, 12)),
-    (P.I420, (-10, -10, 5000, 5000), (0, 0, 641, 361)),  # clipped; odd edges stay
-    (P.I420, (639, 359, 700, 400), (638, 358, 641, 361)),
-    (P.I422, (3, 5, 10, 11), (2, 5, 10, 11)),
-    (P.YUY2, (3, 5, 10, 11), (2, 5, 10, 11)),
-    (P.I444, (3, 5, 10, 11), (3, 5, 10, 11)),
-    (P.BGRA, (3, 5, 10, 11), (3, 5, 10, 11)),
-    (P.I420, (700, 0, 800, 10), (0, 0, 0, 0)),  # outside: empty
-    (P.I420, None, (0, 0, 641, 361)),
+    (VideoFormat.I420, (3, 5, 10, 11), (2, 4, 10, 12)),
+    (VideoFormat.I420, (-10, -10, 5000, 5000), (0, 0, 641, 361)),  # clipped; odd edges stay
+    (VideoFormat.I420, (639, 359, 700, 400), (638, 358, 641, 361)),
+    (VideoFormat.I422, (3, 5, 10, 11), (2, 5, 10, 11)),
+    (VideoFormat.YUY2, (3, 5, 10, 11), (2, 5, 10, 11)),
+    (VideoFormat.I444, (3, 5, 10, 11), (3, 5, 10, 11)),
+    (VideoFormat.BGRA, (3, 5, 10, 11), (3, 5, 10, 11)),
+    (VideoFormat.I420, (700, 0, 800, 10), (0, 0, 0, 0)),  # outside: empty
+    (VideoFormat.I420, None, (0, 0, 641, 361)),
 ])
 def test_align_roi(fmt, roi, expected):
     assert F.align_roi(fmt, 641, 361, roi) == expected
@@ -314,32 +317,32 @@ def test_align_roi(fmt, roi, expected):
 
 def test_unsupported_format_is_a_clear_error():
     with pytest.raises(FrameFormatError, match="not supported.*I420"):
-        F.align_roi(P.NONE + 17, 10, 10, None)  # I010 (10 bit)
+        F.align_roi(VideoFormat.NONE + 17, 10, 10, None)  # I010 (10 bit)
     with pytest.raises(FrameFormatError, match="not supported"):
         F.FrameBuffer.allocate(99, 10, 10)
 
 
 def test_misaligned_region_and_wrong_shapes_raise():
     color = F.ColorParams.standard()
-    fb = F.FrameBuffer.allocate(P.I420, 16, 16)
+    fb = F.FrameBuffer.allocate(VideoFormat.I420, 16, 16)
     with pytest.raises(FrameFormatError, match="aligned"):
-        F.from_bgr(np.zeros((4, 4, 3), np.uint8), fb.planes, P.I420, 16, 16, color, (1, 1, 5, 5))
+        F.from_bgr(np.zeros((4, 4, 3), np.uint8), fb.planes, VideoFormat.I420, 16, 16, color, (1, 1, 5, 5))
     with pytest.raises(FrameFormatError, match="uint8"):
-        F.from_bgr(np.zeros((4, 4, 3), np.uint8), fb.planes, P.I420, 16, 16, color, (0, 0, 6, 4))
+        F.from_bgr(np.zeros((4, 4, 3), np.uint8), fb.planes, VideoFormat.I420, 16, 16, color, (0, 0, 6, 4))
     with pytest.raises(FrameFormatError, match="outside"):
-        F.to_bgr(fb.planes, P.I420, 16, 16, color, (0, 0, 17, 4))
+        F.to_bgr(fb.planes, VideoFormat.I420, 16, 16, color, (0, 0, 17, 4))
     with pytest.raises(FrameFormatError, match="linesize"):
-        F.plane_layout(P.I420, 16, 16, (8, 8, 8))
+        F.plane_layout(VideoFormat.I420, 16, 16, (8, 8, 8))
     with pytest.raises(FrameFormatError, match="planes"):
-        F.to_bgr(fb.planes[:1], P.I420, 16, 16, color)
+        F.to_bgr(fb.planes[:1], VideoFormat.I420, 16, 16, color)
 
 
 def test_plane_arrays_view_a_shared_buffer_with_offsets():
-    fb = F.FrameBuffer.allocate(P.NV12, 33, 17, align=64)
+    fb = F.FrameBuffer.allocate(VideoFormat.NV12, 33, 17, align=64)
     assert fb.linesizes == (64, 64)
-    views = F.plane_arrays(fb.data, P.NV12, 33, 17, fb.linesizes, fb.offsets)
+    views = F.plane_arrays(fb.data, VideoFormat.NV12, 33, 17, fb.linesizes, fb.offsets)
     assert [v.shape for v in views] == [(17, 64), (9, 64)]
     views[1][8, 0] = 99
     assert fb.data[fb.offsets[1] + 8 * 64] == 99
     with pytest.raises(FrameFormatError, match="overruns"):
-        F.plane_arrays(fb.data[:100], P.NV12, 33, 17, fb.linesizes, fb.offsets)
+        F.plane_arrays(fb.data[:100], VideoFormat.NV12, 33, 17, fb.linesizes, fb.offsets)

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from obs_faceswap.engine import frames as F
-from obs_faceswap.engine import protocol as P
 from obs_faceswap.frame import LazyFrame, resize_image, warp_image
 from obs_faceswap.nets.landmarks import Roi
+from obs_faceswap.video_formats import VideoFormat
 from tests.unit.test_frames import ALL_FORMATS, NAMES, make_frame
 
 # A scaled or warped read goes through different (but equivalent) resampling than the full
@@ -76,6 +76,6 @@ def test_warp_matches_warping_the_full_conversion(fmt, border, photo):
 
 
 def test_warp_entirely_outside_the_frame_is_black(photo):
-    frame, _ = lazy_and_reference(P.I420, photo)
+    frame, _ = lazy_and_reference(VideoFormat.I420, photo)
     m = Roi(cx=-500.0, cy=-500.0, size=100.0, angle=0.0).crop_matrix(64)
     assert not warp_image(frame, m, (64, 64)).any()

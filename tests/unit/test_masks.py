@@ -9,7 +9,7 @@ import pytest
 
 from obs_faceswap import masks
 from obs_faceswap.errors import ConfigError, ModelLoadError
-from obs_faceswap.geometry import LIPS_INNER
+from obs_faceswap.landmark_indices import LIPS_INNER
 from tests import swap_graphs as g
 from tests.unit.test_oneshot import CPU
 

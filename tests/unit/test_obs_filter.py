@@ -23,6 +23,7 @@ from obs_faceswap.obs import filters, properties, structs
 from obs_faceswap.obs import settings as st
 from obs_faceswap.obs.filters import AsyncFaceSwap, RenderFaceSwap
 from obs_faceswap.obs.registry import ASYNC_ID, RENDER_ID, Registry
+from obs_faceswap.video_formats import VideoFormat
 from tests.unit.fake_libobs import FakeApi, FakeEngineModule, FakeFrame, make_frame
 
 SOURCE = 0x7000
@@ -157,7 +158,7 @@ def test_unsupported_format_passes_through_and_is_logged_once(caplog: pytest.Log
     f, _, engine = new_async(timing_mode="latency")
     with caplog.at_level(logging.WARNING, logger="obs_faceswap.obs.filters"):
         for _ in range(3):
-            fr = make_frame(3, fmt=structs.VIDEO_FORMAT_P010)
+            fr = make_frame(3, fmt=VideoFormat.P010)
             assert f.filter_video(fr.addr) == fr.addr
     assert sum("P010" in r.getMessage() for r in caplog.records) == 1
     assert engine.clients[0].seen == {}
@@ -166,13 +167,13 @@ def test_unsupported_format_passes_through_and_is_logged_once(caplog: pytest.Log
 @pytest.mark.parametrize("fmt", sorted(structs.PLANE_LAYOUT))
 def test_frame_view_mirrors_the_obs_frame(fmt: int) -> None:
     f, _, _ = new_async()
-    fr = make_frame(1, fmt=fmt, ts=123, full_range=fmt == structs.VIDEO_FORMAT_I422)
+    fr = make_frame(1, fmt=fmt, ts=123, full_range=fmt == VideoFormat.I422)
     view = f.frame_view(fr.addr)
     n = len(structs.PLANE_LAYOUT[fmt])
     assert view.format == fmt and (view.width, view.height) == (64, 48)
     assert view.planes == tuple(ctypes.addressof(p) for p in fr.planes[:n])
     assert view.linesizes == tuple(fr.struct.linesize[i] for i in range(n))
-    assert view.timestamp == 123 and view.full_range == (fmt == structs.VIDEO_FORMAT_I422)
+    assert view.timestamp == 123 and view.full_range == (fmt == VideoFormat.I422)
     assert view.color_matrix[:4] == pytest.approx((1.164, 0.0, 1.793, -0.973), abs=1e-6)
     assert view.range_min[0] == pytest.approx(16 / 255) and view.range_max[0] == pytest.approx(235 / 255)
 

@@ -9,10 +9,11 @@ import onnxruntime as ort
 import pytest
 
 from obs_faceswap import runtime
+from obs_faceswap.config import PROVIDERS, RuntimeConfig
 from obs_faceswap.errors import ModelLoadError, ModelNotFoundError
-from obs_faceswap.runtime import RuntimeConfig, create_session, inference_clock, resolve_providers
+from obs_faceswap.runtime import create_session, inference_clock, resolve_providers
 
-CPU, CUDA, TRT, DML = (runtime.PROVIDERS[k] for k in ("cpu", "cuda", "tensorrt", "directml"))
+CPU, CUDA, TRT, DML = (PROVIDERS[k] for k in ("cpu", "cuda", "tensorrt", "directml"))
 
 
 def names(config, available):

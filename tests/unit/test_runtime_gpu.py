@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from obs_faceswap import runtime
+from obs_faceswap.config import RuntimeConfig
 from obs_faceswap.runtime import (
     FixedShapeRunner,
-    RuntimeConfig,
     create_session,
     cuda_requirements,
     explain_cuda_failure,

@@ -7,7 +7,7 @@ import pytest
 
 from obs_faceswap.config import SelectionConfig
 from obs_faceswap.errors import ConfigError, InputError, NoFaceError
-from obs_faceswap.geometry import LEFT_EYE, RIGHT_EYE
+from obs_faceswap.landmark_indices import LEFT_EYE, RIGHT_EYE
 from obs_faceswap.select import ReferenceMatcher, select_faces
 from obs_faceswap.types import Detections, Face
 

@@ -12,7 +12,7 @@ import pytest
 
 from obs_faceswap.config import TrackingConfig
 from obs_faceswap.errors import FrameFormatError
-from obs_faceswap.geometry import LEFT_EYE, RIGHT_EYE
+from obs_faceswap.landmark_indices import LEFT_EYE, RIGHT_EYE
 from obs_faceswap.nets.landmarks import Roi
 from obs_faceswap.tracking import FaceTracker, OneEuroFilter, TrackResult, box_iou
 from obs_faceswap.types import Detections
