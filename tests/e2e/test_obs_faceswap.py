@@ -354,7 +354,9 @@ def test_dfm_model_file_runs_behind_the_filter(obs: Obs, still_clip: Path, media
     inverts the face, no photo): OBS shows the inverted face, and nothing far from it changed."""
     from tests import swap_graphs
 
-    model = swap_graphs.dfm_model(tmp_path / "invert.dfm", 224, "invert")
+    # the celebrity mask covers the crop's centre only: the whole-face crop reaches far above the
+    # head, and steady_shot compares the top of the picture
+    model = swap_graphs.dfm_model(tmp_path / "invert.dfm", 224, "invert", mask_box=0.3)
     name = "Face Swap (dfm)"
     obs.call("SetSourceFilterEnabled", {"sourceName": SOURCE, "filterName": FILTER, "filterEnabled": False})
     obs.call("SetInputSettings", {"inputName": SOURCE, "inputSettings": {"local_file": str(still_clip)},
@@ -376,11 +378,11 @@ def test_dfm_model_file_runs_behind_the_filter(obs: Obs, still_clip: Path, media
                                       "overlay": True})
     diff = np.abs(swapped.astype(np.int16) - original.astype(np.int16)).max(axis=2)
     ys, xs = np.nonzero(diff > 40)
-    assert len(xs) > 2000, "the model's inverted face is not in the OBS output"
+    assert len(xs) > 1000, "the model's inverted face is not in the OBS output"
     x0, y0, x1, y1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
-    assert 60 < x1 - x0 < 400 and 60 < y1 - y0 < 420, f"changed box {(x0, y0, x1, y1)} is not a face's"
+    assert 30 < x1 - x0 < 400 and 30 < y1 - y0 < 420, f"changed box {(x0, y0, x1, y1)} is not a face's"
     cx, cy = (x0 + x1) // 2, (y0 + y1) // 2
-    centre = (slice(cy - 15, cy + 15), slice(cx - 15, cx + 15))
+    centre = (slice(cy - 8, cy + 8), slice(cx - 8, cx + 8))
     err = np.abs(swapped[centre].astype(np.int16) - (255 - original[centre].astype(np.int16))).mean()
     assert err < 12.0, f"at the face centre the output is not the inverted input (mean error {err:.1f})"
     far = np.ones(diff.shape, bool)
