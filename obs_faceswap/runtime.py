@@ -317,6 +317,8 @@ def create_session(path: str | Path, config: RuntimeConfig | None = None, *, mod
     if cuda_graph:
         candidates = [(n, {**o, "enable_cuda_graph": True} if n == PROVIDERS["cuda"] else o) for n, o in candidates]
     so = session_options(config)
+    if any(n == PROVIDERS["directml"] for n, _ in candidates):
+        so.enable_mem_pattern = False  # DirectML refuses sessions with memory patterns on
     first_choice = candidates[0][0]
     last_error: Exception | None = None
     warned = False

@@ -210,3 +210,23 @@ def test_bench_reports_model_latency_per_available_provider(tmp_path: Path, monk
     monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: [CUDA, "CPUExecutionProvider"])
     rows = bench.model_latency(str(p), CPU, warmup=1, runs=3)
     assert rows[0]["provider"] == CUDA and "fell back" in rows[0]["error"]
+
+
+def test_directml_sessions_turn_memory_patterns_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: dict[str, Any] = {}
+
+    class Options(_FakeOrt.SessionOptions):
+        def __setattr__(self, name: str, value: Any) -> None:
+            seen[name] = value
+
+    class Dml(_FakeOrt):
+        SessionOptions = Options
+
+        def get_available_providers(self) -> list[str]:
+            return ["DmlExecutionProvider", "CPUExecutionProvider"]
+
+    monkeypatch.setattr(runtime, "import_onnxruntime", lambda: Dml("", silent=False))
+    create_session(
+        g.arcface_model(tmp_path / "m.onnx"), RuntimeConfig(providers=("directml",), cpu_backend="onnxruntime")
+    )
+    assert seen["enable_mem_pattern"] is False
