@@ -649,12 +649,15 @@ def cmd_models_list(args: argparse.Namespace) -> int:
         if e.kind != "models" and not args.all:
             continue
         short = state if state in ("ok", "missing") else "CORRUPT"
+        if short == "missing" and e.get("on_demand"):
+            short = "on demand"  # face-swap weights: `models fetch NAME` when wanted
         name = e.name + (" *" if e.get("default") else "")
         rows.append((name, e.kind, e.role, short, e.license[:40], str(path) if path else "-"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1])
-    print("* = fetched by `obs-faceswap models fetch` without arguments")
+    print("* = fetched by `obs-faceswap models fetch` without arguments; on demand = `obs-faceswap models fetch "
+          "NAME` (see the licence)")
     return EXIT_OK
 
 
