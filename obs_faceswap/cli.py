@@ -20,6 +20,8 @@ import argparse
 import contextlib
 import logging
 import os
+import re
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -65,6 +67,7 @@ FIELD_OPTIONS: dict[str, str] = {
     "select": "selection.mode",
     "face_index": "selection.index",
     "reference": "selection.reference",
+    "reference_threshold": "selection.min_similarity",
     "feather": "mask.feather",
     "erode": "mask.erode",
     "color": "color.mode",
@@ -88,26 +91,46 @@ FLAG_OPTIONS: dict[str, tuple[str, bool]] = {
 
 # -- argument parsing -----------------------------------------------------------------------
 def _common_options() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(add_help=False)
+    """Options every command takes, anywhere on the line (``models --offline fetch`` too).
+
+    They are added at every level (top, command, sub-action) with ``SUPPRESS`` defaults, so
+    a level where an option is not given leaves the value from another level alone;
+    :func:`_fill_common_defaults` sets the defaults afterwards.
+    """
+    p = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
     g = p.add_argument_group("common options")
     g.add_argument("--models", metavar="DIR", help="directory with the model files (searched first; "
                    "then $OBS_FACESWAP_MODELS, then the user cache)")
     g.add_argument("--media", metavar="DIR", help="directory with the sample media (demo, bench; "
                    "then $OBS_FACESWAP_MEDIA, then the user cache)")
     g.add_argument("--offline", action="store_true", help="never download; a missing file is an error")
-    g.add_argument("--provider", metavar="NAME[,NAME]", default="auto",
+    g.add_argument("--provider", metavar="NAME[,NAME]",
                    help=f"execution providers in order of preference: auto or {', '.join(PROVIDERS)} "
                    "(default auto: the best available)")
-    g.add_argument("--threads", type=int, default=0, metavar="N",
+    g.add_argument("--threads", type=int, metavar="N",
                    help="onnxruntime threads per model (default 0: number of cores, at most 4)")
-    g.add_argument("--device-id", type=int, default=0, metavar="N", help="GPU index (default 0)")
-    g.add_argument("--cpu-backend", choices=("auto", "onnxruntime", "opencv"), default="auto",
+    g.add_argument("--device-id", type=int, metavar="N", help="GPU index (default 0)")
+    g.add_argument("--cpu-backend", choices=("auto", "onnxruntime", "opencv"),
                    help="for models on the CPU: the faster of onnxruntime and OpenCV DNN, measured "
                         "at load (auto, default), or one of them")
-    g.add_argument("-v", "--verbose", action="count", default=0,
+    g.add_argument("-v", "--verbose", action="count",
                    help="more logging (-vv for debug); tracebacks on errors")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return p
+
+
+#: Values of the common options when they are given nowhere on the command line.
+COMMON_DEFAULTS: dict[str, object] = {
+    "models": None, "media": None, "offline": False, "provider": "auto", "threads": 0, "device_id": 0,
+    "cpu_backend": "auto", "verbose": 0, "quiet": False,
+}
+
+
+def _fill_common_defaults(args: argparse.Namespace) -> argparse.Namespace:
+    for dest, value in COMMON_DEFAULTS.items():
+        if not hasattr(args, dest):
+            setattr(args, dest, value)
+    return args
 
 
 def _pipeline_options(p: argparse.ArgumentParser) -> None:
@@ -128,7 +151,11 @@ def _pipeline_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--select", choices=SELECTION_MODES,
                    help="largest (default), all, index (--face-index) or reference (--reference)")
     g.add_argument("--face-index", type=int, metavar="N", help="swap the N-th face from the left (0 = leftmost)")
-    g.add_argument("--reference", metavar="PHOTO", help="swap only the face that looks like this person")
+    g.add_argument("--reference", metavar="PHOTO", help="swap only the face that looks like this person "
+                   "(nothing is swapped while no face does)")
+    g.add_argument("--reference-threshold", type=float, metavar="S",
+                   help="identity similarity 0..1 a face needs to count as the --reference person (default 0.5; "
+                        "higher swaps fewer strangers, lower misses the person in poor light)")
 
     g = p.add_argument_group("mask, colour and blending")
     g.add_argument("--feather", type=float, metavar="F", help="soft edge width, fraction of the face (default 0.04)")
@@ -155,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (exposed for tests and documentation)."""
     common = _common_options()
     parser = argparse.ArgumentParser(
-        prog=PROG,
+        prog=PROG, parents=[common],
         description="Real-time face swapping for OBS Studio and the command line. Files it writes are "
         "marked as face-swapped in their metadata.",
     )
@@ -169,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a video file, an image file or webcam:N (camera number N)")
     p.add_argument("--output", "-o", metavar="FILE",
                    help="video (.mp4 .m4v .mov .mkv) or image (.png .jpg); keeps the input's audio and frame rate")
+    p.add_argument("-y", "--overwrite", action="store_true", help="replace --output if it exists")
     p.add_argument("--preview", action="store_true", help="show the result in a window (q or Esc quits)")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
     p.add_argument("--no-audio", action="store_true", help="do not copy the input's audio")
@@ -223,21 +251,55 @@ def runtime_config(args: argparse.Namespace) -> Any:
     ``--cpu-backend``."""
     from obs_faceswap.runtime import RuntimeConfig
 
-    providers = tuple(p.strip().lower() for p in str(args.provider).split(",") if p.strip()) or ("auto",)
+    def opt(dest: str) -> Any:
+        return getattr(args, dest, COMMON_DEFAULTS[dest])
+
+    provider = str(opt("provider"))
+    providers = tuple(p.strip().lower() for p in provider.split(",") if p.strip()) or ("auto",)
     if "auto" in providers and len(providers) > 1:
-        raise ConfigError(f"--provider auto cannot be combined with other names, got {args.provider!r}")
-    return RuntimeConfig(providers=providers, threads=args.threads, device_id=args.device_id,
-                         cpu_backend=getattr(args, "cpu_backend", "auto"))
+        raise ConfigError(f"--provider auto cannot be combined with other names, got {provider!r}")
+    return RuntimeConfig(providers=providers, threads=opt("threads"), device_id=opt("device_id"),
+                         cpu_backend=opt("cpu_backend"))
+
+
+#: With ``--face-index`` and no ``--max-faces``, track this many faces (the most allowed), so
+#: that "the N-th face from the left" counts every face in the picture, not only the few with
+#: the highest detection scores.
+INDEX_MAX_FACES = 64
+
+
+def _flag_names(message: str) -> str:
+    """``message`` with configuration keys (``blend.opacity``) replaced by the command-line
+    flags that set them (``--opacity``), so an error speaks the user's language."""
+    flags = {key: "--" + dest.replace("_", "-") for dest, key in FIELD_OPTIONS.items()}
+    flags.update({key: "--" + dest.replace("_", "-") for dest, (key, _) in FLAG_OPTIONS.items()})
+    flags.update({f"runtime.{d}": "--" + d.replace("_", "-") for d in ("threads", "device_id", "cpu_backend")})
+    flags["runtime.providers"] = "--provider"
+    names: dict[str, str] = {}
+    for key, flag in flags.items():
+        parts = key.split(".")
+        # Nested sections report their own path (``mask.feather`` inside ``swapper.photo``).
+        for i in range(len(parts) - 1 if len(parts) > 1 else 1):
+            names.setdefault(".".join(parts[i:]), flag)
+    pattern = re.compile(r"(?<![\w.])(" + "|".join(re.escape(k) for k in sorted(names, key=len, reverse=True))
+                         + r")(?![\w.])")
+    message = pattern.sub(lambda m: names[m.group(1)], message)
+    # Some sections name only the field ("threads must be >= 0"): the sentence's subject.
+    head, sep, rest = message.partition(" ")
+    bare = {key.rsplit(".", 1)[-1]: flag for key, flag in flags.items()}
+    return bare[head] + sep + rest if head in bare else message
 
 
 def build_config(args: argparse.Namespace, base: PipelineConfig | None = None) -> PipelineConfig:
     """Map parsed options onto a :class:`PipelineConfig` (defaults stay in ``config.py``).
 
-    ``--reference`` implies ``--select reference``, ``--face-index`` implies ``--select index``,
+    ``--reference`` implies ``--select reference``, ``--face-index`` implies ``--select index``
+    (and, without ``--max-faces``, tracking every face so the count from the left is right),
     and ``--badge-text`` / ``--badge-corner`` imply ``--badge``.
 
     Raises:
-        ConfigError: a value is out of range, or options contradict each other.
+        ConfigError: a value is out of range, or options contradict each other; the message
+            names the flags, not the configuration keys.
     """
     updates: dict[str, Any] = {}
     for dest, key in FIELD_OPTIONS.items():
@@ -250,10 +312,19 @@ def build_config(args: argparse.Namespace, base: PipelineConfig | None = None) -
     implied = None
     if getattr(args, "reference", None) is not None:
         implied = "reference"
-    if getattr(args, "face_index", None) is not None:
+    elif getattr(args, "reference_threshold", None) is not None:
+        raise ConfigError("--reference-threshold needs --reference PHOTO")
+    face_index = getattr(args, "face_index", None)
+    if face_index is not None:
         if implied:
             raise ConfigError("--reference and --face-index cannot be used together")
         implied = "index"
+        max_faces = getattr(args, "max_faces", None)
+        if max_faces is None:
+            updates["tracking.max_faces"] = INDEX_MAX_FACES
+        elif face_index >= max_faces:
+            raise ConfigError(f"--face-index {face_index} needs --max-faces {face_index + 1} or more "
+                              f"(faces are counted from 0), got --max-faces {max_faces}")
     if implied:
         chosen = getattr(args, "select", None)
         if chosen not in (None, implied):
@@ -262,10 +333,11 @@ def build_config(args: argparse.Namespace, base: PipelineConfig | None = None) -
         updates["selection.mode"] = implied
     if getattr(args, "badge_text", None) is not None or getattr(args, "badge_corner", None) is not None:
         updates["badge.enabled"] = True
-    config: PipelineConfig = apply_updates(base or PipelineConfig(), updates)
-    if hasattr(args, "provider"):
-        config = apply_updates(config, {"runtime": runtime_config(args)})
-    return config
+    try:
+        config: PipelineConfig = apply_updates(base or PipelineConfig(), updates)
+        return apply_updates(config, {"runtime": runtime_config(args)})  # type: ignore[no-any-return]
+    except ConfigError as e:
+        raise ConfigError(_flag_names(str(e))) from e
 
 
 def make_store(args: argparse.Namespace) -> ModelStore:
@@ -685,10 +757,14 @@ def _setup_logging(verbose: int) -> None:
             pass
 
 
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse a command line (common options may stand anywhere; their defaults filled in)."""
+    return _fill_common_defaults(build_parser().parse_args(argv))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 2 error, 130 interrupted)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(argv)
     verbose = getattr(args, "verbose", 0)
     _setup_logging(verbose)
     try:
