@@ -23,6 +23,7 @@ import os
 import re
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -53,6 +54,19 @@ log = logging.getLogger("obs_faceswap.cli")
 
 PROG = "obs-faceswap"
 EXIT_OK, EXIT_ERROR, EXIT_INTERRUPTED = 0, 2, 130
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (or SIGHUP), raised in the main thread so a run stops exactly as on Ctrl-C:
+    the output is finalised and no temporary file is left."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated(signum)
 
 #: swap options that map one-to-one onto a ``PipelineConfig`` field (argparse dest → field).
 FIELD_OPTIONS: dict[str, str] = {
@@ -361,6 +375,15 @@ class RunStats:
     wall_s: float = 0.0
     interrupted: bool = False
     stopped_by_user: bool = False
+    #: The loop ended because the input had no more frames (not Ctrl-C, q, --max-frames).
+    input_exhausted: bool = False
+    #: The signal that stopped the run (SIGINT or SIGTERM), 0 when none did.
+    signal: int = 0
+    #: Frames in which faces were found but none looked like the --reference person.
+    reference_misses: int = 0
+    #: The highest similarity to the --reference person of any face in those frames.
+    reference_best: float | None = None
+    reference_threshold: float | None = None
 
     @property
     def pipeline_fps(self) -> float:
@@ -370,12 +393,30 @@ class RunStats:
     def wall_fps(self) -> float:
         return self.frames / self.wall_s if self.wall_s > 0 else 0.0
 
+    @property
+    def exit_status(self) -> int:
+        """0, or 128 + the signal that stopped the run (130 for Ctrl-C, 143 for SIGTERM)."""
+        return 128 + self.signal if self.interrupted else EXIT_OK
+
     def summary(self) -> str:
         pct = 100.0 * self.frames_with_faces / self.frames if self.frames else 0.0
         ms = 1000.0 * self.pipeline_s / self.frames if self.frames else 0.0
-        return (f"{self.frames} frame{'s' if self.frames != 1 else ''}, faces found in {pct:.0f}%, "
+        text = (f"{self.frames} frame{'s' if self.frames != 1 else ''}, faces found in {pct:.0f}%, "
                 f"swapped in {self.frames_swapped}; {self.wall_fps:.1f} FPS overall "
                 f"(pipeline {ms:.1f} ms/frame = {self.pipeline_fps:.1f} FPS)")
+        if self.reference_misses:
+            text += "\n" + reference_miss_message(self.reference_misses, self.reference_best,
+                                                   self.reference_threshold)
+        return text
+
+
+def reference_miss_message(frames: int, best: float | None, threshold: float | None) -> str:
+    """Why faces were left alone in reference mode, with the numbers to adjust."""
+    where = "in the picture" if frames == 1 else f"in {frames} frames with faces"
+    numbers = f" (best similarity {best:.2f}" if best is not None else " ("
+    numbers += f"; --reference-threshold {threshold:.2f})" if threshold is not None else ")"
+    return (f"no face looked like the --reference person {where}, so they were not swapped{numbers}. "
+            "Use a clearer photo of the person, or lower --reference-threshold")
 
 
 class Preview:
@@ -453,6 +494,9 @@ def run_frames(pipe: Pipeline, reader: InputSource, writer: VideoWriter | None, 
     from obs_faceswap.io import prefetch
 
     stats = RunStats()
+    matcher = pipe.matcher
+    if matcher is not None:
+        stats.reference_threshold = matcher.min_similarity
     total = reader.frame_count
     if max_frames is not None:
         total = min(total, max_frames) if total is not None else max_frames
@@ -470,12 +514,16 @@ def run_frames(pipe: Pipeline, reader: InputSource, writer: VideoWriter | None, 
                 out, report = pipe.process(frame.image, frame.time_s, inplace=not keep_input)
                 stats.pipeline_s += time.perf_counter() - t0
                 stats.frames += 1
-                stats.frames_with_faces += bool(report.faces)
+                unmatched = matcher is not None and matcher.last_best is not None and not report.faces
+                stats.frames_with_faces += bool(report.faces) or unmatched
                 stats.frames_swapped += report.swapped > 0
+                if unmatched and matcher is not None and matcher.last_best is not None:
+                    stats.reference_misses += 1
+                    stats.reference_best = max(stats.reference_best or -1.0, matcher.last_best)
                 if on_frame is not None:
                     on_frame(frame.index, frame.image, out, report)
                 if writer is not None:
-                    writer.write(out)
+                    writer.write(out, frame.time_s, synthetic=report.swapped > 0)
                 if preview is not None and not preview.show(out):
                     stats.stopped_by_user = True
                     break
@@ -485,14 +533,31 @@ def run_frames(pipe: Pipeline, reader: InputSource, writer: VideoWriter | None, 
                     last_postfix = now
                     bar.set_postfix(fps=f"{stats.frames / (now - t_start):.1f}",
                                     faces=len(report.faces), refresh=False)
-    except KeyboardInterrupt:
+            else:
+                stats.input_exhausted = True
+    except KeyboardInterrupt as e:
         stats.interrupted = True
+        stats.signal = e.signum if isinstance(e, Terminated) else signal.SIGINT
     finally:
         bar.close()
         if hasattr(frames, "close"):
             frames.close()  # stops the reader thread
         stats.wall_s = time.perf_counter() - t_start
+    if stats.input_exhausted and writer is not None:
+        writer.whole_input = True  # keep the audio to its end
+    if stats.input_exhausted:
+        _check_complete(reader, stats.frames)
     return stats
+
+
+def _check_complete(reader: InputSource, frames: int) -> None:
+    """Warn when a file gave fewer frames than it declares (truncated or damaged)."""
+    expected = reader.frame_count if reader.kind == "video" else None
+    # The count comes from the container's index or from duration x rate (an estimate):
+    # a frame or two (or 2 %) short is normal.
+    if expected is not None and expected - frames > max(2, expected // 50):
+        log.warning("%s: read %d of the %d frames the file declares; it looks truncated or damaged, "
+                    "so the output ends early", reader.name, frames, expected)
 
 
 # -- commands -------------------------------------------------------------------------------
@@ -510,9 +575,17 @@ def _check_output(reader: InputSource, output: Path) -> None:
         raise ConfigError(f"--output {output} is the input file; choose another name")
 
 
+def _check_overwrite(output: Path, overwrite: bool) -> None:
+    if output.is_dir():
+        raise ConfigError(f"--output {output} is a directory; give a file name")
+    if output.exists() and not overwrite:
+        raise ConfigError(f"--output {output} already exists; add -y (--overwrite) to replace it, "
+                          "or choose another name")
+
+
 def cmd_swap(args: argparse.Namespace) -> int:
     """``obs-faceswap swap``."""
-    from obs_faceswap.io import VideoWriter, open_input
+    from obs_faceswap.io import VideoWriter, open_input, output_rate
     from obs_faceswap.pipeline import Pipeline
 
     if not args.output and not args.preview:
@@ -522,8 +595,10 @@ def cmd_swap(args: argparse.Namespace) -> int:
     if args.preview:
         Preview.check_display()
     config = build_config(args)
-    store = make_store(args)
     output = Path(args.output) if args.output else None
+    if output is not None:
+        _check_overwrite(output, args.overwrite)
+    store = make_store(args)
     with open_input(args.input) as reader:
         if output is not None:
             _check_output(reader, output)
@@ -539,7 +614,7 @@ def cmd_swap(args: argparse.Namespace) -> int:
                     assert reader.fps is not None
                     keep_audio = reader.path is not None and not args.no_audio and reader.has_audio
                     audio = reader.path if keep_audio else None
-                    writer = VideoWriter(output, reader.size, reader.fps, audio_from=audio, crf=args.crf)
+                    writer = VideoWriter(output, reader.size, output_rate(reader), audio_from=audio, crf=args.crf)
                 # On an error the writer still finalises what was processed (see VideoWriter.__exit__).
                 with writer if writer is not None else contextlib.nullcontext():
                     stats = run_frames(pipe, reader, writer, max_frames=args.max_frames, preview=preview,
@@ -554,22 +629,27 @@ def cmd_swap(args: argparse.Namespace) -> int:
         print(stats.summary())
     if stats.interrupted:
         print("interrupted: the output holds the frames processed so far", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    return EXIT_OK
+    return stats.exit_status
 
 
 def _swap_image(pipe: Pipeline, reader: InputSource, output: Path | None, preview: Preview | None) -> int:
+    from obs_faceswap.disclosure import metadata as disclosure_metadata
     from obs_faceswap.io import write_image
 
     frame = next(iter(reader))
     t0 = time.perf_counter()
     out, report = pipe.process(frame.image, None)
     ms = (time.perf_counter() - t0) * 1000
-    if not report.faces:
+    matcher = pipe.matcher
+    unmatched = matcher is not None and matcher.last_best is not None and not report.faces
+    if unmatched and matcher is not None:
+        log.warning(reference_miss_message(1, matcher.last_best, matcher.min_similarity))
+    elif not report.faces:
         log.warning("no face found in %s; the output is the unchanged input", reader.name)
     if output is not None:
-        write_image(output, out)
-        print(f"wrote {output}: {len(report.faces)} face(s) found, {report.swapped} swapped ({ms:.0f} ms)")
+        write_image(output, out, disclosure_metadata("image", swapped=report.swapped > 0))
+        found = len(report.faces) if not unmatched else "no matching"
+        print(f"wrote {output}: {found} face(s) found, {report.swapped} swapped ({ms:.0f} ms)")
     if preview is not None:
         preview.show(out, wait_ms=0)
     return EXIT_OK
@@ -647,7 +727,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if pair is not None:
         print(f"wrote {png_out}")
     print(stats.summary())
-    return EXIT_INTERRUPTED if stats.interrupted else EXIT_OK
+    return stats.exit_status
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -767,6 +847,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     verbose = getattr(args, "verbose", 0)
     _setup_logging(verbose)
+    # SIGTERM (a service manager, `kill`, a closed terminal's SIGHUP) stops a run like Ctrl-C:
+    # the output is finalised and no temporary file is left. Only the main thread may do this.
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+            if signum is not None:
+                previous[signum] = signal.signal(signum, _raise_terminated)
     try:
         result: int = args.func(args)
         return result
@@ -780,7 +867,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             log.exception("details")
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return EXIT_ERROR
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         print(f"{PROG}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return 128 + e.signum if isinstance(e, Terminated) else EXIT_INTERRUPTED
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
