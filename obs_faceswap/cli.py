@@ -575,7 +575,9 @@ def _check_output(reader: InputSource, output: Path) -> None:
         raise ConfigError(f"--output {output} is the input file; choose another name")
 
 
-def _check_overwrite(output: Path, overwrite: bool) -> None:
+def _check_overwrite(output: Path, input_spec: str, overwrite: bool) -> None:
+    if output.exists() and Path(input_spec).exists() and output.resolve() == Path(input_spec).resolve():
+        raise ConfigError(f"--output {output} is the input file; choose another name")
     if output.is_dir():
         raise ConfigError(f"--output {output} is a directory; give a file name")
     if output.exists() and not overwrite:
@@ -597,7 +599,7 @@ def cmd_swap(args: argparse.Namespace) -> int:
     config = build_config(args)
     output = Path(args.output) if args.output else None
     if output is not None:
-        _check_overwrite(output, args.overwrite)
+        _check_overwrite(output, args.input, args.overwrite)
     store = make_store(args)
     with open_input(args.input) as reader:
         if output is not None:
