@@ -8,10 +8,12 @@
     obs-faceswap models list|verify|fetch|path
 
 Every expected failure (a missing or corrupt model, an unreadable input, a photo without a
-face, a bad option value) is a :class:`~obs_faceswap.errors.FaceSwapError`: the command
-prints one line ``obs-faceswap: error: ...`` on stderr and exits with status 2 (``-v`` adds
-the traceback). Ctrl-C stops a run cleanly: the output file is still finalised with what was
-processed, and the exit status is 130.
+face, a bad option value, an existing output without ``-y``) is a
+:class:`~obs_faceswap.errors.FaceSwapError`: the command prints one line
+``obs-faceswap: error: ...`` on stderr, naming the flags the user typed, and exits with
+status 2 (``-v`` adds the traceback); an unexpected error is one line too, with status 1.
+Ctrl-C or SIGTERM stops a run cleanly: the output file is still finalised with what was
+processed, no temporary file is left, and the exit status is 130 (143 for SIGTERM).
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger("obs_faceswap.cli")
 
 PROG = "obs-faceswap"
-EXIT_OK, EXIT_ERROR, EXIT_INTERRUPTED = 0, 2, 130
+EXIT_OK, EXIT_INTERNAL, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 class Terminated(KeyboardInterrupt):
@@ -650,8 +652,8 @@ def _swap_image(pipe: Pipeline, reader: InputSource, output: Path | None, previe
         log.warning("no face found in %s; the output is the unchanged input", reader.name)
     if output is not None:
         write_image(output, out, disclosure_metadata("image", swapped=report.swapped > 0))
-        found = len(report.faces) if not unmatched else "no matching"
-        print(f"wrote {output}: {found} face(s) found, {report.swapped} swapped ({ms:.0f} ms)")
+        found = f"{len(report.faces)} face(s) found" if not unmatched else "no face like the --reference person"
+        print(f"wrote {output}: {found}, {report.swapped} swapped ({ms:.0f} ms)")
     if preview is not None:
         preview.show(out, wait_ms=0)
     return EXIT_OK
@@ -862,13 +864,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FaceSwapError as e:
         if verbose:
             log.exception("details")
-        print(f"{PROG}: error: {e}", file=sys.stderr)
+        print(f"{PROG}: error: {_flag_names(str(e))}", file=sys.stderr)
         return EXIT_ERROR
     except OSError as e:  # disk full, permission denied, ... on the user's files
         if verbose:
             log.exception("details")
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return EXIT_ERROR
+    except Exception as e:
+        # A bug, or bad input that slipped past the checks: one line, the traceback with -v.
+        if verbose:
+            log.exception("details")
+        print(f"{PROG}: internal error: {type(e).__name__}: {e} (run again with -v for the details, "
+              "and please report it)", file=sys.stderr)
+        return EXIT_INTERNAL
     except KeyboardInterrupt as e:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 128 + e.signum if isinstance(e, Terminated) else EXIT_INTERRUPTED

@@ -45,6 +45,78 @@ def talking_clip(tmp_path_factory, media) -> Path:
     return out
 
 
+# -- audio and picture together ----------------------------------------------------------------
+FLASH = "drawbox=x=0:y=0:w=iw:h=ih:color=white:t=fill"
+BEEP = "aevalsrc='if(between(t,2.0,2.05),sin(2*PI*1000*t),0)':s=48000"
+ENVELOPE_HZ = 500  # both signals are compared at 2 ms steps
+
+
+def av_offset(path: Path) -> tuple[float, float, float]:
+    """How late the sound is relative to the picture, by cross-correlating the white-flash
+    frame's brightness with the beep's loudness, both decoded by ffmpeg onto the file's own
+    timeline (edit lists, start offsets and frame timestamps applied, as a player does).
+
+    Returns:
+        ``(offset_s, audio_duration_s, video_duration_s)``; offset > 0: the beep comes after
+        the flash.
+    """
+    video = subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-i", str(path), "-map", "0:v:0", "-vf",
+         f"fps={ENVELOPE_HZ}:start_time=0,scale=8:8,format=gray", "-f", "rawvideo", "-"],
+        capture_output=True, check=True).stdout
+    audio = subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-i", str(path), "-map", "0:a:0", "-af", "aresample=async=1:first_pts=0",
+         "-ac", "1", "-ar", "48000", "-f", "s16le", "-"], capture_output=True, check=True).stdout
+    bright = np.frombuffer(video, np.uint8).reshape(-1, 64).mean(axis=1)
+    pcm = np.abs(np.frombuffer(audio, np.int16).astype(np.float32))
+    loud = pcm[: len(pcm) // 96 * 96].reshape(-1, 96).max(axis=1)  # 2 ms bins
+    flash = (bright > 200).astype(np.float32)
+    beep = (loud > 0.3 * loud.max()).astype(np.float32)
+    assert flash.any() and beep.any(), f"{path.name}: the flash frame or the beep is missing"
+    corr = np.correlate(beep, flash, mode="full")
+    lag = int(np.argmax(corr)) - (len(flash) - 1)
+    return lag / ENVELOPE_HZ, len(pcm) / 48000, len(bright) / ENVELOPE_HZ
+
+
+@pytest.fixture(scope="module")
+def sync_clips(tmp_path_factory, media) -> dict[str, Path]:
+    """Clips whose flash frame and beep coincide, at 2.0 s on the file's timeline.
+
+    ``late``: the picture starts 0.84 s after the sound (25 fps, 2.5 s of video, 4 s of audio).
+    ``vfr``: 30 fps, but only every third frame between 0.5 s and 1.5 s (3 s, audio to 3 s).
+    """
+    d = tmp_path_factory.mktemp("sync")
+    talk = str(media("dfl_Obama_speaking.mp4"))
+    ffmpeg("-i", talk, "-t", "2.5", "-vf", f"fps=25,{FLASH}:enable='between(t,1.16,1.195)'", "-c:v", "libx264",
+           "-an", str(d / "v.mp4"))
+    ffmpeg("-f", "lavfi", "-i", f"{BEEP}:d=4", "-c:a", "aac", str(d / "a.m4a"))
+    ffmpeg("-itsoffset", "0.84", "-i", str(d / "v.mp4"), "-i", str(d / "a.m4a"), "-map", "0:v", "-map", "1:a",
+           "-c", "copy", str(d / "late.mp4"))
+    ffmpeg("-i", talk, "-f", "lavfi", "-i", f"{BEEP}:d=3", "-t", "3", "-vf",
+           f"fps=30,{FLASH}:enable='between(t,2.0,2.03)',select='lt(t,0.5)+gte(t,1.5)+not(mod(n,3))'",
+           "-fps_mode", "vfr", "-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-c:a", "aac", str(d / "vfr.mp4"))
+    return {"late": d / "late.mp4", "vfr": d / "vfr.mp4"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("clip", "frame_s", "audio_s"), [("late", 1 / 25, 4.0), ("vfr", 1 / 30, 3.0)])
+def test_swap_keeps_sound_and_picture_together(media, sync_clips, tmp_path, capsys, clip, frame_s, audio_s):
+    src = sync_clips[clip]
+    offset_in, audio_in, video_in = av_offset(src)
+    assert abs(offset_in) < 0.005 and audio_in == pytest.approx(audio_s, abs=0.05)  # the clip is right
+    out = tmp_path / "out.mp4"
+    rc = main(["swap", "--source", str(media("astronaut.png")), "--input", str(src), "--output", str(out), "-q"])
+    assert rc == 0, capsys.readouterr().err
+    offset, audio, video = av_offset(out)
+    print(f"{clip}: audio/video offset {offset * 1000:+.0f} ms (input {offset_in * 1000:+.0f} ms), audio "
+          f"{audio:.2f} s (input {audio_in:.2f} s), video {video:.2f} s (input {video_in:.2f} s)")
+    assert abs(offset) < frame_s, f"sound and picture {offset * 1000:+.0f} ms apart"
+    assert audio == pytest.approx(audio_in, abs=0.05), "the audio was cut"
+    assert video == pytest.approx(video_in, abs=frame_s + 0.005)
+    assert is_marked(probe(out).metadata)
+
+
+# -- images ---------------------------------------------------------------------------------------
 def test_swap_image(media, tmp_path, capsys):
     out = tmp_path / "swapped.png"
     rc = main(["swap", "--source", str(media("frec_obama.jpg")), "--input", str(media("frec_biden.jpg")),
