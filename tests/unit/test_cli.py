@@ -294,3 +294,22 @@ def test_missing_media_hint_names_media_not_models(capsys, tmp_path, monkeypatch
     err = capsys.readouterr().err
     assert "--media DIR" in err and "$OBS_FACESWAP_MEDIA" in err
     assert "--models" not in err and "OBS_FACESWAP_MODELS" not in err
+
+
+def test_existing_output_is_not_replaced_without_overwrite(capsys, media, tmp_path):
+    out = tmp_path / "o.png"
+    out.write_bytes(b"precious")
+    argv = ["swap", "--source", str(media("astronaut.png")), "--input", str(media("frec_biden.jpg")),
+            "--output", str(out), "-q"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == f"obs-faceswap: error: --output {out} already exists; add -y (--overwrite) to replace it, " \
+                  "or choose another name\n"
+    assert out.read_bytes() == b"precious"
+    assert parse_args([*argv, "-y"]).overwrite and parse_args([*argv, "--overwrite"]).overwrite
+
+
+def test_output_that_is_a_directory_is_refused(capsys, media, tmp_path):
+    assert main(["swap", "--source", str(media("astronaut.png")), "--input", str(media("frec_biden.jpg")),
+                 "--output", str(tmp_path), "-y"]) == 2
+    assert "is a directory" in capsys.readouterr().err
