@@ -70,6 +70,7 @@ class Terminated(KeyboardInterrupt):
 def _raise_terminated(signum: int, frame: object) -> None:
     raise Terminated(signum)
 
+
 #: swap options that map one-to-one onto a ``PipelineConfig`` field (argparse dest → field).
 FIELD_OPTIONS: dict[str, str] = {
     "detector": "detector.kind",
@@ -473,8 +474,11 @@ def run_frames(pipe: Pipeline, reader: InputSource, writer: VideoWriter | None, 
                keep_input: bool = False) -> RunStats:
     """Process every frame of ``reader`` into ``writer`` (and/or the preview window).
 
-    Ctrl-C or q/Esc in the preview stop the loop; what was processed so far stays in the
-    writer, which the caller closes.
+    Ctrl-C, SIGTERM or q/Esc in the preview stop the loop; what was processed so far stays in
+    the writer, which the caller closes. Frames go to the writer with their input timestamps
+    (so it keeps a variable frame rate's timing) and whether a face was swapped in them (for
+    the disclosure metadata); when the whole input was read, the writer is told to keep the
+    audio to its end, and a file that gave fewer frames than it declares is reported.
 
     Args:
         pipe: the pipeline.
@@ -488,7 +492,7 @@ def run_frames(pipe: Pipeline, reader: InputSource, writer: VideoWriter | None, 
             the pipeline works in place, saving a frame copy.
 
     Returns:
-        Counts and timings.
+        Counts and timings; faces that did not look like the ``--reference`` person.
     """
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
@@ -516,12 +520,14 @@ def run_frames(pipe: Pipeline, reader: InputSource, writer: VideoWriter | None, 
                 out, report = pipe.process(frame.image, frame.time_s, inplace=not keep_input)
                 stats.pipeline_s += time.perf_counter() - t0
                 stats.frames += 1
-                unmatched = matcher is not None and matcher.last_best is not None and not report.faces
+                # Faces, but none like the --reference person: counted, and said in the summary.
+                best = matcher.last_best if matcher is not None else None
+                unmatched = best is not None and not report.faces
                 stats.frames_with_faces += bool(report.faces) or unmatched
                 stats.frames_swapped += report.swapped > 0
-                if unmatched and matcher is not None and matcher.last_best is not None:
+                if best is not None and unmatched:
                     stats.reference_misses += 1
-                    stats.reference_best = max(stats.reference_best or -1.0, matcher.last_best)
+                    stats.reference_best = max(stats.reference_best or -1.0, best)
                 if on_frame is not None:
                     on_frame(frame.index, frame.image, out, report)
                 if writer is not None:
@@ -645,9 +651,10 @@ def _swap_image(pipe: Pipeline, reader: InputSource, output: Path | None, previe
     out, report = pipe.process(frame.image, None)
     ms = (time.perf_counter() - t0) * 1000
     matcher = pipe.matcher
-    unmatched = matcher is not None and matcher.last_best is not None and not report.faces
+    best = matcher.last_best if matcher is not None else None
+    unmatched = best is not None and not report.faces
     if unmatched and matcher is not None:
-        log.warning(reference_miss_message(1, matcher.last_best, matcher.min_similarity))
+        log.warning(reference_miss_message(1, best, matcher.min_similarity))
     elif not report.faces:
         log.warning("no face found in %s; the output is the unchanged input", reader.name)
     if output is not None:
