@@ -393,6 +393,7 @@ def test_a_complete_input_gives_no_truncation_warning(media, talking_clip, tmp_p
     assert "truncated" not in capsys.readouterr().err + caplog.text
 
 
+@pytest.mark.slow
 def test_wrong_detector_file_is_one_clear_line(media, models_dir, tmp_path):
     """A YuNet file given as the SCRFD detector: a ModelError naming the file, no traceback."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
