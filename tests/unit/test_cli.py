@@ -313,3 +313,36 @@ def test_output_that_is_a_directory_is_refused(capsys, media, tmp_path):
     assert main(["swap", "--source", str(media("astronaut.png")), "--input", str(media("frec_biden.jpg")),
                  "--output", str(tmp_path), "-y"]) == 2
     assert "is a directory" in capsys.readouterr().err
+
+
+def _failing_swap(monkeypatch, error: BaseException) -> None:
+    def fail(args):
+        raise error
+
+    monkeypatch.setattr("obs_faceswap.cli.cmd_swap", fail)
+
+
+def test_errors_raised_deeper_also_name_flags(capsys, monkeypatch):
+    from obs_faceswap.errors import ModelLoadError
+
+    _failing_swap(monkeypatch, ModelLoadError("det.onnx is not a SCRFD model (detector.model): expected ..."))
+    assert main(SWAP) == 2
+    assert capsys.readouterr().err == ("obs-faceswap: error: det.onnx is not a SCRFD model (--detector-model): "
+                                       "expected ...\n")
+
+
+def test_unexpected_errors_are_one_line_without_traceback(capsys, monkeypatch):
+    _failing_swap(monkeypatch, KeyError("cls_8"))
+    assert main(SWAP) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("obs-faceswap: internal error: KeyError: 'cls_8'") and err.count("\n") == 1
+    assert "-v" in err
+
+
+def test_sigterm_handler_is_restored_after_main(monkeypatch):
+    import signal
+
+    before = signal.getsignal(signal.SIGTERM)
+    _failing_swap(monkeypatch, KeyError("x"))
+    main(SWAP)
+    assert signal.getsignal(signal.SIGTERM) == before
