@@ -301,9 +301,9 @@ def _flag_names(message: str) -> str:
     pattern = re.compile(r"(?<![\w.])(" + "|".join(re.escape(k) for k in sorted(names, key=len, reverse=True))
                          + r")(?![\w.])")
     message = pattern.sub(lambda m: names[m.group(1)], message)
-    # Some sections name only the field ("threads must be >= 0"): the sentence's subject.
+    # RuntimeConfig names only the field ("threads must be >= 0"), as the sentence's subject.
     head, sep, rest = message.partition(" ")
-    bare = {key.rsplit(".", 1)[-1]: flag for key, flag in flags.items()}
+    bare = {key.removeprefix("runtime."): flag for key, flag in flags.items() if key.startswith("runtime.")}
     return bare[head] + sep + rest if head in bare else message
 
 
