@@ -8,10 +8,12 @@
     obs-faceswap models list|verify|fetch|path
 
 Every expected failure (a missing or corrupt model, an unreadable input, a photo without a
-face, a bad option value) is a :class:`~obs_faceswap.errors.FaceSwapError`: the command
-prints one line ``obs-faceswap: error: ...`` on stderr and exits with status 2 (``-v`` adds
-the traceback). Ctrl-C stops a run cleanly: the output file is still finalised with what was
-processed, and the exit status is 130.
+face, a bad option value, an existing output without ``-y``) is a
+:class:`~obs_faceswap.errors.FaceSwapError`: the command prints one line
+``obs-faceswap: error: ...`` on stderr, naming the flags the user typed, and exits with
+status 2 (``-v`` adds the traceback); an unexpected error is one line too, with status 1.
+Ctrl-C or SIGTERM stops a run cleanly: the output file is still finalised with what was
+processed, no temporary file is left, and the exit status is 130 (143 for SIGTERM).
 """
 
 from __future__ import annotations
@@ -20,7 +22,10 @@ import argparse
 import contextlib
 import logging
 import os
+import re
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -51,7 +56,21 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger("obs_faceswap.cli")
 
 PROG = "obs-faceswap"
-EXIT_OK, EXIT_ERROR, EXIT_INTERRUPTED = 0, 2, 130
+EXIT_OK, EXIT_INTERNAL, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (or SIGHUP), raised in the main thread so a run stops exactly as on Ctrl-C:
+    the output is finalised and no temporary file is left."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated(signum)
+
 
 #: swap options that map one-to-one onto a ``PipelineConfig`` field (argparse dest → field).
 FIELD_OPTIONS: dict[str, str] = {
@@ -66,6 +85,7 @@ FIELD_OPTIONS: dict[str, str] = {
     "select": "selection.mode",
     "face_index": "selection.index",
     "reference": "selection.reference",
+    "reference_threshold": "selection.min_similarity",
     "feather": "swapper.photo.mask.feather",
     "erode": "swapper.photo.mask.erode",
     "color": "swapper.photo.color.mode",
@@ -105,26 +125,46 @@ FLAG_OPTIONS: dict[str, tuple[str, bool]] = {
 
 # -- argument parsing -----------------------------------------------------------------------
 def _common_options() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(add_help=False)
+    """Options every command takes, anywhere on the line (``models --offline fetch`` too).
+
+    They are added at every level (top, command, sub-action) with ``SUPPRESS`` defaults, so
+    a level where an option is not given leaves the value from another level alone;
+    :func:`_fill_common_defaults` sets the defaults afterwards.
+    """
+    p = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
     g = p.add_argument_group("common options")
     g.add_argument("--models", metavar="DIR", help="directory with the model files (searched first; "
                    "then $OBS_FACESWAP_MODELS, then the user cache)")
     g.add_argument("--media", metavar="DIR", help="directory with the sample media (demo, bench; "
                    "then $OBS_FACESWAP_MEDIA, then the user cache)")
     g.add_argument("--offline", action="store_true", help="never download; a missing file is an error")
-    g.add_argument("--provider", metavar="NAME[,NAME]", default="auto",
+    g.add_argument("--provider", metavar="NAME[,NAME]",
                    help=f"execution providers in order of preference: auto or {', '.join(PROVIDERS)} "
                    "(default auto: the best available)")
-    g.add_argument("--threads", type=int, default=0, metavar="N",
+    g.add_argument("--threads", type=int, metavar="N",
                    help="onnxruntime threads per model (default 0: number of cores, at most 4)")
-    g.add_argument("--device-id", type=int, default=0, metavar="N", help="GPU index (default 0)")
-    g.add_argument("--cpu-backend", choices=("auto", "onnxruntime", "opencv"), default="auto",
+    g.add_argument("--device-id", type=int, metavar="N", help="GPU index (default 0)")
+    g.add_argument("--cpu-backend", choices=("auto", "onnxruntime", "opencv"),
                    help="for models on the CPU: the faster of onnxruntime and OpenCV DNN, measured "
                         "at load (auto, default), or one of them")
-    g.add_argument("-v", "--verbose", action="count", default=0,
+    g.add_argument("-v", "--verbose", action="count",
                    help="more logging (-vv for debug); tracebacks on errors")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return p
+
+
+#: Values of the common options when they are given nowhere on the command line.
+COMMON_DEFAULTS: dict[str, object] = {
+    "models": None, "media": None, "offline": False, "provider": "auto", "threads": 0, "device_id": 0,
+    "cpu_backend": "auto", "verbose": 0, "quiet": False,
+}
+
+
+def _fill_common_defaults(args: argparse.Namespace) -> argparse.Namespace:
+    for dest, value in COMMON_DEFAULTS.items():
+        if not hasattr(args, dest):
+            setattr(args, dest, value)
+    return args
 
 
 def _pipeline_options(p: argparse.ArgumentParser) -> None:
@@ -145,7 +185,11 @@ def _pipeline_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--select", choices=SELECTION_MODES,
                    help="largest (default), all, index (--face-index) or reference (--reference)")
     g.add_argument("--face-index", type=int, metavar="N", help="swap the N-th face from the left (0 = leftmost)")
-    g.add_argument("--reference", metavar="PHOTO", help="swap only the face that looks like this person")
+    g.add_argument("--reference", metavar="PHOTO", help="swap only the face that looks like this person "
+                   "(nothing is swapped while no face does)")
+    g.add_argument("--reference-threshold", type=float, metavar="S",
+                   help="identity similarity 0..1 a face needs to count as the --reference person (default 0.5; "
+                        "higher swaps fewer strangers, lower misses the person in poor light)")
 
     g = p.add_argument_group("mask, colour and blending")
     g.add_argument("--feather", type=float, metavar="F", help="soft edge width, fraction of the face (default 0.04)")
@@ -194,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (exposed for tests and documentation)."""
     common = _common_options()
     parser = argparse.ArgumentParser(
-        prog=PROG,
+        prog=PROG, parents=[common],
         description="Real-time face swapping for OBS Studio and the command line. Files it writes are "
         "marked as face-swapped in their metadata.",
     )
@@ -209,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a video file, an image file or webcam:N (camera number N)")
     p.add_argument("--output", "-o", metavar="FILE",
                    help="video (.mp4 .m4v .mov .mkv) or image (.png .jpg); keeps the input's audio and frame rate")
+    p.add_argument("-y", "--overwrite", action="store_true", help="replace --output if it exists")
     p.add_argument("--preview", action="store_true", help="show the result in a window (q or Esc quits)")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
     p.add_argument("--no-audio", action="store_true", help="do not copy the input's audio")
@@ -261,21 +306,56 @@ def build_parser() -> argparse.ArgumentParser:
 def runtime_config(args: argparse.Namespace) -> Any:
     """The :class:`RuntimeConfig` for ``--provider``, ``--threads``, ``--device-id`` and
     ``--cpu-backend``."""
-    providers = tuple(p.strip().lower() for p in str(args.provider).split(",") if p.strip()) or ("auto",)
+    def opt(dest: str) -> Any:
+        return getattr(args, dest, COMMON_DEFAULTS[dest])
+
+    provider = str(opt("provider"))
+    providers = tuple(p.strip().lower() for p in provider.split(",") if p.strip()) or ("auto",)
     if "auto" in providers and len(providers) > 1:
-        raise ConfigError(f"--provider auto cannot be combined with other names, got {args.provider!r}")
-    return RuntimeConfig(providers=providers, threads=args.threads, device_id=args.device_id,
-                         cpu_backend=getattr(args, "cpu_backend", "auto"))
+        raise ConfigError(f"--provider auto cannot be combined with other names, got {provider!r}")
+    return RuntimeConfig(providers=providers, threads=opt("threads"), device_id=opt("device_id"),
+                         cpu_backend=opt("cpu_backend"))
+
+
+#: With ``--face-index`` and no ``--max-faces``, track this many faces (the most allowed), so
+#: that "the N-th face from the left" counts every face in the picture, not only the few with
+#: the highest detection scores.
+INDEX_MAX_FACES = 64
+
+
+def _flag_names(message: str) -> str:
+    """``message`` with configuration keys (``blend.opacity``) replaced by the command-line
+    flags that set them (``--opacity``), so an error speaks the user's language."""
+    flags = {key: "--" + dest.replace("_", "-") for dest, key in FIELD_OPTIONS.items()}
+    flags.update({key: "--" + dest.replace("_", "-") for dest, (key, _) in FLAG_OPTIONS.items()})
+    flags.update({key: "--" + dest.replace("_", "-") for dest, key in MODEL_REDIRECTS.items()})
+    flags.update({f"runtime.{d}": "--" + d.replace("_", "-") for d in ("threads", "device_id", "cpu_backend")})
+    flags["runtime.providers"] = "--provider"
+    names: dict[str, str] = {}
+    for key, flag in flags.items():
+        parts = key.split(".")
+        # Nested sections report their own path (``mask.feather`` inside ``swapper.photo``).
+        for i in range(len(parts) - 1 if len(parts) > 1 else 1):
+            names.setdefault(".".join(parts[i:]), flag)
+    pattern = re.compile(r"(?<![\w.])(" + "|".join(re.escape(k) for k in sorted(names, key=len, reverse=True))
+                         + r")(?![\w.])")
+    message = pattern.sub(lambda m: names[m.group(1)], message)
+    # RuntimeConfig names only the field ("threads must be >= 0"), as the sentence's subject.
+    head, sep, rest = message.partition(" ")
+    bare = {key.removeprefix("runtime."): flag for key, flag in flags.items() if key.startswith("runtime.")}
+    return bare[head] + sep + rest if head in bare else message
 
 
 def build_config(args: argparse.Namespace, base: PipelineConfig | None = None) -> PipelineConfig:
     """Map parsed options onto a :class:`PipelineConfig` (defaults stay in ``config.py``).
 
-    ``--reference`` implies ``--select reference``, ``--face-index`` implies ``--select index``,
+    ``--reference`` implies ``--select reference``, ``--face-index`` implies ``--select index``
+    (and, without ``--max-faces``, tracking every face so the count from the left is right),
     and ``--badge-text`` / ``--badge-corner`` imply ``--badge``.
 
     Raises:
-        ConfigError: a value is out of range, or options contradict each other.
+        ConfigError: a value is out of range, or options contradict each other; the message
+            names the flags, not the configuration keys.
     """
     updates: dict[str, Any] = {}
     with_model = getattr(args, "model", None) is not None
@@ -293,10 +373,19 @@ def build_config(args: argparse.Namespace, base: PipelineConfig | None = None) -
     implied = None
     if getattr(args, "reference", None) is not None:
         implied = "reference"
-    if getattr(args, "face_index", None) is not None:
+    elif getattr(args, "reference_threshold", None) is not None:
+        raise ConfigError("--reference-threshold needs --reference PHOTO")
+    face_index = getattr(args, "face_index", None)
+    if face_index is not None:
         if implied:
             raise ConfigError("--reference and --face-index cannot be used together")
         implied = "index"
+        max_faces = getattr(args, "max_faces", None)
+        if max_faces is None:
+            updates["tracking.max_faces"] = INDEX_MAX_FACES
+        elif face_index >= max_faces:
+            raise ConfigError(f"--face-index {face_index} needs --max-faces {face_index + 1} or more "
+                              f"(faces are counted from 0), got --max-faces {max_faces}")
     if implied:
         chosen = getattr(args, "select", None)
         if chosen not in (None, implied):
@@ -305,10 +394,11 @@ def build_config(args: argparse.Namespace, base: PipelineConfig | None = None) -
         updates["selection.mode"] = implied
     if getattr(args, "badge_text", None) is not None or getattr(args, "badge_corner", None) is not None:
         updates["badge.enabled"] = True
-    config: PipelineConfig = apply_updates(base or PipelineConfig(), updates)
-    if hasattr(args, "provider"):
-        config = apply_updates(config, {"runtime": runtime_config(args)})
-    return config
+    try:
+        config: PipelineConfig = apply_updates(base or PipelineConfig(), updates)
+        return apply_updates(config, {"runtime": runtime_config(args)})  # type: ignore[no-any-return]
+    except ConfigError as e:
+        raise ConfigError(_flag_names(str(e))) from e
 
 
 def make_store(args: argparse.Namespace) -> ModelStore:
@@ -332,6 +422,15 @@ class RunStats:
     wall_s: float = 0.0
     interrupted: bool = False
     stopped_by_user: bool = False
+    #: The loop ended because the input had no more frames (not Ctrl-C, q, --max-frames).
+    input_exhausted: bool = False
+    #: The signal that stopped the run (SIGINT or SIGTERM), 0 when none did.
+    signal: int = 0
+    #: Frames in which faces were found but none looked like the --reference person.
+    reference_misses: int = 0
+    #: The highest similarity to the --reference person of any face in those frames.
+    reference_best: float | None = None
+    reference_threshold: float | None = None
 
     @property
     def pipeline_fps(self) -> float:
@@ -341,12 +440,30 @@ class RunStats:
     def wall_fps(self) -> float:
         return self.frames / self.wall_s if self.wall_s > 0 else 0.0
 
+    @property
+    def exit_status(self) -> int:
+        """0, or 128 + the signal that stopped the run (130 for Ctrl-C, 143 for SIGTERM)."""
+        return 128 + self.signal if self.interrupted else EXIT_OK
+
     def summary(self) -> str:
         pct = 100.0 * self.frames_with_faces / self.frames if self.frames else 0.0
         ms = 1000.0 * self.pipeline_s / self.frames if self.frames else 0.0
-        return (f"{self.frames} frame{'s' if self.frames != 1 else ''}, faces found in {pct:.0f}%, "
+        text = (f"{self.frames} frame{'s' if self.frames != 1 else ''}, faces found in {pct:.0f}%, "
                 f"swapped in {self.frames_swapped}; {self.wall_fps:.1f} FPS overall "
                 f"(pipeline {ms:.1f} ms/frame = {self.pipeline_fps:.1f} FPS)")
+        if self.reference_misses:
+            text += "\n" + reference_miss_message(self.reference_misses, self.reference_best,
+                                                   self.reference_threshold)
+        return text
+
+
+def reference_miss_message(frames: int, best: float | None, threshold: float | None) -> str:
+    """Why faces were left alone in reference mode, with the numbers to adjust."""
+    where = "in the picture" if frames == 1 else f"in {frames} frames with faces"
+    numbers = f" (best similarity {best:.2f}" if best is not None else " ("
+    numbers += f"; --reference-threshold {threshold:.2f})" if threshold is not None else ")"
+    return (f"no face looked like the --reference person {where}, so they were not swapped{numbers}. "
+            "Use a clearer photo of the person, or lower --reference-threshold")
 
 
 class Preview:
@@ -401,8 +518,11 @@ def run_frames(pipe: Pipeline, reader: InputSource, writer: VideoWriter | None, 
                keep_input: bool = False) -> RunStats:
     """Process every frame of ``reader`` into ``writer`` (and/or the preview window).
 
-    Ctrl-C or q/Esc in the preview stop the loop; what was processed so far stays in the
-    writer, which the caller closes.
+    Ctrl-C, SIGTERM or q/Esc in the preview stop the loop; what was processed so far stays in
+    the writer, which the caller closes. Frames go to the writer with their input timestamps
+    (so it keeps a variable frame rate's timing) and whether a face was swapped in them (for
+    the disclosure metadata); when the whole input was read, the writer is told to keep the
+    audio to its end, and a file that gave fewer frames than it declares is reported.
 
     Args:
         pipe: the pipeline.
@@ -416,7 +536,7 @@ def run_frames(pipe: Pipeline, reader: InputSource, writer: VideoWriter | None, 
             the pipeline works in place, saving a frame copy.
 
     Returns:
-        Counts and timings.
+        Counts and timings; faces that did not look like the ``--reference`` person.
     """
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
@@ -424,6 +544,9 @@ def run_frames(pipe: Pipeline, reader: InputSource, writer: VideoWriter | None, 
     from obs_faceswap.io import prefetch
 
     stats = RunStats()
+    matcher = pipe.matcher
+    if matcher is not None:
+        stats.reference_threshold = matcher.min_similarity
     total = reader.frame_count
     if max_frames is not None:
         total = min(total, max_frames) if total is not None else max_frames
@@ -441,12 +564,18 @@ def run_frames(pipe: Pipeline, reader: InputSource, writer: VideoWriter | None, 
                 out, report = pipe.process(frame.image, frame.time_s, inplace=not keep_input)
                 stats.pipeline_s += time.perf_counter() - t0
                 stats.frames += 1
-                stats.frames_with_faces += bool(report.faces)
+                # Faces, but none like the --reference person: counted, and said in the summary.
+                best = matcher.last_best if matcher is not None else None
+                unmatched = best is not None and not report.faces
+                stats.frames_with_faces += bool(report.faces) or unmatched
                 stats.frames_swapped += report.swapped > 0
+                if best is not None and unmatched:
+                    stats.reference_misses += 1
+                    stats.reference_best = max(stats.reference_best or -1.0, best)
                 if on_frame is not None:
                     on_frame(frame.index, frame.image, out, report)
                 if writer is not None:
-                    writer.write(out)
+                    writer.write(out, frame.time_s, synthetic=report.swapped > 0)
                 if preview is not None and not preview.show(out):
                     stats.stopped_by_user = True
                     break
@@ -456,14 +585,31 @@ def run_frames(pipe: Pipeline, reader: InputSource, writer: VideoWriter | None, 
                     last_postfix = now
                     bar.set_postfix(fps=f"{stats.frames / (now - t_start):.1f}",
                                     faces=len(report.faces), refresh=False)
-    except KeyboardInterrupt:
+            else:
+                stats.input_exhausted = True
+    except KeyboardInterrupt as e:
         stats.interrupted = True
+        stats.signal = e.signum if isinstance(e, Terminated) else signal.SIGINT
     finally:
         bar.close()
         if hasattr(frames, "close"):
             frames.close()  # stops the reader thread
         stats.wall_s = time.perf_counter() - t_start
+    if stats.input_exhausted and writer is not None:
+        writer.whole_input = True  # keep the audio to its end
+    if stats.input_exhausted:
+        _check_complete(reader, stats.frames)
     return stats
+
+
+def _check_complete(reader: InputSource, frames: int) -> None:
+    """Warn when a file gave fewer frames than it declares (truncated or damaged)."""
+    expected = reader.frame_count if reader.kind == "video" else None
+    # The count comes from the container's index or from duration x rate (an estimate):
+    # a frame or two (or 2 %) short is normal.
+    if expected is not None and expected - frames > max(2, expected // 50):
+        log.warning("%s: read %d of the %d frames the file declares; it looks truncated or damaged, "
+                    "so the output ends early", reader.name, frames, expected)
 
 
 # -- commands -------------------------------------------------------------------------------
@@ -481,9 +627,19 @@ def _check_output(reader: InputSource, output: Path) -> None:
         raise ConfigError(f"--output {output} is the input file; choose another name")
 
 
+def _check_overwrite(output: Path, input_spec: str, overwrite: bool) -> None:
+    if output.exists() and Path(input_spec).exists() and output.resolve() == Path(input_spec).resolve():
+        raise ConfigError(f"--output {output} is the input file; choose another name")
+    if output.is_dir():
+        raise ConfigError(f"--output {output} is a directory; give a file name")
+    if output.exists() and not overwrite:
+        raise ConfigError(f"--output {output} already exists; add -y (--overwrite) to replace it, "
+                          "or choose another name")
+
+
 def cmd_swap(args: argparse.Namespace) -> int:
     """``obs-faceswap swap``."""
-    from obs_faceswap.io import VideoWriter, open_input
+    from obs_faceswap.io import VideoWriter, open_input, output_rate
     from obs_faceswap.pipeline import Pipeline
 
     if not args.output and not args.preview:
@@ -493,10 +649,12 @@ def cmd_swap(args: argparse.Namespace) -> int:
     if args.preview:
         Preview.check_display()
     config = build_config(args)
-    store = make_store(args)
     output = Path(args.output) if args.output else None
     if not args.source and config.swapper.kind != "model":
         raise ConfigError("give --source PHOTO (the face to put in), or a face-swap --model FILE")
+    if output is not None:
+        _check_overwrite(output, args.input, args.overwrite)
+    store = make_store(args)
     with open_input(args.input) as reader:
         if output is not None:
             _check_output(reader, output)
@@ -515,7 +673,7 @@ def cmd_swap(args: argparse.Namespace) -> int:
                     assert reader.fps is not None
                     keep_audio = reader.path is not None and not args.no_audio and reader.has_audio
                     audio = reader.path if keep_audio else None
-                    writer = VideoWriter(output, reader.size, reader.fps, audio_from=audio, crf=args.crf)
+                    writer = VideoWriter(output, reader.size, output_rate(reader), audio_from=audio, crf=args.crf)
                 # On an error the writer still finalises what was processed (see VideoWriter.__exit__).
                 with writer if writer is not None else contextlib.nullcontext():
                     stats = run_frames(pipe, reader, writer, max_frames=args.max_frames, preview=preview,
@@ -530,22 +688,28 @@ def cmd_swap(args: argparse.Namespace) -> int:
         print(stats.summary())
     if stats.interrupted:
         print("interrupted: the output holds the frames processed so far", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    return EXIT_OK
+    return stats.exit_status
 
 
 def _swap_image(pipe: Pipeline, reader: InputSource, output: Path | None, preview: Preview | None) -> int:
+    from obs_faceswap.disclosure import metadata as disclosure_metadata
     from obs_faceswap.io import write_image
 
     frame = next(iter(reader))
     t0 = time.perf_counter()
     out, report = pipe.process(frame.image, None)
     ms = (time.perf_counter() - t0) * 1000
-    if not report.faces:
+    matcher = pipe.matcher
+    best = matcher.last_best if matcher is not None else None
+    unmatched = best is not None and not report.faces
+    if unmatched and matcher is not None:
+        log.warning(reference_miss_message(1, best, matcher.min_similarity))
+    elif not report.faces:
         log.warning("no face found in %s; the output is the unchanged input", reader.name)
     if output is not None:
-        write_image(output, out)
-        print(f"wrote {output}: {len(report.faces)} face(s) found, {report.swapped} swapped ({ms:.0f} ms)")
+        write_image(output, out, disclosure_metadata("image", swapped=report.swapped > 0))
+        found = f"{len(report.faces)} face(s) found" if not unmatched else "no face like the --reference person"
+        print(f"wrote {output}: {found}, {report.swapped} swapped ({ms:.0f} ms)")
     if preview is not None:
         preview.show(out, wait_ms=0)
     return EXIT_OK
@@ -623,7 +787,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if pair is not None:
         print(f"wrote {png_out}")
     print(stats.summary())
-    return EXIT_INTERRUPTED if stats.interrupted else EXIT_OK
+    return stats.exit_status
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -736,29 +900,50 @@ def _setup_logging(verbose: int) -> None:
             pass
 
 
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse a command line (common options may stand anywhere; their defaults filled in)."""
+    return _fill_common_defaults(build_parser().parse_args(argv))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 2 error, 130 interrupted)."""
     from obs_faceswap.runtime import set_process_environment
 
     set_process_environment()  # before anything imports onnxruntime
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(argv)
     verbose = getattr(args, "verbose", 0)
     _setup_logging(verbose)
+    # SIGTERM (a service manager, `kill`, a closed terminal's SIGHUP) stops a run like Ctrl-C:
+    # the output is finalised and no temporary file is left. Only the main thread may do this.
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+            if signum is not None:
+                previous[signum] = signal.signal(signum, _raise_terminated)
     try:
         result: int = args.func(args)
         return result
     except FaceSwapError as e:
         if verbose:
             log.exception("details")
-        print(f"{PROG}: error: {e}", file=sys.stderr)
+        print(f"{PROG}: error: {_flag_names(str(e))}", file=sys.stderr)
         return EXIT_ERROR
     except OSError as e:  # disk full, permission denied, ... on the user's files
         if verbose:
             log.exception("details")
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return EXIT_ERROR
-    except KeyboardInterrupt:
+    except Exception as e:
+        # A bug, or bad input that slipped past the checks: one line, the traceback with -v.
+        if verbose:
+            log.exception("details")
+        print(f"{PROG}: internal error: {type(e).__name__}: {e} (run again with -v for the details, "
+              "and please report it)", file=sys.stderr)
+        return EXIT_INTERNAL
+    except KeyboardInterrupt as e:
         print(f"{PROG}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return 128 + e.signum if isinstance(e, Terminated) else EXIT_INTERRUPTED
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 

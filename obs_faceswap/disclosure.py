@@ -58,8 +58,8 @@ def disclosure_text(kind: str = "video") -> str:
     )
 
 
-def metadata(kind: str = "video") -> dict[str, str]:
-    """Container metadata marking a file as face-swapped.
+def metadata(kind: str = "video", *, swapped: bool = True) -> dict[str, str]:
+    """Container metadata saying whether a file is face-swapped.
 
     ``comment`` and ``description`` are the keys players and file browsers show;
     ``synthetic_content`` is a machine-readable marker (MP4 stores it as a custom ``mdta``
@@ -67,10 +67,16 @@ def metadata(kind: str = "video") -> dict[str, str]:
 
     Args:
         kind: ``"video"`` or ``"image"``.
+        swapped: whether a face was swapped in the file. When not, the file is not marked
+            (no ``synthetic_content``); ``comment`` says that obs-faceswap found no face to
+            swap, so the file is not mistaken for an edited one either way.
 
     Returns:
         ``{key: value}``, all ASCII.
     """
+    if not swapped:
+        text = f"Processed with obs-faceswap {__version__}: no face was swapped in this {kind}"
+        return {"comment": text, "description": text}
     text = disclosure_text(kind)
     return {
         "comment": text,

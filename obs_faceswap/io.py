@@ -114,7 +114,9 @@ class StreamInfo:
         kind: ``"video"``, ``"audio"``, ``"subtitle"``, ``"data"`` or ``"attachment"``.
         codec: ffmpeg codec name (``h264``, ``aac``, ...).
         size: ``(width, height)`` for video, else None.
-        fps: the frame rate ffmpeg prints (rounded to 2 decimals), video only.
+        fps: the frame rate ffmpeg prints (rounded to 2 decimals), video only: the average.
+        tbr: ffmpeg's guess of the stream's base rate, video only: the highest rate of a
+            variable-frame-rate video, where ``fps`` is its average.
         sample_rate: Hz, audio only.
         metadata: the stream's tags.
     """
@@ -124,6 +126,7 @@ class StreamInfo:
     codec: str
     size: tuple[int, int] | None = None
     fps: float | None = None
+    tbr: float | None = None
     sample_rate: int | None = None
     metadata: dict[str, str] = field(default_factory=dict)
 
@@ -196,6 +199,9 @@ def parse_ffmpeg_info(text: str, path: Path) -> MediaInfo:
                 fps = re.search(r", ([\d.]+)(k?) fps", line)
                 if fps:
                     s["fps"] = float(fps.group(1)) * (1000 if fps.group(2) else 1)
+                tbr = re.search(r", ([\d.]+)(k?) tbr", line)
+                if tbr:
+                    s["tbr"] = float(tbr.group(1)) * (1000 if tbr.group(2) else 1)
             elif kind == "audio":
                 hz = re.search(r", (\d+) Hz", line)
                 if hz:
@@ -247,6 +253,61 @@ def probe(path: str | Path) -> MediaInfo:
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **_popen_kwargs(),
     )
     return parse_ffmpeg_info(proc.stderr.decode("utf-8", errors="replace"), p)
+
+
+_FIRST_FRAME = re.compile(r"Parsed_(a?)showinfo_\d+ @ [^\]]*\] n:\s*0 pts:\s*-?\d+ pts_time:(-?[\d.e+-]+)")
+
+
+def output_rate(source: InputSource) -> Fraction:
+    """The constant frame rate to write ``source``'s frames at.
+
+    Its own rate, except for a variable-frame-rate file, whose average rate (what OpenCV
+    reports) would drop frames wherever it runs faster than average: there, its highest
+    rate (ffmpeg's ``tbr``), within reason (at most 4x the average and 120 fps).
+    """
+    assert source.fps is not None
+    if source.kind != "video" or source.path is None:
+        return source.fps
+    try:
+        video = probe(source.path).video
+    except InputError:
+        return source.fps
+    tbr = video[0].tbr if video else None
+    avg = float(source.fps)
+    if tbr is not None and avg * 1.01 < tbr <= min(4 * avg, 120.0):
+        log.info("%s has a variable frame rate (%.2f fps on average, up to %.2f): writing %.2f fps",
+                 source.name, avg, tbr, tbr)
+        return exact_fps(tbr)
+    return source.fps
+
+
+def stream_starts(path: str | Path) -> tuple[float | None, float | None]:
+    """When the first video frame and the first audio sample of ``path`` play.
+
+    Seconds from the start of the file, as ffmpeg places them (its timeline begins at the
+    earliest stream): a clip whose picture starts 0.84 s after its sound gives ``(0.84, 0.0)``.
+    Decodes one frame of each (the container's start times ignore edit lists and decoder
+    delay; the first decoded frame does not).
+
+    Returns:
+        ``(video_start_s, audio_start_s)``; None for a stream the file lacks.
+
+    Raises:
+        InputError: the file does not exist.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"file not found: {p}")
+    proc = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "info", "-i", str(p), "-map", "0:v:0?",
+         "-map", "0:a:0?", "-filter:v", "showinfo", "-filter:a", "ashowinfo", "-frames:v", "1", "-frames:a", "1",
+         "-f", "null", "-"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **_popen_kwargs(),
+    )
+    starts: dict[str, float] = {}
+    for m in _FIRST_FRAME.finditer(proc.stderr.decode("utf-8", errors="replace")):
+        starts.setdefault("audio" if m.group(1) else "video", float(m.group(2)))
+    return starts.get("video"), starts.get("audio")
 
 
 def exact_fps(fps: float) -> Fraction:
@@ -677,8 +738,21 @@ class VideoWriter:
     Frames are handed to a writer thread (bounded queue) that feeds ffmpeg's stdin, so the
     pipeline keeps working while ffmpeg encodes. The file is written under a temporary name
     next to ``path`` and renamed on :meth:`close`: a crash never leaves a half-written file
-    at ``path``. With ``audio_from``, the audio streams of that file are copied (re-encoded
-    to AAC where the container needs it) and cut to the video's length.
+    at ``path``.
+
+    Timing: frames given with their presentation time (``write(frame, time_s)``) are placed
+    on the output's constant frame rate by that time, as ffmpeg does for a constant-rate
+    output: a frame is repeated over a gap and the earlier of two frames sharing a slot is
+    dropped. So a variable-frame-rate input keeps its timing, and its audio stays in sync.
+
+    Audio: with ``audio_from`` (the file the frames came from), its audio streams are
+    copied (re-encoded to AAC where the container needs it) with the picture placed where
+    it starts in that file, so a clip whose video starts after its audio stays in sync. The
+    audio is cut where the video ends unless :attr:`whole_input` is set before closing (the
+    frames were the whole input: then the audio is kept to its end).
+
+    Metadata: the disclosure tags (:func:`obs_faceswap.disclosure.metadata`) say
+    "face-swapped" only when a frame was written with ``synthetic=True``.
 
     Args:
         path: ``.mp4``, ``.m4v``, ``.mov`` or ``.mkv``; parent directories are created.
@@ -686,7 +760,7 @@ class VideoWriter:
             yuv420p needs even dimensions).
         fps: exact frame rate, e.g. ``Fraction(30000, 1001)``.
         audio_from: a media file whose audio is muxed in, or None.
-        tags: container metadata; defaults to :data:`obs_faceswap.disclosure.METADATA`.
+        tags: container metadata; default: the disclosure tags, decided on :meth:`close`.
         crf: x264 quality (lower is better; 18 is visually lossless for most content).
         preset: x264 speed preset.
         queue_size: frames buffered between the caller and ffmpeg.
@@ -697,7 +771,7 @@ class VideoWriter:
 
     Example:
         >>> with VideoWriter("out.mp4", (1280, 720), Fraction(30)) as w:  # doctest: +SKIP
-        ...     w.write(frame)
+        ...     w.write(frame, time_s=0.0)
     """
 
     def __init__(self, path: str | Path, size: tuple[int, int], fps: Fraction | float, *,
@@ -715,8 +789,15 @@ class VideoWriter:
         if self.fps <= 0:
             raise ConfigError(f"invalid frame rate {fps}")
         self.audio_from = Path(audio_from) if audio_from else None
-        self.tags = dict(disclosure_metadata("video") if tags is None else tags)
+        self.tags = dict(tags) if tags is not None else None
+        #: Frames sent to the encoder (repeats included).
         self.frames_written = 0
+        #: Of those, frames written with ``synthetic=True`` (a face was swapped in them).
+        self.frames_synthetic = 0
+        #: Set before closing when the frames were the whole input: the audio is kept to its end.
+        self.whole_input = False
+        self._pending: tuple[ImageBGR, int, bool] | None = None  # frame, its slot, synthetic
+        self._t0: float | None = None
         self._closed = False
         self._error: BaseException | None = None
 
@@ -740,8 +821,7 @@ class VideoWriter:
             vf = "pad=ceil(iw/2)*2:ceil(ih/2)*2," + vf
             log.info("%s: padding %dx%d to even dimensions for yuv420p", self.path.name, w, h)
         cmd += ["-vf", vf, "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709",
-                "-color_range", "tv"]
-        cmd += self._metadata_args(ext) + [str(self._tmp)]
+                "-color_range", "tv", "-map_metadata", "-1", str(self._tmp)]
         log.debug("running %s", " ".join(cmd))
         try:
             self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
@@ -754,9 +834,12 @@ class VideoWriter:
         self._thread.start()
 
     def _metadata_args(self, ext: str) -> list[str]:
+        tags = self.tags
+        if tags is None:
+            tags = disclosure_metadata("video", swapped=self.frames_synthetic > 0)
         # -map_metadata -1: only our tags; nothing inherited from the intermediate file.
         args: list[str] = ["-map_metadata", "-1"]
-        for k, v in self.tags.items():
+        for k, v in tags.items():
             args += ["-metadata", f"{k}={v}"]
         if ext in (".mp4", ".m4v", ".mov"):
             # use_metadata_tags: keep custom keys (synthetic_content); faststart: playable
@@ -782,8 +865,17 @@ class VideoWriter:
         self._log.seek(0)
         return self._log.read().decode("utf-8", errors="replace")
 
-    def write(self, frame: ImageBGR) -> None:
+    def write(self, frame: ImageBGR, time_s: float | None = None, *, synthetic: bool = True) -> None:
         """Queue one ``(height, width, 3)`` uint8 BGR frame for encoding.
+
+        The frame is kept (not copied) until the next one's time is known; do not modify it
+        afterwards.
+
+        Args:
+            frame: the picture.
+            time_s: its presentation time in seconds (any origin; the first frame's time is
+                the start of the video). None: the slot after the previous frame.
+            synthetic: whether a face was swapped in it (see the class's Metadata note).
 
         Raises:
             FrameFormatError: wrong shape or dtype.
@@ -797,8 +889,26 @@ class VideoWriter:
                                    f"got {frame.shape} {frame.dtype}")
         if self._error is not None or self._proc.poll() is not None:
             self._raise_ffmpeg("encoding")
-        self._queue.put(np.ascontiguousarray(frame))
-        self.frames_written += 1
+        pending = self._pending
+        if time_s is None:
+            slot = pending[1] + 1 if pending is not None else 0
+        else:
+            if self._t0 is None:
+                self._t0 = time_s
+            slot = max(0, round((time_s - self._t0) * float(self.fps)))
+        if pending is not None and slot > pending[1]:
+            # The previous frame shows until this one's slot (repeated over a gap).
+            self._emit(pending[0], slot - pending[1], pending[2])
+        elif pending is not None:
+            slot = pending[1]  # two frames in one slot: the later one is shown
+        self._pending = (frame, slot, synthetic)
+
+    def _emit(self, frame: ImageBGR, count: int, synthetic: bool) -> None:
+        data = np.ascontiguousarray(frame)
+        for _ in range(count):
+            self._queue.put(data)
+        self.frames_written += count
+        self.frames_synthetic += count if synthetic else 0
 
     def _raise_ffmpeg(self, what: str) -> None:
         self._proc.wait()
@@ -806,7 +916,7 @@ class VideoWriter:
                             f"{_tail(self._ffmpeg_log()) or self._error}")
 
     def close(self) -> Path | None:
-        """Finish encoding, mux audio, move the file into place (idempotent).
+        """Finish encoding, mux audio, stamp metadata, move the file into place (idempotent).
 
         Returns:
             The output path, or None when no frame was written (nothing is created then).
@@ -818,6 +928,10 @@ class VideoWriter:
             return self.path if self.path.exists() else None
         self._closed = True
         try:
+            if self._pending is not None:
+                frame, _, synthetic = self._pending
+                self._pending = None
+                self._emit(frame, 1, synthetic)
             self._queue.put(_SENTINEL)
             self._thread.join()
             if self._proc.stdin is not None:
@@ -829,8 +943,7 @@ class VideoWriter:
                 return None
             if rc != 0 or self._error is not None:
                 self._raise_ffmpeg("finishing")
-            if self.audio_from is not None:
-                self._mux_audio()
+            self._finish()
             os.chmod(self._tmp, _default_mode())
             os.replace(self._tmp, self.path)
             log.info("wrote %s (%d frames at %s fps)", self.path, self.frames_written, self.fps)
@@ -842,6 +955,7 @@ class VideoWriter:
         """Stop ffmpeg and delete the partial file (idempotent)."""
         if not self._closed:
             self._closed = True
+            self._pending = None
             self._error = self._error or FaceSwapError("aborted")
             self._proc.kill()
             self._queue.put(_SENTINEL)
@@ -853,39 +967,58 @@ class VideoWriter:
         self._tmp.unlink(missing_ok=True)
         self._log.close()
 
-    def _mux_audio(self) -> None:
-        """Copy the audio of ``audio_from`` next to the encoded video, cut to its length."""
-        assert self.audio_from is not None
+    def _audio_source(self) -> tuple[MediaInfo, float] | None:
+        """The audio file's streams and where its picture starts, or None for no audio."""
+        if self.audio_from is None:
+            return None
         try:
             info = probe(self.audio_from)
+            if not info.has_audio:
+                return None
+            video_start, _ = stream_starts(self.audio_from)
         except InputError as e:
             log.warning("not keeping audio: %s", e)
-            return
-        if not info.has_audio:
-            return
+            return None
+        return info, max(0.0, video_start or 0.0)
+
+    def _finish(self) -> None:
+        """Remux the encoded video with the audio of ``audio_from`` and the metadata."""
         ext = self.path.suffix.lower()
-        duration = self.frames_written / self.fps
-        muxed = self._tmp.with_name(self._tmp.stem + ".mux" + ext)
-        copy_ok = ext == ".mkv" or all(s.codec in _MP4_AUDIO for s in info.audio)
-        aac = ["-c:a", "aac", "-b:a", "192k"]
-        attempts = (["-c:a", "copy"], aac) if copy_ok else (aac,)
+        finished = self._tmp.with_name(self._tmp.stem + ".mux" + ext)
+        source = self._audio_source()
+        # (inputs, output options): with audio first, copied or re-encoded; the video alone
+        # last, since it is still good: better without sound than losing the whole run.
+        attempts: list[tuple[list[str], list[str]]] = []
+        if source is not None:
+            info, video_start = source
+            # -itsoffset puts the first frame where the input's first frame was, relative to
+            # its audio (ffmpeg starts both files' timelines at 0 the same way).
+            inputs = ["-itsoffset", f"{video_start:.6f}", "-i", str(self._tmp), "-i", str(self.audio_from)]
+            maps = ["-map", "0:v:0", "-map", "1:a?", "-c:v", "copy"]
+            if not self.whole_input:
+                maps += ["-t", f"{video_start + float(self.frames_written / self.fps):.6f}"]
+            if ext == ".mkv" or all(s.codec in _MP4_AUDIO for s in info.audio):
+                attempts.append((inputs, [*maps, "-c:a", "copy"]))
+            attempts.append((inputs, [*maps, "-c:a", "aac", "-b:a", "192k"]))
+        attempts.append((["-i", str(self._tmp)], ["-map", "0:v:0", "-c:v", "copy"]))
         last: FaceSwapError | None = None
-        for codec in attempts:
-            try:
-                _run_ffmpeg(
-                    ["-i", str(self._tmp), "-i", str(self.audio_from), "-map", "0:v:0", "-map", "1:a?",
-                     "-c:v", "copy", *codec, "-t", f"{float(duration):.6f}",
-                     *self._metadata_args(ext), str(muxed)],
-                    f"adding the audio of {self.audio_from} to {self.path}",
-                )
-            except FaceSwapError as e:
-                last = e
-                muxed.unlink(missing_ok=True)
-                continue
-            os.replace(muxed, self._tmp)
-            return
-        # The video is still good: keep it without sound rather than lose the whole run.
-        log.warning("%s written without audio: %s", self.path, last)
+        try:
+            for inputs, options in attempts:
+                try:
+                    _run_ffmpeg([*inputs, *options, *self._metadata_args(ext), str(finished)],
+                                f"finishing {self.path}" + (f" with the audio of {self.audio_from}"
+                                                            if len(inputs) > 2 else ""))
+                except FaceSwapError as e:
+                    last = e
+                    continue
+                if source is not None and len(inputs) == 2:
+                    log.warning("%s written without audio: %s", self.path, last)
+                os.replace(finished, self._tmp)
+                return
+            assert last is not None
+            raise last
+        finally:
+            finished.unlink(missing_ok=True)  # also when interrupted half-way
 
     def __enter__(self) -> VideoWriter:
         return self

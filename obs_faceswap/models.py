@@ -303,8 +303,8 @@ class ModelStore:
             if digest != e.sha256:
                 raise DownloadError(
                     f"downloaded {e.file} from {e.url} but its sha256 is {digest}, expected "
-                    f"{e.sha256}; the file was not kept. Try again later, or place a good copy in "
-                    f"${ENV_MODELS}"
+                    f"{e.sha256}; the file was not kept. Try again later, or place a good copy in a "
+                    f"directory and {_dir_hint(e)}"
                 )
             os.replace(tmp, dest)
         finally:
@@ -333,7 +333,7 @@ class ModelStore:
         except (urllib.error.URLError, OSError, TimeoutError) as err:
             raise DownloadError(
                 f"cannot download {e.file} from {e.url}: {err}. Without network access, copy the "
-                f"file (sha256 {e.sha256}) into a directory and pass --models DIR or set ${ENV_MODELS}"
+                f"file (sha256 {e.sha256}) into a directory and {_dir_hint(e)}"
             ) from err
 
     # -- messages -----------------------------------------------------------------------
@@ -343,7 +343,7 @@ class ModelStore:
             f"run `obs-faceswap models fetch {e.name}` to download it from {e.url}"
             if e.url
             else f"no public copy of this exact file exists yet ({e.get('source', 'see models/README.md')}); "
-            f"place it in a directory and pass --models DIR or set ${ENV_MODELS}"
+            f"place it in a directory and {_dir_hint(e)}"
         )
         return (
             f"{e.kind[:-1] if e.kind == 'models' else 'media file'} {e.file} ({e.name}) not found "
@@ -356,6 +356,13 @@ class ModelStore:
             f"({e.size} bytes). Delete it and run `obs-faceswap models fetch {e.name}`"
             + (f" (from {e.url})" if e.url else ", or copy a good file over it")
         )
+
+
+def _dir_hint(e: Entry) -> str:
+    """How to point the store at a directory holding ``e`` (models and media differ)."""
+    if e.kind == "media":
+        return f"pass --media DIR or set ${ENV_MEDIA}"
+    return f"pass --models DIR or set ${ENV_MODELS}"
 
 
 def copy_into(store: ModelStore, name: str, target_dir: Path) -> Path:

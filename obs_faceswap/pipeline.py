@@ -182,7 +182,8 @@ class Pipeline:
         from obs_faceswap.nets.recognition import FaceEmbedder
 
         embedder = FaceEmbedder.from_store(self.store, "faceres", self.config.runtime)
-        self.matcher = ReferenceMatcher(embedder, read_image(sel.reference), self.detector)
+        self.matcher = ReferenceMatcher(embedder, read_image(sel.reference), self.detector,
+                                        min_similarity=sel.min_similarity)
 
     def reset(self) -> None:
         """Forget tracked faces (call at a scene cut or when switching inputs)."""

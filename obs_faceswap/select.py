@@ -76,6 +76,9 @@ class ReferenceMatcher:
         self.reference: FloatArray = embedder.embed(image, dets.keypoints[best])
         self._cache: dict[int, _Cached] = {}
         self._frame = 0
+        #: The highest similarity among the faces of the last frame (None: no face), so a
+        #: caller can tell "the person is not in the picture" from "no face at all".
+        self.last_best: float | None = None
 
     def reset(self) -> None:
         """Forget the per-track similarities (e.g. after the tracker was reset)."""
@@ -99,6 +102,7 @@ class ReferenceMatcher:
         live = {f.track_id for f in faces}
         for tid in [t for t in self._cache if t not in live]:
             del self._cache[tid]
+        self.last_best = max(out) if out else None
         return out
 
     def best(self, faces: list[Face], frame: ImageBGR | LazyFrame) -> Face | None:

@@ -15,8 +15,8 @@ import numpy as np
 
 from obs_faceswap.config import SwapperConfig
 from obs_faceswap.frame import clip_box
-from obs_faceswap.swap import Box, SourceFace, SwapperContext
-from obs_faceswap.types import Face, ImageBGR, SwapResult
+from obs_faceswap.swap import SourceFace, SwapperContext
+from obs_faceswap.types import Box, Face, ImageBGR, SwapResult
 
 #: The plugin setting that selects :class:`InvertFace`.
 INVERT = "tests.swappers:invert"

@@ -16,7 +16,7 @@ OBS       last field                                 size (64-bit)
 rejects a larger one, so the layout must match the *running* OBS (or be older).
 ``struct obs_source_frame`` is unchanged from 28.0 to 32.2; its ``refs`` field is a C
 ``long``, 8 bytes on Linux/macOS and 4 on Windows. Every offset is checked by
-``tests/unit/test_libobs_structs.py`` against the table read from the OBS headers.
+``tests/unit/obs/test_structs.py`` against the table read from the OBS headers.
 """
 
 from __future__ import annotations

@@ -45,6 +45,78 @@ def talking_clip(tmp_path_factory, media) -> Path:
     return out
 
 
+# -- audio and picture together ----------------------------------------------------------------
+FLASH = "drawbox=x=0:y=0:w=iw:h=ih:color=white:t=fill"
+BEEP = "aevalsrc='if(between(t,2.0,2.05),sin(2*PI*1000*t),0)':s=48000"
+ENVELOPE_HZ = 500  # both signals are compared at 2 ms steps
+
+
+def av_offset(path: Path) -> tuple[float, float, float]:
+    """How late the sound is relative to the picture, by cross-correlating the white-flash
+    frame's brightness with the beep's loudness, both decoded by ffmpeg onto the file's own
+    timeline (edit lists, start offsets and frame timestamps applied, as a player does).
+
+    Returns:
+        ``(offset_s, audio_duration_s, video_duration_s)``; offset > 0: the beep comes after
+        the flash.
+    """
+    video = subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-i", str(path), "-map", "0:v:0", "-vf",
+         f"fps={ENVELOPE_HZ}:start_time=0,scale=8:8,format=gray", "-f", "rawvideo", "-"],
+        capture_output=True, check=True).stdout
+    audio = subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-i", str(path), "-map", "0:a:0", "-af", "aresample=async=1:first_pts=0",
+         "-ac", "1", "-ar", "48000", "-f", "s16le", "-"], capture_output=True, check=True).stdout
+    bright = np.frombuffer(video, np.uint8).reshape(-1, 64).mean(axis=1)
+    pcm = np.abs(np.frombuffer(audio, np.int16).astype(np.float32))
+    loud = pcm[: len(pcm) // 96 * 96].reshape(-1, 96).max(axis=1)  # 2 ms bins
+    flash = (bright > 200).astype(np.float32)
+    beep = (loud > 0.3 * loud.max()).astype(np.float32)
+    assert flash.any() and beep.any(), f"{path.name}: the flash frame or the beep is missing"
+    corr = np.correlate(beep, flash, mode="full")
+    lag = int(np.argmax(corr)) - (len(flash) - 1)
+    return lag / ENVELOPE_HZ, len(pcm) / 48000, len(bright) / ENVELOPE_HZ
+
+
+@pytest.fixture(scope="module")
+def sync_clips(tmp_path_factory, media) -> dict[str, Path]:
+    """Clips whose flash frame and beep coincide, at 2.0 s on the file's timeline.
+
+    ``late``: the picture starts 0.84 s after the sound (25 fps, 2.5 s of video, 4 s of audio).
+    ``vfr``: 30 fps, but only every third frame between 0.5 s and 1.5 s (3 s, audio to 3 s).
+    """
+    d = tmp_path_factory.mktemp("sync")
+    talk = str(media("dfl_Obama_speaking.mp4"))
+    ffmpeg("-i", talk, "-t", "2.5", "-vf", f"fps=25,{FLASH}:enable='between(t,1.16,1.195)'", "-c:v", "libx264",
+           "-an", str(d / "v.mp4"))
+    ffmpeg("-f", "lavfi", "-i", f"{BEEP}:d=4", "-c:a", "aac", str(d / "a.m4a"))
+    ffmpeg("-itsoffset", "0.84", "-i", str(d / "v.mp4"), "-i", str(d / "a.m4a"), "-map", "0:v", "-map", "1:a",
+           "-c", "copy", str(d / "late.mp4"))
+    ffmpeg("-i", talk, "-f", "lavfi", "-i", f"{BEEP}:d=3", "-t", "3", "-vf",
+           f"fps=30,{FLASH}:enable='between(t,2.0,2.03)',select='lt(t,0.5)+gte(t,1.5)+not(mod(n,3))'",
+           "-fps_mode", "vfr", "-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-c:a", "aac", str(d / "vfr.mp4"))
+    return {"late": d / "late.mp4", "vfr": d / "vfr.mp4"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("clip", "frame_s", "audio_s"), [("late", 1 / 25, 4.0), ("vfr", 1 / 30, 3.0)])
+def test_swap_keeps_sound_and_picture_together(media, sync_clips, tmp_path, capsys, clip, frame_s, audio_s):
+    src = sync_clips[clip]
+    offset_in, audio_in, video_in = av_offset(src)
+    assert abs(offset_in) < 0.005 and audio_in == pytest.approx(audio_s, abs=0.05)  # the clip is right
+    out = tmp_path / "out.mp4"
+    rc = main(["swap", "--source", str(media("astronaut.png")), "--input", str(src), "--output", str(out), "-q"])
+    assert rc == 0, capsys.readouterr().err
+    offset, audio, video = av_offset(out)
+    print(f"{clip}: audio/video offset {offset * 1000:+.0f} ms (input {offset_in * 1000:+.0f} ms), audio "
+          f"{audio:.2f} s (input {audio_in:.2f} s), video {video:.2f} s (input {video_in:.2f} s)")
+    assert abs(offset) < frame_s, f"sound and picture {offset * 1000:+.0f} ms apart"
+    assert audio == pytest.approx(audio_in, abs=0.05), "the audio was cut"
+    assert video == pytest.approx(video_in, abs=frame_s + 0.005)
+    assert is_marked(probe(out).metadata)
+
+
+# -- images ---------------------------------------------------------------------------------------
 def test_swap_image(media, tmp_path, capsys):
     out = tmp_path / "swapped.png"
     rc = main(["swap", "--source", str(media("frec_obama.jpg")), "--input", str(media("frec_biden.jpg")),
@@ -241,3 +313,148 @@ def test_bench_table(capsys):
     assert rc == 0
     out = capsys.readouterr().out
     assert "360p 640x360" in out and "FPS (median of repeats)" in out and "pipeline / model time" in out
+
+
+# -- which faces ------------------------------------------------------------------------------------
+def test_reference_not_in_the_picture_swaps_nobody_and_says_so(media, tmp_path, capsys, caplog):
+    out = tmp_path / "out.png"
+    # frec_two_people.jpg shows Obama and Biden; astronaut.png is neither.
+    rc = main(["swap", "--source", str(media("astronaut.png")), "--input", str(media("frec_two_people.jpg")),
+               "--output", str(out), "--reference", str(media("astronaut.png")), "-q"])
+    cap = capsys.readouterr()
+    assert rc == 0, cap.err
+    assert "0 swapped" in cap.out and "no face like the --reference person" in cap.out
+    warned = cap.err + caplog.text  # the warning is logged (on stderr outside pytest)
+    assert "no face looked like the --reference person" in warned and "--reference-threshold 0.50" in warned
+    assert np.array_equal(cv2.imread(str(out)), cv2.imread(str(media("frec_two_people.jpg"))))
+    assert not is_marked(read_image_metadata(out)), "nothing was swapped, so the file must not say so"
+
+
+def test_reference_in_the_picture_is_swapped(media, tmp_path, capsys):
+    out = tmp_path / "out.png"
+    rc = main(["swap", "--source", str(media("astronaut.png")), "--input", str(media("frec_two_people.jpg")),
+               "--output", str(out), "--reference", str(media("frec_biden.jpg")), "-q"])
+    assert rc == 0, capsys.readouterr().err
+    assert "1 face(s) found, 1 swapped" in capsys.readouterr().out
+    changed = np.abs(cv2.imread(str(out)).astype(int) - cv2.imread(str(media("frec_two_people.jpg"))).astype(int))
+    xs = np.nonzero(changed.max(axis=2) > 20)[1]
+    assert np.median(xs) > 563, "Biden is the face on the right"
+    assert is_marked(read_image_metadata(out))
+
+
+def test_reference_missing_from_a_video_is_in_the_summary(media, talking_clip, tmp_path, capsys):
+    out = tmp_path / "out.mp4"
+    rc = main(["swap", "--source", str(media("astronaut.png")), "--input", str(talking_clip), "--output", str(out),
+               "--reference", str(media("astronaut.png")), "--max-frames", "6", "-q"])
+    assert rc == 0, capsys.readouterr().err
+    stdout = capsys.readouterr().out
+    assert "6 frames, faces found in 100%, swapped in 0" in stdout
+    assert "no face looked like the --reference person in 6 frames with faces" in stdout
+    tags = probe(out).metadata
+    assert not is_marked(tags) and "no face was swapped" in tags["comment"]
+
+
+@pytest.fixture(scope="module")
+def six_faces(tmp_path_factory, media) -> Path:
+    """Six people side by side, 240 px each: more faces than the 4 tracked by default."""
+    tiles = []
+    for name in ("dicaprio_1", "johansson_1", "jolie_1", "musk_1", "perry_1", "johansson_2"):
+        img = cv2.imread(str(media(f"faces/{name}.jpg")))
+        h, w = img.shape[:2]
+        img = cv2.resize(img, (int(w * 300 / h), 300))
+        c = img.shape[1] // 2
+        img = img[:, max(0, c - 120): c + 120]
+        tiles.append(cv2.copyMakeBorder(img, 0, 0, 0, 240 - img.shape[1], cv2.BORDER_CONSTANT))
+    path = tmp_path_factory.mktemp("crowd") / "six.png"
+    cv2.imwrite(str(path), np.hstack(tiles))
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("index", [0, 1, 4])
+def test_face_index_counts_from_the_left(media, six_faces, tmp_path, capsys, index):
+    out = tmp_path / "out.png"
+    rc = main(["swap", "--source", str(media("astronaut.png")), "--input", str(six_faces), "--output", str(out),
+               "--face-index", str(index), "-q"])
+    assert rc == 0, capsys.readouterr().err
+    changed = np.abs(cv2.imread(str(out)).astype(int) - cv2.imread(str(six_faces)).astype(int)).max(axis=2) > 20
+    xs = np.nonzero(changed)[1]
+    assert set((xs // 240).tolist()) == {index}, "the swapped face is not the one counted from the left"
+
+
+# -- damaged input, wrong model file ------------------------------------------------------------------
+def test_truncated_input_is_reported(media, tmp_path, capsys, caplog):
+    full, cut = tmp_path / "full.mp4", tmp_path / "cut.mp4"
+    ffmpeg("-i", str(media("dfl_Obama_speaking.mp4")), "-frames:v", "60", "-c:v", "libx264", "-movflags", "+faststart",
+           str(full))
+    data = full.read_bytes()
+    cut.write_bytes(data[: len(data) * 2 // 3])  # an interrupted download: the index lists all 60 frames
+    out = tmp_path / "out.mp4"
+    rc = main(["swap", "--source", str(media("astronaut.png")), "--input", str(cut), "--output", str(out), "-q"])
+    cap = capsys.readouterr()
+    assert rc == 0, cap.err
+    n = len(decode_all(out))
+    assert 0 < n < 60
+    assert f"{cut}: read {n} of the 60 frames the file declares; it looks truncated" in cap.err + caplog.text
+
+
+def test_a_complete_input_gives_no_truncation_warning(media, talking_clip, tmp_path, capsys, caplog):
+    rc = main(["swap", "--source", str(media("astronaut.png")), "--input", str(talking_clip),
+               "--output", str(tmp_path / "o.mkv"), "-q"])
+    assert rc == 0
+    assert "truncated" not in capsys.readouterr().err + caplog.text
+
+
+@pytest.mark.slow
+def test_wrong_detector_file_is_one_clear_line(media, models_dir, tmp_path):
+    """A YuNet file given as the SCRFD detector: a ModelError naming the file, no traceback."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run(
+        [sys.executable, "-m", "obs_faceswap", "swap", "--source", str(media("astronaut.png")),
+         "--input", str(media("frec_biden.jpg")), "--output", str(tmp_path / "o.png"),
+         "--detector", "scrfd", "--detector-model", str(models_dir / "yunet_n_320_320.onnx")],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("obs-faceswap: error: ") and proc.stderr.count("\n") == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "yunet_n_320_320.onnx" in proc.stderr and "scrfd" in proc.stderr.lower()
+    assert "detector.model" not in proc.stderr  # the flag's name, if any, not the config key
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_overwrite_replaces_an_existing_output(media, tmp_path, capsys):
+    out = tmp_path / "o.png"
+    out.write_bytes(b"old")
+    rc = main(["swap", "--source", str(media("astronaut.png")), "--input", str(media("frec_biden.jpg")),
+               "--output", str(out), "-y", "-q"])
+    assert rc == 0, capsys.readouterr().err
+    assert is_marked(read_image_metadata(out))
+    assert [p.name for p in tmp_path.iterdir()] == ["o.png"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason="no SIGTERM on Windows")
+def test_sigterm_finalises_the_output_like_ctrl_c(media, tmp_path):
+    long_clip = tmp_path / "long.mp4"
+    ffmpeg("-stream_loop", "3", "-i", str(media("dfl_Obama_speaking.mp4")), "-c", "copy", str(long_clip))
+    out = tmp_path / "out.mp4"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "obs_faceswap", "swap", "--source", str(media("astronaut.png")),
+         "--input", str(long_clip), "--output", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".out.*partial*")) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(1.5)  # let it process some frames
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    n = len(decode_all(out))
+    assert 0 < n < 4 * 259
+    assert f"{n} frames" in stdout
+    assert is_marked(probe(out).metadata)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["long.mp4", "out.mp4"], "a temporary file was left"

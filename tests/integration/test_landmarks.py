@@ -106,7 +106,9 @@ def test_478_agrees_with_468_on_real_faces(detector, mesh468, mesh478, read_imag
 @pytest.mark.parametrize("photo", PHOTOS)
 def test_iris_centres_lie_inside_the_eyes(detector, mesh478, read_image, photo: str) -> None:
     image = read_image(photo)
-    for roi in _rois(detector, mesh478, image):
+    rois = list(_rois(detector, mesh478, image))
+    assert rois, f"{photo}: no face found, so no iris was checked"
+    for roi in rois:
         pts, _ = mesh478.infer(image, roi)
         for iris, contour in ((LEFT_IRIS_INDICES, RIGHT_EYE), (RIGHT_IRIS_INDICES, LEFT_EYE)):
             poly = pts[list(contour), :2].astype(np.float32).reshape(-1, 1, 2)

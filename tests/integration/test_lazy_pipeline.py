@@ -13,7 +13,7 @@ from obs_faceswap.engine import protocol as P
 from obs_faceswap.pipeline import Pipeline
 from obs_faceswap.video_formats import VideoFormat
 
-# Resampling differs slightly between the two paths (see tests/unit/test_lazy_frame.py), so the
+# Resampling differs slightly between the two paths (see tests/unit/test_frame.py), so the
 # landmarks and hence the rendered face differ by a fraction of a pixel.
 MEAN_DIFF_TOL = 4.0
 

@@ -3,6 +3,7 @@ through :class:`Pipeline` by setting, and no stage reads a lazy frame's unloaded
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import cv2
@@ -10,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from obs_faceswap.config import BadgeConfig, BlendConfig, PipelineConfig, SwapperConfig
+from obs_faceswap.config import BadgeConfig, BlendConfig, PipelineConfig, RuntimeConfig, SwapperConfig
 from obs_faceswap.errors import ConfigError, ModelError
 from obs_faceswap.frame import Box, LazyFrame, clip_box
 from obs_faceswap.pipeline import Pipeline
@@ -160,6 +161,8 @@ class PoisonedFrame(LazyFrame):
 
 def run_both(config: PipelineConfig, store, clip, source=None, swapper=None):
     """Eager and lazy outputs of the same clip, frame by frame (inside the changed boxes)."""
+    # One CPU backend for both: ``auto`` picks by timing, and two backends differ by ~1e-4 px.
+    config = dataclasses.replace(config, runtime=RuntimeConfig(cpu_backend="onnxruntime"))
     eager, lazy = Pipeline(config, store, source=source), Pipeline(config, store, source=source)
     if swapper is not None:
         eager.swapper, lazy.swapper = swapper(), swapper()

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import numpy as np
 import pytest
 
-from obs_faceswap.cli import FIELD_OPTIONS, FLAG_OPTIONS, build_config, build_parser, main, side_by_side
+from obs_faceswap.cli import (
+    FIELD_OPTIONS,
+    FLAG_OPTIONS,
+    INDEX_MAX_FACES,
+    build_config,
+    build_parser,
+    main,
+    parse_args,
+    side_by_side,
+)
 from obs_faceswap.config import PipelineConfig
 from obs_faceswap.errors import ConfigError
 
@@ -70,9 +80,45 @@ def test_every_mapped_option_exists_in_the_parser():
 def test_reference_and_face_index_imply_their_mode():
     cfg = config_for("--reference", "me.jpg")
     assert (cfg.selection.mode, cfg.selection.reference) == ("reference", "me.jpg")
+    assert cfg.selection.min_similarity == PipelineConfig().selection.min_similarity
+    assert config_for("--reference", "me.jpg", "--reference-threshold", "0.7").selection.min_similarity == 0.7
     cfg = config_for("--face-index", "2")
     assert (cfg.selection.mode, cfg.selection.index) == ("index", 2)
     assert config_for("--select", "index", "--face-index", "1").selection.index == 1
+
+
+def test_face_index_counts_every_face_unless_max_faces_is_given():
+    # With the default 4 tracked faces, the 4 highest-scoring ones would be counted, not the
+    # leftmost ones: index mode tracks every face.
+    assert config_for("--face-index", "0").tracking.max_faces == INDEX_MAX_FACES
+    assert config_for("--face-index", "1", "--max-faces", "3").tracking.max_faces == 3
+    with pytest.raises(ConfigError, match="--face-index 3 needs --max-faces 4 or more"):
+        config_for("--face-index", "3", "--max-faces", "2")
+
+
+def test_reference_threshold_needs_a_reference():
+    with pytest.raises(ConfigError, match="--reference-threshold needs --reference"):
+        config_for("--reference-threshold", "0.6")
+
+
+@pytest.mark.parametrize("argv", [
+    ["models", "--offline", "fetch", "mesh468"],
+    ["models", "fetch", "--offline", "mesh468"],
+    ["--offline", "models", "fetch", "mesh468"],
+    ["models", "fetch", "mesh468", "--offline"],
+])
+def test_common_options_work_anywhere_on_the_line(argv):
+    args = parse_args(argv)
+    assert args.offline is True
+    assert args.func.__name__ == "cmd_models_fetch" and args.names == ["mesh468"]
+    assert parse_args(["models", "fetch"]).offline is False  # defaults still apply
+
+
+def test_options_before_and_after_the_command_combine():
+    args = parse_args(["--models", "/m", "swap", "--source", "s.png", "-i", "in.mp4", "-o", "o.mp4", "--threads", "2"])
+    assert (args.models, args.threads, args.provider, args.verbose) == ("/m", 2, "auto", 0)
+    args = parse_args(["-v", "models", "-q", "list"])
+    assert (args.verbose, args.quiet) == (1, True)
 
 
 @pytest.mark.parametrize("argv", [
@@ -101,8 +147,24 @@ def test_badge_text_or_corner_imply_badge():
 def test_bad_option_value_exits_2_with_one_line_and_no_traceback(capsys):
     assert main([*SWAP, "--opacity", "3"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("obs-faceswap: error: blend.opacity must be in [0.0, 1.0]")
+    assert err.startswith("obs-faceswap: error: --opacity must be in [0.0, 1.0]")
     assert "Traceback" not in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["--opacity", "3"], "--opacity must be in [0.0, 1.0]; got 3.0"),
+    (["--feather", "0.9"], "--feather must be in [0.0, 0.5]; got 0.9"),
+    (["--det-threshold", "2"], "--det-threshold must be in [0.0, 1.0]; got 2.0"),
+    (["--detect-interval", "0"], "--detect-interval must be in [1, 1000]; got 0"),
+    (["--threads", "-1"], "--threads"),
+    (["--select", "reference"], "--select 'reference' needs --reference"),
+    (["--reference", "me.jpg", "--reference-threshold", "1.5"], "--reference-threshold must be in [0.0, 1.0]"),
+])
+def test_errors_name_the_flags_not_the_config_keys(argv, expected):
+    with pytest.raises(ConfigError) as e:
+        config_for(*argv)
+    assert expected in str(e.value)
+    assert not re.search(r"\b(blend|mask|detector|tracking|selection|runtime)\.", str(e.value)), str(e.value)
 
 
 def test_swap_needs_output_or_preview(capsys):
@@ -193,6 +255,16 @@ def test_unknown_model_name(capsys, models_dir):
     assert "unknown model 'nosuch'" in capsys.readouterr().err
 
 
+def test_models_fetch_honours_offline_given_before_the_action(capsys, tmp_path, monkeypatch):
+    monkeypatch.delenv("OBS_FACESWAP_MODELS", raising=False)
+    monkeypatch.setenv("OBS_FACESWAP_CACHE", str(tmp_path / "cache"))
+    # Before the fix, --offline before "fetch" was dropped and a download was attempted.
+    monkeypatch.setattr("urllib.request.urlopen", lambda *a, **k: pytest.fail("--offline must not download"))
+    assert main(["models", "--offline", "--models", str(tmp_path), "fetch", "mesh468"]) == 2
+    err = capsys.readouterr().err
+    assert "mediapipe_face_landmark_468.onnx" in err and "not found" in err
+
+
 # -- helpers --------------------------------------------------------------------------------------
 def test_side_by_side_layout():
     a = np.full((100, 80, 3), 10, np.uint8)
@@ -212,3 +284,65 @@ def test_preview_without_display_is_refused_before_loading_anything(capsys, monk
     # The input does not exist: the display check must come first.
     assert main(["swap", "--source", "s.png", "--input", str(tmp_path / "x.mp4"), "--preview"]) == 2
     assert "--preview needs a display" in capsys.readouterr().err
+
+
+def test_missing_media_hint_names_media_not_models(capsys, tmp_path, monkeypatch):
+    monkeypatch.delenv("OBS_FACESWAP_MEDIA", raising=False)
+    monkeypatch.setenv("OBS_FACESWAP_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr("urllib.request.urlopen", lambda *a, **k: (_ for _ in ()).throw(OSError("no network")))
+    assert main(["demo", "--media", str(tmp_path), "--output", str(tmp_path / "d"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "--media DIR" in err and "$OBS_FACESWAP_MEDIA" in err
+    assert "--models" not in err and "OBS_FACESWAP_MODELS" not in err
+
+
+def test_existing_output_is_not_replaced_without_overwrite(capsys, media, tmp_path):
+    out = tmp_path / "o.png"
+    out.write_bytes(b"precious")
+    argv = ["swap", "--source", str(media("astronaut.png")), "--input", str(media("frec_biden.jpg")),
+            "--output", str(out), "-q"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == f"obs-faceswap: error: --output {out} already exists; add -y (--overwrite) to replace it, " \
+                  "or choose another name\n"
+    assert out.read_bytes() == b"precious"
+    assert parse_args([*argv, "-y"]).overwrite and parse_args([*argv, "--overwrite"]).overwrite
+
+
+def test_output_that_is_a_directory_is_refused(capsys, media, tmp_path):
+    assert main(["swap", "--source", str(media("astronaut.png")), "--input", str(media("frec_biden.jpg")),
+                 "--output", str(tmp_path), "-y"]) == 2
+    assert "is a directory" in capsys.readouterr().err
+
+
+def _failing_swap(monkeypatch, error: BaseException) -> None:
+    def fail(args):
+        raise error
+
+    monkeypatch.setattr("obs_faceswap.cli.cmd_swap", fail)
+
+
+def test_errors_raised_deeper_also_name_flags(capsys, monkeypatch):
+    from obs_faceswap.errors import ModelLoadError
+
+    _failing_swap(monkeypatch, ModelLoadError("det.onnx is not a SCRFD model (detector.model): expected ..."))
+    assert main(SWAP) == 2
+    assert capsys.readouterr().err == ("obs-faceswap: error: det.onnx is not a SCRFD model (--detector-model): "
+                                       "expected ...\n")
+
+
+def test_unexpected_errors_are_one_line_without_traceback(capsys, monkeypatch):
+    _failing_swap(monkeypatch, KeyError("cls_8"))
+    assert main(SWAP) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("obs-faceswap: internal error: KeyError: 'cls_8'") and err.count("\n") == 1
+    assert "-v" in err
+
+
+def test_sigterm_handler_is_restored_after_main(monkeypatch):
+    import signal
+
+    before = signal.getsignal(signal.SIGTERM)
+    _failing_swap(monkeypatch, KeyError("x"))
+    main(SWAP)
+    assert signal.getsignal(signal.SIGTERM) == before

@@ -123,3 +123,12 @@ def test_metadata_says_face_swapped_with_version():
     assert metadata("video") == METADATA
     assert not is_marked({"comment": "holiday video"})
     assert is_marked({SYNTHETIC_KEY.upper(): METADATA[SYNTHETIC_KEY]})
+
+
+def test_metadata_marks_only_swapped_files():
+    from obs_faceswap.disclosure import metadata
+
+    assert is_marked(metadata("video"))
+    plain = metadata("image", swapped=False)
+    assert not is_marked(plain)
+    assert "no face was swapped in this image" in plain["comment"]

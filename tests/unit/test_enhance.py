@@ -11,7 +11,7 @@ from obs_faceswap import align, merge
 from obs_faceswap.enhance import Enhancer
 from obs_faceswap.errors import ConfigError, ModelLoadError
 from tests import swap_graphs as g
-from tests.unit.test_oneshot import CPU, KPS, face_at, textured_frame
+from tests.unit.swap.test_oneshot import CPU, KPS, face_at, textured_frame
 
 
 @pytest.mark.parametrize(("size", "template"), [(512, "ffhq_512"), (256, "arcface_128")])

@@ -22,10 +22,12 @@ from obs_faceswap.io import (
     ffmpeg_exe,
     is_webcam,
     open_input,
+    output_rate,
     parse_ffmpeg_info,
     prefetch,
     probe,
     read_image_metadata,
+    stream_starts,
     write_image,
 )
 from obs_faceswap.io import read_image as io_read_image
@@ -59,6 +61,14 @@ def clips(tmp_path_factory, media):
     ffmpeg("-f", "lavfi", "-i", "color=c=black:s=64x64:d=1", "-frames:v", "0", "-c:v", "libx264",
            str(d / "empty.mp4"))
     ffmpeg("-f", "lavfi", "-i", "sine=duration=1", "-c:a", "aac", str(d / "audio_only.mp4"))
+    # Picture starting 0.84 s after the sound (a camera that starts late, a cut): 10 frames
+    # at 25 fps from 0.84 s, 2 s of audio from 0.
+    ffmpeg("-i", obama, "-frames:v", "10", "-r", "25", "-c:v", "libx264", "-an", str(d / "v25.mp4"))
+    ffmpeg("-itsoffset", "0.84", "-i", str(d / "v25.mp4"), "-f", "lavfi", "-i", "sine=frequency=440:duration=2",
+           "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "aac", str(d / "late_video.mp4"))
+    # Variable frame rate: 30 fps, except every third frame only between 0.5 s and 1.5 s.
+    ffmpeg("-i", obama, "-t", "2", "-vf", "fps=30,select='lt(t,0.5)+gte(t,1.5)+not(mod(n,3))'",
+           "-fps_mode", "vfr", "-c:v", "libx264", str(d / "vfr.mp4"))
     return d
 
 
@@ -70,6 +80,17 @@ def test_probe_real_clip(media):
     v = info.video[0]
     assert v.codec == "h264" and v.size == (512, 388) and v.fps == 30
     assert info.duration_s == pytest.approx(8.63, abs=0.05)
+
+
+def test_stream_starts_and_rates(clips):
+    assert stream_starts(clips / "late_video.mp4") == pytest.approx((0.84, 0.0), abs=1e-3)
+    assert stream_starts(clips / "aac.mp4")[0] == pytest.approx(0.0, abs=1e-3)
+    assert stream_starts(clips / "v25.mp4") == (pytest.approx(0.0, abs=1e-3), None)
+    with open_input(clips / "vfr.mp4") as vfr:
+        assert float(vfr.fps) == pytest.approx(20, abs=1)  # OpenCV: the average rate
+        assert output_rate(vfr) == 30  # its highest rate: no frame is dropped
+    with open_input(clips / "aac.mp4") as cfr:
+        assert output_rate(cfr) == Fraction(30000, 1001)
 
 
 def test_probe_sees_audio(clips):
@@ -289,6 +310,64 @@ def test_writer_finalises_on_interrupt(tmp_path):
             w.write(f)
     assert count_frames(out) == 7
     assert is_marked(probe(out).metadata)
+
+
+def _colour_frames(n: int) -> list[np.ndarray]:
+    """Frames told apart by their grey level (i * 20), which survives encoding."""
+    return [np.full((64, 64, 3), 20 * i, np.uint8) for i in range(n)]
+
+
+def _grey_levels(path: Path) -> list[int]:
+    with open_input(path) as src:
+        return [int(round(float(f.image.mean()) / 20)) for f in src]
+
+
+def test_writer_places_frames_by_their_time(tmp_path):
+    out = tmp_path / "timed.mkv"
+    frames = _colour_frames(6)
+    times = [0.0, 0.1, 0.2, 0.5, 0.52, 0.6]  # a gap after 0.2 s, two frames in the 0.5 s slot
+    with VideoWriter(out, (64, 64), 10) as w:
+        for f, t in zip(frames, times, strict=True):
+            w.write(f, 10.0 + t)  # any origin: the first frame starts the video
+    # Slots of 0.1 s: 0 1 2 2 2 4 5 -> the frame at 0.2 s fills the gap; at 0.5 s the later one shows.
+    assert _grey_levels(out) == [0, 1, 2, 2, 2, 4, 5]
+    assert w.frames_written == 7
+
+
+def test_writer_marks_the_file_only_when_a_frame_was_synthetic(tmp_path):
+    plain, swapped = tmp_path / "plain.mp4", tmp_path / "swapped.mp4"
+    with VideoWriter(plain, (64, 64), 10) as w:
+        for f in _colour_frames(3):
+            w.write(f, synthetic=False)
+    tags = probe(plain).metadata
+    assert not is_marked(tags) and "no face was swapped" in tags["comment"]
+    with VideoWriter(swapped, (64, 64), 10) as w:
+        for i, f in enumerate(_colour_frames(3)):
+            w.write(f, synthetic=i == 1)
+    assert is_marked(probe(swapped).metadata)
+
+
+def test_writer_keeps_a_late_video_start_relative_to_the_audio(clips, tmp_path):
+    out = tmp_path / "late.mp4"
+    with open_input(clips / "late_video.mp4") as src, \
+            VideoWriter(out, src.size, src.fps, audio_from=clips / "late_video.mp4") as w:
+        for frame in src:
+            w.write(frame.image, frame.time_s)
+        w.whole_input = True
+    assert stream_starts(out) == pytest.approx((0.84, 0.0), abs=0.01)
+    assert probe(out).duration_s == pytest.approx(2.0, abs=0.06)  # the audio after the last frame is kept
+    assert count_frames(out) == 10
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["late.mp4"], "no partial files left"
+
+
+def test_writer_cuts_the_audio_where_a_partial_run_ends(clips, tmp_path):
+    out = tmp_path / "first4.mp4"
+    with open_input(clips / "late_video.mp4") as src, \
+            VideoWriter(out, src.size, src.fps, audio_from=clips / "late_video.mp4") as w:
+        for frame, _ in zip(src, range(4), strict=False):
+            w.write(frame.image, frame.time_s)
+    # Not the whole input (Ctrl-C, --max-frames): the audio ends with the 4th frame.
+    assert probe(out).duration_s == pytest.approx(0.84 + 4 / 25, abs=0.03)
 
 
 def test_writer_with_no_frames_creates_nothing(tmp_path):

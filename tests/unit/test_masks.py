@@ -11,7 +11,7 @@ from obs_faceswap import masks
 from obs_faceswap.errors import ConfigError, ModelLoadError
 from obs_faceswap.landmark_indices import LIPS_INNER
 from tests import swap_graphs as g
-from tests.unit.test_oneshot import CPU
+from tests.unit.swap.test_oneshot import CPU
 
 
 def test_box_mask_is_inswappers_feathered_square() -> None:

@@ -108,6 +108,16 @@ def test_reference_similarity_is_cached_per_track() -> None:
 def test_reference_min_similarity() -> None:
     matcher = ReferenceMatcher(FakeEmbedder(), FRAME, _reference_at(1000.0), min_similarity=0.999)
     assert select_faces(FACES, SelectionConfig(mode="reference", reference="x"), FRAME, matcher) == []
+    # The caller can tell "not this person" (faces, best similarity below the bar) from "no face".
+    assert matcher.last_best is not None and matcher.last_best < 0.999
+    assert select_faces([], SelectionConfig(mode="reference", reference="x"), FRAME, matcher) == []
+    assert matcher.last_best is None
+
+
+def test_reference_threshold_is_validated() -> None:
+    assert 0 < SelectionConfig().min_similarity < 1
+    with pytest.raises(ConfigError, match="selection.min_similarity"):
+        SelectionConfig(min_similarity=1.5)
 
 
 def test_reference_without_a_face_raises() -> None:

@@ -12,7 +12,7 @@ from obs_faceswap.errors import ConfigError, ModelLoadError
 from obs_faceswap.swap import Swapper
 from obs_faceswap.swap.dfm import DEFAULT_MORPH, DFMSwapper
 from tests import swap_graphs as g
-from tests.unit.test_oneshot import CPU, KPS, face_at, textured_frame
+from tests.unit.swap.test_oneshot import CPU, KPS, face_at, textured_frame
 
 
 def test_resolution_is_read_from_the_model_and_the_crop_is_dfl_whole_face(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from obs_faceswap.config import PROCESS_ENVIRONMENT
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = ROOT / "obs_faceswap" / "obs" / "obs_faceswap_filter.py"
 
 

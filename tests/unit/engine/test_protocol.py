@@ -117,7 +117,7 @@ def test_shared_memory_never_starts_the_resource_tracker():
         "print(rt._resource_tracker._pid)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                         cwd=Path(__file__).resolve().parents[2])
+                         cwd=Path(__file__).resolve().parents[3])
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "None"
     assert "leaked" not in out.stderr and "Warning" not in out.stderr
@@ -383,7 +383,7 @@ def test_client_side_modules_import_only_the_standard_library():
         "print(sorted(new - set(sys.stdlib_module_names) - {'obs_faceswap'}))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                         cwd=Path(__file__).resolve().parents[2])
+                         cwd=Path(__file__).resolve().parents[3])
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
 

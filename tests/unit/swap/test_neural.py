@@ -15,7 +15,7 @@ from obs_faceswap.swap.neural import NeuralMerge, create_model_swapper
 from obs_faceswap.swap.oneshot import OneShotSwapper
 from obs_faceswap.swap.specs import SPECS
 from tests import swap_graphs as g
-from tests.unit.test_oneshot import CPU, KPS, face_at, source_face, textured_frame
+from tests.unit.swap.test_oneshot import CPU, KPS, face_at, source_face, textured_frame
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,7 @@ from obs_faceswap.engine import frames as F
 from obs_faceswap.frame import LazyFrame, resize_image, warp_image
 from obs_faceswap.nets.landmarks import Roi
 from obs_faceswap.video_formats import VideoFormat
-from tests.unit.test_frames import ALL_FORMATS, NAMES, make_frame
+from tests.unit.engine.test_frames import ALL_FORMATS, NAMES, make_frame
 
 # A scaled or warped read goes through different (but equivalent) resampling than the full
 # conversion: bilinear on subsampled planes vs on BGR. Mean absolute difference, 8-bit codes.

@@ -502,13 +502,13 @@ def test_obs_package_imports_only_the_standard_library() -> None:
         print(heavy)
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                         cwd=Path(__file__).resolve().parents[2])
+                         cwd=Path(__file__).resolve().parents[3])
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
 
 
 def test_script_file_finds_its_package_from_anywhere(tmp_path: Path) -> None:
-    script = Path(__file__).resolve().parents[2] / "obs_faceswap" / "obs" / "obs_faceswap_filter.py"
+    script = Path(__file__).resolve().parents[3] / "obs_faceswap" / "obs" / "obs_faceswap_filter.py"
     code = textwrap.dedent(f"""
         import importlib.util, sys
         sys.path = [p for p in sys.path if 'work/main' not in p or 'site-packages' in p]
