@@ -230,9 +230,13 @@ def run_benchmark(store: ModelStore, bench: BenchConfig | None = None, config: P
         finally:
             if bar is not None:
                 bar.close()
+    latency = None
+    if config.swapper.kind == "model" and config.swapper.model:
+        latency = model_latency(config.swapper.model, config.runtime)
     return {
         "machine": machine_info(),
         "provider": provider,
+        "model_latency": latency,
         "bench": {k: v for k, v in asdict(bench).items() if k != "sizes"},
         "pipeline_config": _config_summary(config),
         "source_setup_ms": round(source_ms, 1),
@@ -240,6 +244,59 @@ def run_benchmark(store: ModelStore, bench: BenchConfig | None = None, config: P
                     "ratio_max": RATIO_TARGET},
         "sizes": results,
     }
+
+
+def model_latency(path: str, runtime: Any, *, warmup: int = 3, runs: int = 20) -> list[dict[str, Any]]:
+    """Raw latency of the swap model alone on every provider this onnxruntime offers here.
+
+    Each provider gets its own session (fixed shapes, I/O binding on CUDA/TensorRT, exactly as
+    the swapper runs it) and random inputs of the declared shapes; a provider that falls back to
+    another is reported as such, not timed twice.
+
+    Returns:
+        ``[{"provider", "median_ms", "p90_ms", "min_ms"} or {"provider", "error"}]``.
+    """
+    import dataclasses
+
+    from obs_faceswap.runtime import (
+        AUTO_ORDER,
+        PROVIDERS,
+        FixedShapeRunner,
+        create_session,
+        import_onnxruntime,
+    )
+
+    available = import_onnxruntime().get_available_providers()
+    out: list[dict[str, Any]] = []
+    for short in ("tensorrt", *AUTO_ORDER[1:]):
+        name = PROVIDERS[short]
+        if name not in available:
+            continue
+        cfg = dataclasses.replace(runtime, providers=(short,), cpu_backend="onnxruntime")
+        try:
+            sess = create_session(path, cfg)
+            used = str(sess.get_providers()[0])
+            if used != name:
+                out.append({"provider": name, "error": f"fell back to {used}"})
+                continue
+            rng = np.random.default_rng(0)
+            feed = {}
+            for i in sess.get_inputs():
+                shape = [d if isinstance(d, int) and d > 0 else 1 for d in i.shape]
+                dtype = np.float16 if "float16" in str(i.type) else np.float32
+                feed[i.name] = rng.random(shape, dtype=np.float32).astype(dtype)
+            runner = FixedShapeRunner(sess, cfg, path)
+            for _ in range(warmup):
+                runner.run(feed)
+            times = []
+            for _ in range(runs):
+                t = time.perf_counter()
+                runner.run(feed)
+                times.append((time.perf_counter() - t) * 1000)
+            out.append({"provider": name, **_stats(times)})
+        except Exception as e:  # noqa: BLE001 - a provider that cannot run the model is a result too
+            out.append({"provider": name, "error": str(e).splitlines()[0][:200]})
+    return out
 
 
 def _config_summary(config: PipelineConfig) -> dict[str, Any]:
@@ -250,6 +307,7 @@ def _config_summary(config: PipelineConfig) -> dict[str, Any]:
         "detect_interval": config.tracking.detect_interval,
         "selection": config.selection.mode,
         "swapper": config.swapper.kind,
+        "model": config.swapper.model,
         "color": config.swapper.photo.color.mode,
         "blend": config.blend.mode,
         "badge": config.badge.enabled,
@@ -355,6 +413,15 @@ def format_table(result: dict[str, Any]) -> str:
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     m = result["machine"]
     b = result["bench"]
+    if result.get("model_latency"):
+        lines.append("")
+        lines.append(f"swap model alone ({result['pipeline_config'].get('model')}), per provider:")
+        for row in result["model_latency"]:
+            if "error" in row:
+                lines.append(f"  {row['provider']}: {row['error']}")
+            else:
+                lines.append(f"  {row['provider']}: {row['median_ms']:.2f} ms median, {row['p90_ms']:.2f} p90 "
+                             f"({1000 / row['median_ms']:.0f} inferences/s)")
     lines.append("")
     lines.append(f"provider {result['provider']}; {m['cpu']} ({m['cpu_count']} cores); onnxruntime "
                  f"{m['onnxruntime']}, OpenCV {m['opencv']}")

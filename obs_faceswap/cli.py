@@ -96,6 +96,22 @@ FIELD_OPTIONS: dict[str, str] = {
     "badge_text": "badge.text",
     "badge_corner": "badge.corner",
     "texture_size": "swapper.photo.texture_size",
+    "model": "swapper.model",
+    "model_family": "swapper.neural.family",
+    "recognizer": "swapper.neural.recognizer",
+    "converter": "swapper.neural.converter",
+    "morph": "swapper.neural.morph",
+    "mask": "swapper.neural.masks",
+    "mouth_size": "swapper.neural.mouth_size",
+    "occlusion_model": "swapper.neural.occlusion_model",
+    "parser_model": "swapper.neural.parser_model",
+    "enhancer": "swapper.neural.enhancer",
+    "enhance_every": "swapper.neural.enhance_every",
+}
+#: with --model, these options set the neural swapper's field instead of the photo swapper's.
+MODEL_REDIRECTS: dict[str, str] = {
+    "color": "swapper.neural.color",
+    "color_strength": "swapper.neural.color_strength",
 }
 #: on/off flags: argparse dest → (field, value when the flag is given).
 FLAG_OPTIONS: dict[str, tuple[str, bool]] = {
@@ -190,6 +206,28 @@ def _pipeline_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--opacity", type=float, metavar="F", help="0..1 (default 1)")
     g.add_argument("--texture-size", type=int, choices=(256, 512, 1024), help="source texture size (default 512)")
 
+    g = p.add_argument_group("face-swap model (instead of the photo swapper)")
+    g.add_argument("--model", metavar="FILE", help="a .dfm (DeepFaceLive) or one-photo .onnx model (or a manifest name "
+                   "such as inswapper_128: the verified download): inswapper_128, "
+                   "HyperSwap, SimSwap, GHOST, BlendSwap, UniFace (recognised from the file)")
+    g.add_argument("--model-family", metavar="NAME", help="the one-photo family when the file name does not say "
+                   "it (e.g. hyperswap_1a_256, simswap_256, ghost_2_256)")
+    g.add_argument("--recognizer", metavar="FILE", help="ArcFace .onnx for the source embedding (default: "
+                   "w600k_r50 from the model store)")
+    g.add_argument("--converter", metavar="FILE", help="embedding converter .onnx for SimSwap/GHOST (default: the "
+                   "model store's)")
+    g.add_argument("--morph", type=float, metavar="F", help="AMP .dfm models: how much of the celebrity, 0..1 "
+                   "(default 0.75)")
+    g.add_argument("--mask", metavar="LIST", help="masks for model swaps, combined by minimum: box, occlusion, "
+                   "parsing, mouth (e.g. box,mouth; default box)")
+    g.add_argument("--mouth-size", type=float, metavar="F", help="how far the kept live mouth reaches beyond "
+                   "the lips, fraction of the face crop (default 0.1)")
+    g.add_argument("--occlusion-model", metavar="FILE", help="XSeg-format .onnx for --mask occlusion")
+    g.add_argument("--parser-model", metavar="FILE", help="BiSeNet-format .onnx for --mask parsing")
+    g.add_argument("--enhancer", metavar="FILE", help="GFPGAN/GPEN-format .onnx run on the swapped face (slow)")
+    g.add_argument("--enhance-every", type=int, metavar="N", help="run the enhancer every N-th frame per face "
+                   "(default 1)")
+
     g = p.add_argument_group("disclosure")
     g.add_argument("--badge", action="store_true", help='burn a visible "face swap" badge into the output')
     g.add_argument("--badge-text", metavar="TEXT", help="badge text (implies --badge)")
@@ -209,7 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("swap", parents=[common], help="swap a face photo into a video, image or webcam",
                        description="Swap the face in --source onto the faces of --input.")
-    p.add_argument("--source", required=True, metavar="PHOTO", help="photo of the face to put in")
+    p.add_argument("--source", nargs="+", metavar="PHOTO", help="photo(s) of the face to put in (several photos of "
+                   "one person are averaged by one-photo models); not needed with a .dfm --model")
     p.add_argument("--input", "-i", required=True, metavar="VIDEO|IMAGE|webcam:N",
                    help="a video file, an image file or webcam:N (camera number N)")
     p.add_argument("--output", "-o", metavar="FILE",
@@ -289,6 +328,7 @@ def _flag_names(message: str) -> str:
     flags that set them (``--opacity``), so an error speaks the user's language."""
     flags = {key: "--" + dest.replace("_", "-") for dest, key in FIELD_OPTIONS.items()}
     flags.update({key: "--" + dest.replace("_", "-") for dest, (key, _) in FLAG_OPTIONS.items()})
+    flags.update({key: "--" + dest.replace("_", "-") for dest, key in MODEL_REDIRECTS.items()})
     flags.update({f"runtime.{d}": "--" + d.replace("_", "-") for d in ("threads", "device_id", "cpu_backend")})
     flags["runtime.providers"] = "--provider"
     names: dict[str, str] = {}
@@ -318,10 +358,15 @@ def build_config(args: argparse.Namespace, base: PipelineConfig | None = None) -
             names the flags, not the configuration keys.
     """
     updates: dict[str, Any] = {}
+    with_model = getattr(args, "model", None) is not None
     for dest, key in FIELD_OPTIONS.items():
         value = getattr(args, dest, None)
         if value is not None:
-            updates[key] = value
+            updates[MODEL_REDIRECTS.get(dest, key) if with_model else key] = value
+    if with_model:
+        updates["swapper.kind"] = "model"
+    elif any(getattr(args, d, None) is not None for d in ("recognizer", "morph", "mask", "enhancer", "model_family")):
+        raise ConfigError("--recognizer, --morph, --mask, --enhancer and --model-family need --model FILE")
     for dest, (key, value) in FLAG_OPTIONS.items():
         if getattr(args, dest, False):
             updates[key] = value
@@ -605,6 +650,8 @@ def cmd_swap(args: argparse.Namespace) -> int:
         Preview.check_display()
     config = build_config(args)
     output = Path(args.output) if args.output else None
+    if not args.source and config.swapper.kind != "model":
+        raise ConfigError("give --source PHOTO (the face to put in), or a face-swap --model FILE")
     if output is not None:
         _check_overwrite(output, args.input, args.overwrite)
     store = make_store(args)
@@ -612,7 +659,10 @@ def cmd_swap(args: argparse.Namespace) -> int:
         if output is not None:
             _check_output(reader, output)
         log.info("input %r", reader)
-        with Pipeline(config, store, source=args.source) as pipe:
+        with Pipeline(config, store, source=args.source or None) as pipe:
+            if pipe.swapper.needs_source and not args.source:
+                raise ConfigError(f"{Path(str(config.swapper.model)).name} needs --source PHOTO (a photo of the person "
+                                  f"to put in); only .dfm models carry their own face")
             log.info("running on %s", pipe.provider)
             preview = Preview() if args.preview else None
             try:
@@ -763,12 +813,15 @@ def cmd_models_list(args: argparse.Namespace) -> int:
         if e.kind != "models" and not args.all:
             continue
         short = state if state in ("ok", "missing") else "CORRUPT"
+        if short == "missing" and e.get("on_demand"):
+            short = "on demand"  # face-swap weights: `models fetch NAME` when wanted
         name = e.name + (" *" if e.get("default") else "")
         rows.append((name, e.kind, e.role, short, e.license[:40], str(path) if path else "-"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1])
-    print("* = fetched by `obs-faceswap models fetch` without arguments")
+    print("* = fetched by `obs-faceswap models fetch` without arguments; on demand = `obs-faceswap models fetch "
+          "NAME` (see the licence)")
     return EXIT_OK
 
 

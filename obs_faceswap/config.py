@@ -61,12 +61,21 @@ class RuntimeConfig:
             DNN module, for fixed-size models) or ``auto``: whichever runs the model faster
             here, measured at load with identical outputs required (OpenCV runs the 468-point
             mesh about twice as fast as onnxruntime on a 2-core x86 CPU).
+        fp16: let TensorRT build half-precision engines (a model whose fp16 output has NaNs or
+            is black falls back to fp32 by itself, see :class:`obs_faceswap.runtime.FixedShapeRunner`).
+        trt_cache: directory for TensorRT engine and timing caches (default: the user cache),
+            so an engine is built once per model and GPU, not at every start.
+        cuda_graph: replay fixed-shape swap models as CUDA graphs on the CUDA provider (their
+            inputs and outputs stay in the same device buffers).
     """
 
     providers: tuple[str, ...] = ("auto",)
     threads: int = 0
     device_id: int = 0
     cpu_backend: str = "auto"
+    fp16: bool = True
+    trt_cache: str | None = None
+    cuda_graph: bool = False
 
     def __post_init__(self) -> None:
         for p in self.providers:
@@ -279,6 +288,56 @@ class BadgeConfig:
             raise ConfigError(f"badge.text is limited to 64 characters, got {len(self.text)}")
 
 
+NEURAL_MASKS = ("box", "occlusion", "parsing", "mouth")
+
+
+@dataclass(frozen=True)
+class NeuralSwapperConfig:
+    """Settings of the neural swappers (``.dfm`` files and the one-photo model family).
+
+    Attributes:
+        family: the one-photo family when the file name does not say it (``--model-family``).
+        recognizer: ArcFace ``.onnx`` for the source embedding (``--recognizer``); default: the
+            manifest's ``w600k_r50``.
+        converter: embedding converter for SimSwap/GHOST; default: the manifest's for the family.
+        morph: AMP ``.dfm`` models' morph value, 0..1 (DeepFaceLive's default 0.75).
+        masks: any of ``box`` (always), ``occlusion``, ``parsing``, ``mouth``; combined by minimum.
+        mouth_size: how far the kept live mouth reaches beyond the inner lips (fraction of the crop).
+        occlusion_model: XSeg-format ``.onnx`` for the ``occlusion`` mask.
+        parser_model: BiSeNet-format ``.onnx`` for the ``parsing`` mask.
+        color: colour transfer of the swapped face to the live face: ``rct``, ``linear`` or ``none``.
+        color_strength: 0..1.
+        enhancer: GFPGAN/GPEN-format ``.onnx`` run on the swapped face (slow; see ``enhance_every``).
+        enhance_every: run the enhancer every this many frames per face.
+    """
+
+    family: str | None = None
+    recognizer: str | None = None
+    converter: str | None = None
+    morph: float = 0.75
+    masks: tuple[str, ...] = ("box",)
+    mouth_size: float = 0.1
+    occlusion_model: str | None = None
+    parser_model: str | None = None
+    color: str = "rct"
+    color_strength: float = 1.0
+    enhancer: str | None = None
+    enhance_every: int = 1
+
+    def __post_init__(self) -> None:
+        _range("neural.morph", self.morph, 0.0, 1.0)
+        for m in self.masks:
+            _choice("neural.masks", m, NEURAL_MASKS)
+        _range("neural.mouth_size", self.mouth_size, 0.0, 0.5)
+        _choice("neural.color", self.color, COLOR_MODES)
+        _range("neural.color_strength", self.color_strength, 0.0, 1.0)
+        _range("neural.enhance_every", self.enhance_every, 1, 1000)
+        if "occlusion" in self.masks and not self.occlusion_model:
+            raise ConfigError("the occlusion mask needs an XSeg model file (--occlusion-model FILE)")
+        if "parsing" in self.masks and not self.parser_model:
+            raise ConfigError("the parsing mask needs a BiSeNet model file (--parser-model FILE)")
+
+
 SWAPPER_KINDS = ("photo", "model", "plugin")
 TEXTURE_SIZES = (256, 512, 1024)
 
@@ -316,12 +375,14 @@ class SwapperConfig:
         plugin: ``"package.module:factory"``, for ``plugin``; the factory is called as
             ``factory(config, context)`` and returns a :class:`~obs_faceswap.swap.Swapper`.
         photo: the photo swapper's settings.
+        neural: the model swappers' settings (recognizer, morph, masks, colour, enhancer).
     """
 
     kind: str = "photo"
     model: str | None = None
     plugin: str | None = None
     photo: PhotoSwapperConfig = field(default_factory=PhotoSwapperConfig)
+    neural: NeuralSwapperConfig = field(default_factory=NeuralSwapperConfig)
 
     def __post_init__(self) -> None:
         _choice("swapper.kind", self.kind, SWAPPER_KINDS)
@@ -406,3 +467,4 @@ def _coerce(name: str, value: Any, current: Any) -> Any:
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{name}: cannot use {value!r} as {type(current).__name__}") from e
     return value
+

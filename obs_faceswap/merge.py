@@ -175,6 +175,35 @@ def color_transfer(image: ImageBGR, target: ImageBGR, mode: str = "rct", *,
     return apply_lab_matrix(lab, transfer_matrix(mode, src, dst, strength))
 
 
+def match_colours(result: SwapResult, mode: str = "rct", strength: float = 1.0) -> SwapResult:
+    """A neural swap's crop colour-matched to the live face it replaces, inside its mask.
+
+    Statistics of both crops are taken where ``result.mask`` is at least half on, so the
+    background a crop model also returns does not enter them. Results without a live crop (the
+    photo swapper does its own colour work) are returned unchanged.
+
+    Args:
+        result: a swap result with ``live`` set.
+        mode: ``"rct"`` (Reinhard mean/std in L*a*b*), ``"linear"`` or ``"none"``.
+        strength: 0 = the model's colours, 1 = full transfer.
+    """
+    if result.live is None or mode == "none" or strength <= 0:
+        return result
+    inside = np.asarray(result.mask > 127, np.uint8)
+    crop = color_transfer(result.crop, result.live, mode, image_mask=inside, target_mask=inside, strength=strength)
+    return SwapResult(crop, result.mask, result.transform, result.track_id, live=result.live)
+
+
+def invert_transform(matrix: npt.ArrayLike) -> npt.NDArray[np.float32]:
+    """The inverse of a ``(2, 3)`` affine matrix (frame → crop for a result's crop → frame)."""
+    return np.asarray(cv2.invertAffineTransform(np.asarray(matrix, np.float64)), np.float32)
+
+
+def with_mask(result: SwapResult, mask: Mask) -> SwapResult:
+    """The same result with another mask (e.g. narrowed by :mod:`obs_faceswap.masks`)."""
+    return SwapResult(result.crop, mask, result.transform, result.track_id, live=result.live)
+
+
 def _regularised(cov: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     w, v = np.linalg.eigh((cov + cov.T) / 2)
     return v @ np.diag(np.maximum(w, _MIN_STD**2)) @ v.T

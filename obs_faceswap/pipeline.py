@@ -28,8 +28,9 @@ from obs_faceswap.runtime import inference_clock
 from obs_faceswap.select import ReferenceMatcher, select_faces
 from obs_faceswap.sources import Photo, analyse_sources
 from obs_faceswap.swap import Reconfigurable, SourceFace, Swapper, SwapperContext, create_swapper
+from obs_faceswap.swap.neural import NeuralMerge
 from obs_faceswap.tracking import FaceTracker
-from obs_faceswap.types import Box, FrameReport, ImageBGR, SwapResult
+from obs_faceswap.types import Box, Face, FrameReport, ImageBGR, SwapResult
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,8 @@ class Pipeline:
         self.tracker = FaceTracker(self.detector, self.mesh, self.config.tracking)
         self.matcher: ReferenceMatcher | None = None
         self.swapper: Swapper = self._create_swapper(self.config)
+        #: Masks, colour transfer and enhancer for results that carry a live crop (neural swaps).
+        self.neural = NeuralMerge(self.config.swapper.neural, self.config.runtime)
         self._photos: list[Photo] = []
         self._sources: list[SourceFace] = []
         self._frame_index = 0
@@ -157,6 +160,8 @@ class Pipeline:
             swapper = self.swapper
             if not (isinstance(swapper, Reconfigurable) and swapper.reconfigure(config.swapper)):
                 self._rebuild_swapper(config, reanalyse=False)
+        if runtime_changed or old.swapper.neural != config.swapper.neural:
+            self.neural = NeuralMerge(config.swapper.neural, config.runtime)
 
     def _rebuild_swapper(self, config: PipelineConfig, *, reanalyse: bool) -> None:
         """A new swapper for ``config``, given the current sources again (the old one stays on failure)."""
@@ -187,6 +192,7 @@ class Pipeline:
         if self.matcher is not None:
             self.matcher.reset()  # track ids restart at 0: cached similarities are stale
         self.swapper.reset()
+        self.neural.reset()
 
     # -- the frame loop -----------------------------------------------------------------
     def process(self, frame: ImageBGR | LazyFrame, timestamp: float | None = None, *,
@@ -235,26 +241,40 @@ class Pipeline:
         if self.has_source and faces:
             t = time.perf_counter()
             results: list[SwapResult] = []
+            swapped_faces: list[Face] = []
             for face in faces:
                 if lazy is not None:  # the swapper says which pixels it reads: exactly those are loaded
                     box = self.swapper.reads(face, (lazy.shape[0], lazy.shape[1]))
                     if box is not None:
                         lazy.load(box)
+                    # the enhancer reads the swapped output around the face: load it before pasting
+                    enh = self.neural.enhancer_reads(face, (lazy.shape[0], lazy.shape[1]))
+                    if enh is not None:
+                        lazy.load(enh)
                 r = self.swapper.swap(pixels, face)
                 if r is not None:
                     results.append(r)
+                    swapped_faces.append(face)
             report.timings_ms["swap"] = (time.perf_counter() - t) * 1000
             t = time.perf_counter()
             if results:
                 out = pixels if inplace else pixels.copy()
-                for r in results:
+                for r, face in zip(results, swapped_faces, strict=True):
                     if lazy is not None and (placed := merge.result_box(out.shape, r)) is not None:
                         lazy.load(placed)
+                    r = self.neural.finish(r, face)  # neural results: masks and colour transfer
                     box = merge.paste_back(out, r, cfg.blend)
                     if box is not None:
                         report.changed_boxes.append(box)
                 report.swapped = len(results)
             report.timings_ms["merge"] = (time.perf_counter() - t) * 1000
+            if results and self.neural.enhancer is not None:
+                t = time.perf_counter()
+                for face in swapped_faces:  # what it reads was loaded before the swap was pasted
+                    er = self.neural.enhance(out, face)
+                    if er is not None and (box := merge.paste_back(out, er, cfg.blend)) is not None:
+                        report.changed_boxes.append(box)
+                report.timings_ms["enhance"] = (time.perf_counter() - t) * 1000
 
         if cfg.badge.enabled:
             t = time.perf_counter()
@@ -276,6 +296,7 @@ class Pipeline:
         """Drop per-track state (colour statistics) of faces that left."""
         for track_id in self._live_ids - live:
             self.swapper.reset(track_id)
+            self.neural.reset(track_id)
         self._live_ids = live
 
     def close(self) -> None:

@@ -159,12 +159,17 @@ class SwapResult:
         mask: ``(h, w)`` uint8 coverage, 255 = use the crop, 0 = keep the frame.
         transform: ``(2, 3)`` float32 affine matrix mapping crop pixels to frame pixels.
         track_id: the face this result belongs to.
+        live: optional ``(h, w, 3)`` uint8 BGR live face in the crop's frame (same size as
+            ``crop``). Neural swappers set it: the merge stage then refines ``mask`` (occlusion,
+            parsing, mouth) and colour-matches ``crop`` to it. ``None`` (the photo swapper) =
+            the result is final.
     """
 
     crop: ImageBGR
     mask: Mask
     transform: FloatArray
     track_id: int = 0
+    live: ImageBGR | None = None
 
     def __post_init__(self) -> None:
         if self.crop.ndim != 3 or self.crop.shape[2] != 3 or self.crop.dtype != np.uint8:
@@ -177,6 +182,8 @@ class SwapResult:
         if t.shape != (2, 3):
             raise ValueError(f"transform must be (2, 3), got {t.shape}")
         object.__setattr__(self, "transform", t)
+        if self.live is not None and (self.live.shape != self.crop.shape or self.live.dtype != np.uint8):
+            raise ValueError(f"live must be {self.crop.shape} uint8 like crop, got {self.live.shape} {self.live.dtype}")
 
     @property
     def is_translation(self) -> bool:

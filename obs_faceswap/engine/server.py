@@ -214,6 +214,11 @@ class EngineServer:
             except Exception as e:  # the user must see every failure, not just ours
                 problems.append(_describe(e))
                 log.error("settings not applied: %s", _describe(e))
+        swapper = getattr(self.processor, "swapper", None)
+        if source is None and not needs_photo and getattr(swapper, "needs_source", False):
+            name = Path(str(config.swapper.model)).name if config is not None and config.swapper.model else "the model"
+            problems.append(f"{name} needs a source photo: pick a photo of the face to swap in "
+                            f"(only .dfm models carry their own face)")
         if self.processor is None:
             self._set_state("error", "; ".join(problems) or "no processor")
         else:

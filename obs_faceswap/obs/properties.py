@@ -14,7 +14,8 @@ from obs_faceswap.obs import settings as st
 from obs_faceswap.obs import structs
 
 GROUPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("grp_face", "Face", ("swap_enabled", "source_photo", "model_file")),
+    ("grp_face", "Face", ("swap_enabled", "source_photo", "model_file", "model_recognizer", "model_morph",
+                          "model_keep_mouth", "model_color")),
     ("grp_detect", "Detection and tracking",
      ("detector", "landmarks", "selection_mode", "selection_index", "selection_reference",
       "detect_interval", "smoothing")),
@@ -31,8 +32,12 @@ DEPENDENT = {
     "selection_reference": ("selection_mode", ("reference",)),
     "sync_frames": ("timing_mode", (st.SYNC,)),
 }
+#: Shown only while no face-swap model is chosen (the photo swapper's own controls) ...
+PHOTO_ONLY = ("shape_strength", "mask_feather", "mask_keep_mouth", "mask_keep_eyes", "color_mode")
+#: ... and only while one is.
+MODEL_ONLY = ("model_recognizer", "model_morph", "model_keep_mouth", "model_color")
 #: Settings whose change shows or hides other properties (get the modified callback).
-CONTROLLERS = tuple(sorted({c for c, _ in DEPENDENT.values()}))
+CONTROLLERS = tuple(sorted({c for c, _ in DEPENDENT.values()} | {"model_file"}))
 
 
 def _add(api: Any, props: int, s: st.Setting) -> int:
@@ -112,6 +117,12 @@ def apply_visibility(api: Any, props: int, values: dict[str, Any]) -> None:
         p = api.obs_properties_get(props, name.encode())
         if p:
             api.obs_property_set_visible(p, values.get(controller) in shown_when)
+    with_model = bool(str(values.get("model_file") or "").strip())
+    for names, visible in ((PHOTO_ONLY, not with_model), (MODEL_ONLY, with_model)):
+        for name in names:
+            p = api.obs_properties_get(props, name.encode())
+            if p:
+                api.obs_property_set_visible(p, visible)
 
 
 def all_keys() -> list[str]:

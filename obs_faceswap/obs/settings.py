@@ -39,6 +39,7 @@ MAX_SYNC_FRAMES = 30
 
 _PIPE = cfg.PipelineConfig()
 _PHOTO = _PIPE.swapper.photo
+_NEURAL = _PIPE.swapper.neural
 _PROVIDER_LABELS = {"auto": "Automatic (best available)", "tensorrt": "TensorRT (NVIDIA)",
                     "cuda": "CUDA (NVIDIA)", "directml": "DirectML (Windows)",
                     "coreml": "Core ML (macOS)", "cpu": "CPU"}
@@ -88,7 +89,19 @@ SETTINGS: tuple[Setting, ...] = (
             tooltip="Photo of the face to put on the video (one clear, frontal face)."),
     Setting("model_file", "Face-swap model (optional)", "path", "", "swapper.model",
             file_filter="Models (*.onnx *.dfm);;All files (*.*)",
-            tooltip="A face-swap model file used instead of the photo."),
+            tooltip="A DeepFaceLive .dfm, or a one-photo model (inswapper_128, HyperSwap, SimSwap, GHOST, "
+                    "BlendSwap, UniFace .onnx) used instead of the photo swapper. One-photo models still "
+                    "need the source photo; .dfm models carry their own face."),
+    Setting("model_recognizer", "Recognizer model (optional)", "path", "", "swapper.neural.recognizer",
+            file_filter="Models (*.onnx);;All files (*.*)",
+            tooltip="ArcFace w600k_r50.onnx for one-photo models; empty: the one in the models folder."),
+    Setting("model_morph", "Morph (AMP .dfm models)", "float", _NEURAL.morph, "swapper.neural.morph",
+            lo=0.0, hi=1.0, step=0.05, tooltip="How much of the model's celebrity, 0..1 (DeepFaceLive: 0.75)."),
+    Setting("model_keep_mouth", "Keep live mouth", "bool", False, "swapper.neural.masks",
+            tooltip="Show the real mouth interior (teeth, tongue) through the swapped face."),
+    Setting("model_color", "Colour transfer", "list", _NEURAL.color, "swapper.neural.color",
+            choices=_labels(cfg.COLOR_MODES, {"rct": "Reinhard (mean/std)",
+                                              "linear": "Linear (covariance)", "none": "None"})),
     Setting("swapper_plugin", "Swapper plugin (advanced)", "text", "", "swapper.plugin",
             tooltip="package.module:factory of a swapper written against obs_faceswap.swap.Swapper, "
                     "imported in the engine; used instead of the photo and the model file."),
@@ -153,7 +166,8 @@ SETTINGS: tuple[Setting, ...] = (
 BY_KEY: dict[str, Setting] = {s.key: s for s in SETTINGS}
 
 # Paths whose empty value means "not set" for the engine.
-_OPTIONAL_PATHS = {"source", "swapper.model", "swapper.plugin", "selection.reference", "models_dir"}
+_OPTIONAL_PATHS = {"source", "swapper.model", "swapper.plugin", "selection.reference", "models_dir",
+                   "swapper.neural.recognizer"}
 
 
 def read(api: Any, data: int) -> dict[str, Any]:
@@ -207,6 +221,8 @@ def engine_settings(values: dict[str, Any]) -> dict[str, Any]:
             v = str(v).strip() or None
         elif s.engine == "runtime.providers":
             v = v if v in ("auto", "cpu") else f"{v},cpu"
+        elif s.engine == "swapper.neural.masks":
+            v = "box,mouth" if v else "box"
         out[s.engine] = v
     # The swapper is chosen by what is filled in: a plugin, else a model file, else the photo.
     out["swapper.kind"] = ("plugin" if out.get("swapper.plugin") else

@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from obs_faceswap.config import RuntimeConfig, SwapperConfig
-from obs_faceswap.errors import ConfigError, ModelError
+from obs_faceswap.errors import ConfigError
 from obs_faceswap.swap.protocol import Reconfigurable, SourceFace, Swapper
+from obs_faceswap.types import Box
 
-__all__ = ["MODEL_FILES_UNSUPPORTED", "Reconfigurable", "SourceFace", "Swapper", "SwapperContext", "create_swapper"]
+__all__ = ["Box", "Reconfigurable", "SourceFace", "Swapper", "SwapperContext", "create_swapper"]
 
 if TYPE_CHECKING:  # pragma: no cover
     from obs_faceswap.geometry import CanonicalFace
@@ -46,9 +47,6 @@ class SwapperContext:
 
 SwapperFactory = Callable[[SwapperConfig, SwapperContext], Swapper]
 
-#: Said for ``swapper.kind = "model"`` until the neural swappers arrive.
-MODEL_FILES_UNSUPPORTED = "face-swap model files are not supported yet; use a source photo"
-
 
 def create_swapper(config: SwapperConfig, ctx: SwapperContext) -> Swapper:
     """Build the swapper ``config`` asks for (implementations are imported only when used).
@@ -61,7 +59,8 @@ def create_swapper(config: SwapperConfig, ctx: SwapperContext) -> Swapper:
         A :class:`Swapper`; photo swappers need :meth:`Swapper.set_source` before they swap.
 
     Raises:
-        ModelError: ``kind`` is ``model`` (model files are not supported yet).
+        ModelError: ``kind`` is ``model`` and the file is missing, damaged or of no known
+            format (the message names the file and what did not match).
         ConfigError: the plugin cannot be imported, is not callable, or does not build a
             :class:`Swapper` (the message names ``swapper.plugin`` and the value).
     """
@@ -77,7 +76,9 @@ def create_swapper(config: SwapperConfig, ctx: SwapperContext) -> Swapper:
         return PhotoSwapper(canonical, texture_size=photo.texture_size, mask=photo.mask, color=photo.color,
                             shape=photo.shape)
     if config.kind == "model":
-        raise ModelError(f"{config.model}: {MODEL_FILES_UNSUPPORTED}")
+        from obs_faceswap.swap.neural import create_model_swapper
+
+        return create_model_swapper(str(config.model), config.neural, ctx.runtime, ctx.store)
     return _plugin_factory(str(config.plugin))(config, ctx)
 
 

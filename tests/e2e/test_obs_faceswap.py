@@ -347,6 +347,52 @@ def test_plugin_swapper_runs_behind_the_filter(obs: Obs, still_clip: Path, media
     wait_swapping(obs, frames=5, timeout=60)
 
 
+def test_dfm_model_file_runs_behind_the_filter(obs: Obs, still_clip: Path, media: Callable[[str], Path],
+                                               filter_settings: Callable[..., dict[str, Any]],
+                                               tmp_path: Path) -> None:
+    """The "Face-swap model" setting with a .dfm (a graph with DeepFaceLive's signature that
+    inverts the face, no photo): OBS shows the inverted face, and nothing far from it changed."""
+    from tests import swap_graphs
+
+    # the celebrity mask covers the crop's centre only: the whole-face crop reaches far above the
+    # head, and steady_shot compares the top of the picture
+    model = swap_graphs.dfm_model(tmp_path / "invert.dfm", 224, "invert", mask_box=0.3)
+    name = "Face Swap (dfm)"
+    obs.call("SetSourceFilterEnabled", {"sourceName": SOURCE, "filterName": FILTER, "filterEnabled": False})
+    obs.call("SetInputSettings", {"inputName": SOURCE, "inputSettings": {"local_file": str(still_clip)},
+                                  "overlay": True})
+    obs.call("CreateSourceFilter", {"sourceName": SOURCE, "filterName": name, "filterKind": ASYNC_ID,
+                                    "filterSettings": filter_settings(source_photo="", model_file=str(model),
+                                                                      model_color="none", badge_enabled=False)})
+    try:
+        wait_state(obs, "running", name=name)
+        wait_swapping(obs, frames=10, name=name)
+        swapped = steady_shot(obs)
+        obs.call("SetSourceFilterEnabled", {"sourceName": SOURCE, "filterName": name, "filterEnabled": False})
+        settle(1.0)
+        original = steady_shot(obs)
+    finally:
+        obs.call("RemoveSourceFilter", {"sourceName": SOURCE, "filterName": name})
+        obs.call("SetSourceFilterEnabled", {"sourceName": SOURCE, "filterName": FILTER, "filterEnabled": True})
+        obs.call("SetInputSettings", {"inputName": SOURCE, "inputSettings": {"local_file": str(media(VIDEO))},
+                                      "overlay": True})
+    diff = np.abs(swapped.astype(np.int16) - original.astype(np.int16)).max(axis=2)
+    ys, xs = np.nonzero(diff > 40)
+    assert len(xs) > 1000, "the model's inverted face is not in the OBS output"
+    x0, y0, x1, y1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+    assert 30 < x1 - x0 < 400 and 30 < y1 - y0 < 420, f"changed box {(x0, y0, x1, y1)} is not a face's"
+    cx, cy = (x0 + x1) // 2, (y0 + y1) // 2
+    centre = (slice(cy - 8, cy + 8), slice(cx - 8, cx + 8))
+    err = np.abs(swapped[centre].astype(np.int16) - (255 - original[centre].astype(np.int16))).mean()
+    assert err < 12.0, f"at the face centre the output is not the inverted input (mean error {err:.1f})"
+    far = np.ones(diff.shape, bool)
+    w = x1 - x0
+    far[max(0, y0 - w):y1 + w, max(0, x0 - w):x1 + w] = False
+    if far.any():
+        assert float(np.percentile(diff[far], 99.9)) <= 3, "pixels a face-width away changed"
+    wait_swapping(obs, frames=5, timeout=60)
+
+
 def test_render_filter_swaps_a_non_async_source(obs: Obs, identity: Identity, still_clip: Path,
                                                 filter_settings: Callable[..., dict[str, Any]],
                                                 photo_embeddings: dict[str, np.ndarray]) -> None:

@@ -15,7 +15,7 @@ from obs_faceswap.config import BadgeConfig, BlendConfig, PipelineConfig, Runtim
 from obs_faceswap.errors import ConfigError, ModelError
 from obs_faceswap.frame import Box, LazyFrame, clip_box
 from obs_faceswap.pipeline import Pipeline
-from obs_faceswap.swap import MODEL_FILES_UNSUPPORTED, Swapper
+from obs_faceswap.swap import Swapper
 from obs_faceswap.swap.meshwarp import PhotoSwapper
 from obs_faceswap.types import Face, ImageBGR
 from tests.swappers import INVERT, InvertFace
@@ -72,12 +72,16 @@ def test_photo_swapper_is_the_default_and_needs_a_source(store, clip):
         assert report.swapped == 0 and np.array_equal(out, clip[0])
 
 
-def test_model_files_are_a_clear_model_error(store, tmp_path):
+@pytest.mark.parametrize(("content", "needle"), [(None, "face-swap model not found"),
+                                                  ("not a model\n", "corrupt or not an ONNX model")])
+def test_unusable_model_files_are_a_clear_model_error(store, tmp_path, content, needle):
     model = tmp_path / "face.dfm"
+    if content is not None:
+        model.write_text(content)
     config = PipelineConfig(swapper=SwapperConfig(kind="model", model=str(model)))
-    with pytest.raises(ModelError, match=MODEL_FILES_UNSUPPORTED) as e:
+    with pytest.raises(ModelError, match=needle) as e:
         Pipeline(config, store)
-    assert str(model) in str(e.value)
+    assert model.name in str(e.value)
 
 
 @pytest.mark.parametrize(

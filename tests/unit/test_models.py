@@ -34,7 +34,10 @@ def copy_to(src: Path, directory: Path) -> Path:
 def test_manifest_declares_every_shared_file_with_the_right_digest(models_dir, media_dir, tmp_path):
     store = ModelStore(models_dir, media_dir=media_dir, cache_dir=tmp_path, allow_download=False)
     states = {e.name: state for e, _, state in store.status()}
-    assert states and all(state == "ok" for state in states.values()), states
+    # on-demand entries (face-swap weights users fetch themselves) cannot be present here
+    on_demand = {n for n, e in store.entries.items() if e.get("on_demand")}
+    assert states and all(state == "ok" for n, state in states.items() if n not in on_demand), states
+    assert all(states[n] in ("ok", "missing") for n in on_demand), states
     for e in store.entries.values():
         assert len(e.sha256) == 64 and e.size > 0 and e.license and e.role, e.name
         if e.kind == "models" and e.role in ("detector", "landmarks", "recognition", "segmentation"):
@@ -122,3 +125,40 @@ def test_a_download_with_the_wrong_content_is_not_kept(http_dir, good_file, tmp_
     entries = {NAME: entry_at(manifest[NAME], f"{base}/nothing-here.onnx")}
     with pytest.raises(DownloadError, match="--models DIR"):
         ModelStore(cache_dir=tmp_path / "cache2", manifest=entries, progress=False).fetch(NAME)
+
+
+def test_face_swap_models_have_a_pinned_public_download(manifest):
+    from obs_faceswap.swap.specs import SPECS
+
+    for name in ("inswapper_128", "inswapper_128_fp16", "hyperswap_1a_256", "w600k_r50", "gfpgan_1_4"):
+        e = manifest[name]
+        assert e.url.startswith("https://") and len(e.sha256) == 64 and e.size > 1_000_000 and e.get("on_demand")
+        if e.role == "swapper":
+            assert e.get("family") in SPECS
+
+
+def test_fetch_inswapper_uses_its_url_and_digest(tmp_path, manifest, monkeypatch):
+    store = ModelStore(cache_dir=tmp_path, manifest={"inswapper_128": manifest["inswapper_128"]}, progress=False)
+    asked = []
+
+    def fake_download(e, out):
+        asked.append(e.url)
+        out.write(b"not the model")
+
+    monkeypatch.setattr(store, "_download", fake_download)
+    with pytest.raises(Exception, match="e4a3f08c753cb72d04e10aa0f7dbe3deebbf39567d4ead6dce08e98aa49e16af"):
+        store.fetch("inswapper_128")
+    assert asked == ["https://huggingface.co/hacksider/deep-live-cam/resolve/main/inswapper_128.onnx"]
+
+
+def test_restrictive_licence_is_shown_once(tmp_path, caplog):
+    import logging
+
+    from obs_faceswap.licences import show_once
+
+    with caplog.at_level(logging.WARNING, logger="obs_faceswap.licences"):
+        assert show_once("inswapper_128", "InsightFace: non-commercial research only", state_dir=tmp_path)
+        assert not show_once("inswapper_128", "InsightFace: non-commercial research only", state_dir=tmp_path)
+        assert not show_once("gfpgan_1_4", "Apache-2.0", state_dir=tmp_path)
+    notes = [r.getMessage() for r in caplog.records]
+    assert len(notes) == 1 and "non-commercial" in notes[0] and "inswapper_128" in notes[0]

@@ -23,7 +23,6 @@ from obs_faceswap.engine import protocol as P
 from obs_faceswap.engine.server import EngineServer, load_factory
 from obs_faceswap.engine.shm import SharedBuffer
 from obs_faceswap.errors import EngineError
-from obs_faceswap.swap import MODEL_FILES_UNSUPPORTED
 from obs_faceswap.video_formats import VideoFormat
 from tests import engine_processors as procs
 
@@ -312,7 +311,7 @@ def test_settings_errors_keep_the_last_good_configuration(server, media, tmp_pat
     assert "unknown setting" in statuses(server)[-1]["message"]
 
     server.handle(("S", {"source": photo, "swapper.kind": "model", "swapper.model": "/x/model.dfm"}))
-    assert MODEL_FILES_UNSUPPORTED in statuses(server)[-1]["message"]
+    assert "face-swap model not found: /x/model.dfm" in statuses(server)[-1]["message"]
 
     noface = tmp_path / "noface.png"
     cv2.imwrite(str(noface), np.zeros((64, 64, 3), np.uint8))
@@ -330,7 +329,8 @@ def test_settings_errors_keep_the_last_good_configuration(server, media, tmp_pat
 @pytest.mark.parametrize(("settings", "message"), [
     ({}, "no source photo"),
     ({"source": "/nonexistent/photo.png"}, "source photo not found: /nonexistent/photo.png"),
-    ({"source": "PHOTO", "swapper.kind": "model", "swapper.model": "/m/face.dfm"}, MODEL_FILES_UNSUPPORTED),
+    ({"source": "PHOTO", "swapper.kind": "model", "swapper.model": "/m/face.dfm"},
+     "face-swap model not found: /m/face.dfm"),
     ({"source": "PHOTO", "swapper.photo.mask.feather": "wide"}, "cannot use 'wide'"),
 ])
 def test_settings_without_a_good_configuration_are_an_error(server, media, settings, message):

@@ -543,3 +543,25 @@ def test_stats_file_is_written_after_the_timed_tick_and_can_be_reset(tmp_path: P
     f.video_tick(0.1)
     s = json.loads((tmp_path / "Face_Swap.json").read_text())
     assert s["counters"]["frames"] == 0 and not (tmp_path / "Face_Swap.reset").exists()
+
+
+def test_photo_only_controls_hide_when_a_model_file_is_chosen() -> None:
+    api = FakeApi()
+    props = properties.build(api, ("Engine: running", ""), 1, 2)
+
+    def visible(name: str) -> bool:
+        return bool(api.props[api.obs_properties_get(props, name.encode())]["visible"])
+
+    properties.apply_visibility(api, props, values(model_file=""))
+    assert visible("shape_strength") and visible("mask_keep_eyes") and not visible("model_morph")
+    properties.apply_visibility(api, props, values(model_file="/models/celeb.dfm"))
+    assert not any(visible(n) for n in properties.PHOTO_ONLY)
+    assert all(visible(n) for n in properties.MODEL_ONLY)
+    assert "model_file" in properties.CONTROLLERS
+
+
+def test_model_settings_reach_the_engine() -> None:
+    out = st.engine_settings(values(model_file="/m/celeb.dfm", model_keep_mouth=True, model_morph=0.4))
+    assert out["swapper.kind"] == "model" and out["swapper.model"] == "/m/celeb.dfm"
+    assert out["swapper.neural.masks"] == "box,mouth" and out["swapper.neural.morph"] == 0.4
+    assert out["swapper.neural.recognizer"] is None
