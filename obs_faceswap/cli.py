@@ -640,7 +640,7 @@ def cmd_models_fetch(args: argparse.Namespace) -> int:
     if args.names:
         names = list(args.names)
     elif args.all:
-        names = [n for n, e in store.entries.items() if e.url]
+        names = [n for n, e in store.entries.items() if e.url or e.get("convert")]
     else:
         names = [n for n, e in store.entries.items() if e.get("default")]
     for name in names:
