@@ -94,7 +94,8 @@ def _common_options() -> argparse.ArgumentParser:
                    "then $OBS_FACESWAP_MODELS, then the user cache)")
     g.add_argument("--media", metavar="DIR", help="directory with the sample media (demo, bench; "
                    "then $OBS_FACESWAP_MEDIA, then the user cache)")
-    g.add_argument("--offline", action="store_true", help="never download; a missing file is an error")
+    g.add_argument("--offline", action="store_true", help="never download; a missing file is an error "
+                   "(also $OBS_FACESWAP_OFFLINE=1)")
     g.add_argument("--provider", metavar="NAME[,NAME]", default="auto",
                    help=f"execution providers in order of preference: auto or {', '.join(PROVIDERS)} "
                    "(default auto: the best available)")
@@ -272,8 +273,9 @@ def make_store(args: argparse.Namespace) -> ModelStore:
     """The model store for ``--models``, ``--media`` and ``--offline``."""
     from obs_faceswap.models import ModelStore
 
+    offline = getattr(args, "offline", False) or os.environ.get("OBS_FACESWAP_OFFLINE", "") not in ("", "0")
     return ModelStore(getattr(args, "models", None), media_dir=getattr(args, "media", None),
-                      allow_download=not getattr(args, "offline", False),
+                      allow_download=not offline,
                       progress=not getattr(args, "quiet", False))
 
 

@@ -301,9 +301,10 @@ class ModelStore:
                     if bar is not None:
                         bar.close()
         except (urllib.error.URLError, OSError, TimeoutError) as err:
+            flag, env = ("--models", ENV_MODELS) if e.kind == "models" else ("--media", ENV_MEDIA)
             raise DownloadError(
                 f"cannot download {e.file} from {e.url}: {err}. Without network access, copy the "
-                f"file (sha256 {e.sha256}) into a directory and pass --models DIR or set ${ENV_MODELS}"
+                f"file (sha256 {e.sha256}) into a directory and pass {flag} DIR or set ${env}"
             ) from err
 
     # -- messages -----------------------------------------------------------------------
