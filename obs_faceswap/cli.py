@@ -216,7 +216,54 @@ def build_parser() -> argparse.ArgumentParser:
     m = msub.add_parser("path", parents=[common], help="where a file is (or the search directories)")
     m.add_argument("name", nargs="?", metavar="NAME")
     m.set_defaults(func=cmd_models_path)
+    _add_setup_commands(sub, common)
     return parser
+
+
+# -- set-up commands: install-obs, uninstall-obs, doctor (issue 10) ----------------------------
+def _add_setup_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    for name, func, text in (
+        ("install-obs", cmd_install_obs, "add the Face Swap script to OBS and record the engine's Python"),
+        ("uninstall-obs", cmd_uninstall_obs, "undo install-obs (OBS's configuration as it was)"),
+    ):
+        p = sub.add_parser(name, parents=[common], help=text, description=text + ". Close OBS first.")
+        p.add_argument("--obs-config", metavar="DIR", help="OBS's configuration directory (default: found)")
+        if name == "install-obs":
+            p.add_argument("--python", metavar="PATH", default=sys.executable,
+                           help="the interpreter that runs the engine (default: this one)")
+        p.set_defaults(func=func)
+    p = sub.add_parser("doctor", parents=[common], help="check OBS, Python, GPU providers, models, cameras",
+                       description="One table of checks, each with its fix. Exit status 1 when one fails.")
+    p.set_defaults(func=cmd_doctor)
+
+
+def cmd_install_obs(args: argparse.Namespace) -> int:
+    from obs_faceswap import install_obs
+
+    loc = install_obs.locate(Path(args.obs_config) if args.obs_config else None)
+    print(f"OBS configuration: {loc.config_dir} ({loc.kind})")
+    for line in install_obs.install(loc, Path(args.python)).lines:
+        print(line)
+    return EXIT_OK
+
+
+def cmd_uninstall_obs(args: argparse.Namespace) -> int:
+    from obs_faceswap import install_obs
+
+    loc = install_obs.locate(Path(args.obs_config) if args.obs_config else None)
+    for line in install_obs.uninstall(loc).lines:
+        print(line)
+    return EXIT_OK
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from obs_faceswap import doctor
+
+    store = make_store(args)
+    store.allow_download = False
+    rows = doctor.run_all(store)
+    print(doctor.format_table(rows))
+    return 1 if any(r.status == doctor.FAIL for r in rows) else EXIT_OK
 
 
 def runtime_config(args: argparse.Namespace) -> Any:
