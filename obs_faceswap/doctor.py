@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,7 +142,9 @@ def check_engine(python: str | None = None, origin: str = "") -> list[Check]:
         return [Check("engine Python", FAIL, origin, "run `obs-faceswap install-obs` from the environment where "
                       "obs-faceswap is installed")]
     try:
-        r = subprocess.run([python, "-c", _PROBE, *ENGINE_PACKAGES], capture_output=True, text=True, timeout=120)
+        # cwd elsewhere: `python -c` imports from its working directory, which may be a checkout.
+        r = subprocess.run([python, "-c", _PROBE, *ENGINE_PACKAGES], capture_output=True, text=True, timeout=120,
+                           cwd=tempfile.gettempdir())
     except (OSError, subprocess.TimeoutExpired) as e:
         return [Check("engine Python", FAIL, f"{python} cannot run: {e}", "point it at a working Python 3.10–3.12")]
     v = subprocess.run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
@@ -197,6 +200,18 @@ _LIB = re.compile(r"((?:lib)?(?:cudnn|cublas|cublasLt|cudart|cufft|curand|nvinfe
                   r"DirectML|d3d12)[\w.\-]*\.(?:so[\d.]*|dll|dylib))", re.IGNORECASE)
 
 
+def missing_library(text: str) -> str | None:
+    """The library an onnxruntime provider could not load, from its error text.
+
+    onnxruntime says e.g. "Failed to load library libonnxruntime_providers_cuda.so with error:
+    libcudnn.so.9: cannot open shared object file": the missing one is the last name before
+    "cannot open" (the provider library itself is found; what it needs is not).
+    """
+    cut = text.find("cannot open")
+    names = _LIB.findall(text[:cut] if cut >= 0 else text)
+    return names[-1] if names else None
+
+
 def check_providers(providers: Iterable[str] | None = None, make_session: SessionFactory | None = None) -> list[Check]:
     """Open a tiny session on every provider onnxruntime lists; name the missing library when one fails."""
     try:
@@ -213,13 +228,13 @@ def check_providers(providers: Iterable[str] | None = None, make_session: Sessio
         try:
             used = make(model, p)
         except Exception as e:  # noqa: BLE001 - every failure is a row, never a crash
-            text = str(e)
-            lib = _LIB.search(text)
-            detail = f"fails to load: {lib.group(1)} is missing" if lib else f"fails: {text.splitlines()[0][:160]}"
+            text = str(e) or type(e).__name__
+            lib = missing_library(text)
+            detail = f"fails to load: {lib} is missing" if lib else f"fails: {text.splitlines()[0][:160]}"
             fix = ("install the matching CUDA 12 / cuDNN 9 wheels: pip install 'obs-faceswap[cuda]' "
                    "(or add the CUDA/cuDNN folders to the library path)") if "CUDA" in p or "Tensorrt" in p else (
                    "update the GPU driver, or use --provider cpu")
-            rows.append(Check(f"provider {p}", FAIL if p != "CPUExecutionProvider" else FAIL, detail, fix))
+            rows.append(Check(f"provider {p}", FAIL, detail, fix))
             continue
         if used and used[0] != p:
             rows.append(Check(f"provider {p}", FAIL, f"listed, but the session fell back to {used[0]}",
