@@ -48,8 +48,14 @@ IR_VERSION = 7
 PRODUCER = "obs-faceswap convert"
 
 # TFLite enums (schema.fbs); copied so that the mapping is readable without the package.
-_TFL_DTYPES: dict[int, type[np.generic]] = {0: np.float32, 1: np.float16, 2: np.int32, 3: np.uint8, 4: np.int64,
-                                            9: np.int8}
+_TFL_DTYPES: dict[int, type[np.generic]] = {
+    0: np.float32,
+    1: np.float16,
+    2: np.int32,
+    3: np.uint8,
+    4: np.int64,
+    9: np.int8,
+}
 _ACTIVATIONS = {0: None, 1: "Relu", 3: "Relu6"}  # NONE, RELU, RELU6 (others: unsupported)
 _PADDING_SAME, _PADDING_VALID = 0, 1
 
@@ -137,7 +143,9 @@ class _Graph:
 
     def node(self, op: str, inputs: list[str], output: str | None = None, **attrs: object) -> str:
         out = output or self.name(op.lower())
-        self.nodes.append(self.helper.make_node(op, inputs, [out], name=self.name("n_" + op.lower()), **attrs))
+        node = self.helper.make_node(op, inputs, [out], name=self.name("n_" + op.lower()))
+        node.attribute.extend(self.helper.make_attribute(k, v) for k, v in sorted(attrs.items()))
+        self.nodes.append(node)
         return out
 
 
@@ -230,9 +238,9 @@ def convert_tflite(data: bytes, *, graph_name: str = "model") -> onnx.ModelProto
         out_t = int(op.OutputsAsNumpy()[0])
         opts = op.BuiltinOptions()
 
-        def options(cls: type) -> object:
+        def options(cls: type, table: object = opts) -> object:
             o = cls()
-            o.Init(opts.Bytes, opts.Pos)
+            o.Init(table.Bytes, table.Pos)  # type: ignore[attr-defined]
             return o
 
         if opname == "DEQUANTIZE":
@@ -262,8 +270,15 @@ def convert_tflite(data: bytes, *, graph_name: str = "model") -> onnx.ModelProto
             inputs = [value(ins[0]), g.const(weight, "weight")]
             if len(ins) > 2 and ins[2] >= 0:
                 inputs.append(g.const(f32(ins[2]), "bias"))
-            y = g.node("Conv", inputs, kernel_shape=[kh, kw], strides=[sh, sw], dilations=[dh, dw],
-                       pads=[pt, pl, pb, pr], group=group)
+            y = g.node(
+                "Conv",
+                inputs,
+                kernel_shape=[kh, kw],
+                strides=[sh, sw],
+                dilations=[dh, dw],
+                pads=[pt, pl, pb, pr],
+                group=group,
+            )
             values[out_t] = activate(y, o.FusedActivationFunction())  # type: ignore[attr-defined]
         elif opname == "MAX_POOL_2D":
             o = options(tfl.Pool2DOptions)  # type: ignore[attr-defined]
@@ -384,20 +399,20 @@ def fetch_archive(spec: ConvertSpec, cache_dir: Path, *, progress: bool = True) 
     """
     dest_dir = cache_dir / "archives"
     dest = dest_dir / spec.archive_name
-    if dest.is_file() and dest.stat().st_size == spec.archive_size:
-        if _sha256_file(dest) == spec.archive_sha256:
-            return dest
+    if dest.is_file() and dest.stat().st_size == spec.archive_size and _sha256_file(dest) == spec.archive_sha256:
+        return dest
     dest_dir.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=spec.archive_name + ".", suffix=".part", dir=dest_dir)
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as out:
-            download(spec.archive_url, out, expected_size=spec.archive_size, label=spec.archive_name,
-                     progress=progress)
+            download(spec.archive_url, out, expected_size=spec.archive_size, label=spec.archive_name, progress=progress)
         digest = _sha256_file(tmp)
         if digest != spec.archive_sha256:
-            raise DownloadError(f"downloaded {spec.archive_url} but its sha256 is {digest}, expected "
-                                f"{spec.archive_sha256}; the file was not kept. Try again later")
+            raise DownloadError(
+                f"downloaded {spec.archive_url} but its sha256 is {digest}, expected "
+                f"{spec.archive_sha256}; the file was not kept. Try again later"
+            )
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)

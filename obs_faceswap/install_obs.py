@@ -61,8 +61,9 @@ class ObsLocation:
         return user if user.is_file() else self.config_dir / "global.ini"
 
 
-def config_dirs(home: Path | None = None, environ: Mapping[str, str] | None = None,
-                platform: str | None = None) -> list[tuple[str, Path]]:
+def config_dirs(
+    home: Path | None = None, environ: Mapping[str, str] | None = None, platform: str | None = None
+) -> list[tuple[str, Path]]:
     """Candidate OBS configuration directories, most likely first (existing or not)."""
     env = os.environ if environ is None else environ
     home = Path(env.get("HOME") or Path.home()) if home is None else home
@@ -113,8 +114,13 @@ def obs_version(kind: str, executable: Path) -> str | None:
     return m.group(0) if m else None
 
 
-def locate(config_dir: Path | None = None, *, home: Path | None = None,
-           environ: Mapping[str, str] | None = None, platform: str | None = None) -> ObsLocation:
+def locate(
+    config_dir: Path | None = None,
+    *,
+    home: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    platform: str | None = None,
+) -> ObsLocation:
     """The OBS configuration to change: ``config_dir`` if given, else the first candidate that exists.
 
     Raises:
@@ -131,9 +137,11 @@ def locate(config_dir: Path | None = None, *, home: Path | None = None,
             return ObsLocation(kind, d, exe[1] if exe and exe[0] == kind else exe[1] if exe else None)
     looked = ", ".join(str(d) for _, d in candidates)
     what = "OBS Studio was found but" if exe else "OBS Studio was not found and"
-    raise ConfigError(f"{what} it has no configuration yet (looked in {looked}): install OBS "
-                      "(https://obsproject.com), start it once and close it, then run `obs-faceswap install-obs` "
-                      "again, or pass --obs-config DIR")
+    raise ConfigError(
+        f"{what} it has no configuration yet (looked in {looked}): install OBS "
+        "(https://obsproject.com), start it once and close it, then run `obs-faceswap install-obs` "
+        "again, or pass --obs-config DIR"
+    )
 
 
 def _read_ini(path: Path) -> configparser.ConfigParser:
@@ -158,8 +166,10 @@ def collection_file(loc: ObsLocation) -> Path:
         jsons = sorted(p for p in scenes.glob("*.json")) if scenes.is_dir() else []
         if len(jsons) == 1:
             return jsons[0]
-        raise ConfigError(f"no current scene collection in {loc.settings_file} ({scenes}/{stem or '?'}.json): "
-                          "start OBS once and close it, then run this again")
+        raise ConfigError(
+            f"no current scene collection in {loc.settings_file} ({scenes}/{stem or '?'}.json): "
+            "start OBS once and close it, then run this again"
+        )
     return path
 
 
@@ -178,8 +188,11 @@ def _sha(data: bytes) -> str:
 
 
 def _same_script(entry: object, script: Path) -> bool:
-    return isinstance(entry, dict) and Path(str(entry.get("path", ""))).name == script.name and (
-        "obs_faceswap" in str(entry.get("path", "")))
+    return (
+        isinstance(entry, dict)
+        and Path(str(entry.get("path", ""))).name == script.name
+        and ("obs_faceswap" in str(entry.get("path", "")))
+    )
 
 
 def install(loc: ObsLocation, python: Path, *, script: Path = SCRIPT_FILE, engine_file: Path = ENGINE_FILE) -> Report:
@@ -219,8 +232,10 @@ def install(loc: ObsLocation, python: Path, *, script: Path = SCRIPT_FILE, engin
         marker.write_text("" if previous is None else previous + "\n", encoding="utf-8")
     rep.add(f"the engine runs with {python} (recorded in {engine_file})")
     if loc.kind == "flatpak":
-        rep.add(f"Flatpak OBS: let it see this Python and package: flatpak override --user "
-                f"--filesystem={Path(sys.prefix)} --filesystem={script.parent.parent.parent} {FLATPAK_ID}")
+        rep.add(
+            f"Flatpak OBS: let it see this Python and package: flatpak override --user "
+            f"--filesystem={Path(sys.prefix)} --filesystem={script.parent.parent.parent} {FLATPAK_ID}"
+        )
     rep.add("start OBS, right-click a source → Filters → + → Face Swap")
     return rep
 
@@ -242,8 +257,10 @@ def uninstall(loc: ObsLocation, *, script: Path = SCRIPT_FILE, engine_file: Path
         if len(kept) != len(scripts):
             data["modules"]["scripts-tool"] = kept
             coll.write_bytes(json.dumps(data, indent=4, ensure_ascii=False).encode("utf-8"))
-            rep.add(f"removed the Face Swap script from {coll} (OBS changed the file since install-obs, "
-                    "so the rest is kept as OBS left it)")
+            rep.add(
+                f"removed the Face Swap script from {coll} (OBS changed the file since install-obs, "
+                "so the rest is kept as OBS left it)"
+            )
         else:
             rep.add(f"the Face Swap script was not in {coll}")
     for p in (backup, digest):

@@ -39,14 +39,24 @@ def fresh_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     venv = tmp_path_factory.mktemp("fresh") / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     py = venv / "bin" / "python"
-    r = subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", str(ROOT)],
-                       capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [str(py), "-m", "pip", "install", "-q", "--no-deps", str(ROOT)], capture_output=True, text=True, timeout=600
+    )
     assert r.returncode == 0, r.stdout + r.stderr
-    site = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    site = subprocess.run(
+        [str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     Path(site, "test_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n", encoding="utf-8")
-    where = subprocess.run([str(py), "-c", "import obs_faceswap; print(obs_faceswap.__file__)"],
-                           capture_output=True, text=True, check=True, cwd=venv).stdout.strip()
+    where = subprocess.run(
+        [str(py), "-c", "import obs_faceswap; print(obs_faceswap.__file__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=venv,
+    ).stdout.strip()
     assert where.startswith(site), f"the fresh venv imports obs_faceswap from {where}, not its own copy"
     return venv
 
@@ -54,17 +64,23 @@ def fresh_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _cli(venv: Path, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OBS_FACESWAP_PYTHON", "XDG_"))}
     env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"))
-    return subprocess.run([str(venv / "bin" / "obs-faceswap"), *args], env=env, capture_output=True, text=True,
-                          timeout=120, cwd=venv)
+    return subprocess.run(
+        [str(venv / "bin" / "obs-faceswap"), *args], env=env, capture_output=True, text=True, timeout=120, cwd=venv
+    )
 
 
 def test_install_obs_then_obs_swaps_and_uninstall_restores_home(
-        obs_installed: None, fresh_venv: Path, media: Callable[[str], Path],
-        filter_settings: Callable[..., dict[str, object]], tmp_path: Path) -> None:
+    obs_installed: None,
+    fresh_venv: Path,
+    media: Callable[[str], Path],
+    filter_settings: Callable[..., dict[str, object]],
+    tmp_path: Path,
+) -> None:
     settings = filter_settings()
     settings.pop("engine_python")  # the filter must find the engine through what install-obs recorded
-    config = ObsConfig(media=[MediaSpec(SOURCE, media(VIDEO), [FilterSpec(FILTER, ASYNC_ID, settings)])],
-                       scripts=[HELPER_SCRIPT])
+    config = ObsConfig(
+        media=[MediaSpec(SOURCE, media(VIDEO), [FilterSpec(FILTER, ASYNC_ID, settings)])], scripts=[HELPER_SCRIPT]
+    )
     obs = Obs(tmp_path / "obs", config)
     obs.workdir.mkdir(parents=True)
     obs._write_config()
@@ -74,8 +90,11 @@ def test_install_obs_then_obs_swaps_and_uninstall_restores_home(
 
     r = _cli(fresh_venv, home, "install-obs")
     assert r.returncode == 0, r.stderr
-    script = next(Path(e["path"]) for e in json.loads(collection.read_text())["modules"]["scripts-tool"]
-                  if "obs_faceswap_filter" in e["path"])
+    script = next(
+        Path(e["path"])
+        for e in json.loads(collection.read_text())["modules"]["scripts-tool"]
+        if "obs_faceswap_filter" in e["path"]
+    )
     assert script.is_file() and str(script).startswith(str(fresh_venv)), script
     recorded = script.parent / "engine_python.txt"
     assert recorded.read_text().strip() == str(fresh_venv / "bin" / "python")

@@ -37,8 +37,17 @@ def test_cli_doctor_prints_one_table(capsys, store) -> None:
     rc = main(["doctor", "--models", str(store.models_dir)])
     out = capsys.readouterr().out
     names = [line.split("  ")[0] for line in out.splitlines() if not line.startswith(" ")]
-    for expected in ("OBS Studio", "OBS's Python", "engine Python", "engine packages",
-                     "provider CPUExecutionProvider", "model yunet", "model mesh468", "cameras", "shared memory"):
+    for expected in (
+        "OBS Studio",
+        "OBS's Python",
+        "engine Python",
+        "engine packages",
+        "provider CPUExecutionProvider",
+        "model yunet",
+        "model mesh468",
+        "cameras",
+        "shared memory",
+    ):
         assert expected in names, out
     assert "model mesh468" in out and "FAIL  " not in next(line for line in out.splitlines() if "model mesh468" in line)
     assert rc in (0, 1)

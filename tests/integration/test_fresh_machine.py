@@ -79,8 +79,12 @@ def test_demo_runs_from_the_user_cache_with_converted_models(tmp_path, models_di
         shutil.copy(media_dir / manifest[name].file, cache / "media")
 
     # No network at all: the mesh can only come from converting the cached wheel's .tflite.
-    r = _demo(tmp_path, _env(tmp_path, https_proxy="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9"),
-              "--max-frames", "12")
+    r = _demo(
+        tmp_path,
+        _env(tmp_path, https_proxy="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9"),
+        "--max-frames",
+        "12",
+    )
     assert r.returncode == 0, r.stderr
     assert (cache / "models" / manifest["mesh468"].file).is_file()
     assert (tmp_path / "out" / "demo.mp4").stat().st_size > 10_000
@@ -89,8 +93,14 @@ def test_demo_runs_from_the_user_cache_with_converted_models(tmp_path, models_di
 
 def test_the_test_suite_without_shared_and_network_stops_with_one_clear_line(tmp_path) -> None:
     env = _env(tmp_path, https_proxy="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9")
-    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/unit/test_config.py"],
-                       env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    r = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/unit/test_config.py"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     out = r.stdout + r.stderr
     assert r.returncode == 4, out
     assert "Traceback" not in out and "OBS_FACESWAP_MODELS directory" in out and "--models DIR" in out

@@ -59,8 +59,10 @@ def test_missing_and_corrupt_models_are_named_with_their_fix(tmp_path: Path, mod
     assert _row(rows, "model canonical_face").status == OK
 
 
-CUDA_ERROR = ("[ONNXRuntimeError] : 1 : FAIL : Failed to load library libonnxruntime_providers_cuda.so with error: "
-              "libcudnn.so.9: cannot open shared object file: No such file or directory")
+CUDA_ERROR = (
+    "[ONNXRuntimeError] : 1 : FAIL : Failed to load library libonnxruntime_providers_cuda.so with error: "
+    "libcudnn.so.9: cannot open shared object file: No such file or directory"
+)
 
 
 def test_a_provider_that_fails_to_load_names_the_missing_library() -> None:
@@ -102,4 +104,4 @@ def test_small_shared_memory_is_a_failure(tmp_path: Path) -> None:
 
 def test_table_puts_each_fix_under_its_failure() -> None:
     text = doctor.format_table([doctor.Check("a", OK, "fine"), doctor.Check("bb", FAIL, "broken", "do this")])
-    assert text.splitlines() == ["a   ok    fine", "bb  FAIL  broken", "          fix: do this"]  # fix aligned with the detail column
+    assert text.splitlines() == ["a   ok    fine", "bb  FAIL  broken", "          fix: do this"]

@@ -36,9 +36,11 @@ def _obs_config(base: Path, *, user_ini: bool, stem: str = "My_Scenes") -> Path:
         (base / "global.ini").write_text(basic, encoding="utf-8")
     coll = base / "basic" / "scenes" / f"{stem}.json"
     # OBS's own formatting (4-space indent, a script already there): must come back byte for byte.
-    coll.write_bytes(b'{\n    "name": "My Scenes",\n    "modules": {\n        "scripts-tool": [\n'
-                     b'            {"path": "/x/other.lua", "settings": {}}\n        ]\n    },\n'
-                     b'    "sources": [], "x": 1.50\n}')
+    coll.write_bytes(
+        b'{\n    "name": "My Scenes",\n    "modules": {\n        "scripts-tool": [\n'
+        b'            {"path": "/x/other.lua", "settings": {}}\n        ]\n    },\n'
+        b'    "sources": [], "x": 1.50\n}'
+    )
     return coll
 
 
