@@ -235,6 +235,15 @@ def _add_setup_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("doctor", parents=[common], help="check OBS, Python, GPU providers, models, cameras",
                        description="One table of checks, each with its fix. Exit status 1 when one fails.")
     p.set_defaults(func=cmd_doctor)
+    p = sub.add_parser("obs-demo", parents=[common], help="start OBS with the sample clip and Face Swap on it",
+                       description="Start OBS Studio with its own demo configuration (your OBS settings are not "
+                       "touched): the sample clip with the Face Swap filter. In a window where there is a display; "
+                       "otherwise headless under Xvfb, recording --seconds of video.")
+    p.add_argument("--output", "-o", metavar="DIR", default="obs-faceswap-obs-demo",
+                   help="where the demo's OBS configuration, recording and screenshot go")
+    p.add_argument("--seconds", type=int, default=10, metavar="N", help="length of the headless recording")
+    p.add_argument("--headless", action="store_true", help="run under Xvfb even where there is a display")
+    p.set_defaults(func=cmd_obs_demo)
 
 
 def cmd_install_obs(args: argparse.Namespace) -> int:
@@ -254,6 +263,12 @@ def cmd_uninstall_obs(args: argparse.Namespace) -> int:
     for line in install_obs.uninstall(loc).lines:
         print(line)
     return EXIT_OK
+
+
+def cmd_obs_demo(args: argparse.Namespace) -> int:
+    from obs_faceswap import obs_demo
+
+    return obs_demo.main_run(make_store(args), Path(args.output), args.seconds, True if args.headless else None)
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
