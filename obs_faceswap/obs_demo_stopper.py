@@ -40,10 +40,21 @@ def _close_main_window(_param: object) -> None:
 
 
 def _open_filters(_param: object) -> None:
-    source = obs.obs_get_source_by_name(str(_state["source"]))
-    if source is not None:
-        obs.obs_frontend_open_source_filters(source)
-        obs.obs_source_release(source)
+    # Through ctypes.CDLL, which releases the GIL during the call: the dialog waits for the
+    # graphics thread, which may be waiting for the GIL (a Python filter) — a deadlock otherwise.
+    try:
+        libobs = ctypes.CDLL("libobs.so.0")
+        libobs.obs_get_source_by_name.restype = ctypes.c_void_p
+        libobs.obs_get_source_by_name.argtypes = [ctypes.c_char_p]
+        libobs.obs_source_release.argtypes = [ctypes.c_void_p]
+        frontend = ctypes.CDLL("libobs-frontend-api.so.0")
+        frontend.obs_frontend_open_source_filters.argtypes = [ctypes.c_void_p]
+        source = libobs.obs_get_source_by_name(str(_state["source"]).encode())
+        if source:
+            frontend.obs_frontend_open_source_filters(source)
+            libobs.obs_source_release(source)
+    except Exception as e:  # noqa: BLE001 - logged; the demo goes on without the dialog
+        obs.blog(obs.LOG_ERROR, f"[obs-faceswap demo] could not open the filters: {e!r}")
 
 
 def _queue_ui(task: str) -> None:
