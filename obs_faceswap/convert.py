@@ -5,7 +5,7 @@ MediaPipe publishes its face detector and face mesh only as TFLite flatbuffers (
 on ``face_landmark.tflite`` (tflite2onnx 0.4.1, OpenCV's TFLite importer), so this module reads
 the flatbuffer with the ``tflite`` schema package and writes ONNX with ``onnx.helper`` for the
 few operators these models use: CONV_2D, DEPTHWISE_CONV_2D, ADD, PRELU, RELU, MAX_POOL_2D, PAD,
-RESHAPE, CONCATENATION and DEQUANTIZE (float16 weights, folded into float32 constants).
+RESHAPE, CONCATENATION, RESIZE_BILINEAR and DEQUANTIZE (float16 weights, folded into float32 constants).
 Anything else is a :class:`~obs_faceswap.errors.ModelLoadError` naming the operator.
 
 Activations are kept NCHW inside the graph; the graph's inputs and outputs keep the TFLite
@@ -314,6 +314,22 @@ def convert_tflite(data: bytes, *, graph_name: str = "model") -> onnx.ModelProto
             new_shape = np.asarray(shape(out_t), dtype=np.int64)
             y = g.node("Reshape", [x, g.const(new_shape, "shape")])
             values[out_t] = g.node("Transpose", [y], perm=[0, 3, 1, 2]) if new_shape.size == 4 else y
+        elif opname == "RESIZE_BILINEAR":
+            o = options(tfl.ResizeBilinearOptions)  # type: ignore[attr-defined]
+            out_shape = shape(out_t)  # NHWC
+            if o.AlignCorners():  # type: ignore[attr-defined]
+                mode = "align_corners"
+            elif o.HalfPixelCenters():  # type: ignore[attr-defined]
+                mode = "half_pixel"
+            else:
+                mode = "asymmetric"
+            sizes = np.asarray([out_shape[0], out_shape[3], out_shape[1], out_shape[2]], dtype=np.int64)
+            values[out_t] = g.node(
+                "Resize",
+                [value(ins[0]), "", "", g.const(sizes, "sizes")],
+                mode="linear",
+                coordinate_transformation_mode=mode,
+            )
         elif opname == "CONCATENATION":
             o = options(tfl.ConcatenationOptions)  # type: ignore[attr-defined]
             rank = len(shape(out_t))

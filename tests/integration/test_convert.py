@@ -36,13 +36,15 @@ PHOTOS = ("astronaut.png", "frec_obama.jpg", "frec_two_people.jpg", "faces/picha
 
 @pytest.fixture(scope="module")
 def archive_cache() -> Path:
-    """A cache directory holding the verified mediapipe wheel (downloaded once)."""
+    """A cache directory holding the verified wheels the originals come from (downloaded once)."""
     cache = Path(os.environ.get("OBS_FACESWAP_ARCHIVES") or ROOT / ".pytest_cache" / "obs-faceswap-archives")
-    spec = convert.ConvertSpec.from_table("mesh468", load_manifest()["mesh468"].get("convert"))
-    try:
-        convert.fetch_archive(spec, cache, progress=False)
-    except DownloadError as e:
-        pytest.skip(f"the mediapipe wheel is not cached in {cache} and PyPI is unreachable: {e}")
+    for e in load_manifest().values():
+        if e.get("convert"):
+            spec = convert.ConvertSpec.from_table(e.name, e.get("convert"))
+            try:
+                convert.fetch_archive(spec, cache, progress=False)
+            except DownloadError as err:
+                pytest.skip(f"{spec.archive_name} is not cached in {cache} and PyPI is unreachable: {err}")
     return cache
 
 
@@ -54,7 +56,7 @@ def converted(archive_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("OBS_FACESWAP_MODELS", raising=False)
         store = ModelStore(tmp_path_factory.mktemp("empty"), cache_dir=cache, progress=False)
-        return {name: store.path(name) for name in ("mesh468", "blazeface")}
+        return {name: store.path(name) for name in ("mesh468", "blazeface", "blazeface_full")}
 
 
 def test_conversion_is_reproducible_and_pinned(converted: dict[str, Path]) -> None:
@@ -86,20 +88,22 @@ def test_converted_mesh_gives_the_same_landmarks_on_real_faces(converted, store,
     assert faces >= len(PHOTOS)
 
 
-def test_converted_blazeface_gives_the_same_outputs_on_real_faces(converted, models_dir, read_image) -> None:
+def test_converted_blazefaces_give_the_same_outputs_on_real_faces(converted, models_dir, read_image) -> None:
     import cv2
     import onnxruntime as ort
 
-    ours = ort.InferenceSession(str(converted["blazeface"]), providers=["CPUExecutionProvider"])
-    ref = ort.InferenceSession(str(models_dir / "blazeface_short_range.onnx"), providers=["CPUExecutionProvider"])
-    assert [o.name for o in ours.get_outputs()] == [o.name for o in ref.get_outputs()]
-    for photo in PHOTOS:
-        rgb = cv2.cvtColor(cv2.resize(read_image(photo), (128, 128)), cv2.COLOR_BGR2RGB)
-        blob = (rgb.astype(np.float32)[None] - 127.5) / 127.5
-        a = ours.run(None, {ours.get_inputs()[0].name: blob})
-        b = ref.run(None, {ref.get_inputs()[0].name: blob})
-        for x, y in zip(a, b, strict=True):
-            assert np.abs(x - y).max() <= MAX_OUTPUT_DIFF * max(1.0, float(np.abs(y).max())), photo
+    for name, side in (("blazeface", 128), ("blazeface_full", 192)):
+        ours = ort.InferenceSession(str(converted[name]), providers=["CPUExecutionProvider"])
+        reference = load_manifest()[name].file
+        ref = ort.InferenceSession(str(models_dir / reference), providers=["CPUExecutionProvider"])
+        assert [o.name for o in ours.get_outputs()] == [o.name for o in ref.get_outputs()]
+        for photo in PHOTOS:
+            rgb = cv2.cvtColor(cv2.resize(read_image(photo), (side, side)), cv2.COLOR_BGR2RGB)
+            blob = (rgb.astype(np.float32)[None] - 127.5) / 127.5
+            a = ours.run(None, {ours.get_inputs()[0].name: blob})
+            b = ref.run(None, {ref.get_inputs()[0].name: blob})
+            for x, y in zip(a, b, strict=True):
+                assert np.abs(x - y).max() <= MAX_OUTPUT_DIFF * max(1.0, float(np.abs(y).max())), (name, photo)
 
 
 def test_a_corrupt_archive_is_never_used(archive_cache: Path, tmp_path: Path, monkeypatch) -> None:
