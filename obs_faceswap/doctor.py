@@ -93,10 +93,15 @@ def check_obs(
 
 
 def check_obs_python(
-    platform: str | None = None, scripting_dirs: Sequence[Path] | None = None, settings_file: Path | None = None
+    platform: str | None = None,
+    scripting_dirs: Sequence[Path] | None = None,
+    settings_file: Path | None = None,
+    obs_kind: str | None = None,
 ) -> Check:
     """OBS's own Python (only the standard library is needed in it; any Python 3.8+)."""
     platform = sys.platform if platform is None else platform
+    if obs_kind == "flatpak":
+        return Check("OBS's Python", OK, "Flatpak OBS brings its own Python (standard library is all the script needs)")
     if platform.startswith("linux"):
         dirs = (
             scripting_dirs
@@ -431,7 +436,8 @@ def run_all(store: object | None = None) -> list[Check]:
     loc_settings = None
     with contextlib.suppress(ConfigError):
         loc_settings = install_obs.locate().settings_file
-    rows.append(check_obs_python(settings_file=loc_settings))
+    exe = install_obs.find_executable()
+    rows.append(check_obs_python(settings_file=loc_settings, obs_kind=exe[0] if exe else None))
     rows += check_engine()
     rows += check_providers()
     rows += check_models(store)

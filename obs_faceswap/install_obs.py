@@ -134,7 +134,7 @@ def locate(
     candidates = config_dirs(home, environ, platform)
     for kind, d in candidates:
         if d.is_dir():
-            return ObsLocation(kind, d, exe[1] if exe and exe[0] == kind else exe[1] if exe else None)
+            return ObsLocation(kind, d, exe[1] if exe else None)
     looked = ", ".join(str(d) for _, d in candidates)
     what = "OBS Studio was found but" if exe else "OBS Studio was not found and"
     raise ConfigError(

@@ -40,6 +40,7 @@ def test_obs_python_not_set_or_not_there(tmp_path: Path) -> None:
     assert row.status == FAIL and "Python Settings" in row.fix
     row = doctor.check_obs_python(platform="linux", scripting_dirs=[tmp_path])
     assert row.status == FAIL and "_obspython.so" in row.detail
+    assert doctor.check_obs_python(platform="linux", scripting_dirs=[tmp_path], obs_kind="flatpak").status == OK
 
 
 def test_missing_and_corrupt_models_are_named_with_their_fix(tmp_path: Path, models_dir: Path, monkeypatch) -> None:
