@@ -137,7 +137,8 @@ def _common_options() -> argparse.ArgumentParser:
                    "then $OBS_FACESWAP_MODELS, then the user cache)")
     g.add_argument("--media", metavar="DIR", help="directory with the sample media (demo, bench; "
                    "then $OBS_FACESWAP_MEDIA, then the user cache)")
-    g.add_argument("--offline", action="store_true", help="never download; a missing file is an error")
+    g.add_argument("--offline", action="store_true", help="never download; a missing file is an error "
+                   "(also $OBS_FACESWAP_OFFLINE=1)")
     g.add_argument("--provider", metavar="NAME[,NAME]",
                    help=f"execution providers in order of preference: auto or {', '.join(PROVIDERS)} "
                    "(default auto: the best available)")
@@ -300,7 +301,69 @@ def build_parser() -> argparse.ArgumentParser:
     m = msub.add_parser("path", parents=[common], help="where a file is (or the search directories)")
     m.add_argument("name", nargs="?", metavar="NAME")
     m.set_defaults(func=cmd_models_path)
+    _add_setup_commands(sub, common)
     return parser
+
+
+# -- set-up commands: install-obs, uninstall-obs, doctor (issue 10) ----------------------------
+def _add_setup_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    for name, func, text in (
+        ("install-obs", cmd_install_obs, "add the Face Swap script to OBS and record the engine's Python"),
+        ("uninstall-obs", cmd_uninstall_obs, "undo install-obs (OBS's configuration as it was)"),
+    ):
+        p = sub.add_parser(name, parents=[common], help=text, description=text + ". Close OBS first.")
+        p.add_argument("--obs-config", metavar="DIR", help="OBS's configuration directory (default: found)")
+        if name == "install-obs":
+            p.add_argument("--python", metavar="PATH", default=sys.executable,
+                           help="the interpreter that runs the engine (default: this one)")
+        p.set_defaults(func=func)
+    p = sub.add_parser("doctor", parents=[common], help="check OBS, Python, GPU providers, models, cameras",
+                       description="One table of checks, each with its fix. Exit status 1 when one fails.")
+    p.set_defaults(func=cmd_doctor)
+    p = sub.add_parser("obs-demo", parents=[common], help="start OBS with the sample clip and Face Swap on it",
+                       description="Start OBS Studio with its own demo configuration (your OBS settings are not "
+                       "touched): the sample clip with the Face Swap filter. In a window where there is a display; "
+                       "otherwise headless under Xvfb, recording --seconds of video.")
+    p.add_argument("--output", "-o", metavar="DIR", default="obs-faceswap-obs-demo",
+                   help="where the demo's OBS configuration, recording and screenshot go")
+    p.add_argument("--seconds", type=int, default=10, metavar="N", help="length of the headless recording")
+    p.add_argument("--headless", action="store_true", help="run under Xvfb even where there is a display")
+    p.set_defaults(func=cmd_obs_demo)
+
+
+def cmd_install_obs(args: argparse.Namespace) -> int:
+    from obs_faceswap import install_obs
+
+    loc = install_obs.locate(Path(args.obs_config) if args.obs_config else None)
+    print(f"OBS configuration: {loc.config_dir} ({loc.kind})")
+    for line in install_obs.install(loc, Path(args.python)).lines:
+        print(line)
+    return EXIT_OK
+
+
+def cmd_uninstall_obs(args: argparse.Namespace) -> int:
+    from obs_faceswap import install_obs
+
+    loc = install_obs.locate(Path(args.obs_config) if args.obs_config else None)
+    for line in install_obs.uninstall(loc).lines:
+        print(line)
+    return EXIT_OK
+
+
+def cmd_obs_demo(args: argparse.Namespace) -> int:
+    from obs_faceswap import obs_demo
+
+    return obs_demo.main_run(make_store(args), Path(args.output), args.seconds, True if args.headless else None)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from obs_faceswap import doctor
+
+    store = make_store(args)
+    store.allow_download = False
+    rows = doctor.run_all(store)
+    print(doctor.format_table(rows))
+    return 1 if any(r.status == doctor.FAIL for r in rows) else EXIT_OK
 
 
 def runtime_config(args: argparse.Namespace) -> Any:
@@ -405,8 +468,9 @@ def make_store(args: argparse.Namespace) -> ModelStore:
     """The model store for ``--models``, ``--media`` and ``--offline``."""
     from obs_faceswap.models import ModelStore
 
+    offline = getattr(args, "offline", False) or os.environ.get("OBS_FACESWAP_OFFLINE", "") not in ("", "0")
     return ModelStore(getattr(args, "models", None), media_dir=getattr(args, "media", None),
-                      allow_download=not getattr(args, "offline", False),
+                      allow_download=not offline,
                       progress=not getattr(args, "quiet", False))
 
 
@@ -855,7 +919,7 @@ def cmd_models_fetch(args: argparse.Namespace) -> int:
     if args.names:
         names = list(args.names)
     elif args.all:
-        names = [n for n, e in store.entries.items() if e.url]
+        names = [n for n, e in store.entries.items() if e.url or e.get("convert")]
     else:
         names = [n for n, e in store.entries.items() if e.get("default")]
     for name in names:

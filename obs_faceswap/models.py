@@ -249,7 +249,7 @@ class ModelStore:
         e = self.entry(name)
         p = self.locate(name)
         if p is None:
-            if not self.allow_download or not e.url:
+            if not self.allow_download or not (e.url or e.get("convert")):
                 raise ModelNotFoundError(self._missing_message(e))
             p = self.fetch(name)
         self.verify_file(e, p)
@@ -261,10 +261,13 @@ class ModelStore:
         with self._lock:
             if self._verified.get(key) == e.sha256:
                 return
-        if st.st_size != e.size:
+        # A converted model (see convert.py) is a different file with the same values.
+        conv = e.get("convert") or {}
+        sizes = {e.size: e.sha256, int(conv.get("size", -1)): str(conv.get("sha256", "")).lower()}
+        if st.st_size not in sizes:
             raise ModelCorruptError(self._corrupt_message(e, p, f"size {st.st_size} bytes, expected {e.size}"))
         digest = sha256_file(p)
-        if digest != e.sha256:
+        if digest != sizes[st.st_size]:
             raise ModelCorruptError(self._corrupt_message(e, p, f"sha256 {digest}"))
         with self._lock:
             self._verified[key] = e.sha256
@@ -291,6 +294,8 @@ class ModelStore:
         if dest.is_file() and not force:
             self.verify_file(e, dest)
             return dest
+        if not e.url and e.get("convert"):
+            return self._fetch_converted(e, dest)
         if not e.url:
             raise ModelNotFoundError(self._missing_message(e))
         dest_dir.mkdir(parents=True, exist_ok=True)
@@ -312,6 +317,22 @@ class ModelStore:
         log.info("fetched %s into %s", e.file, dest)
         return dest
 
+    def _fetch_converted(self, e: Entry, dest: Path) -> Path:
+        """Download the original named in ``[models.NAME.convert]`` and convert it (convert.py)."""
+        from obs_faceswap import convert
+
+        spec = convert.ConvertSpec.from_table(e.name, e.get("convert"))
+        try:
+            convert.fetch_converted(spec, dest, self.cache_dir, progress=self.progress)
+        except DownloadError as err:
+            raise DownloadError(
+                f"{err}. {e.file} ({e.name}) is made from {spec.member} in that archive; without network "
+                f"access, copy {e.file} (sha256 {e.sha256}) into a directory and pass --models DIR or set "
+                f"${ENV_MODELS}"
+            ) from err
+        self.verify_file(e, dest)
+        return dest
+
     def _download(self, e: Entry, out: Any) -> None:
         req = urllib.request.Request(e.url, headers={"User-Agent": "obs-faceswap"})
         try:
@@ -331,19 +352,27 @@ class ModelStore:
                     if bar is not None:
                         bar.close()
         except (urllib.error.URLError, OSError, TimeoutError) as err:
+            flag, env = ("--models", ENV_MODELS) if e.kind == "models" else ("--media", ENV_MEDIA)
             raise DownloadError(
                 f"cannot download {e.file} from {e.url}: {err}. Without network access, copy the "
-                f"file (sha256 {e.sha256}) into a directory and {_dir_hint(e)}"
+                f"file (sha256 {e.sha256}) into a directory and pass {flag} DIR or set ${env}"
             ) from err
 
     # -- messages -----------------------------------------------------------------------
     def _missing_message(self, e: Entry) -> str:
         looked = "; ".join(f"{label}: {d}" for label, d in self.search_dirs(e.kind))
+        conv = e.get("convert")
+        flag, env = ("--models", ENV_MODELS) if e.kind == "models" else ("--media", ENV_MEDIA)
+        supply = f"copy the file into a directory and pass {flag} DIR (or set ${env})"
         how = (
-            f"run `obs-faceswap models fetch {e.name}` to download it from {e.url}"
+            f"with network access run `obs-faceswap models fetch {e.name}` (downloads it from {e.url}); "
+            f"without, {supply}"
             if e.url
+            else f"with network access run `obs-faceswap models fetch {e.name}` (downloads {conv.get('member')} "
+            f"from {conv.get('archive_url')} and converts it); without, {supply}"
+            if conv
             else f"no public copy of this exact file exists yet ({e.get('source', 'see models/README.md')}); "
-            f"place it in a directory and {_dir_hint(e)}"
+            f"{supply}"
         )
         return (
             f"{e.kind[:-1] if e.kind == 'models' else 'media file'} {e.file} ({e.name}) not found "
@@ -354,7 +383,8 @@ class ModelStore:
         return (
             f"{p} is corrupt or a different file: {what}. Expected sha256 {e.sha256} "
             f"({e.size} bytes). Delete it and run `obs-faceswap models fetch {e.name}`"
-            + (f" (from {e.url})" if e.url else ", or copy a good file over it")
+            + (f" (from {e.url})" if e.url else " (downloads and converts it)" if e.get("convert")
+               else ", or copy a good file over it")
         )
 
 

@@ -37,7 +37,14 @@ fi
 echo "obs-faceswap: installing into $prefix/venv (onnxruntime: $extra)"
 "$py" -m venv "$prefix/venv"
 "$prefix/venv/bin/python" -m pip install -q --upgrade pip
-"$prefix/venv/bin/python" -m pip install -q "$src[$extra]"
+here="$(cd "$(dirname "$0")" && pwd)"
+wheel="$(ls "$here"/obs_faceswap-*.whl 2>/dev/null | head -1 || true)"
+# In a release bundle the wheel sits beside this script; in a checkout, install the checkout.
+"$prefix/venv/bin/python" -m pip install -q "${wheel:-$src}[$extra]"
+if [ -d "$here/models" ]; then  # a release bundle's converted models: straight into the user cache
+  cache="$("$prefix/venv/bin/python" -c 'from obs_faceswap.models import default_cache_dir; print(default_cache_dir() / "models")')"
+  mkdir -p "$cache" && cp "$here"/models/*.onnx "$cache"/
+fi
 
 fetch_args=()
 [ -n "$models" ] && fetch_args=(--models "$models")
@@ -47,12 +54,20 @@ if ! "$prefix/venv/bin/obs-faceswap" models fetch "${fetch_args[@]}"; then
 fi
 
 script="$("$prefix/venv/bin/python" -c 'import pathlib, obs_faceswap.obs as o; print(pathlib.Path(o.__file__).parent / "obs_faceswap_filter.py")')"
-echo "$prefix/venv/bin/python" > "$(dirname "$script")/engine_python.txt"
 
-cat <<MSG
+# Adds the script to OBS's current scene collection and records the engine interpreter
+# (close OBS first; `obs-faceswap uninstall-obs` undoes it).
+if "$prefix/venv/bin/obs-faceswap" install-obs; then
+  echo
+  echo "Done. Start OBS, right-click your camera -> Filters -> + -> Face Swap."
+else
+  echo "$prefix/venv/bin/python" > "$(dirname "$script")/engine_python.txt"
+  cat <<MSG
 
-Done. In OBS Studio: Tools -> Scripts -> "+" and choose
+Done, one click left: in OBS Studio, Tools -> Scripts -> "+" and choose
   $script
 then add the "Face Swap" filter to your camera (right-click the source -> Filters).
 The filter runs the engine with $prefix/venv/bin/python.
 MSG
+fi
+"$prefix/venv/bin/obs-faceswap" doctor || echo "obs-faceswap: see the fixes above (obs-faceswap doctor)"

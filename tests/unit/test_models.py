@@ -75,14 +75,21 @@ def test_a_corrupt_file_is_refused_with_file_digest_and_remedy(good_file, tmp_pa
 
 def test_a_missing_file_says_where_it_looked_and_how_to_get_it(tmp_path, monkeypatch, manifest):
     monkeypatch.delenv("OBS_FACESWAP_MODELS", raising=False)
+    monkeypatch.delenv("OBS_FACESWAP_MEDIA", raising=False)
     store = ModelStore(tmp_path / "none", cache_dir=tmp_path / "cache", allow_download=False)
     with pytest.raises(ModelNotFoundError) as e:
         store.path(NAME)
     msg = str(e.value)
     assert manifest[NAME].file in msg and manifest[NAME].sha256 in msg and str(tmp_path / "none") in msg
-    assert "obs-faceswap models fetch yunet" in msg
-    with pytest.raises(ModelNotFoundError, match="no public copy"):
-        store.path("mesh468")  # converted model: no download exists yet
+    assert "obs-faceswap models fetch yunet" in msg and "pass --models DIR" in msg
+    with pytest.raises(ModelNotFoundError, match="no public copy") as e:
+        store.path("mesh478")  # no public download exists
+    assert "pass --models DIR" in str(e.value)
+    with pytest.raises(ModelNotFoundError, match="converts it") as e:
+        store.path("mesh468")  # made from MediaPipe's .tflite in the mediapipe wheel
+    assert "face_landmark.tflite" in str(e.value) and "files.pythonhosted.org" in str(e.value)
+    with pytest.raises(ModelNotFoundError, match="pass --media DIR"):
+        store.path("astronaut")
 
 
 @pytest.fixture()
