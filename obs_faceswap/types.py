@@ -97,7 +97,8 @@ class Detections:
     def areas(self) -> FloatArray:
         """``(N,)`` box areas in square pixels."""
         wh = np.clip(self.xyxy[:, 2:] - self.xyxy[:, :2], 0, None)
-        return (wh[:, 0] * wh[:, 1]).astype(np.float32)
+        areas: FloatArray = (wh[:, 0] * wh[:, 1]).astype(np.float32)
+        return areas
 
     def scaled(self, sx: float, sy: float, dx: float = 0.0, dy: float = 0.0) -> Detections:
         """Map coordinates with ``x' = x * sx + dx`` and ``y' = y * sy + dy``."""
@@ -188,7 +189,8 @@ class SwapResult:
     @property
     def is_translation(self) -> bool:
         """True when the transform only shifts the crop (no resampling needed on paste)."""
-        (a, b, tx), (c, d, ty) = self.transform.tolist()  # per frame: plain floats, no numpy calls
+        rows: list[list[float]] = self.transform.tolist()  # per frame: plain floats, no numpy calls
+        (a, b, tx), (c, d, ty) = rows
         return (abs(a - 1) < 1e-6 and abs(d - 1) < 1e-6 and abs(b) < 1e-6 and abs(c) < 1e-6
                 and tx == round(tx) and ty == round(ty))
 

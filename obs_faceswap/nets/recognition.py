@@ -74,11 +74,13 @@ class FaceEmbedder:
         out = [self.session.run([self.output_name], {self.input_name: np.ascontiguousarray(x[i:i + 1])})[0]
                for i in range(len(x))]
         emb = np.concatenate(out).reshape(len(x), -1).astype(np.float32)
-        return emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+        unit: FloatArray = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+        return unit
 
     def embed(self, image: ImageBGR | LazyFrame, keypoints: npt.ArrayLike) -> FloatArray:
         """``(D,)`` L2-normalised embedding of the face with five ``keypoints`` in ``image``."""
-        return self.embed_crops(self.crops(image, [keypoints]))[0]
+        first: FloatArray = self.embed_crops(self.crops(image, [keypoints]))[0]
+        return first
 
 
 def cosine(a: npt.ArrayLike, b: npt.ArrayLike) -> float:
