@@ -57,7 +57,7 @@ from obs_faceswap.geometry import (
     CanonicalFace,
     similarity,
 )
-from obs_faceswap.merge import LabStats, from_lab, lab_stats, to_lab, transfer_matrix
+from obs_faceswap.merge import LabStats, from_lab, robust_lab_stats, to_lab, transfer_matrix
 from obs_faceswap.swap import raster
 from obs_faceswap.types import Face, FloatArray, ImageBGR, SwapResult
 
@@ -72,6 +72,8 @@ _FACING_LO = 0.25
 _FACING_HI = 0.55
 # Texels seen this obliquely from both sides (facing below _VISIBLE_LO) are painted over: they are
 # smears of a few source pixels, and stretch into streaks when the live head turns.
+_LIVE_FACING_LO = 0.1
+_LIVE_FACING_HI = 0.3
 _VISIBLE_LO = 0.08
 _VISIBLE_HI = 0.22
 # Hair trim: a texel further than this from the skin models (robust standard deviations,
@@ -79,9 +81,18 @@ _VISIBLE_HI = 0.22
 _SKIN_DISTANCE = 3.0
 # Floors of the skin models' standard deviations (L, a, b): skin patches are very uniform.
 _SKIN_MIN_STD = np.array([6.0, 2.5, 2.5], np.float32)
+# Live skin vs what covers it: a texel much darker than the skin (this many robust
+# deviations, floored at _LIVE_MIN_STD) AND much greyer (chroma below this share of the
+# skin's) is a beard, a glasses frame or dark hair; a shaded or coloured-lit side of the face
+# is darker but keeps its chroma.
+_LIVE_DARKER = 3.0
+_LIVE_MIN_STD = 6.0
+_LIVE_CHROMA = 0.6
 _SKIN_PATCHES_CHEEKS = (RIGHT_CHEEK, LEFT_CHEEK)
 # Between the brows and down the nose bridge: skin that hair almost never covers.
 _SKIN_PATCHES_GLABELLA = ((9, 336, 285, 417, 168, 193, 55, 107),)
+# The nose's ridge: never bearded, rarely under hair (glasses cross it only at the top).
+_SKIN_PATCH_NOSE = (168, 6, 197, 195, 5, 4, 45, 275, 220, 440, 122, 351)
 # The inner face, where dark or unusual colours are features, not hair.
 _FEATURES = RIGHT_EYEBROW + LEFT_EYEBROW + RIGHT_EYE + LEFT_EYE + LIPS_OUTER
 # Nostrils and the shadow under the nose: not skin for shading statistics.
@@ -111,6 +122,17 @@ _SHARPEN = 0.7
 _SHARPEN_SIGMA = 1.3  # in source pixels
 # How much of the colour transfer the eyes get, per L*, a*, b* channel.
 _EYE_TRANSFER = np.array([0.7, 0.15, 0.15], np.float32)
+# Cap on the global map's a*/b* gains: a face's own colour deviations (brows, eye sockets,
+# stubble) amplified by a large gain overflow into hues neither face has (blue brows).
+_CHROMA_GAIN = 1.25
+# Hue guard: per texel, a* and b* stay between the source texel's value and the live face's
+# range nearby (min/max over a window of this size, fraction of the UV size).
+_GUARD_WINDOW = 0.015
+# Near the face's outline the texture follows the live skin closely (the close shading
+# field) over this width (fraction of the UV size), so the paste edge matches what is next
+# to it; further in, the source's own skin follows only the broad lighting.
+_EDGE_FOLLOW = 0.15
+_TRUST_SOFT = 0.03
 # Temporal smoothing of the live statistics at each re-estimate (1 = no smoothing):
 # re-estimating every few frames otherwise makes the colour step visibly.
 _STATS_MIX = 0.5
@@ -128,6 +150,16 @@ _SHAPE_REACH = 0.5
 _OVAL_IDX = np.array(FACE_OVAL)
 
 
+@dataclass(frozen=True)
+class _LiveView:
+    """The live face in UV space at :data:`_SHADING_SIZE` (see :meth:`PhotoSwapper._live_view`)."""
+
+    lab: npt.NDArray[np.float32]
+    weight: npt.NDArray[np.float32]  # how well each texel is seen (0 outside the frame)
+    skin: npt.NDArray[np.float32]    # 1 where the texel looks like the face's skin
+    stats: LabStats | None           # the skin's colour statistics (cheeks and glabella)
+
+
 @dataclass
 class _Track:
     """Per-face state: the colour-corrected texture, the live skin statistics and the live
@@ -136,6 +168,7 @@ class _Track:
     texture: npt.NDArray[np.uint8]
     stats: LabStats | None = None
     shading: npt.NDArray[np.float32] | None = None
+    guard: npt.NDArray[np.float32] | None = None  # (n, n, 4): live a*, b* minima then maxima
     age: int = 0
     mean_shape: npt.NDArray[np.float64] | None = None
 
@@ -271,6 +304,9 @@ class PhotoSwapper:
         brows = _polygon_mask((n, n), [self._uv_small[list(p)] for p in (RIGHT_EYEBROW, LEFT_EYEBROW)])
         nonskin = cv2.max(nonskin, cv2.dilate(brows, _disc(n * _BROW_MARGIN)))
         self._shading_skin = (nonskin == 0).astype(np.float32)
+        self._stat_patches_small = _polygon_mask((n, n), [self._uv_small[list(p)] for p in
+                                                          (*_SKIN_PATCHES_CHEEKS, *_SKIN_PATCHES_GLABELLA,
+                                                           _SKIN_PATCH_NOSE)]) > 0
         inner = _polygon_mask((self.size, self.size), [self._uv_px[list(_FEATURES)]])
         self._inner_face = cv2.GaussianBlur(inner.astype(np.float32) / 255, (0, 0), self.size * 0.01)
         # The inner face (brows to lips): never hair, never painted over. Generously grown
@@ -374,23 +410,34 @@ class PhotoSwapper:
             sigma = max(1.0, _SHARPEN_SIGMA * self.magnification)
             tex = tex + amount * (tex - cv2.GaussianBlur(tex, (0, 0), sigma))
         tex = cv2.convertScaleAbs(tex)
-        cheeks = _polygon_mask((size, size), [self._uv_px[list(RIGHT_CHEEK)],
-                                              self._uv_px[list(LEFT_CHEEK)]])
-        skin = lab_stats(tex, cv2.bitwise_and(cheeks, cv2.compare(alpha, 200, cv2.CMP_GT)))
-        if skin is None:
-            skin = lab_stats(tex, cheeks)
+        cheeks = _polygon_mask((size, size), [self._uv_px[list(p)] for p in
+                                              _SKIN_PATCHES_CHEEKS + _SKIN_PATCHES_GLABELLA])
+        tex_lab = to_lab(tex)
+        patch = cheeks > 0
+        used = patch & (alpha > 200) & (trusted > 0.5)
+        if used.sum() >= 16:
+            used &= _skin_distance(tex_lab, tex_lab[used]) <= _SKIN_DISTANCE
+        skin = robust_lab_stats(tex_lab[used]) if used.sum() >= 16 else robust_lab_stats(tex_lab[patch])
         if skin is None:
             raise InputError("the source face is too small to sample its skin colour")
         self.source_stats = skin
         self.texture_bgr = tex
         self.texture_alpha = alpha
-        self._texture_lab = to_lab(tex)
+        self._texture_lab = tex_lab
         self._texture_lab_small = cv2.resize(self._texture_lab, (_SHADING_SIZE, _SHADING_SIZE),
                                              interpolation=cv2.INTER_AREA)
         self._base_texture = _with_alpha(tex, alpha)
         n = _SHADING_SIZE
         small_alpha = cv2.resize(alpha, (n, n), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
         self._trusted_small = cv2.resize(trusted.astype(np.float32), (n, n), interpolation=cv2.INTER_AREA)
+        # ... except near the outline, where the swapped skin meets the live skin.
+        inside = cv2.compare(cv2.resize(alpha, (n, n), interpolation=cv2.INTER_AREA), 0, cv2.CMP_GT)
+        depth = cv2.distanceTransform(cv2.copyMakeBorder(inside, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0),
+                                      cv2.DIST_L2, 5)[1:-1, 1:-1]
+        self._trusted_small *= np.clip(depth / (_EDGE_FOLLOW * n), 0.0, 1.0)
+        # A soft transition: a sharp one between broad and close following shows as a band
+        # (across the forehead, where the source's own skin meets the painted-over fringe).
+        self._trusted_small = cv2.GaussianBlur(self._trusted_small, (0, 0), _TRUST_SOFT * n)
         # Broad lighting is measured on the source's own skin; the close follow of painted
         # areas on everything rendered.
         self._shading_weights = (self._shading_skin * small_alpha * self._trusted_small,
@@ -531,7 +578,7 @@ class PhotoSwapper:
         if x1 - x0 < 4 or y1 - y0 < 4:
             return None
         w, h = x1 - x0, y1 - y0
-        texture = self._texture_for(track, frame, lm)
+        texture = self._texture_for(track, frame, lm, shaped)
         origin = np.array([x0, y0], np.float32)
         dst = shaped[:, :2] - origin
         include = ~self._mouth if self.mask_config.keep_mouth else None
@@ -631,26 +678,38 @@ class PhotoSwapper:
         self._tracks[track_id] = track  # (re)insert: dict order = recency
         return track
 
-    def _texture_for(self, track: _Track, frame: ImageBGR, lm: FloatArray) -> npt.NDArray[np.uint8]:
-        """The colour-corrected BGRA texture of a track, re-estimated every ``interval`` frames."""
+    def _texture_for(self, track: _Track, frame: ImageBGR, lm: FloatArray, shaped: FloatArray | None = None
+                     ) -> npt.NDArray[np.uint8]:
+        """The colour-corrected BGRA texture of a track, re-estimated every ``interval`` frames.
+
+        ``shaped``: the mesh the texture is rendered on (where each texel lands in the frame),
+        for the hue guard; the live mesh when not given.
+        """
         cfg = self.color_config
         if cfg.mode == "none" or cfg.strength <= 0:
             track.texture = self._base_texture
             return track.texture
         # Until the live skin has been measured once (cheeks out of view), try every frame.
         if track.age % cfg.interval == 0 or track.stats is None:
-            live = live_skin_stats(frame, lm)
+            view = self._live_view(frame, lm)
+            live = view.stats if view is not None else live_skin_stats(frame, lm)
             if live is not None:
                 track.stats = live if track.stats is None else track.stats.mix(live, _STATS_MIX)
             if track.stats is not None:
-                m = transfer_matrix(cfg.mode, self.source_stats, track.stats, cfg.strength)
+                m = transfer_matrix(cfg.mode, self.source_stats, track.stats, cfg.strength,
+                                    max_chroma_gain=_CHROMA_GAIN)
                 m32 = m.astype(np.float32)
                 lab = cv2.transform(self._texture_lab, m32)
-                # The map is affine, so shrinking commutes with it: use the pre-shrunk texture.
-                shading = self._shading(frame, lm, cv2.transform(self._texture_lab_small, m32))
-                if shading is not None:
+                if view is not None:
+                    # The map is affine, so shrinking commutes with it: use the pre-shrunk texture.
+                    shading = self._shading(view, cv2.transform(self._texture_lab_small, m32))
+                    # The guard compares each texel with the live face where it will land.
+                    landing = view if shaped is None or shaped is lm else self._live_view(frame, shaped)
+                    guard = _live_range((landing or view).lab[..., 1:], (landing or view).weight > 0.5)
                     track.shading = shading if track.shading is None else \
                         (1 - _STATS_MIX) * track.shading + _STATS_MIX * shading
+                    track.guard = guard if track.guard is None else \
+                        (1 - _STATS_MIX) * track.guard + _STATS_MIX * guard
                 if track.shading is not None:
                     up = cv2.resize(track.shading, (self.size, self.size), interpolation=cv2.INTER_LINEAR)
                     lab += np.float32(cfg.strength) * up
@@ -659,18 +718,28 @@ class PhotoSwapper:
                 for (y0, y1, x0, x1), wgt in self._eye_weights:
                     orig = self._texture_lab[y0:y1, x0:x1]
                     lab[y0:y1, x0:x1] = orig + (lab[y0:y1, x0:x1] - orig) * wgt
+                if track.guard is not None:
+                    self._guard_hue(lab, track.guard)
                 track.texture = _with_alpha(from_lab(lab), self.texture_alpha)
         track.age += 1
         return track.texture
 
-    def _shading(self, frame: ImageBGR, lm: FloatArray, src: npt.NDArray[np.float32]
-                 ) -> npt.NDArray[np.float32] | None:
-        """UV-space field (L*a*b* offsets) that gives the texture the live face's local means.
+    def _guard_hue(self, lab: npt.NDArray[np.float32], guard: npt.NDArray[np.float32]) -> None:
+        """Keep each texel's a* and b* from falling below both the source's own value there
+        and the live face's minimum nearby (in place): no texel turns greener or bluer than
+        either face is there (blue brows, grey-blue blotches from an overflowing transfer).
+        An upper bound is not applied: clamping warm overshoots makes grey patches."""
+        up = cv2.resize(guard[..., :2], (self.size, self.size), interpolation=cv2.INTER_LINEAR)
+        np.maximum(lab[..., 1:], np.minimum(self._texture_lab[..., 1:], up), out=lab[..., 1:])
 
-        The live face is unwrapped into a small UV image with the same rasteriser; both
-        faces' skin (features and poorly seen parts weighted out) is low-passed with a
-        normalised Gaussian and the difference is returned. ``src`` is the globally
-        colour-transferred texture at :data:`_SHADING_SIZE`.
+    def _live_view(self, frame: ImageBGR, lm: FloatArray) -> _LiveView | None:
+        """The live face unwrapped into a small UV image, how well each texel is seen, which
+        texels are skin, and the skin's colour statistics.
+
+        Skin: within :data:`_SKIN_DISTANCE` robust deviations of the live cheeks' and
+        glabella's own median (beard, stubble, glasses frames, hair strands and shadows
+        under them are not), so neither the global map nor the shading field is pulled
+        towards them.
         """
         n = _SHADING_SIZE
         fh, fw = frame.shape[:2]
@@ -678,12 +747,29 @@ class PhotoSwapper:
         inside = (mx >= 0) & (my >= 0) & (mx <= fw - 1) & (my <= fh - 1)
         if inside.sum() < n * n // 8:
             return None
-        live = to_lab(cv2.remap(frame, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
+        lab = to_lab(cv2.remap(frame, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
         facing = self._vertex_field(facing_ratio(lm, self.face.triangles, self._uv_sign))
-        seen = np.clip((self._interpolate(facing, None, n)[0] - _FACING_LO)
-                       / (_FACING_HI - _FACING_LO), 0, 1)
-        live_w = seen * inside
-        diff = live - src
+        # The live image is real even where the face turns away (unlike a smear of a few
+        # source pixels): only the most oblique rim, where background leaks in, is left out.
+        seen = np.clip((self._interpolate(facing, None, n)[0] - _LIVE_FACING_LO)
+                       / (_LIVE_FACING_HI - _LIVE_FACING_LO), 0, 1)
+        weight = (seen * inside).astype(np.float32)
+        patch = self._stat_patches_small & (weight > 0.5)
+        if patch.sum() < 16:
+            return None
+        skin = _live_skin(lab, _dominant(lab[patch]))
+        stats = robust_lab_stats(lab[patch & skin]) if (patch & skin).sum() >= 16 else None
+        return _LiveView(lab, weight, skin.astype(np.float32), stats)
+
+    def _shading(self, view: _LiveView, src: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """UV-space field (L*a*b* offsets) that gives the texture the live face's local means.
+
+        Both faces' skin (features, live non-skin and poorly seen parts weighted out) is
+        low-passed with a normalised Gaussian and the difference is returned. ``src`` is the
+        globally colour-transferred texture at :data:`_SHADING_SIZE`.
+        """
+        live_w = view.weight * view.skin
+        diff = view.lab - src
         w_broad = self._shading_weights[0] * live_w
         w_close = self._shading_weights[1] * live_w
         fields = [_normalised_blur(diff * w_broad[..., None], w_broad, _SHADING_SIGMA),
@@ -708,6 +794,23 @@ def facing_ratio(landmarks: npt.ArrayLike, triangles: npt.NDArray[np.int32],
     return raster.signed_areas(p[:, :2], triangles) * uv_sign / np.maximum(true_area, 1e-9)
 
 
+def _live_range(ab: npt.NDArray[np.float32], seen: npt.NDArray[np.bool_]) -> npt.NDArray[np.float32]:
+    """``(n, n, 4)``: local minima of a*, b* then local maxima, over ``seen`` texels."""
+    n = ab.shape[0]
+    if seen.sum() < 16:
+        return np.concatenate([np.full_like(ab, -128.0), np.full_like(ab, 127.0)], axis=2)
+    lo_all = np.percentile(ab[seen], 1, axis=0).astype(np.float32)
+    hi_all = np.percentile(ab[seen], 99, axis=0).astype(np.float32)
+    k = _disc(_GUARD_WINDOW * n)
+    lo = cv2.erode(np.where(seen[..., None], ab, hi_all), k)
+    hi = cv2.dilate(np.where(seen[..., None], ab, lo_all), k)
+    # where no seen texel is near, the face's overall range
+    near = cv2.dilate(seen.astype(np.uint8), k) > 0
+    lo = np.where(near[..., None], lo, lo_all)
+    hi = np.where(near[..., None], hi, hi_all)
+    return np.concatenate([lo, hi], axis=2).astype(np.float32)
+
+
 def live_skin_stats(frame: ImageBGR, landmarks: FloatArray) -> LabStats | None:
     """L*a*b* statistics of the live face's cheek skin (no eyes, brows or lips)."""
     polys = [landmarks[list(RIGHT_CHEEK), :2], landmarks[list(LEFT_CHEEK), :2]]
@@ -729,7 +832,7 @@ def live_skin_stats(frame: ImageBGR, landmarks: FloatArray) -> LabStats | None:
     px = roi[m > 0]
     if len(px) < 16:
         return None
-    return lab_stats(px.reshape(-1, 1, 3))
+    return robust_lab_stats(to_lab(px.reshape(-1, 1, 3)))
 
 
 def _polygon_mask(hw: tuple[int, ...], polygons: list[npt.NDArray[np.float32]]) -> Mask:
@@ -792,8 +895,8 @@ def _push_pull_fill(image: ImageBGR, valid: npt.NDArray[np.bool_]) -> ImageBGR:
 
 
 
-def _skin_distance(lab: npt.NDArray[np.float32], samples: npt.NDArray[np.float32]
-                   ) -> npt.NDArray[np.float32]:
+def _skin_distance(lab: npt.NDArray[np.float32], samples: npt.NDArray[np.float32],
+                   floor: npt.NDArray[np.float32] = _SKIN_MIN_STD) -> npt.NDArray[np.float32]:
     """Per-pixel distance to a robust skin model (median, MAD) in units of its spread.
 
     Darker than the skin counts (hair, shadowed background), brighter does not: a forehead
@@ -802,10 +905,36 @@ def _skin_distance(lab: npt.NDArray[np.float32], samples: npt.NDArray[np.float32
     if len(samples) < 16:
         return np.zeros(lab.shape[:2], np.float32)
     med = np.median(samples, axis=0)
-    sd = np.maximum(1.4826 * np.median(np.abs(samples - med), axis=0), _SKIN_MIN_STD)
+    sd = np.maximum(1.4826 * np.median(np.abs(samples - med), axis=0), floor)
     d = (lab - med.astype(np.float32)) / sd.astype(np.float32)
     dl = np.minimum(d[..., 0], 0.0)
     return np.sqrt(dl * dl + d[..., 1] ** 2 + d[..., 2] ** 2)
+
+
+def _live_skin(lab: npt.NDArray[np.float32], samples: npt.NDArray[np.float32]) -> npt.NDArray[np.bool_]:
+    """Texels of the live face that are skin (see :data:`_LIVE_DARKER`)."""
+    med = np.median(samples, axis=0)
+    sd_l = max(1.4826 * float(np.median(np.abs(samples[:, 0] - med[0]))), _LIVE_MIN_STD)
+    chroma = np.sqrt(lab[..., 1] ** 2 + lab[..., 2] ** 2)
+    skin_chroma = float(np.median(np.sqrt(samples[:, 1] ** 2 + samples[:, 2] ** 2)))
+    covered = (lab[..., 0] < med[0] - _LIVE_DARKER * sd_l) & (chroma < _LIVE_CHROMA * skin_chroma)
+    return ~covered  # type: ignore[no-any-return]
+
+
+def _dominant(samples: npt.NDArray[np.float32], rounds: int = 3) -> npt.NDArray[np.float32]:
+    """The samples of the dominant colour cluster: trimmed to 2 robust deviations around the
+    median, a few times. A cheek patch half covered by a beard or a glasses frame has a
+    median and spread between skin and beard; trimming converges on the larger of the two."""
+    for _ in range(rounds):
+        if len(samples) < 32:
+            break
+        med = np.median(samples, axis=0)
+        sd = np.maximum(1.4826 * np.median(np.abs(samples - med), axis=0), 1.0)
+        keep = (np.abs(samples - med) <= 2.0 * sd).all(axis=1)
+        if keep.sum() < 16:
+            break
+        samples = samples[keep]
+    return samples
 
 
 def _odd(x: float) -> int:
