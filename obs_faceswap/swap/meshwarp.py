@@ -98,6 +98,16 @@ _FEATURES = RIGHT_EYEBROW + LEFT_EYEBROW + RIGHT_EYE + LEFT_EYE + LIPS_OUTER
 # Nostrils and the shadow under the nose: not skin for shading statistics.
 _NOSTRILS = (2, 19, 20, 59, 60, 75, 79, 94, 125, 141, 166, 218, 219, 235, 237, 238, 239, 241,
              242, 250, 289, 290, 305, 309, 354, 370, 392, 438, 439, 455, 457, 458, 459, 461, 462)
+# Source occluders inside the face: thinner than this (fraction of the texture size) and
+# darker than their surroundings by this much (L*) - glasses frames, strands of hair.
+_OCCLUDER_WIDTH = 0.05
+_OCCLUDER_DARK = 14.0
+_OCCLUDER_LENGTH = 0.15
+# Glasses: this share of the nose bridge's texels is a thin dark bar.
+_BRIDGE = (193, 168, 417, 351, 6, 122)
+_GLASSES_BRIDGE = 0.15
+# Margin around eyes, brows and lips (fraction of the texture size) where that test is off.
+_PART_MARGIN = 0.02
 # Width of the fade towards the upper face's edge, as a fraction of the texture size.
 _TOP_FADE = 0.1
 # The live mask is built at this face width (pixels) and upsampled: the edges are soft anyway.
@@ -314,6 +324,21 @@ class PhotoSwapper:
         # reach (the strip above the brows is often in the fringe's shadow).
         self._features = cv2.dilate(inner, _disc(self.size * 0.04))
         self._features_tight = cv2.dilate(inner, _disc(self.size * 0.01))
+        # The features themselves (eyes, brows, lips, nostrils), each with a small margin:
+        # inside the inner face, dark thin things elsewhere (glasses frames, strands of hair,
+        # fingers' edges) are in front of the face, not part of it.
+        parts = _polygon_mask((self.size, self.size), [self._uv_px[list(p)] for p in
+                                                       (RIGHT_EYE, LEFT_EYE, RIGHT_EYEBROW, LEFT_EYEBROW,
+                                                        LIPS_OUTER)])
+        nostrils = _polygon_mask((self.size, self.size), [self._uv_px[list(_NOSTRILS)]])
+        self._feature_parts = cv2.max(cv2.dilate(parts, _disc(self.size * _PART_MARGIN)), nostrils)
+        self._occluders = np.zeros((self.size, self.size), bool)
+        self._bridge = _polygon_mask((self.size, self.size), [self._uv_px[list(_BRIDGE)]]) > 0
+        # ... looked for above the nose's tip only: below it, dark texture is a beard or
+        # stubble, which is the source's own.
+        nose_v = float(self._uv_px[NOSE_TIP, 1])
+        self._above_nose = (np.arange(self.size, dtype=np.float32) < nose_v)[:, None] \
+            & np.ones((1, self.size), bool)
         # Per-channel transfer weights inside each eye's box (1 elsewhere).
         self._eye_weights = []
         for eye in (RIGHT_EYE, LEFT_EYE):
@@ -401,7 +426,11 @@ class PhotoSwapper:
         # layout so bilinear sampling and soft mask edges pick up skin, never black or hair.
         sources = (trusted > 0.98) & self._valid & (self._features == 0)
         filled = _push_pull_fill(tex, sources).astype(np.float32)
-        s3 = np.where(sources | (self._features_tight > 0), 1.0, trusted)[..., None].astype(np.float32)
+        kept = sources | ((self._features_tight > 0) & ~self._occluders)
+        s3 = np.where(kept, 1.0, trusted)
+        if self.mask_config.trim_hair:  # what is in front of the source face: painted over, fully
+            s3 = np.minimum(s3, 1.0 - cv2.GaussianBlur(self._occluders.astype(np.float32), (0, 0), size * 0.004))
+        s3 = s3[..., None].astype(np.float32)
         tex = tex.astype(np.float32) * s3 + filled * (1 - s3)
         # A source face smaller than the texture was magnified by bilinear sampling and looks
         # soft next to the live frame: unsharp-mask at the scale of one source pixel.
@@ -481,6 +510,25 @@ class PhotoSwapper:
         if centre > 0:
             keep = (labels == centre).astype(np.uint8)
         keep = cv2.morphologyEx(keep, cv2.MORPH_OPEN, _disc(size * 0.02))
+        # Glasses frames and strands across the inner face: thin and much darker than what
+        # is around them (a black-hat response), away from the features themselves.
+        thin = cv2.morphologyEx(lab[..., 0], cv2.MORPH_BLACKHAT, _disc(size * _OCCLUDER_WIDTH))
+        occ = ((thin > _OCCLUDER_DARK) & valid & (self._feature_parts == 0) & self._above_nose).astype(np.uint8)
+        # Long ones only (a frame's rim, a strand): creases, lashes and pores are short.
+        n_cc, labels, cc, _ = cv2.connectedComponentsWithStats(occ)
+        long_cc = np.flatnonzero(np.maximum(cc[:, cv2.CC_STAT_WIDTH], cc[:, cv2.CC_STAT_HEIGHT])
+                                 >= _OCCLUDER_LENGTH * size)
+        long_cc = long_cc[long_cc > 0]
+        # Without glasses (no dark bar across the nose's bridge), only what reaches in from
+        # outside the inner face (strands of hair): an eyeliner's wing or a crease does not.
+        if float((thin[self._bridge] > _OCCLUDER_DARK).mean()) < _GLASSES_BRIDGE:
+            total = np.bincount(labels.ravel(), minlength=n_cc)
+            out = np.bincount(labels[self._features_tight == 0], minlength=n_cc)
+            long_cc = long_cc[out[long_cc] >= 0.5 * total[long_cc]]
+        occ = np.isin(labels, long_cc).astype(np.uint8)
+        occ = cv2.dilate(occ, _disc(size * 0.016))
+        self._occluders = occ > 0
+        keep[self._occluders] = 0
         return keep.astype(np.float32)
 
     def _vertex_field(self, per_tri: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
