@@ -143,6 +143,14 @@ _GUARD_WINDOW = 0.015
 # to it; further in, the source's own skin follows only the broad lighting.
 _EDGE_FOLLOW = 0.15
 _TRUST_SOFT = 0.03
+# Live occlusion (a hand, a microphone, hair in front of the live face): the live face is
+# unwrapped every frame into a UV image this size and compared with its own running
+# reference (what it usually looks like there); texels further than _OCCLUSION_DE from the
+# reference (ΔE76) are in front of the face and the swap leaves them alone. Eyes and the mouth (blinks, speech) are not
+# judged. The reference follows slow changes (lighting) at _REFERENCE_RATE per frame.
+_OCCLUSION_SIZE = 64
+_OCCLUSION_DE = 15.0
+_REFERENCE_RATE = 0.05
 # Temporal smoothing of the live statistics at each re-estimate (1 = no smoothing):
 # re-estimating every few frames otherwise makes the colour step visibly.
 _STATS_MIX = 0.5
@@ -179,6 +187,7 @@ class _Track:
     stats: LabStats | None = None
     shading: npt.NDArray[np.float32] | None = None
     guard: npt.NDArray[np.float32] | None = None  # (n, n, 4): live a*, b* minima then maxima
+    reference: npt.NDArray[np.float32] | None = None  # the live face's usual look, UV L*a*b*
     age: int = 0
     mean_shape: npt.NDArray[np.float64] | None = None
 
@@ -314,6 +323,15 @@ class PhotoSwapper:
         brows = _polygon_mask((n, n), [self._uv_small[list(p)] for p in (RIGHT_EYEBROW, LEFT_EYEBROW)])
         nonskin = cv2.max(nonskin, cv2.dilate(brows, _disc(n * _BROW_MARGIN)))
         self._shading_skin = (nonskin == 0).astype(np.float32)
+        k = _OCCLUSION_SIZE
+        self._uv_occ = (face.uv * k).astype(np.float32)
+        moving = _polygon_mask((k, k), [self._uv_occ[list(p)] for p in
+                                        (RIGHT_EYE, LEFT_EYE, LIPS_OUTER, RIGHT_EYEBROW, LEFT_EYEBROW)])
+        # ... nor the rim, where the mesh reaches past the silhouette (ears, background)
+        layout = np.zeros((k, k), np.uint8)
+        cv2.fillPoly(layout, [np.round(self._uv_occ[list(FACE_OVAL)]).astype(np.int32)], 255)
+        rim = cv2.erode(layout, _disc(k * 0.16)) == 0
+        self._occ_judged = (cv2.dilate(moving, _disc(k * 0.06)) == 0) & ~rim
         self._stat_patches_small = _polygon_mask((n, n), [self._uv_small[list(p)] for p in
                                                           (*_SKIN_PATCHES_CHEEKS, *_SKIN_PATCHES_GLABELLA,
                                                            _SKIN_PATCH_NOSE)]) > 0
@@ -640,7 +658,8 @@ class PhotoSwapper:
         # with frame instead of pulling in black (the "dark rim").
         cv2.copyTo(frame[y0:y1, x0:x1], cv2.compare(alpha, 0, cv2.CMP_EQ), crop)
         # mouth and eye cuts follow the LIVE features: that is where the real ones are
-        mask = self._mask(alpha, lm[:, :2] - origin, face_w)
+        occluded = self._live_occlusion(track, frame, lm)
+        mask = self._mask(alpha, lm[:, :2] - origin, face_w, occluded)
         t = np.array([[1, 0, x0], [0, 1, y0]], np.float32)
         return SwapResult(crop, mask, t, face.track_id)
 
@@ -676,8 +695,38 @@ class PhotoSwapper:
         moved *= np.minimum(1.0, _SHAPE_REACH * edge / np.maximum(length, 1e-9))[:, None]
         return (live + moved).astype(np.float32)
 
-    def _mask(self, alpha: Mask, dst: FloatArray, face_w: float) -> Mask:
-        """Soft mask from the rendered coverage × hair trim, minus mouth and eyes, feathered.
+    def _live_occlusion(self, track: _Track, frame: ImageBGR, lm: FloatArray) -> Mask | None:
+        """UV map (:data:`_OCCLUSION_SIZE`, uint8 0/255) of what is in front of the live face
+        on this frame, or None when nothing is; updates the track's reference."""
+        k = _OCCLUSION_SIZE
+        fh, fw = frame.shape[:2]
+        mx, my, _ = raster.rasterise(self._uv_occ, lm[:, :2], self.face.triangles, (k, k))
+        inside = (mx >= 0) & (my >= 0) & (mx <= fw - 1) & (my <= fh - 1)
+        if inside.sum() < k * k // 8:
+            return None
+        live = to_lab(cv2.remap(frame, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
+        judged = inside & self._occ_judged
+        occ = np.zeros((k, k), bool)
+        # (Colour alone cannot tell a microphone from a beard, which must not show through:
+        # only a change from the face's usual look counts.)
+        if track.reference is None:
+            track.reference = live
+        else:  # unlike the face's usual look there: a hand, a strand, anything that came in front
+            de = np.sqrt(((live - track.reference) ** 2).sum(axis=2))
+            occ |= de > _OCCLUSION_DE
+        occ &= judged
+        # the reference follows the face where it is seen and nothing is in front
+        follow = (inside & ~cv2.dilate(occ.astype(np.uint8), _disc(7)).astype(bool))[..., None]
+        track.reference = np.where(follow, track.reference + _REFERENCE_RATE * (live - track.reference),
+                                   track.reference).astype(np.float32)
+        if not occ.any():
+            return None
+        return cv2.compare(occ.astype(np.uint8), 0, cv2.CMP_GT)
+
+    def _mask(self, alpha: Mask, dst: FloatArray, face_w: float, occluded: Mask | None = None) -> Mask:
+        """Soft mask from the rendered coverage × hair trim, minus mouth and eyes, feathered,
+        minus what is in front of the live face (``occluded``: a UV map, placed with the live
+        mesh ``dst``).
 
         Built at about :data:`_MASK_WIDTH` pixels across the face and upsampled.
         """
@@ -712,6 +761,13 @@ class PhotoSwapper:
         if cfg.keep_eyes:
             m = _cut(m, [pts[list(RIGHT_EYE)], pts[list(LEFT_EYE)]], grow=0.005 * fw_small,
                      soft=0.02 * fw_small)
+        if occluded is not None:
+            mxs, mys, _ = raster.rasterise(pts, self._uv_occ, self.face.triangles, (sw, sh))
+            hole = cv2.remap(occluded, mxs, mys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+            # grown and softened, so the occluder's edge and its anti-aliased rim stay live
+            hole = cv2.dilate(hole, _disc(0.04 * fw_small))
+            sigma = max(0.3, 0.01 * fw_small)
+            m = cv2.subtract(m, cv2.GaussianBlur(cv2.dilate(hole, _disc(6 * sigma + 1)), (0, 0), sigma))
         if (sw, sh) != (w, h):
             m = cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR)
         return m
