@@ -120,8 +120,8 @@ def _pipeline_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--landmarks", choices=LANDMARK_MODELS, help="landmark model (default mesh468)")
     g.add_argument("--landmarks-model", metavar="ONNX", help="use this landmark file instead of the manifest's")
     g.add_argument("--detect-interval", type=int, metavar="N",
-                   help="run the detector every N frames, track in between (default 10)")
-    g.add_argument("--max-faces", type=int, metavar="N", help="most faces tracked at once (default 4)")
+                   help="run the detector every N frames, track in between (default 2)")
+    g.add_argument("--max-faces", type=int, metavar="N", help="most faces tracked at once (default: no limit)")
     g.add_argument("--no-smoothing", action="store_true", help="turn off landmark smoothing")
 
     g = p.add_argument_group("which faces")
@@ -497,7 +497,8 @@ def _swap_image(pipe: Pipeline, reader: InputSource, output: Path | None, previe
         log.warning("no face found in %s; the output is the unchanged input", reader.name)
     if output is not None:
         write_image(output, out)
-        print(f"wrote {output}: {len(report.faces)} face(s) found, {report.swapped} swapped ({ms:.0f} ms)")
+        capped = f", {report.left_out} left out (--max-faces)" if report.left_out else ""
+        print(f"wrote {output}: {len(report.faces)} face(s) found, {report.swapped} swapped{capped} ({ms:.0f} ms)")
     if preview is not None:
         preview.show(out, wait_ms=0)
     return EXIT_OK
