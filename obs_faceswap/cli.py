@@ -4,6 +4,7 @@
 
     obs-faceswap swap --source PHOTO --input VIDEO|IMAGE|webcam:N --output FILE [--preview]
     obs-faceswap demo [--output DIR]
+    obs-faceswap preview --source PHOTO [--output sheet.png] [--targets IMAGE ...]
     obs-faceswap bench [--json] [--frames N] [--sizes 480p,720p,1080p]
     obs-faceswap models list|verify|fetch|path
 
@@ -185,6 +186,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preview", action="store_true", help="show the result in a window (q or Esc quits)")
     _pipeline_options(p)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("preview", parents=[common], help="rate a source photo and render it onto sample faces",
+                       description="Render --source onto sample faces (frames of the sample clip and the "
+                       "sample photo, or --targets) as one contact sheet, and rate the photo (face size, pose, "
+                       "occlusion, sharpness, lighting) with advice.")
+    p.add_argument("--source", required=True, metavar="PHOTO", help="photo of the face to put in")
+    p.add_argument("--output", "-o", metavar="FILE", default="preview.png",
+                   help="contact sheet to write (.png or .jpg; default preview.png)")
+    p.add_argument("--targets", nargs="+", metavar="IMAGE", help="your own sample pictures instead of the samples")
+    _pipeline_options(p)
+    p.set_defaults(func=cmd_preview)
 
     p = sub.add_parser("bench", parents=[common], help="per-stage timings and FPS at 480p, 720p, 1080p",
                        description="Benchmark the pipeline on dfl_Obama_speaking.mp4 scaled to each size "
@@ -577,6 +589,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"wrote {png_out}")
     print(stats.summary())
     return EXIT_INTERRUPTED if stats.interrupted else EXIT_OK
+
+
+def cmd_preview(args: argparse.Namespace) -> int:
+    """``obs-faceswap preview``: the source photo on sample faces, and its rating."""
+    from obs_faceswap.frame import read_image
+    from obs_faceswap.io import write_image
+    from obs_faceswap.pipeline import Pipeline
+    from obs_faceswap.preview import run_preview, sample_faces
+
+    store = make_store(args)
+    source = read_image(args.source)
+    targets = [read_image(t) for t in args.targets] if args.targets else sample_faces(store)
+    with Pipeline(build_config(args), store, source=args.source) as pipe:
+        sheet, rating = run_preview(pipe, source, targets)
+    write_image(args.output, sheet)
+    print("\n".join(rating.lines()))
+    print(f"wrote {args.output}")
+    return EXIT_OK
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

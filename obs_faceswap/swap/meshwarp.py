@@ -468,6 +468,11 @@ class PhotoSwapper:
         if skin is None:
             raise InputError("the source face is too small to sample its skin colour")
         self.source_stats = skin
+        # How much of the face (brows to chin, the cheeks' middle) is the photo's own, and how
+        # much of it something in front of the face covered (for ``preview``).
+        face = (cv2.dilate(self._features, _disc(size * 0.08)) > 0) & self._valid & (self._upper < 0.5)
+        self.own_fraction = float(np.clip(trusted[face], 0, 1).mean()) if face.any() else 0.0
+        self.occluded_fraction = float(self._occluders[face].mean()) if face.any() else 0.0
         self.texture_bgr = tex
         self.texture_alpha = alpha
         self._texture_lab = tex_lab
