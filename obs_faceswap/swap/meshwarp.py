@@ -813,7 +813,7 @@ class PhotoSwapper:
                     # The map is affine, so shrinking commutes with it: use the pre-shrunk texture.
                     shading = self._shading(view, cv2.transform(self._texture_lab_small, m32))
                     # The guard compares each texel with the live face where it will land.
-                    landing = view if shaped is None or shaped is lm else self._live_view(frame, shaped)
+                    landing = view if shaped is None or shaped is lm else self._live_view(frame, shaped, measure=False)
                     guard = _live_range((landing or view).lab[..., 1:], (landing or view).weight > 0.5)
                     track.shading = shading if track.shading is None else \
                         (1 - _STATS_MIX) * track.shading + _STATS_MIX * shading
@@ -841,14 +841,15 @@ class PhotoSwapper:
         up = cv2.resize(guard[..., :2], (self.size, self.size), interpolation=cv2.INTER_LINEAR)
         np.maximum(lab[..., 1:], np.minimum(self._texture_lab[..., 1:], up), out=lab[..., 1:])
 
-    def _live_view(self, frame: ImageBGR, lm: FloatArray) -> _LiveView | None:
+    def _live_view(self, frame: ImageBGR, lm: FloatArray, *, measure: bool = True) -> _LiveView | None:
         """The live face unwrapped into a small UV image, how well each texel is seen, which
         texels are skin, and the skin's colour statistics.
 
         Skin: within :data:`_SKIN_DISTANCE` robust deviations of the live cheeks' and
         glabella's own median (beard, stubble, glasses frames, hair strands and shadows
         under them are not), so neither the global map nor the shading field is pulled
-        towards them.
+        towards them. Without ``measure``, only the image and how well it is seen (no skin,
+        no statistics).
         """
         n = _SHADING_SIZE
         fh, fw = frame.shape[:2]
@@ -863,6 +864,8 @@ class PhotoSwapper:
         seen = np.clip((self._interpolate(facing, None, n)[0] - _LIVE_FACING_LO)
                        / (_LIVE_FACING_HI - _LIVE_FACING_LO), 0, 1)
         weight = (seen * inside).astype(np.float32)
+        if not measure:  # the image and how well it is seen only
+            return _LiveView(lab, weight, np.ones_like(weight), None)
         patch = self._stat_patches_small & (weight > 0.5)
         if patch.sum() < 16:
             return None
