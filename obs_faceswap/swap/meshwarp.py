@@ -151,6 +151,8 @@ _TRUST_SOFT = 0.03
 _OCCLUSION_SIZE = 64
 _OCCLUSION_DE = 15.0
 _REFERENCE_RATE = 0.05
+# A re-estimated colour is cross-faded in over this many frames (at most the interval).
+_FADE_FRAMES = 8
 # Temporal smoothing of the live statistics at each re-estimate (1 = no smoothing):
 # re-estimating every few frames otherwise makes the colour step visibly.
 _STATS_MIX = 0.5
@@ -188,6 +190,8 @@ class _Track:
     shading: npt.NDArray[np.float32] | None = None
     guard: npt.NDArray[np.float32] | None = None  # (n, n, 4): live a*, b* minima then maxima
     reference: npt.NDArray[np.float32] | None = None  # the live face's usual look, UV L*a*b*
+    shown: npt.NDArray[np.uint8] | None = None  # the texture shown last frame (cross-fades)
+    fade_from: npt.NDArray[np.uint8] | None = None
     age: int = 0
     mean_shape: npt.NDArray[np.float64] | None = None
 
@@ -829,9 +833,28 @@ class PhotoSwapper:
                     lab[y0:y1, x0:x1] = orig + (lab[y0:y1, x0:x1] - orig) * wgt
                 if track.guard is not None:
                     self._guard_hue(lab, track.guard)
-                track.texture = _with_alpha(from_lab(lab), self.texture_alpha)
+                new = _with_alpha(from_lab(lab), self.texture_alpha)
+                # Cross-fade from what was shown over the next frames: a re-estimate that
+                # switches the colour at once is a visible step (flicker every interval).
+                track.fade_from = track.shown if track.shown is not None else None
+                track.texture = new
         track.age += 1
-        return track.texture
+        return self._faded(track, min(cfg.interval, _FADE_FRAMES))
+
+    def _faded(self, track: _Track, frames: int) -> npt.NDArray[np.uint8]:
+        """The texture to show this frame: part way from the previous one to the current."""
+        if track.fade_from is None or frames <= 1:
+            track.shown = track.texture
+            return track.texture
+        interval = self.color_config.interval
+        step = track.age % interval or interval  # frames since the re-estimate, 1 .. interval
+        if step >= frames:
+            track.fade_from = None
+            track.shown = track.texture
+            return track.texture
+        t = step / frames
+        track.shown = cv2.addWeighted(track.fade_from, 1.0 - t, track.texture, t, 0.0)
+        return track.shown
 
     def _guard_hue(self, lab: npt.NDArray[np.float32], guard: npt.NDArray[np.float32]) -> None:
         """Keep each texel's a* and b* from falling below both the source's own value there
