@@ -523,7 +523,10 @@ class PhotoSwapper:
         distance = np.where(self._upper > 0.5, d_glabella, np.minimum(d_cheeks, d_glabella))
         # Brows and eyes are dark but never hair: protected with a small margin, so a fringe
         # reaching down to the brows is still found.
-        unlike = ((distance > _SKIN_DISTANCE) & valid & (self._features_tight == 0)).astype(np.uint8)
+        # Above the nose's tip, only the features themselves are protected: a strand of hair
+        # that reaches in past a brow's end or across a temple is found too.
+        protected = np.where(self._above_nose, self._feature_parts, self._features_tight)
+        unlike = ((distance > _SKIN_DISTANCE) & valid & (protected == 0)).astype(np.uint8)
         unlike = cv2.morphologyEx(unlike, cv2.MORPH_CLOSE, _disc(size * 0.016))
         v8 = valid.astype(np.uint8)
         edge = cv2.subtract(v8, cv2.erode(v8, np.ones((5, 5), np.uint8)))
