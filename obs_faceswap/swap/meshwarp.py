@@ -150,6 +150,8 @@ _TRUST_SOFT = 0.03
 # judged. The reference follows slow changes (lighting) at _REFERENCE_RATE per frame.
 _OCCLUSION_SIZE = 64
 _OCCLUSION_DE = 15.0
+_OCCLUSION_FACING = 0.5
+_OCCLUSION_MIN_TEXELS = 12
 _REFERENCE_RATE = 0.05
 # A re-estimated colour is cross-faded in over this many frames (at most the interval).
 _FADE_FRAMES = 8
@@ -191,6 +193,7 @@ class _Track:
     guard: npt.NDArray[np.float32] | None = None  # (n, n, 4): live a*, b* minima then maxima
     reference: npt.NDArray[np.float32] | None = None  # the live face's usual look, UV L*a*b*
     shown: npt.NDArray[np.uint8] | None = None  # the texture shown last frame (cross-fades)
+    changed: npt.NDArray[np.bool_] | None = None  # texels unlike the reference last frame
     fade_from: npt.NDArray[np.uint8] | None = None
     age: int = 0
     mean_shape: npt.NDArray[np.float64] | None = None
@@ -336,9 +339,12 @@ class PhotoSwapper:
         cv2.fillPoly(layout, [np.round(self._uv_occ[list(FACE_OVAL)]).astype(np.int32)], 255)
         rim = cv2.erode(layout, _disc(k * 0.16)) == 0
         self._occ_judged = (cv2.dilate(moving, _disc(k * 0.06)) == 0) & ~rim
+        # The live skin's statistics come from the cheeks, the glabella and the nose's ridge
+        # (never bearded), which also seed its skin model.
         self._stat_patches_small = _polygon_mask((n, n), [self._uv_small[list(p)] for p in
                                                           (*_SKIN_PATCHES_CHEEKS, *_SKIN_PATCHES_GLABELLA,
                                                            _SKIN_PATCH_NOSE)]) > 0
+        self._seed_patches_small = self._stat_patches_small
         inner = _polygon_mask((self.size, self.size), [self._uv_px[list(_FEATURES)]])
         self._inner_face = cv2.GaussianBlur(inner.astype(np.float32) / 255, (0, 0), self.size * 0.01)
         # The inner face (brows to lips): never hair, never painted over. Generously grown
@@ -717,7 +723,11 @@ class PhotoSwapper:
         if inside.sum() < k * k // 8:
             return None
         live = to_lab(cv2.remap(frame, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
-        judged = inside & self._occ_judged
+        # Only where the face is seen squarely: where it turns away, the ear, the collar and
+        # the background come and go at the mesh's edge.
+        facing = self._vertex_field(facing_ratio(lm, self.face.triangles, self._uv_sign))
+        square = self._interpolate(facing, None, k)[0] > _OCCLUSION_FACING
+        judged = inside & self._occ_judged & square
         occ = np.zeros((k, k), bool)
         # (Colour alone cannot tell a microphone from a beard, which must not show through:
         # only a change from the face's usual look counts.)
@@ -727,6 +737,15 @@ class PhotoSwapper:
             de = np.sqrt(((live - track.reference) ** 2).sum(axis=2))
             occ |= de > _OCCLUSION_DE
         occ &= judged
+        # Only what stays: a change on one frame alone (a blink, a twitch) is the face's own.
+        before = track.changed if track.changed is not None else np.zeros_like(occ)
+        track.changed = occ
+        occ = occ & cv2.dilate(before.astype(np.uint8), _disc(3)).astype(bool)
+        # ... and is a sizeable patch (a hand, a microphone, a strand's length): specks are
+        # the face's own (a shadow moving, the mesh's jitter).
+        _, labels, cc, _ = cv2.connectedComponentsWithStats(occ.astype(np.uint8))
+        big = np.flatnonzero(cc[:, cv2.CC_STAT_AREA] >= _OCCLUSION_MIN_TEXELS)
+        occ = np.isin(labels, big[big > 0])
         # the reference follows the face where it is seen and nothing is in front
         follow = (inside & ~cv2.dilate(occ.astype(np.uint8), _disc(7)).astype(bool))[..., None]
         track.reference = np.where(follow, track.reference + _REFERENCE_RATE * (live - track.reference),
@@ -842,7 +861,7 @@ class PhotoSwapper:
                 track.fade_from = track.shown if track.shown is not None else None
                 track.texture = new
         track.age += 1
-        return self._faded(track, min(cfg.interval, _FADE_FRAMES))
+        return self._faded(track, min(cfg.interval - 1, _FADE_FRAMES))
 
     def _faded(self, track: _Track, frames: int) -> npt.NDArray[np.uint8]:
         """The texture to show this frame: part way from the previous one to the current."""
@@ -893,9 +912,10 @@ class PhotoSwapper:
         if not measure:  # the image and how well it is seen only
             return _LiveView(lab, weight, np.ones_like(weight), None)
         patch = self._stat_patches_small & (weight > 0.5)
+        seed = self._seed_patches_small & (weight > 0.5)
         if patch.sum() < 16:
             return None
-        skin = _live_skin(lab, _dominant(lab[patch]))
+        skin = _live_skin(lab, _dominant(lab[seed]))
         stats = robust_lab_stats(lab[patch & skin]) if (patch & skin).sum() >= 16 else None
         return _LiveView(lab, weight, skin.astype(np.float32), stats)
 
