@@ -88,9 +88,9 @@ class TrackingConfig:
             means every face). Faces beyond a limit are counted in ``FrameReport.left_out``.
     """
 
-    # Every 2nd frame: a face that comes into view is swapped within 2 frames (YuNet at 320
-    # px costs ~2 ms, so ~1 ms a frame).
-    detect_interval: int = 2
+    # Every 3rd frame: a face that comes into view is swapped within 2 frames (YuNet at 320
+    # px costs ~2-4 ms on 2 cores, so ~1 ms a frame).
+    detect_interval: int = 3
     presence_threshold: float = 0.5
     smoothing: bool = True
     # Tuned on a synthetic clip (tests/integration/test_tracking.py): jitter on still

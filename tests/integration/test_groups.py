@@ -65,7 +65,7 @@ def test_a_cap_set_by_the_user_is_reported_as_faces_left_out(store, media, read_
 
 def test_a_face_coming_into_view_is_swapped_within_two_frames(pipe, read_image):
     """The mosaic with its right half covered, then (from frame 5) uncovered: the faces that
-    appear are swapped on that frame or the next."""
+    appear are swapped within 2 frames (the detector runs every 3rd frame)."""
     image = mosaic(read_image)
     covered = image.copy()
     covered[:, image.shape[1] // 2:] = 128
@@ -76,4 +76,4 @@ def test_a_face_coming_into_view_is_swapped_within_two_frames(pipe, read_image):
         counts.append(report.swapped)
     print(f"\nfaces swapped per frame: {counts}")
     assert counts[:5] == [counts[0]] * 5 and counts[0] < 6
-    assert min(counts[6:]) == 6
+    assert min(counts[7:]) == 6
