@@ -4,6 +4,7 @@
 
     obs-faceswap swap --source PHOTO --input VIDEO|IMAGE|webcam:N --output FILE [--preview]
     obs-faceswap demo [--output DIR]
+    obs-faceswap preview --source PHOTO [--output sheet.png] [--targets IMAGE ...]
     obs-faceswap bench [--json] [--frames N] [--sizes 480p,720p,1080p]
     obs-faceswap models list|verify|fetch|path
 
@@ -178,8 +179,8 @@ def _pipeline_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--landmarks", choices=LANDMARK_MODELS, help="landmark model (default mesh468)")
     g.add_argument("--landmarks-model", metavar="ONNX", help="use this landmark file instead of the manifest's")
     g.add_argument("--detect-interval", type=int, metavar="N",
-                   help="run the detector every N frames, track in between (default 10)")
-    g.add_argument("--max-faces", type=int, metavar="N", help="most faces tracked at once (default 4)")
+                   help="run the detector every N frames, track in between (default 3)")
+    g.add_argument("--max-faces", type=int, metavar="N", help="most faces tracked at once (default: no limit)")
     g.add_argument("--no-smoothing", action="store_true", help="turn off landmark smoothing")
 
     g = p.add_argument_group("which faces")
@@ -271,6 +272,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preview", action="store_true", help="show the result in a window (q or Esc quits)")
     _pipeline_options(p)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("preview", parents=[common], help="rate a source photo and render it onto sample faces",
+                       description="Render --source onto sample faces (frames of the sample clip and the "
+                       "sample photo, or --targets) as one contact sheet, and rate the photo (face size, pose, "
+                       "occlusion, sharpness, lighting) with advice.")
+    p.add_argument("--source", required=True, metavar="PHOTO", help="photo of the face to put in")
+    p.add_argument("--output", "-o", metavar="FILE", default="preview.png",
+                   help="contact sheet to write (.png or .jpg; default preview.png)")
+    p.add_argument("--targets", nargs="+", metavar="IMAGE", help="your own sample pictures instead of the samples")
+    _pipeline_options(p)
+    p.set_defaults(func=cmd_preview)
 
     p = sub.add_parser("bench", parents=[common], help="per-stage timings and FPS at 480p, 720p, 1080p",
                        description="Benchmark the pipeline on dfl_Obama_speaking.mp4 scaled to each size "
@@ -773,7 +785,8 @@ def _swap_image(pipe: Pipeline, reader: InputSource, output: Path | None, previe
     if output is not None:
         write_image(output, out, disclosure_metadata("image", swapped=report.swapped > 0))
         found = f"{len(report.faces)} face(s) found" if not unmatched else "no face like the --reference person"
-        print(f"wrote {output}: {found}, {report.swapped} swapped ({ms:.0f} ms)")
+        capped = f", {report.left_out} left out (--max-faces)" if report.left_out else ""
+        print(f"wrote {output}: {found}, {report.swapped} swapped{capped} ({ms:.0f} ms)")
     if preview is not None:
         preview.show(out, wait_ms=0)
     return EXIT_OK
@@ -852,6 +865,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"wrote {png_out}")
     print(stats.summary())
     return stats.exit_status
+
+
+def cmd_preview(args: argparse.Namespace) -> int:
+    """``obs-faceswap preview``: the source photo on sample faces, and its rating."""
+    from obs_faceswap.frame import read_image
+    from obs_faceswap.io import write_image
+    from obs_faceswap.pipeline import Pipeline
+    from obs_faceswap.preview import run_preview, sample_faces
+
+    store = make_store(args)
+    source = read_image(args.source)
+    targets = [read_image(t) for t in args.targets] if args.targets else sample_faces(store)
+    with Pipeline(build_config(args), store, source=args.source) as pipe:
+        sheet, rating = run_preview(pipe, source, targets)
+    write_image(args.output, sheet)
+    print("\n".join(rating.lines()))
+    print(f"wrote {args.output}")
+    return EXIT_OK
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

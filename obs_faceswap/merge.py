@@ -37,6 +37,8 @@ _MIN_STD = 1.0
 #: RCT scale factors are clipped to this range; beyond it the source and target are too
 #: different for a global map to look natural (e.g. a patch of hair in the statistics).
 _MAX_SCALE = 2.5
+#: Floors of the robust deviations (L, a, b) in :func:`robust_lab_stats`: skin is uniform.
+_ROBUST_FLOOR = np.array([3.0, 1.5, 1.5])
 
 
 @dataclass(frozen=True)
@@ -97,16 +99,48 @@ def lab_stats(image: ImageBGR, mask: Mask | None = None, *, lab: npt.NDArray[np.
     return LabStats(mean, cov, len(px))
 
 
-def rct_matrix(source: LabStats, target: LabStats, strength: float = 1.0) -> npt.NDArray[np.float64]:
+def robust_lab_stats(lab: npt.NDArray[np.float32], clip: float = 2.5) -> LabStats | None:
+    """Statistics of the bulk of a set of L*a*b* pixels (e.g. skin), outliers left out.
+
+    A cheek patch holds stubble, a beard's edge, a glasses frame or a strand of hair; with
+    them in, the standard deviations (and so the Reinhard gains) are several times those of
+    the skin, and a transfer squashes or overflows. Pixels further than ``clip`` robust
+    deviations (1.4826 x median absolute deviation, floored) from the median in any channel
+    are dropped before the mean and covariance are taken.
+
+    Args:
+        lab: ``(..., 3)`` float L*a*b* pixels.
+        clip: how many robust deviations from the median a kept pixel may be.
+
+    Returns:
+        The statistics, or ``None`` when fewer than 16 pixels are given.
+    """
+    px = np.asarray(lab, np.float64).reshape(-1, 3)
+    if len(px) < 16:
+        return None
+    med = np.median(px, axis=0)
+    sd = np.maximum(1.4826 * np.median(np.abs(px - med), axis=0), _ROBUST_FLOOR)
+    keep = (np.abs(px - med) <= clip * sd).all(axis=1)
+    if keep.sum() >= 16:
+        px = px[keep]
+    return LabStats(px.mean(axis=0), np.cov(px, rowvar=False), len(px))
+
+
+
+def rct_matrix(source: LabStats, target: LabStats, strength: float = 1.0, *,
+               max_chroma_gain: float = _MAX_SCALE) -> npt.NDArray[np.float64]:
     """Reinhard colour transfer as a ``(3, 4)`` affine map in L*a*b*.
 
     Each channel is shifted and scaled so the source's mean and standard deviation become
     the target's: ``y = (x - mu_s) * sd_t / sd_s + mu_t``. ``strength`` interpolates between
-    the identity (0) and the full transfer (1).
+    the identity (0) and the full transfer (1). ``max_chroma_gain`` caps the a* and b* gains:
+    a face's own colour deviations (brows, shadows, lips) amplified by a large gain overflow
+    into hues the face never had (blue brows from a warm-lit target).
     """
     sd_s = np.maximum(source.std, _MIN_STD)
     sd_t = np.maximum(target.std, _MIN_STD)
     scale = np.clip(sd_t / sd_s, 1 / _MAX_SCALE, _MAX_SCALE)
+    scale[1:] = np.minimum(scale[1:], max_chroma_gain)
     a = np.diag(scale)
     b = target.mean - a @ source.mean
     return _with_strength(a, b, strength)
@@ -129,11 +163,12 @@ def linear_matrix(source: LabStats, target: LabStats, strength: float = 1.0) -> 
     return _with_strength(a, b, strength)
 
 
-def transfer_matrix(mode: str, source: LabStats, target: LabStats, strength: float = 1.0
-                    ) -> npt.NDArray[np.float64]:
-    """The ``(3, 4)`` L*a*b* affine map for ``mode`` ``"rct"``, ``"linear"`` or ``"none"``."""
+def transfer_matrix(mode: str, source: LabStats, target: LabStats, strength: float = 1.0, *,
+                    max_chroma_gain: float = _MAX_SCALE) -> npt.NDArray[np.float64]:
+    """The ``(3, 4)`` L*a*b* affine map for ``mode`` ``"rct"``, ``"linear"`` or ``"none"``
+    (``max_chroma_gain``: see :func:`rct_matrix`; rct only)."""
     if mode == "rct":
-        return rct_matrix(source, target, strength)
+        return rct_matrix(source, target, strength, max_chroma_gain=max_chroma_gain)
     if mode == "linear":
         return linear_matrix(source, target, strength)
     if mode == "none":

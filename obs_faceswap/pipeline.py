@@ -232,6 +232,7 @@ class Pipeline:
         self._forget_ended_tracks({f.track_id for f in tracked.faces})
         report.timings_ms.update(tracked.timings_ms)
         report.detected = tracked.detected
+        report.left_out = tracked.left_out
         t = time.perf_counter()
         faces = select_faces(tracked.faces, cfg.selection, frame, self.matcher)
         report.faces = faces

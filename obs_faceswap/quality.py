@@ -294,3 +294,37 @@ def changed_outside(original: ImageBGR, output: ImageBGR, mask: Mask, dilate: in
     grown = cv2.dilate(cv2.compare(mask, 0, cv2.CMP_GT), np.ones((k, k), np.uint8))
     diff = cv2.absdiff(original, output).max(axis=2)
     return int(np.count_nonzero((diff > 0) & (grown == 0)))
+
+
+# --- colours that come from nowhere ------------------------------------------------------
+
+#: b* below this (L*a*b*, OpenCV's D65 float conversion) is blue or cyan: no skin is.
+BLUE_B = -4.0
+
+
+def blue_pixels(image: ImageBGR) -> npt.NDArray[np.bool_]:
+    """Pixels that are clearly blue or cyan (b* < :data:`BLUE_B`)."""
+    lab = cv2.cvtColor(image.astype(np.float32) * np.float32(1 / 255), cv2.COLOR_BGR2Lab)
+    return lab[..., 2] < BLUE_B  # type: ignore[no-any-return]
+
+
+def foreign_blue_pixels(original: ImageBGR, output: ImageBGR, mask: Mask, source: ImageBGR,
+                        reach: int = 3) -> int:
+    """Pasted pixels that are blue although neither the live face nor the source is there.
+
+    A colour transfer that overflows (a dark source mapped onto light, warm-lit skin) turns
+    brows, eye sockets and shadows blue or cyan. ``source`` is the frame with the source
+    face pasted *without* colour transfer (what the source photo has at each place); blue
+    within ``reach`` pixels in it or in ``original`` excuses a blue output pixel.
+
+    Args:
+        original: the frame before pasting.
+        output: the frame after pasting.
+        mask: the pasted mask in frame pixels (only pixels with mask >= 128 count).
+        source: the frame with the uncorrected source face pasted the same way.
+        reach: tolerance for small misalignments, pixels.
+    """
+    k = 2 * max(reach, 0) + 1
+    kern = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+    excused = cv2.dilate((blue_pixels(original) | blue_pixels(source)).astype(np.uint8), kern) > 0
+    return int(np.count_nonzero(blue_pixels(output) & (mask >= 128) & ~excused))

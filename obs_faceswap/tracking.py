@@ -135,6 +135,7 @@ class TrackResult:
     faces: list[Face] = field(default_factory=list)
     detected: bool = False
     timings_ms: dict[str, float] = field(default_factory=dict)
+    left_out: int = 0  # faces the detector found beyond ``max_faces`` (when it ran)
 
 
 @dataclass
@@ -198,6 +199,7 @@ class FaceTracker:
         self._expected = 0
         self._last_t: float | None = None
         self._shape: tuple[int, ...] | None = None
+        self._warned_cap = False
 
     @property
     def track_ids(self) -> list[int]:
@@ -247,17 +249,19 @@ class FaceTracker:
         self._countdown -= 1
         detected = not alive or self._countdown <= 0 or len(alive) < self._expected
         timings: dict[str, float] = {}
+        left_out = 0
         if detected:
             t0 = time.perf_counter()
             dets = self.detector.detect(frame)
             timings["detect"] = (time.perf_counter() - t0) * 1e3
             self._countdown = cfg.detect_interval
             for i in np.argsort(-dets.scores, kind="stable"):
-                if len(self._tracks) >= cfg.max_faces:
-                    break
                 if self._tracks and box_iou(
                         dets.xyxy[i], np.stack([_landmark_box(tr.raw) for tr in self._tracks])
                 ).max() > TRACK_IOU:
+                    continue
+                if cfg.max_faces and len(self._tracks) >= cfg.max_faces:
+                    left_out += 1
                     continue
                 t0 = time.perf_counter()
                 started = self._start_track(frame, dets.xyxy[i], dets.keypoints[i], float(dets.scores[i]))
@@ -276,7 +280,10 @@ class FaceTracker:
                 size = float((box[2] - box[0] + box[3] - box[1]) / 2)
                 lm = tr.smoother(tr.raw, t, derivative_scale=1.0 / max(size, 1.0))
             faces.append(Face(tr.track_id, lm, presence=tr.presence, score=tr.score))
-        return TrackResult(faces=faces, detected=detected, timings_ms=timings)
+        if left_out and not self._warned_cap:
+            log.warning("%d face(s) left unswapped: tracking.max_faces (--max-faces) is %d", left_out, cfg.max_faces)
+            self._warned_cap = True
+        return TrackResult(faces=faces, detected=detected, timings_ms=timings, left_out=left_out)
 
     def _start_track(self, frame: ImageBGR | LazyFrame, xyxy: FloatArray, keypoints: FloatArray,
                      score: float) -> _Track | None:

@@ -209,6 +209,8 @@ class FrameReport:
         changed_boxes: the same region as separate boxes (one per swapped face, one for the
             badge), so a caller can copy back far fewer pixels than ``changed_xyxy`` spans.
         detected: whether the detector ran on this frame (vs. tracking only).
+        left_out: faces found but not tracked because of ``tracking.max_faces`` (counted on
+            frames where the detector ran; 0 without a limit).
     """
 
     faces: list[Face] = field(default_factory=list)
@@ -218,3 +220,4 @@ class FrameReport:
     changed_boxes: list[Box] = field(default_factory=list)
     detected: bool = False
     index: int = 0
+    left_out: int = 0

@@ -58,7 +58,7 @@ from obs_faceswap.geometry import (
     five_points,
     similarity,
 )
-from obs_faceswap.merge import LabStats, from_lab, lab_stats, to_lab, transfer_matrix
+from obs_faceswap.merge import LabStats, from_lab, robust_lab_stats, to_lab, transfer_matrix
 from obs_faceswap.swap import raster
 from obs_faceswap.swap.protocol import SourceFace
 from obs_faceswap.types import Box, Face, FloatArray, ImageBGR, Mask, SwapResult
@@ -73,6 +73,8 @@ _FACING_LO = 0.25
 _FACING_HI = 0.55
 # Texels seen this obliquely from both sides (facing below _VISIBLE_LO) are painted over: they are
 # smears of a few source pixels, and stretch into streaks when the live head turns.
+_LIVE_FACING_LO = 0.1
+_LIVE_FACING_HI = 0.3
 _VISIBLE_LO = 0.08
 _VISIBLE_HI = 0.22
 # Hair trim: a texel further than this from the skin models (robust standard deviations,
@@ -80,14 +82,33 @@ _VISIBLE_HI = 0.22
 _SKIN_DISTANCE = 3.0
 # Floors of the skin models' standard deviations (L, a, b): skin patches are very uniform.
 _SKIN_MIN_STD = np.array([6.0, 2.5, 2.5], np.float32)
+# Live skin vs what covers it: a texel much darker than the skin (this many robust
+# deviations, floored at _LIVE_MIN_STD) AND much greyer (chroma below this share of the
+# skin's) is a beard, a glasses frame or dark hair; a shaded or coloured-lit side of the face
+# is darker but keeps its chroma.
+_LIVE_DARKER = 3.0
+_LIVE_MIN_STD = 6.0
+_LIVE_CHROMA = 0.6
 _SKIN_PATCHES_CHEEKS = (RIGHT_CHEEK, LEFT_CHEEK)
 # Between the brows and down the nose bridge: skin that hair almost never covers.
 _SKIN_PATCHES_GLABELLA = ((9, 336, 285, 417, 168, 193, 55, 107),)
+# The nose's ridge: never bearded, rarely under hair (glasses cross it only at the top).
+_SKIN_PATCH_NOSE = (168, 6, 197, 195, 5, 4, 45, 275, 220, 440, 122, 351)
 # The inner face, where dark or unusual colours are features, not hair.
 _FEATURES = RIGHT_EYEBROW + LEFT_EYEBROW + RIGHT_EYE + LEFT_EYE + LIPS_OUTER
 # Nostrils and the shadow under the nose: not skin for shading statistics.
 _NOSTRILS = (2, 19, 20, 59, 60, 75, 79, 94, 125, 141, 166, 218, 219, 235, 237, 238, 239, 241,
              242, 250, 289, 290, 305, 309, 354, 370, 392, 438, 439, 455, 457, 458, 459, 461, 462)
+# Source occluders inside the face: thinner than this (fraction of the texture size) and
+# darker than their surroundings by this much (L*) - glasses frames, strands of hair.
+_OCCLUDER_WIDTH = 0.05
+_OCCLUDER_DARK = 14.0
+_OCCLUDER_LENGTH = 0.15
+# Glasses: this share of the nose bridge's texels is a thin dark bar.
+_BRIDGE = (193, 168, 417, 351, 6, 122)
+_GLASSES_BRIDGE = 0.15
+# Margin around eyes, brows and lips (fraction of the texture size) where that test is off.
+_PART_MARGIN = 0.02
 # Width of the fade towards the upper face's edge, as a fraction of the texture size.
 _TOP_FADE = 0.1
 # The live mask is built at this face width (pixels) and upsampled: the edges are soft anyway.
@@ -112,6 +133,29 @@ _SHARPEN = 0.7
 _SHARPEN_SIGMA = 1.3  # in source pixels
 # How much of the colour transfer the eyes get, per L*, a*, b* channel.
 _EYE_TRANSFER = np.array([0.7, 0.15, 0.15], np.float32)
+# Cap on the global map's a*/b* gains: a face's own colour deviations (brows, eye sockets,
+# stubble) amplified by a large gain overflow into hues neither face has (blue brows).
+_CHROMA_GAIN = 1.25
+# Hue guard: per texel, a* and b* stay between the source texel's value and the live face's
+# range nearby (min/max over a window of this size, fraction of the UV size).
+_GUARD_WINDOW = 0.015
+# Near the face's outline the texture follows the live skin closely (the close shading
+# field) over this width (fraction of the UV size), so the paste edge matches what is next
+# to it; further in, the source's own skin follows only the broad lighting.
+_EDGE_FOLLOW = 0.15
+_TRUST_SOFT = 0.03
+# Live occlusion (a hand, a microphone, hair in front of the live face): the live face is
+# unwrapped every frame into a UV image this size and compared with its own running
+# reference (what it usually looks like there); texels further than _OCCLUSION_DE from the
+# reference (ΔE76) are in front of the face and the swap leaves them alone. Eyes and the mouth (blinks, speech) are not
+# judged. The reference follows slow changes (lighting) at _REFERENCE_RATE per frame.
+_OCCLUSION_SIZE = 64
+_OCCLUSION_DE = 15.0
+_OCCLUSION_FACING = 0.5
+_OCCLUSION_MIN_TEXELS = 12
+_REFERENCE_RATE = 0.05
+# A re-estimated colour is cross-faded in over this many frames (at most the interval).
+_FADE_FRAMES = 8
 # Temporal smoothing of the live statistics at each re-estimate (1 = no smoothing):
 # re-estimating every few frames otherwise makes the colour step visibly.
 _STATS_MIX = 0.5
@@ -131,6 +175,16 @@ _OVAL_IDX = np.array(FACE_OVAL)
 FACE_MARGIN = 0.1
 
 
+@dataclass(frozen=True)
+class _LiveView:
+    """The live face in UV space at :data:`_SHADING_SIZE` (see :meth:`PhotoSwapper._live_view`)."""
+
+    lab: npt.NDArray[np.float32]
+    weight: npt.NDArray[np.float32]  # how well each texel is seen (0 outside the frame)
+    skin: npt.NDArray[np.float32]    # 1 where the texel looks like the face's skin
+    stats: LabStats | None           # the skin's colour statistics (cheeks and glabella)
+
+
 @dataclass
 class _Track:
     """Per-face state: the colour-corrected texture, the live skin statistics and the live
@@ -139,6 +193,11 @@ class _Track:
     texture: npt.NDArray[np.uint8]
     stats: LabStats | None = None
     shading: npt.NDArray[np.float32] | None = None
+    guard: npt.NDArray[np.float32] | None = None  # (n, n, 4): live a*, b* minima then maxima
+    reference: npt.NDArray[np.float32] | None = None  # the live face's usual look, UV L*a*b*
+    shown: npt.NDArray[np.uint8] | None = None  # the texture shown last frame (cross-fades)
+    changed: npt.NDArray[np.bool_] | None = None  # texels unlike the reference last frame
+    fade_from: npt.NDArray[np.uint8] | None = None
     age: int = 0
     mean_shape: npt.NDArray[np.float64] | None = None
 
@@ -237,6 +296,21 @@ class PhotoSwapper:
         brows = _polygon_mask((n, n), [self._uv_small[list(p)] for p in (RIGHT_EYEBROW, LEFT_EYEBROW)])
         nonskin = cv2.max(nonskin, cv2.dilate(brows, _disc(n * _BROW_MARGIN)))
         self._shading_skin = (nonskin == 0).astype(np.float32)
+        k = _OCCLUSION_SIZE
+        self._uv_occ = (face.uv * k).astype(np.float32)
+        moving = _polygon_mask((k, k), [self._uv_occ[list(p)] for p in
+                                        (RIGHT_EYE, LEFT_EYE, LIPS_OUTER, RIGHT_EYEBROW, LEFT_EYEBROW)])
+        # ... nor the rim, where the mesh reaches past the silhouette (ears, background)
+        layout = np.zeros((k, k), np.uint8)
+        cv2.fillPoly(layout, [np.round(self._uv_occ[list(FACE_OVAL)]).astype(np.int32)], 255)
+        rim = cv2.erode(layout, _disc(k * 0.16)) == 0
+        self._occ_judged = (cv2.dilate(moving, _disc(k * 0.06)) == 0) & ~rim
+        # The live skin's statistics come from the cheeks, the glabella and the nose's ridge
+        # (never bearded), which also seed its skin model.
+        self._stat_patches_small = _polygon_mask((n, n), [self._uv_small[list(p)] for p in
+                                                          (*_SKIN_PATCHES_CHEEKS, *_SKIN_PATCHES_GLABELLA,
+                                                           _SKIN_PATCH_NOSE)]) > 0
+        self._seed_patches_small = self._stat_patches_small
         inner = _polygon_mask((self.size, self.size), [self._uv_px[list(_FEATURES)]])
         self._inner_face = cv2.GaussianBlur(inner.astype(np.float32) / 255, (0, 0), self.size * 0.01)
         # The inner face (brows to lips): never hair, never painted over. Generously grown
@@ -244,6 +318,21 @@ class PhotoSwapper:
         # reach (the strip above the brows is often in the fringe's shadow).
         self._features = cv2.dilate(inner, _disc(self.size * 0.04))
         self._features_tight = cv2.dilate(inner, _disc(self.size * 0.01))
+        # The features themselves (eyes, brows, lips, nostrils), each with a small margin:
+        # inside the inner face, dark thin things elsewhere (glasses frames, strands of hair,
+        # fingers' edges) are in front of the face, not part of it.
+        parts = _polygon_mask((self.size, self.size), [self._uv_px[list(p)] for p in
+                                                       (RIGHT_EYE, LEFT_EYE, RIGHT_EYEBROW, LEFT_EYEBROW,
+                                                        LIPS_OUTER)])
+        nostrils = _polygon_mask((self.size, self.size), [self._uv_px[list(_NOSTRILS)]])
+        self._feature_parts = cv2.max(cv2.dilate(parts, _disc(self.size * _PART_MARGIN)), nostrils)
+        self._occluders = np.zeros((self.size, self.size), bool)
+        self._bridge = _polygon_mask((self.size, self.size), [self._uv_px[list(_BRIDGE)]]) > 0
+        # ... looked for above the nose's tip only: below it, dark texture is a beard or
+        # stubble, which is the source's own.
+        nose_v = float(self._uv_px[NOSE_TIP, 1])
+        self._above_nose = (np.arange(self.size, dtype=np.float32) < nose_v)[:, None] \
+            & np.ones((1, self.size), bool)
         # Per-channel transfer weights inside each eye's box (1 elsewhere).
         self._eye_weights = []
         for eye in (RIGHT_EYE, LEFT_EYE):
@@ -381,7 +470,11 @@ class PhotoSwapper:
         # layout so bilinear sampling and soft mask edges pick up skin, never black or hair.
         sources = (trusted > 0.98) & self._valid & (self._features == 0)
         filled = _push_pull_fill(tex, sources).astype(np.float32)
-        s3 = np.where(sources | (self._features_tight > 0), 1.0, trusted)[..., None].astype(np.float32)
+        kept = sources | ((self._features_tight > 0) & ~self._occluders)
+        s3 = np.where(kept, 1.0, trusted)
+        if self.mask_config.trim_hair:  # what is in front of the source face: painted over, fully
+            s3 = np.minimum(s3, 1.0 - cv2.GaussianBlur(self._occluders.astype(np.float32), (0, 0), size * 0.004))
+        s3 = s3[..., None].astype(np.float32)
         tex = tex.astype(np.float32) * s3 + filled * (1 - s3)
         # A source face smaller than the texture was magnified by bilinear sampling and looks
         # soft next to the live frame: unsharp-mask at the scale of one source pixel.
@@ -390,23 +483,39 @@ class PhotoSwapper:
             sigma = max(1.0, _SHARPEN_SIGMA * self.magnification)
             tex = tex + amount * (tex - cv2.GaussianBlur(tex, (0, 0), sigma))
         tex = cv2.convertScaleAbs(tex)
-        cheeks = _polygon_mask((size, size), [self._uv_px[list(RIGHT_CHEEK)],
-                                              self._uv_px[list(LEFT_CHEEK)]])
-        skin = lab_stats(tex, cv2.bitwise_and(cheeks, cv2.compare(alpha, 200, cv2.CMP_GT)))
-        if skin is None:
-            skin = lab_stats(tex, cheeks)
+        cheeks = _polygon_mask((size, size), [self._uv_px[list(p)] for p in
+                                              _SKIN_PATCHES_CHEEKS + _SKIN_PATCHES_GLABELLA])
+        tex_lab = to_lab(tex)
+        patch = cheeks > 0
+        used = patch & (alpha > 200) & (trusted > 0.5)
+        if used.sum() >= 16:
+            used &= _skin_distance(tex_lab, tex_lab[used]) <= _SKIN_DISTANCE
+        skin = robust_lab_stats(tex_lab[used]) if used.sum() >= 16 else robust_lab_stats(tex_lab[patch])
         if skin is None:
             raise InputError("the source face is too small to sample its skin colour")
         self.source_stats = skin
+        # How much of the face (brows to chin, the cheeks' middle) is the photo's own, and how
+        # much of it something in front of the face covered (for ``preview``).
+        face = (cv2.dilate(self._features, _disc(size * 0.08)) > 0) & self._valid & (self._upper < 0.5)
+        self.own_fraction = float(np.clip(trusted[face], 0, 1).mean()) if face.any() else 0.0
+        self.occluded_fraction = float(self._occluders[face].mean()) if face.any() else 0.0
         self.texture_bgr = tex
         self.texture_alpha = alpha
-        self._texture_lab = to_lab(tex)
+        self._texture_lab = tex_lab
         self._texture_lab_small = cv2.resize(self._texture_lab, (_SHADING_SIZE, _SHADING_SIZE),
                                              interpolation=cv2.INTER_AREA)
         self._base_texture = _with_alpha(tex, alpha)
         n = _SHADING_SIZE
         small_alpha = cv2.resize(alpha, (n, n), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
         self._trusted_small = cv2.resize(trusted.astype(np.float32), (n, n), interpolation=cv2.INTER_AREA)
+        # ... except near the outline, where the swapped skin meets the live skin.
+        inside = cv2.compare(cv2.resize(alpha, (n, n), interpolation=cv2.INTER_AREA), 0, cv2.CMP_GT)
+        depth = cv2.distanceTransform(cv2.copyMakeBorder(inside, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0),
+                                      cv2.DIST_L2, 5)[1:-1, 1:-1]
+        self._trusted_small *= np.clip(depth / (_EDGE_FOLLOW * n), 0.0, 1.0)
+        # A soft transition: a sharp one between broad and close following shows as a band
+        # (across the forehead, where the source's own skin meets the painted-over fringe).
+        self._trusted_small = cv2.GaussianBlur(self._trusted_small, (0, 0), _TRUST_SOFT * n)
         # Broad lighting is measured on the source's own skin; the close follow of painted
         # areas on everything rendered.
         self._shading_weights = (self._shading_skin * small_alpha * self._trusted_small,
@@ -436,7 +545,10 @@ class PhotoSwapper:
         distance = np.where(self._upper > 0.5, d_glabella, np.minimum(d_cheeks, d_glabella))
         # Brows and eyes are dark but never hair: protected with a small margin, so a fringe
         # reaching down to the brows is still found.
-        unlike = ((distance > _SKIN_DISTANCE) & valid & (self._features_tight == 0)).astype(np.uint8)
+        # Above the nose's tip, only the features themselves are protected: a strand of hair
+        # that reaches in past a brow's end or across a temple is found too.
+        protected = np.where(self._above_nose, self._feature_parts, self._features_tight)
+        unlike = ((distance > _SKIN_DISTANCE) & valid & (protected == 0)).astype(np.uint8)
         unlike = cv2.morphologyEx(unlike, cv2.MORPH_CLOSE, _disc(size * 0.016))
         v8 = valid.astype(np.uint8)
         edge = cv2.subtract(v8, cv2.erode(v8, np.ones((5, 5), np.uint8)))
@@ -450,6 +562,25 @@ class PhotoSwapper:
         if centre > 0:
             keep = (labels == centre).astype(np.uint8)
         keep = cv2.morphologyEx(keep, cv2.MORPH_OPEN, _disc(size * 0.02))
+        # Glasses frames and strands across the inner face: thin and much darker than what
+        # is around them (a black-hat response), away from the features themselves.
+        thin = cv2.morphologyEx(lab[..., 0], cv2.MORPH_BLACKHAT, _disc(size * _OCCLUDER_WIDTH))
+        occ = ((thin > _OCCLUDER_DARK) & valid & (self._feature_parts == 0) & self._above_nose).astype(np.uint8)
+        # Long ones only (a frame's rim, a strand): creases, lashes and pores are short.
+        n_cc, labels, cc, _ = cv2.connectedComponentsWithStats(occ)
+        long_cc = np.flatnonzero(np.maximum(cc[:, cv2.CC_STAT_WIDTH], cc[:, cv2.CC_STAT_HEIGHT])
+                                 >= _OCCLUDER_LENGTH * size)
+        long_cc = long_cc[long_cc > 0]
+        # Without glasses (no dark bar across the nose's bridge), only what reaches in from
+        # outside the inner face (strands of hair): an eyeliner's wing or a crease does not.
+        if float((thin[self._bridge] > _OCCLUDER_DARK).mean()) < _GLASSES_BRIDGE:
+            total = np.bincount(labels.ravel(), minlength=n_cc)
+            out = np.bincount(labels[self._features_tight == 0], minlength=n_cc)
+            long_cc = long_cc[out[long_cc] >= 0.5 * total[long_cc]]
+        occ = np.isin(labels, long_cc).astype(np.uint8)
+        occ = cv2.dilate(occ, _disc(size * 0.016))
+        self._occluders = occ > 0
+        keep[self._occluders] = 0
         return keep.astype(np.float32)
 
     def _vertex_field(self, per_tri: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -547,7 +678,7 @@ class PhotoSwapper:
         if x1 - x0 < 4 or y1 - y0 < 4:
             return None
         w, h = x1 - x0, y1 - y0
-        texture = self._texture_for(track, frame, lm)
+        texture = self._texture_for(track, frame, lm, shaped)
         origin = np.array([x0, y0], np.float32)
         dst = shaped[:, :2] - origin
         include = ~self._mouth if self.mask_config.keep_mouth else None
@@ -561,7 +692,8 @@ class PhotoSwapper:
         # with frame instead of pulling in black (the "dark rim").
         cv2.copyTo(frame[y0:y1, x0:x1], cv2.compare(alpha, 0, cv2.CMP_EQ), crop)
         # mouth and eye cuts follow the LIVE features: that is where the real ones are
-        mask = self._mask(alpha, lm[:, :2] - origin, face_w)
+        occluded = self._live_occlusion(track, frame, lm)
+        mask = self._mask(alpha, lm[:, :2] - origin, face_w, occluded)
         t = np.array([[1, 0, x0], [0, 1, y0]], np.float32)
         return SwapResult(crop, mask, t, face.track_id)
 
@@ -597,8 +729,51 @@ class PhotoSwapper:
         moved *= np.minimum(1.0, _SHAPE_REACH * edge / np.maximum(length, 1e-9))[:, None]
         return (live + moved).astype(np.float32)
 
-    def _mask(self, alpha: Mask, dst: FloatArray, face_w: float) -> Mask:
-        """Soft mask from the rendered coverage × hair trim, minus mouth and eyes, feathered.
+    def _live_occlusion(self, track: _Track, frame: ImageBGR, lm: FloatArray) -> Mask | None:
+        """UV map (:data:`_OCCLUSION_SIZE`, uint8 0/255) of what is in front of the live face
+        on this frame, or None when nothing is; updates the track's reference."""
+        k = _OCCLUSION_SIZE
+        fh, fw = frame.shape[:2]
+        mx, my, _ = raster.rasterise(self._uv_occ, lm[:, :2], self.face.triangles, (k, k))
+        inside = (mx >= 0) & (my >= 0) & (mx <= fw - 1) & (my <= fh - 1)
+        if inside.sum() < k * k // 8:
+            return None
+        live = to_lab(cv2.remap(frame, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
+        # Only where the face is seen squarely: where it turns away, the ear, the collar and
+        # the background come and go at the mesh's edge.
+        facing = self._vertex_field(facing_ratio(lm, self.face.triangles, self._uv_sign))
+        square = self._interpolate(facing, None, k)[0] > _OCCLUSION_FACING
+        judged = inside & self._occ_judged & square
+        occ = np.zeros((k, k), bool)
+        # (Colour alone cannot tell a microphone from a beard, which must not show through:
+        # only a change from the face's usual look counts.)
+        if track.reference is None:
+            track.reference = live
+        else:  # unlike the face's usual look there: a hand, a strand, anything that came in front
+            de = np.sqrt(((live - track.reference) ** 2).sum(axis=2))
+            occ |= de > _OCCLUSION_DE
+        occ &= judged
+        # Only what stays: a change on one frame alone (a blink, a twitch) is the face's own.
+        before = track.changed if track.changed is not None else np.zeros_like(occ)
+        track.changed = occ
+        occ = occ & cv2.dilate(before.astype(np.uint8), _disc(3)).astype(bool)
+        # ... and is a sizeable patch (a hand, a microphone, a strand's length): specks are
+        # the face's own (a shadow moving, the mesh's jitter).
+        _, labels, cc, _ = cv2.connectedComponentsWithStats(occ.astype(np.uint8))
+        big = np.flatnonzero(cc[:, cv2.CC_STAT_AREA] >= _OCCLUSION_MIN_TEXELS)
+        occ = np.isin(labels, big[big > 0])
+        # the reference follows the face where it is seen and nothing is in front
+        follow = (inside & ~cv2.dilate(occ.astype(np.uint8), _disc(7)).astype(bool))[..., None]
+        track.reference = np.where(follow, track.reference + _REFERENCE_RATE * (live - track.reference),
+                                   track.reference).astype(np.float32)
+        if not occ.any():
+            return None
+        return cv2.compare(occ.astype(np.uint8), 0, cv2.CMP_GT)
+
+    def _mask(self, alpha: Mask, dst: FloatArray, face_w: float, occluded: Mask | None = None) -> Mask:
+        """Soft mask from the rendered coverage × hair trim, minus mouth and eyes, feathered,
+        minus what is in front of the live face (``occluded``: a UV map, placed with the live
+        mesh ``dst``).
 
         Built at about :data:`_MASK_WIDTH` pixels across the face and upsampled.
         """
@@ -633,6 +808,13 @@ class PhotoSwapper:
         if cfg.keep_eyes:
             m = _cut(m, [pts[list(RIGHT_EYE)], pts[list(LEFT_EYE)]], grow=0.005 * fw_small,
                      soft=0.02 * fw_small)
+        if occluded is not None:
+            mxs, mys, _ = raster.rasterise(pts, self._uv_occ, self.face.triangles, (sw, sh))
+            hole = cv2.remap(occluded, mxs, mys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+            # grown and softened, so the occluder's edge and its anti-aliased rim stay live
+            hole = cv2.dilate(hole, _disc(0.04 * fw_small))
+            sigma = max(0.3, 0.01 * fw_small)
+            m = cv2.subtract(m, cv2.GaussianBlur(cv2.dilate(hole, _disc(6 * sigma + 1)), (0, 0), sigma))
         if (sw, sh) != (w, h):
             m = cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR)
         return m
@@ -647,26 +829,38 @@ class PhotoSwapper:
         self._tracks[track_id] = track  # (re)insert: dict order = recency
         return track
 
-    def _texture_for(self, track: _Track, frame: ImageBGR, lm: FloatArray) -> npt.NDArray[np.uint8]:
-        """The colour-corrected BGRA texture of a track, re-estimated every ``interval`` frames."""
+    def _texture_for(self, track: _Track, frame: ImageBGR, lm: FloatArray, shaped: FloatArray | None = None
+                     ) -> npt.NDArray[np.uint8]:
+        """The colour-corrected BGRA texture of a track, re-estimated every ``interval`` frames.
+
+        ``shaped``: the mesh the texture is rendered on (where each texel lands in the frame),
+        for the hue guard; the live mesh when not given.
+        """
         cfg = self.color_config
         if cfg.mode == "none" or cfg.strength <= 0:
             track.texture = self._base_texture
             return track.texture
         # Until the live skin has been measured once (cheeks out of view), try every frame.
         if track.age % cfg.interval == 0 or track.stats is None:
-            live = live_skin_stats(frame, lm)
+            view = self._live_view(frame, lm)
+            live = view.stats if view is not None else live_skin_stats(frame, lm)
             if live is not None:
                 track.stats = live if track.stats is None else track.stats.mix(live, _STATS_MIX)
             if track.stats is not None:
-                m = transfer_matrix(cfg.mode, self.source_stats, track.stats, cfg.strength)
+                m = transfer_matrix(cfg.mode, self.source_stats, track.stats, cfg.strength,
+                                    max_chroma_gain=_CHROMA_GAIN)
                 m32 = m.astype(np.float32)
                 lab = cv2.transform(self._texture_lab, m32)
-                # The map is affine, so shrinking commutes with it: use the pre-shrunk texture.
-                shading = self._shading(frame, lm, cv2.transform(self._texture_lab_small, m32))
-                if shading is not None:
+                if view is not None:
+                    # The map is affine, so shrinking commutes with it: use the pre-shrunk texture.
+                    shading = self._shading(view, cv2.transform(self._texture_lab_small, m32))
+                    # The guard compares each texel with the live face where it will land.
+                    landing = view if shaped is None or shaped is lm else self._live_view(frame, shaped, measure=False)
+                    guard = _live_range((landing or view).lab[..., 1:], (landing or view).weight > 0.5)
                     track.shading = shading if track.shading is None else \
                         (1 - _STATS_MIX) * track.shading + _STATS_MIX * shading
+                    track.guard = guard if track.guard is None else \
+                        (1 - _STATS_MIX) * track.guard + _STATS_MIX * guard
                 if track.shading is not None:
                     up = cv2.resize(track.shading, (self.size, self.size), interpolation=cv2.INTER_LINEAR)
                     lab += np.float32(cfg.strength) * up
@@ -675,18 +869,48 @@ class PhotoSwapper:
                 for (y0, y1, x0, x1), wgt in self._eye_weights:
                     orig = self._texture_lab[y0:y1, x0:x1]
                     lab[y0:y1, x0:x1] = orig + (lab[y0:y1, x0:x1] - orig) * wgt
-                track.texture = _with_alpha(from_lab(lab), self.texture_alpha)
+                if track.guard is not None:
+                    self._guard_hue(lab, track.guard)
+                new = _with_alpha(from_lab(lab), self.texture_alpha)
+                # Cross-fade from what was shown over the next frames: a re-estimate that
+                # switches the colour at once is a visible step (flicker every interval).
+                track.fade_from = track.shown if track.shown is not None else None
+                track.texture = new
         track.age += 1
-        return track.texture
+        return self._faded(track, min(cfg.interval - 1, _FADE_FRAMES))
 
-    def _shading(self, frame: ImageBGR, lm: FloatArray, src: npt.NDArray[np.float32]
-                 ) -> npt.NDArray[np.float32] | None:
-        """UV-space field (L*a*b* offsets) that gives the texture the live face's local means.
+    def _faded(self, track: _Track, frames: int) -> npt.NDArray[np.uint8]:
+        """The texture to show this frame: part way from the previous one to the current."""
+        if track.fade_from is None or frames <= 1:
+            track.shown = track.texture
+            return track.texture
+        interval = self.color_config.interval
+        step = track.age % interval or interval  # frames since the re-estimate, 1 .. interval
+        if step >= frames:
+            track.fade_from = None
+            track.shown = track.texture
+            return track.texture
+        t = step / frames
+        track.shown = cv2.addWeighted(track.fade_from, 1.0 - t, track.texture, t, 0.0)
+        return track.shown
 
-        The live face is unwrapped into a small UV image with the same rasteriser; both
-        faces' skin (features and poorly seen parts weighted out) is low-passed with a
-        normalised Gaussian and the difference is returned. ``src`` is the globally
-        colour-transferred texture at :data:`_SHADING_SIZE`.
+    def _guard_hue(self, lab: npt.NDArray[np.float32], guard: npt.NDArray[np.float32]) -> None:
+        """Keep each texel's a* and b* from falling below both the source's own value there
+        and the live face's minimum nearby (in place): no texel turns greener or bluer than
+        either face is there (blue brows, grey-blue blotches from an overflowing transfer).
+        An upper bound is not applied: clamping warm overshoots makes grey patches."""
+        up = cv2.resize(guard[..., :2], (self.size, self.size), interpolation=cv2.INTER_LINEAR)
+        np.maximum(lab[..., 1:], np.minimum(self._texture_lab[..., 1:], up), out=lab[..., 1:])
+
+    def _live_view(self, frame: ImageBGR, lm: FloatArray, *, measure: bool = True) -> _LiveView | None:
+        """The live face unwrapped into a small UV image, how well each texel is seen, which
+        texels are skin, and the skin's colour statistics.
+
+        Skin: within :data:`_SKIN_DISTANCE` robust deviations of the live cheeks' and
+        glabella's own median (beard, stubble, glasses frames, hair strands and shadows
+        under them are not), so neither the global map nor the shading field is pulled
+        towards them. Without ``measure``, only the image and how well it is seen (no skin,
+        no statistics).
         """
         n = _SHADING_SIZE
         fh, fw = frame.shape[:2]
@@ -694,12 +918,32 @@ class PhotoSwapper:
         inside = (mx >= 0) & (my >= 0) & (mx <= fw - 1) & (my <= fh - 1)
         if inside.sum() < n * n // 8:
             return None
-        live = to_lab(cv2.remap(frame, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
+        lab = to_lab(cv2.remap(frame, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
         facing = self._vertex_field(facing_ratio(lm, self.face.triangles, self._uv_sign))
-        seen = np.clip((self._interpolate(facing, None, n)[0] - _FACING_LO)
-                       / (_FACING_HI - _FACING_LO), 0, 1)
-        live_w = seen * inside
-        diff = live - src
+        # The live image is real even where the face turns away (unlike a smear of a few
+        # source pixels): only the most oblique rim, where background leaks in, is left out.
+        seen = np.clip((self._interpolate(facing, None, n)[0] - _LIVE_FACING_LO)
+                       / (_LIVE_FACING_HI - _LIVE_FACING_LO), 0, 1)
+        weight = (seen * inside).astype(np.float32)
+        if not measure:  # the image and how well it is seen only
+            return _LiveView(lab, weight, np.ones_like(weight), None)
+        patch = self._stat_patches_small & (weight > 0.5)
+        seed = self._seed_patches_small & (weight > 0.5)
+        if patch.sum() < 16:
+            return None
+        skin = _live_skin(lab, _dominant(lab[seed]))
+        stats = robust_lab_stats(lab[patch & skin]) if (patch & skin).sum() >= 16 else None
+        return _LiveView(lab, weight, skin.astype(np.float32), stats)
+
+    def _shading(self, view: _LiveView, src: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """UV-space field (L*a*b* offsets) that gives the texture the live face's local means.
+
+        Both faces' skin (features, live non-skin and poorly seen parts weighted out) is
+        low-passed with a normalised Gaussian and the difference is returned. ``src`` is the
+        globally colour-transferred texture at :data:`_SHADING_SIZE`.
+        """
+        live_w = view.weight * view.skin
+        diff = view.lab - src
         w_broad = self._shading_weights[0] * live_w
         w_close = self._shading_weights[1] * live_w
         fields = [_normalised_blur(diff * w_broad[..., None], w_broad, _SHADING_SIGMA),
@@ -724,6 +968,23 @@ def facing_ratio(landmarks: npt.ArrayLike, triangles: npt.NDArray[np.int32],
     return raster.signed_areas(p[:, :2], triangles) * uv_sign / np.maximum(true_area, 1e-9)
 
 
+def _live_range(ab: npt.NDArray[np.float32], seen: npt.NDArray[np.bool_]) -> npt.NDArray[np.float32]:
+    """``(n, n, 4)``: local minima of a*, b* then local maxima, over ``seen`` texels."""
+    n = ab.shape[0]
+    if seen.sum() < 16:
+        return np.concatenate([np.full_like(ab, -128.0), np.full_like(ab, 127.0)], axis=2)
+    lo_all = np.percentile(ab[seen], 1, axis=0).astype(np.float32)
+    hi_all = np.percentile(ab[seen], 99, axis=0).astype(np.float32)
+    k = _disc(_GUARD_WINDOW * n)
+    lo = cv2.erode(np.where(seen[..., None], ab, hi_all), k)
+    hi = cv2.dilate(np.where(seen[..., None], ab, lo_all), k)
+    # where no seen texel is near, the face's overall range
+    near = cv2.dilate(seen.astype(np.uint8), k) > 0
+    lo = np.where(near[..., None], lo, lo_all)
+    hi = np.where(near[..., None], hi, hi_all)
+    return np.concatenate([lo, hi], axis=2).astype(np.float32)
+
+
 def live_skin_stats(frame: ImageBGR, landmarks: FloatArray) -> LabStats | None:
     """L*a*b* statistics of the live face's cheek skin (no eyes, brows or lips)."""
     polys = [landmarks[list(RIGHT_CHEEK), :2], landmarks[list(LEFT_CHEEK), :2]]
@@ -745,7 +1006,7 @@ def live_skin_stats(frame: ImageBGR, landmarks: FloatArray) -> LabStats | None:
     px = roi[m > 0]
     if len(px) < 16:
         return None
-    return lab_stats(px.reshape(-1, 1, 3))
+    return robust_lab_stats(to_lab(px.reshape(-1, 1, 3)))
 
 
 def _polygon_mask(hw: tuple[int, ...], polygons: list[npt.NDArray[np.float32]]) -> Mask:
@@ -808,8 +1069,8 @@ def _push_pull_fill(image: ImageBGR, valid: npt.NDArray[np.bool_]) -> ImageBGR:
 
 
 
-def _skin_distance(lab: npt.NDArray[np.float32], samples: npt.NDArray[np.float32]
-                   ) -> npt.NDArray[np.float32]:
+def _skin_distance(lab: npt.NDArray[np.float32], samples: npt.NDArray[np.float32],
+                   floor: npt.NDArray[np.float32] = _SKIN_MIN_STD) -> npt.NDArray[np.float32]:
     """Per-pixel distance to a robust skin model (median, MAD) in units of its spread.
 
     Darker than the skin counts (hair, shadowed background), brighter does not: a forehead
@@ -818,10 +1079,36 @@ def _skin_distance(lab: npt.NDArray[np.float32], samples: npt.NDArray[np.float32
     if len(samples) < 16:
         return np.zeros(lab.shape[:2], np.float32)
     med = np.median(samples, axis=0)
-    sd = np.maximum(1.4826 * np.median(np.abs(samples - med), axis=0), _SKIN_MIN_STD)
+    sd = np.maximum(1.4826 * np.median(np.abs(samples - med), axis=0), floor)
     d = (lab - med.astype(np.float32)) / sd.astype(np.float32)
     dl = np.minimum(d[..., 0], 0.0)
     return np.sqrt(dl * dl + d[..., 1] ** 2 + d[..., 2] ** 2)
+
+
+def _live_skin(lab: npt.NDArray[np.float32], samples: npt.NDArray[np.float32]) -> npt.NDArray[np.bool_]:
+    """Texels of the live face that are skin (see :data:`_LIVE_DARKER`)."""
+    med = np.median(samples, axis=0)
+    sd_l = max(1.4826 * float(np.median(np.abs(samples[:, 0] - med[0]))), _LIVE_MIN_STD)
+    chroma = np.sqrt(lab[..., 1] ** 2 + lab[..., 2] ** 2)
+    skin_chroma = float(np.median(np.sqrt(samples[:, 1] ** 2 + samples[:, 2] ** 2)))
+    covered = (lab[..., 0] < med[0] - _LIVE_DARKER * sd_l) & (chroma < _LIVE_CHROMA * skin_chroma)
+    return ~covered  # type: ignore[no-any-return]
+
+
+def _dominant(samples: npt.NDArray[np.float32], rounds: int = 3) -> npt.NDArray[np.float32]:
+    """The samples of the dominant colour cluster: trimmed to 2 robust deviations around the
+    median, a few times. A cheek patch half covered by a beard or a glasses frame has a
+    median and spread between skin and beard; trimming converges on the larger of the two."""
+    for _ in range(rounds):
+        if len(samples) < 32:
+            break
+        med = np.median(samples, axis=0)
+        sd = np.maximum(1.4826 * np.median(np.abs(samples - med), axis=0), 1.0)
+        keep = (np.abs(samples - med) <= 2.0 * sd).all(axis=1)
+        if keep.sum() < 16:
+            break
+        samples = samples[keep]
+    return samples
 
 
 def _odd(x: float) -> int:
