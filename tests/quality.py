@@ -1,6 +1,6 @@
 """Measurable swap quality: identity, seams, skin colour and "nothing else changed".
 
-Used by the integration tests and by ``obs-faceswap bench``. All functions are pure and take
+Used by the tests only (no product code imports it), so it lives beside them. All functions are pure and take
 whole frames (``original`` = the frame before pasting, ``output`` = after) plus the pasted
 mask in frame pixels (:func:`frame_mask`).
 

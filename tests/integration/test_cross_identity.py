@@ -8,7 +8,7 @@ photo swapper with default settings and pasted with the default blend. Per pair:
   the *target's* own keypoints) is closer to the mean embedding of the source person's
   *other* photos than to that of the target person's other photos. Pasting the source
   photo's own pixels cannot pass this: the references are photos the swap never saw;
-* colour: no new blue/cyan pixels (:func:`obs_faceswap.quality.foreign_blue_pixels`, a hue
+* colour: no new blue/cyan pixels (:func:`tests.quality.foreign_blue_pixels`, a hue
   that neither the live face nor the uncorrected source has there); the swapped skin's
   mean L*a*b* within ΔE76 4 of the live skin next to it (:func:`quality.skin_match`);
 * containment: no pixel outside the dilated mask changes.
@@ -28,7 +28,6 @@ import cv2
 import numpy as np
 import pytest
 
-from obs_faceswap import quality
 from obs_faceswap.config import ColorConfig
 from obs_faceswap.geometry import five_points, load_canonical_face
 from obs_faceswap.merge import paste_back
@@ -36,6 +35,7 @@ from obs_faceswap.nets.recognition import FaceEmbedder, cosine
 from obs_faceswap.sources import analyse_source
 from obs_faceswap.swap.meshwarp import PhotoSwapper
 from obs_faceswap.types import Face
+from tests import quality
 
 from .swap_helpers import FaceFinder
 

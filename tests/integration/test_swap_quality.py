@@ -2,7 +2,7 @@
 
 Every 5th frame of dfl_Obama_speaking.mp4 (52 frames) is swapped with astronaut.png as the
 source by the default photo swapper and pasted with the default blend. Run with ``-s`` to see
-the figures. Metric definitions: :mod:`obs_faceswap.quality`.
+the figures. Metric definitions: :mod:`tests.quality`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from obs_faceswap import quality
 from obs_faceswap.config import BlendConfig, ColorConfig
 from obs_faceswap.geometry import five_points, load_canonical_face
 from obs_faceswap.merge import paste_back
@@ -20,6 +19,7 @@ from obs_faceswap.nets.recognition import FaceEmbedder, cosine
 from obs_faceswap.sources import analyse_source
 from obs_faceswap.swap.meshwarp import PhotoSwapper
 from obs_faceswap.types import Face
+from tests import quality
 
 from .swap_helpers import FaceFinder, video_frames
 

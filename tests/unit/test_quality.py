@@ -1,4 +1,4 @@
-"""Quality metrics (obs_faceswap.quality) on synthetic data with known answers."""
+"""Quality metrics (tests.quality) on synthetic data with known answers."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from obs_faceswap import quality
 from obs_faceswap.types import SwapResult
+from tests import quality
 
 # Sharma, Wu & Dalal (2005), "The CIEDE2000 color-difference formula", test data.
 SHARMA = [
