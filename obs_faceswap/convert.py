@@ -24,8 +24,6 @@ import io
 import logging
 import os
 import tempfile
-import urllib.error
-import urllib.request
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -35,6 +33,7 @@ from typing import IO, TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
+from obs_faceswap.download import download, sha256_file
 from obs_faceswap.errors import ConfigError, DownloadError, ModelCorruptError, ModelLoadError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -372,41 +371,6 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while b := f.read(1 << 20):
-            h.update(b)
-    return h.hexdigest()
-
-
-def download(url: str, out: IO[bytes], *, expected_size: int, label: str, progress: bool) -> None:
-    """Stream ``url`` into ``out`` (with a tqdm progress bar when ``progress``).
-
-    Raises:
-        DownloadError: the network or the server failed; names the URL.
-    """
-    req = urllib.request.Request(url, headers={"User-Agent": "obs-faceswap"})
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            total = int(resp.headers.get("Content-Length") or expected_size)
-            bar = None
-            if progress:
-                from tqdm import tqdm
-
-                bar = tqdm(total=total, unit="B", unit_scale=True, desc=label, leave=False)
-            try:
-                while chunk := resp.read(1 << 16):
-                    out.write(chunk)
-                    if bar is not None:
-                        bar.update(len(chunk))
-            finally:
-                if bar is not None:
-                    bar.close()
-    except (urllib.error.URLError, OSError, TimeoutError) as err:
-        raise DownloadError(f"cannot download {url}: {err}") from err
-
-
 def fetch_archive(spec: ConvertSpec, cache_dir: Path, *, progress: bool = True) -> Path:
     """The verified archive in ``cache_dir/archives``, downloaded if absent.
 
@@ -415,7 +379,7 @@ def fetch_archive(spec: ConvertSpec, cache_dir: Path, *, progress: bool = True) 
     """
     dest_dir = cache_dir / "archives"
     dest = dest_dir / spec.archive_name
-    if dest.is_file() and dest.stat().st_size == spec.archive_size and _sha256_file(dest) == spec.archive_sha256:
+    if dest.is_file() and dest.stat().st_size == spec.archive_size and sha256_file(dest) == spec.archive_sha256:
         return dest
     dest_dir.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=spec.archive_name + ".", suffix=".part", dir=dest_dir)
@@ -423,7 +387,7 @@ def fetch_archive(spec: ConvertSpec, cache_dir: Path, *, progress: bool = True) 
     try:
         with os.fdopen(fd, "wb") as out:
             download(spec.archive_url, out, expected_size=spec.archive_size, label=spec.archive_name, progress=progress)
-        digest = _sha256_file(tmp)
+        digest = sha256_file(tmp)
         if digest != spec.archive_sha256:
             raise DownloadError(
                 f"downloaded {spec.archive_url} but its sha256 is {digest}, expected "

@@ -13,21 +13,19 @@ file, the expected digest and how to get a good copy.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
 import sys
 import tempfile
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
+from obs_faceswap.download import download, sha256_file
 from obs_faceswap.errors import (
     ConfigError,
     DownloadError,
@@ -138,13 +136,6 @@ def default_spec(name: str, cls: type[_S]) -> _S:
         raise ModelError(f"manifest entry {name!r} has no {cls.__name__}")
     return spec
 
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while b := f.read(chunk):
-            h.update(b)
-    return h.hexdigest()
 
 
 def default_cache_dir() -> Path:
@@ -334,28 +325,13 @@ class ModelStore:
         return dest
 
     def _download(self, e: Entry, out: Any) -> None:
-        req = urllib.request.Request(e.url, headers={"User-Agent": "obs-faceswap"})
         try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                total = int(resp.headers.get("Content-Length") or e.size)
-                bar = None
-                if self.progress:
-                    from tqdm import tqdm
-
-                    bar = tqdm(total=total, unit="B", unit_scale=True, desc=e.file, leave=False)
-                try:
-                    while chunk := resp.read(1 << 16):
-                        out.write(chunk)
-                        if bar is not None:
-                            bar.update(len(chunk))
-                finally:
-                    if bar is not None:
-                        bar.close()
-        except (urllib.error.URLError, OSError, TimeoutError) as err:
+            download(e.url, out, expected_size=e.size, label=e.file, progress=self.progress)
+        except DownloadError as err:
             flag, env = ("--models", ENV_MODELS) if e.kind == "models" else ("--media", ENV_MEDIA)
             raise DownloadError(
-                f"cannot download {e.file} from {e.url}: {err}. Without network access, copy the "
-                f"file (sha256 {e.sha256}) into a directory and pass {flag} DIR or set ${env}"
+                f"{err}. Without network access, copy the "
+                f"file {e.file} (sha256 {e.sha256}) into a directory and pass {flag} DIR or set ${env}"
             ) from err
 
     # -- messages -----------------------------------------------------------------------
