@@ -102,35 +102,18 @@ SPECS: dict[str, OneShotSpec] = {
         _spec(
             "inswapper_128", "arcface_128", 128, ZERO, ONE, "emap", "clip", aliases=("inswapper_128_fp16", "inswapper")
         ),
-        _spec(
-            "hyperswap_1a_256",
-            "arcface_128",
-            256,
-            HALF,
-            HALF,
-            "embedding",
-            "denorm",
-            license="ResearchRAIL (research only)",
-        ),
-        _spec(
-            "hyperswap_1b_256",
-            "arcface_128",
-            256,
-            HALF,
-            HALF,
-            "embedding",
-            "denorm",
-            license="ResearchRAIL (research only)",
-        ),
-        _spec(
-            "hyperswap_1c_256",
-            "arcface_128",
-            256,
-            HALF,
-            HALF,
-            "embedding",
-            "denorm",
-            license="ResearchRAIL (research only)",
+        *(
+            _spec(
+                f"hyperswap_1{variant}_256",
+                "arcface_128",
+                256,
+                HALF,
+                HALF,
+                "embedding",
+                "denorm",
+                license="ResearchRAIL (research only)",
+            )
+            for variant in "abc"
         ),
         _spec(
             "simswap_256",
@@ -152,41 +135,20 @@ SPECS: dict[str, OneShotSpec] = {
             "clip",
             converter="arcface_converter_simswap",
         ),
-        _spec(
-            "ghost_1_256",
-            "arcface_112_v1",
-            256,
-            HALF,
-            HALF,
-            "converter",
-            "denorm",
-            converter="arcface_converter_ghost",
-            normalise_latent=False,
-            aliases=("ghost_unet_1_block",),
-        ),
-        _spec(
-            "ghost_2_256",
-            "arcface_112_v1",
-            256,
-            HALF,
-            HALF,
-            "converter",
-            "denorm",
-            converter="arcface_converter_ghost",
-            normalise_latent=False,
-            aliases=("ghost_unet_2_block",),
-        ),
-        _spec(
-            "ghost_3_256",
-            "arcface_112_v1",
-            256,
-            HALF,
-            HALF,
-            "converter",
-            "denorm",
-            converter="arcface_converter_ghost",
-            normalise_latent=False,
-            aliases=("ghost_unet_3_block",),
+        *(
+            _spec(
+                f"ghost_{blocks}_256",
+                "arcface_112_v1",
+                256,
+                HALF,
+                HALF,
+                "converter",
+                "denorm",
+                converter="arcface_converter_ghost",
+                normalise_latent=False,
+                aliases=(f"ghost_unet_{blocks}_block",),
+            )
+            for blocks in (1, 2, 3)
         ),
         _spec(
             "blendswap_256",
