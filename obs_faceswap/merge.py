@@ -189,9 +189,38 @@ def match_colours(result: SwapResult, mode: str = "rct", strength: float = 1.0) 
     """
     if result.live is None or mode == "none" or strength <= 0:
         return result
-    inside = np.asarray(result.mask > 127, np.uint8)
-    crop = color_transfer(result.crop, result.live, mode, image_mask=inside, target_mask=inside, strength=strength)
+    # color_transfer's work with the statistics from OpenCV's masked means (per frame: ~20x
+    # cheaper than lab_stats' np.cov on a crop; the same numbers to float rounding)
+    inside = np.asarray(cv2.compare(result.mask, 127, cv2.CMP_GT), np.uint8)
+    full = mode != "rct"  # Reinhard needs only the variances
+    lab = to_lab(result.crop)
+    src = _masked_lab_stats(lab, inside, full=full)
+    dst = _masked_lab_stats(to_lab(result.live), inside, full=full)
+    if src is None or dst is None:
+        log.debug("colour transfer skipped: too few pixels in a mask")
+        return result
+    crop = apply_lab_matrix(lab, transfer_matrix(mode, src, dst, strength))
     return SwapResult(crop, result.mask, result.transform, result.track_id, live=result.live)
+
+
+def _masked_lab_stats(lab: npt.NDArray[np.float32], inside: Mask, *, full: bool = True) -> LabStats | None:
+    """:func:`lab_stats` of the pixels where ``inside`` > 0, from OpenCV's masked means.
+
+    With ``full`` off only the variances are computed (the covariance is diagonal): all that
+    Reinhard's transfer reads.
+    """
+    n = cv2.countNonZero(inside)
+    if n < 16:
+        return None
+    mean_, std_ = cv2.meanStdDev(lab, mask=inside)
+    mean = np.asarray(mean_, np.float64).reshape(3)
+    cov = np.diag(np.asarray(std_, np.float64).reshape(3) ** 2)
+    if full:
+        ch = cv2.split(lab)
+        for a, b in ((0, 1), (0, 2), (1, 2)):
+            exy = cv2.mean(cv2.multiply(ch[a] - np.float32(mean[a]), ch[b] - np.float32(mean[b])), mask=inside)[0]
+            cov[a, b] = cov[b, a] = exy
+    return LabStats(mean, cov * (n / (n - 1)), n)  # unbiased, like np.cov
 
 
 def invert_transform(matrix: npt.ArrayLike) -> npt.NDArray[np.float32]:
