@@ -191,7 +191,7 @@ def match_colours(result: SwapResult, mode: str = "rct", strength: float = 1.0) 
         return result
     # color_transfer's work with the statistics from OpenCV's masked means (per frame: ~20x
     # cheaper than lab_stats' np.cov on a crop; the same numbers to float rounding)
-    inside = np.asarray(cv2.compare(result.mask, 127, cv2.CMP_GT), np.uint8)
+    inside = np.asarray(result.mask > 127, np.uint8)
     full = mode != "rct"  # Reinhard needs only the variances
     lab = to_lab(result.crop)
     src = _masked_lab_stats(lab, inside, full=full)

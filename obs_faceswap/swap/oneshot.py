@@ -219,6 +219,8 @@ class OneShotSwapper:
             ddepth=cv2.CV_32F,
         )
         self._mask = box_mask(spec.size)
+        #: The target tensor, refilled in place every frame.
+        self._target = np.empty((1, 3, spec.size, spec.size), np.float32)
         #: What it was built from (:func:`~obs_faceswap.swap.specs.swapper_key`; see reconfigure).
         self.key: tuple[object, ...] | None = None
 
@@ -289,7 +291,7 @@ class OneShotSwapper:
             return None
         spec = self.spec
         live, m = align.warp_face(frame, face.keypoints, spec.template, spec.size)
-        target = self.preprocess(live)
+        target = cv2.dnn.blobFromImageWithParams(live, self._target, self._blob)  # preprocess(), in place
         feed = {"target": target if self._dtype == np.float32 else target.astype(self._dtype),
                 "source": self._feed_source}
         out = self._runner.run(feed)[0]

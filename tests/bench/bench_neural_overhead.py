@@ -17,7 +17,6 @@ time, and the same frame through ``Pipeline.process`` (swap + merge minus infere
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import tempfile
 import time
