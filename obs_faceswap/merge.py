@@ -297,17 +297,15 @@ def _blend_bgra_inplace(dst: npt.NDArray[np.uint8], src: npt.NDArray[np.uint8],
     h, w = src.shape[0], src.shape[1]
     x0, y0, x1, y1 = w, h, 0, 0
     for i in range(h):
+        first = -1
+        last = -1
         for j in range(w):
             a = lut[src[i, j, 3]]
             if a == 0:
                 continue
-            if j < x0:
-                x0 = j
-            if j >= x1:
-                x1 = j + 1
-            if i < y0:
-                y0 = i
-            y1 = i + 1
+            if first < 0:
+                first = j
+            last = j
             if a == 255:
                 dst[i, j, 0] = src[i, j, 0]
                 dst[i, j, 1] = src[i, j, 1]
@@ -317,6 +315,11 @@ def _blend_bgra_inplace(dst: npt.NDArray[np.uint8], src: npt.NDArray[np.uint8],
             for c in range(3):
                 x = np.int64(src[i, j, c]) * a + np.int64(dst[i, j, c]) * b + 128
                 dst[i, j, c] = (x + (x >> 8)) >> 8  # exact round(x / 255) for x < 65536
+        if first >= 0:  # the box, per row: the inner loop stays branch-light
+            x0 = min(x0, first)
+            x1 = max(x1, last + 1)
+            y0 = min(y0, i)
+            y1 = i + 1
     if x1 == 0:
         return 0, 0, 0, 0
     return x0, y0, x1, y1
