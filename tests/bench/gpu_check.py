@@ -58,9 +58,18 @@ class GpuSampler:
         if shutil.which("nvidia-smi") is None:
             return self
         self._proc = subprocess.Popen(
-            ["nvidia-smi", "-i", str(self.device_id), "--query-gpu=utilization.gpu",
-             "--format=csv,noheader,nounits", "-lms", "100"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            [
+                "nvidia-smi",
+                "-i",
+                str(self.device_id),
+                "--query-gpu=utilization.gpu",
+                "--format=csv,noheader,nounits",
+                "-lms",
+                "100",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
         )
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
@@ -91,15 +100,28 @@ class GpuSampler:
 
 def card_name(device_id: int = 0) -> str:
     try:
-        out = subprocess.run(["nvidia-smi", "-i", str(device_id), "--query-gpu=name,driver_version",
-                              "--format=csv,noheader"], capture_output=True, text=True, timeout=20)
+        out = subprocess.run(
+            ["nvidia-smi", "-i", str(device_id), "--query-gpu=name,driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
         return out.stdout.strip() or "unknown GPU"
     except (OSError, subprocess.SubprocessError):
         return "no nvidia-smi"
 
 
-def run_variant(label: str, runtime: RuntimeConfig, model: Path, recognizer: Path, store: ModelStore,
-                cfg: bench.BenchConfig, clip: list[Any], fps: float, sampler: GpuSampler) -> list[dict[str, Any]]:
+def run_variant(
+    label: str,
+    runtime: RuntimeConfig,
+    model: Path,
+    recognizer: Path,
+    store: ModelStore,
+    cfg: bench.BenchConfig,
+    clip: list[Any],
+    fps: float,
+    sampler: GpuSampler,
+) -> list[dict[str, Any]]:
     """Every size of one variant: bench's per-size figures plus the GPU busy % and the provider used."""
     from obs_faceswap.pipeline import Pipeline
 
@@ -135,14 +157,27 @@ def format_rows(card: str, rows: list[dict[str, Any]]) -> str:
             return f"{st[stage]['per_frame_ms']:.2f}" if stage in st else "-"
 
         busy = r.get("gpu_busy_pct")
-        body.append([r["variant"], r["name"], r["swap_provider"].replace("ExecutionProvider", ""), ms("detect"),
-                     ms("landmarks"), ms("swap"), ms("merge"), f"{r['total_ms']['median_ms']:.2f}",
-                     f"{r['fps']:.1f}", "-" if busy is None else f"{busy:.0f}"])
+        body.append(
+            [
+                r["variant"],
+                r["name"],
+                r["swap_provider"].replace("ExecutionProvider", ""),
+                ms("detect"),
+                ms("landmarks"),
+                ms("swap"),
+                ms("merge"),
+                f"{r['total_ms']['median_ms']:.2f}",
+                f"{r['fps']:.1f}",
+                "-" if busy is None else f"{busy:.0f}",
+            ]
+        )
     widths = [max(len(x[i]) for x in [head, *body]) for i in range(len(head))]
     lines = [f"GPU: {card}", "  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True))]
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in body]
-    lines.append("stage columns: ms per frame (averaged over all timed frames, so detect every k-th frame "
-                 "counts 1/k); total: median per frame")
+    lines.append(
+        "stage columns: ms per frame (averaged over all timed frames, so detect every k-th frame "
+        "counts 1/k); total: median per frame"
+    )
     seen = set()
     for r in rows:
         for m in r["model_alone"]:
@@ -160,8 +195,11 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--frames", type=int, default=200)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--warmup", type=int, default=40)
-    ap.add_argument("--variants", default=",".join(v for v, _ in VARIANTS),
-                    help="comma list of cuda, cuda+graph, tensorrt-fp16 (and cpu: a smoke test)")
+    ap.add_argument(
+        "--variants",
+        default=",".join(v for v, _ in VARIANTS),
+        help="comma list of cuda, cuda+graph, tensorrt-fp16 (and cpu: a smoke test)",
+    )
     ap.add_argument("--json", metavar="FILE")
     args = ap.parse_args(argv)
     set_process_environment()
@@ -175,8 +213,9 @@ def main(argv: list[str]) -> int:
     if "CUDAExecutionProvider" not in available and wanted != {"cpu"}:
         print("CUDAExecutionProvider is not available: install onnxruntime-gpu (and CUDA/cuDNN); nothing to check")
         return 2
-    cfg = bench.BenchConfig(sizes=bench.parse_sizes(args.sizes), warmup=args.warmup, frames=args.frames,
-                            repeats=args.repeats)
+    cfg = bench.BenchConfig(
+        sizes=bench.parse_sizes(args.sizes), warmup=args.warmup, frames=args.frames, repeats=args.repeats
+    )
     store = ModelStore()
     clip, fps = bench.load_clip(str(store.path(cfg.clip)), cfg.warmup + cfg.frames * cfg.repeats)
     card = card_name()
@@ -194,8 +233,9 @@ def main(argv: list[str]) -> int:
             print(f"{label}: done in {time.perf_counter() - t:.0f} s", flush=True)
     print(format_rows(card, rows))
     if args.json:
-        Path(args.json).write_text(json.dumps({"card": card, "onnxruntime": ort.__version__, "gflops": gflops,
-                                               "rows": rows}, indent=1))
+        Path(args.json).write_text(
+            json.dumps({"card": card, "onnxruntime": ort.__version__, "gflops": gflops, "rows": rows}, indent=1)
+        )
     return 0 if rows else 1
 
 

@@ -31,14 +31,18 @@ def _paste_with_separate_warps(frame: np.ndarray, result: SwapResult, opacity: i
 
 
 @pytest.mark.parametrize("mask_reaches_border", [False, True])
-@pytest.mark.parametrize(("angle", "scale", "shift", "opacity"), [
-    (0.0, 7.03, (494.7, 33.6), 1.0),      # a 1080p face: 128 px crop to ~900 px
-    (23.0, 3.1, (40.2, -60.7), 1.0),      # rotated, partly above the frame
-    (-71.0, 0.45, (310.3, 200.9), 0.6),   # shrunk (a small face), with opacity
-    (180.0, 2.0, (700.5, 500.5), 1.0),    # upside down, partly off the right and bottom
-])
-def test_resampled_paste_back_matches_separate_warps_of_crop_and_mask(angle, scale, shift, opacity,
-                                                                     mask_reaches_border):
+@pytest.mark.parametrize(
+    ("angle", "scale", "shift", "opacity"),
+    [
+        (0.0, 7.03, (494.7, 33.6), 1.0),  # a 1080p face: 128 px crop to ~900 px
+        (23.0, 3.1, (40.2, -60.7), 1.0),  # rotated, partly above the frame
+        (-71.0, 0.45, (310.3, 200.9), 0.6),  # shrunk (a small face), with opacity
+        (180.0, 2.0, (700.5, 500.5), 1.0),  # upside down, partly off the right and bottom
+    ],
+)
+def test_resampled_paste_back_matches_separate_warps_of_crop_and_mask(
+    angle, scale, shift, opacity, mask_reaches_border
+):
     rng = np.random.default_rng(3)
     frame = rng.integers(0, 255, (540, 720, 3), dtype=np.uint8)
     # a smooth crop, like a face: then a coordinate rounded differently moves a value by a level at most
