@@ -71,3 +71,18 @@ def test_resampled_paste_back_matches_separate_warps_of_crop_and_mask(
     x0, y0, x1, y1 = box
     assert changed[1].min() >= x0 and changed[1].max() < x1
     assert changed[0].min() >= y0 and changed[0].max() < y1
+
+
+@pytest.mark.parametrize("mode", ["seamless", "multiband"])
+def test_resampled_paste_back_with_other_blend_modes_changes_only_the_masked_region(mode):
+    rng = np.random.default_rng(4)
+    frame = cv2.resize(rng.integers(0, 255, (9, 12, 3), dtype=np.uint8), (480, 360), interpolation=cv2.INTER_CUBIC)
+    crop = cv2.resize(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8), (128, 128), interpolation=cv2.INTER_CUBIC)
+    rot = cv2.getRotationMatrix2D((0, 0), 17.0, 2.2)
+    rot[:, 2] = (150.3, 20.8)
+    result = SwapResult(crop, box_mask(128), rot.astype(np.float32))
+    out = frame.copy()
+    box = paste_back(out, result, BlendConfig(mode=mode))
+    outside = cv2.warpAffine(result.mask, rot, (480, 360), flags=cv2.INTER_LINEAR) == 0
+    np.testing.assert_array_equal(out[outside], frame[outside])
+    assert box is not None and (out != frame).any(axis=2).sum() > 10000
