@@ -71,6 +71,9 @@ def test_resampled_paste_back_matches_separate_warps_of_crop_and_mask(
     x0, y0, x1, y1 = box
     assert changed[1].min() >= x0 and changed[1].max() < x1
     assert changed[0].min() >= y0 and changed[0].max() < y1
+    # and inside what result_box promised (what the pipeline loads of a lazily converted frame)
+    wx0, wy0, wx1, wy1 = result_box(frame.shape, result)
+    assert wx0 <= x0 and wy0 <= y0 and x1 <= wx1 and y1 <= wy1
 
 
 @pytest.mark.parametrize("mode", ["seamless", "multiband"])
