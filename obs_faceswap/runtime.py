@@ -598,8 +598,10 @@ class FixedShapeRunner:
                     self._host_outputs = None  # a dynamic shape: copied out every run
                 elif self._host_outputs is not None:
                     host = np.empty(shape, dtype)
+                    value = ort.OrtValue.ortvalue_from_numpy(host)  # wraps host's memory, no copy
                     self._host_outputs.append(host)
-                    self._binding.bind_ortvalue_output(out.name, ort.OrtValue.ortvalue_from_numpy(host))
+                    self._outputs.append(value)
+                    self._binding.bind_ortvalue_output(out.name, value)
                 else:
                     # a fixed buffer: the same device address every run (what CUDA graphs need)
                     value = ort.OrtValue.ortvalue_from_shape_and_type(shape, dtype, device, device_id)
