@@ -59,4 +59,4 @@ export OBS_FACESWAP_CACHE=${OBS_FACESWAP_CACHE:-/tmp/obs-faceswap-cache}  # no p
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo "no nvidia-smi"
 $PY -c "import onnxruntime as o, cv2, numba, numpy; print('onnxruntime', o.__version__, o.get_available_providers())" \
     || { echo "the project's dependencies are missing here (onnxruntime, opencv, numba, numpy)"; exit 3; }
-timeout "${GPU_CHECK_TIMEOUT:-540}" $PY -m tests.bench.gpu_check --json "${OUT:-/tmp}/gpu_check.json" "$@"
+timeout "${GPU_CHECK_TIMEOUT:-390}" $PY -m tests.bench.gpu_check --json "${OUT:-/tmp}/gpu_check.json" "$@"
