@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import cv2
@@ -49,11 +50,18 @@ IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 def box_mask(size: int, *, erode: int | None = None, blur: int | None = None) -> Mask:
     """The feathered square every crop-based swap starts from (inswapper's paste-back mask).
 
+    The same few masks are asked for every frame: they are built once and shared, read-only.
+
     Args:
         size: crop side in pixels.
         erode: pixels cut from each edge (default ``max(size // 10, 10)``).
         blur: Gaussian kernel (default ``2 * max(size // 20, 5) + 1``).
     """
+    return _box_mask(size, erode, blur)
+
+
+@lru_cache(maxsize=16)
+def _box_mask(size: int, erode: int | None, blur: int | None) -> Mask:
     e = max(size // 10, 10) if erode is None else erode
     k = 2 * max(size // 20, 5) + 1 if blur is None else blur
     m = np.zeros((size, size), np.uint8)
@@ -61,7 +69,8 @@ def box_mask(size: int, *, erode: int | None = None, blur: int | None = None) ->
         m[e : size - e, e : size - e] = 255
     if k > 1:
         m = np.asarray(cv2.GaussianBlur(m, (k | 1, k | 1), 0), np.uint8)
-    return np.asarray(m, np.uint8)
+    m.flags.writeable = False
+    return m
 
 
 def erode_blur(mask: Mask, erode: int, blur: float) -> Mask:

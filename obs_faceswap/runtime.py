@@ -564,33 +564,55 @@ class FixedShapeRunner:
         self._binding = None
         self._inputs = {}
         self._outputs: list[Any] = []
+        #: Host arrays onnxruntime writes the outputs into (None: copied out after each run).
+        self._host_outputs: list[Any] | None = None
 
     def _device(self) -> tuple[str, int]:
         return ("cuda", self.config.device_id) if self.provider in _CUDA_PROVIDERS else ("cpu", 0)
 
     def _run_bound(self, feed: dict[str, Any]) -> Any:
+        """One run through I/O binding; nothing is allocated per call once the buffers exist.
+
+        Inputs live in device buffers made on the first call and refilled in place. Fixed-shape
+        outputs are written by onnxruntime straight into host arrays made once (returned, valid
+        until the next call) — except under CUDA graphs, whose outputs must stay at one device
+        address: those are copied out after the run.
+        """
+        import numpy as np
+
         ort = import_onnxruntime()
         device, device_id = self._device()
         if self._binding is None:
+            graphs = self.config.cuda_graph and self.provider == "CUDAExecutionProvider"
             self._binding = self.session.inner.io_binding()
             for name, x in feed.items():
                 value = ort.OrtValue.ortvalue_from_numpy(x, device, device_id)
                 self._inputs[name] = value
                 self._binding.bind_ortvalue_input(name, value)
+            self._host_outputs = [] if not graphs else None
             for out in self.session.get_outputs():
                 shape = list(out.shape)
-                if all(isinstance(d, int) and d > 0 for d in shape):
-                    # a fixed buffer: the same device address every run (what CUDA graphs need)
-                    dtype = "float16" if "float16" in str(out.type) else "float32"
-                    value = ort.OrtValue.ortvalue_from_shape_and_type(shape, dtype, device, device_id)
+                dtype = "float16" if "float16" in str(out.type) else "float32"
+                if not all(isinstance(d, int) and d > 0 for d in shape):
+                    self._binding.bind_output(out.name, device, device_id)
+                    self._host_outputs = None  # a dynamic shape: copied out every run
+                elif self._host_outputs is not None:
+                    host = np.empty(shape, dtype)
+                    value = ort.OrtValue.ortvalue_from_numpy(host)  # wraps host's memory, no copy
+                    self._host_outputs.append(host)
                     self._outputs.append(value)
                     self._binding.bind_ortvalue_output(out.name, value)
                 else:
-                    self._binding.bind_output(out.name, device, device_id)
+                    # a fixed buffer: the same device address every run (what CUDA graphs need)
+                    value = ort.OrtValue.ortvalue_from_shape_and_type(shape, dtype, device, device_id)
+                    self._outputs.append(value)
+                    self._binding.bind_ortvalue_output(out.name, value)
         else:
             for name, x in feed.items():
                 self._inputs[name].update_inplace(x)  # same device buffer: CUDA graphs stay valid
         self.session.run_with_iobinding(self._binding)
+        if self._host_outputs is not None:
+            return self._host_outputs
         return list(self._binding.copy_outputs_to_cpu())
 
     def _run(self, feed: dict[str, Any]) -> list[Any]:
@@ -600,7 +622,10 @@ class FixedShapeRunner:
 
     def run(self, feed: dict[str, Any], *, check: int = 0) -> list[Any]:
         """Every output of the model (in graph order) for ``feed`` (numpy arrays of the declared
-        shapes); output number ``check`` is the one tested for NaN/black fp16 failures."""
+        shapes); output number ``check`` is the one tested for NaN/black fp16 failures.
+
+        With I/O binding the arrays returned are the runner's own output buffers: valid until the
+        next call (read or copy them before running again)."""
         if self.fell_back:
             feed = {k: v.astype("float32") if str(v.dtype) == "float16" else v for k, v in feed.items()}
         out = self._run(feed)

@@ -125,6 +125,7 @@ class NeuralMerge:
 
     def __init__(self, config: NeuralSwapperConfig, runtime: RuntimeConfig | None = None) -> None:
         self.config = config
+        merge.warm_up()  # the paste-back kernels: compiled (or loaded) now, not on the first face
         settings = MaskSettings(
             kinds=config.masks,
             mouth_grow=config.mouth_size,

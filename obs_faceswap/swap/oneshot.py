@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
+import cv2
 import numpy as np
 import numpy.typing as npt
 
@@ -206,6 +207,20 @@ class OneShotSwapper:
         session = create_session(self.path, self.runtime, cuda_graph=self.runtime.cuda_graph)
         self._runner = FixedShapeRunner(session, self.runtime, self.path, name=self.spec.name)
         self._source: npt.NDArray[np.float32] | None = None
+        #: ``_source`` in the model's input dtype (converted once, not per frame).
+        self._feed_source: npt.NDArray[np.floating] | None = None
+        # target = (pixel / 255 - mean) / std per RGB channel, in one OpenCV call (swapRB: the
+        # mean and scale are given in the output's RGB order)
+        spec = self.spec
+        self._blob = cv2.dnn.Image2BlobParams(
+            scalefactor=tuple(1.0 / (255.0 * sd) for sd in spec.std),
+            mean=tuple(255.0 * mu for mu in spec.mean),
+            swapRB=True,
+            ddepth=cv2.CV_32F,
+        )
+        self._mask = box_mask(spec.size)
+        #: The target tensor, refilled in place every frame.
+        self._target = np.empty((1, 3, spec.size, spec.size), np.float32)
         #: What it was built from (:func:`~obs_faceswap.swap.specs.swapper_key`; see reconfigure).
         self.key: tuple[object, ...] | None = None
 
@@ -224,12 +239,14 @@ class OneShotSwapper:
             crop, _ = align.warp_face(faces[0].image, faces[0].keypoints, spec.source_template, spec.source_size)
             x = crop[..., ::-1].astype(np.float32) / 255.0
             self._source = np.ascontiguousarray(x.transpose(2, 0, 1)[None])
+            self._feed_source = self._source.astype(self._dtype)
             if len(faces) > 1:
                 log.info("%s uses one source photo; using %s", spec.name, faces[0].name or "the first")
             return
         assert self.recognizer is not None
         raw = np.mean([self.recognizer.embed(f.image, f.keypoints) for f in faces], axis=0).astype(np.float32)
         self._source = self.latent(raw)[None]
+        self._feed_source = self._source.astype(self._dtype)
 
     def latent(self, raw: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """The ``source`` vector for a raw ArcFace embedding, as the family was trained."""
@@ -255,10 +272,7 @@ class OneShotSwapper:
 
     def preprocess(self, crop: ImageBGR) -> npt.NDArray[np.float32]:
         """BGR crop → the model's ``target`` tensor (RGB, normalised, NCHW)."""
-        spec = self.spec
-        x = crop[..., ::-1].astype(np.float32) * np.float32(1 / 255)
-        x = (x - np.array(spec.mean, np.float32)) / np.array(spec.std, np.float32)
-        return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
+        return np.asarray(cv2.dnn.blobFromImageWithParams(crop, self._blob), np.float32)
 
     def postprocess(self, out: npt.NDArray[np.float32]) -> ImageBGR:
         """The model's first output → a BGR uint8 crop."""
@@ -269,22 +283,22 @@ class OneShotSwapper:
         y = np.clip(y, 0.0, 1.0)[..., ::-1]
         img = np.asarray(np.rint(y * 255.0), np.uint8)
         if img.shape[:2] != (spec.size, spec.size):
-            import cv2
-
             img = np.asarray(cv2.resize(img, (spec.size, spec.size), interpolation=cv2.INTER_AREA), np.uint8)
         return img
 
     def swap(self, frame: ImageBGR, face: Face) -> SwapResult | None:
-        if self._source is None:
+        if self._feed_source is None:
             return None
         spec = self.spec
         live, m = align.warp_face(frame, face.keypoints, spec.template, spec.size)
-        feed = {"target": self.preprocess(live).astype(self._dtype), "source": self._source.astype(self._dtype)}
+        target = cv2.dnn.blobFromImageWithParams(live, self._target, self._blob)  # preprocess(), in place
+        feed = {"target": target if self._dtype == np.float32 else target.astype(self._dtype),
+                "source": self._feed_source}
         out = self._runner.run(feed)[0]
         if output_is_broken(out):
             return None
         crop = self.postprocess(out)
-        return SwapResult(crop, box_mask(spec.size), align.invert(m), face.track_id, live=live)
+        return SwapResult(crop, self._mask, align.invert(m), face.track_id, live=live)
 
     def reset(self, track_id: int | None = None) -> None:
         """No per-track state."""
