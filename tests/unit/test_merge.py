@@ -7,18 +7,21 @@ import numpy as np
 import pytest
 
 from obs_faceswap.config import BlendConfig
+from obs_faceswap.masks import box_mask
 from obs_faceswap.merge import (
     LabStats,
+    _blend_inplace,
     color_transfer,
     lab_stats,
     linear_matrix,
+    match_colours,
     paste_back,
     rct_matrix,
+    result_box,
     to_lab,
 )
 from obs_faceswap.types import SwapResult
 
-# Colours well inside the sRGB gamut so clipping does not disturb the statistics.
 SKIN_A = np.array([70.0, 12.0, 18.0])   # a light skin tone in L*a*b*
 SKIN_B = np.array([45.0, 20.0, 28.0])   # a darker, warmer one
 
@@ -217,3 +220,112 @@ def test_bad_frame_raises():
     _, crop, mask = scene()
     with pytest.raises(ValueError, match="uint8"):
         paste_back(np.zeros((10, 10, 3), np.float32), SwapResult(crop, mask, at(0, 0)))
+
+
+# -- Paste-back of resampled (neural) results: one BGRA warp of the mask's support, one blend pass.
+MAX_LEVELS = 1
+MAX_DIFFERENT = 0.002
+
+
+def _paste_with_separate_warps(frame: np.ndarray, result: SwapResult, opacity: int) -> None:
+    """The reference the BGRA paste-back must equal: crop and mask warped separately over the
+    whole crop's frame box (crop edges replicated, mask zero outside), then alpha-blended."""
+    box = result_box(frame.shape, result)
+    assert box is not None
+    x0, y0, x1, y1 = box
+    m = result.transform.astype(np.float64).copy()
+    m[:, 2] -= (x0, y0)
+    size = (x1 - x0, y1 - y0)
+    crop = cv2.warpAffine(result.crop, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    mask = cv2.warpAffine(result.mask, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    _blend_inplace(frame[y0:y1, x0:x1], crop, mask, opacity)
+
+
+@pytest.mark.parametrize("mask_reaches_border", [False, True])
+@pytest.mark.parametrize(
+    ("angle", "scale", "shift", "opacity"),
+    [
+        (0.0, 7.03, (494.7, 33.6), 1.0),  # a 1080p face: 128 px crop to ~900 px
+        (23.0, 3.1, (40.2, -60.7), 1.0),  # rotated, partly above the frame
+        (-71.0, 0.45, (310.3, 200.9), 0.6),  # shrunk (a small face), with opacity
+        (180.0, 2.0, (700.5, 500.5), 1.0),  # upside down, partly off the right and bottom
+    ],
+)
+def test_resampled_paste_back_matches_separate_warps_of_crop_and_mask(
+    angle, scale, shift, opacity, mask_reaches_border
+):
+    rng = np.random.default_rng(3)
+    frame = rng.integers(0, 255, (540, 720, 3), dtype=np.uint8)
+    # a smooth crop, like a face: then a coordinate rounded differently moves a value by a level at most
+    crop = cv2.resize(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8), (128, 128), interpolation=cv2.INTER_CUBIC)
+    if mask_reaches_border:  # e.g. a model mask: the zero border must act along the crop's edge
+        mask = np.zeros((128, 128), np.uint8)
+        mask[3:128, 10:120] = 255
+        mask = cv2.GaussianBlur(mask, (0, 0), 4)
+    else:
+        mask = box_mask(128)
+    rot = cv2.getRotationMatrix2D((0, 0), angle, scale)
+    rot[:, 2] = shift
+    result = SwapResult(crop, mask, rot.astype(np.float32))
+    assert not result.is_translation
+    want = frame.copy()
+    _paste_with_separate_warps(want, result, round(opacity * 255))
+    got = frame.copy()
+    box = paste_back(got, result, BlendConfig(opacity=opacity))
+    # Only the box origin differs from the reference's, and OpenCV's fixed-point coordinates can
+    # round a rare pixel the other way there: equal within a level, nearly everywhere exactly.
+    diff = np.abs(got.astype(np.int16) - want.astype(np.int16))
+    assert diff.max() <= MAX_LEVELS
+    assert (diff > 0).any(axis=2).sum() <= MAX_DIFFERENT * (diff.shape[0] * diff.shape[1])
+    changed = np.nonzero((got != frame).any(axis=2))
+    assert box is not None and changed[0].size > 100
+    x0, y0, x1, y1 = box
+    assert changed[1].min() >= x0 and changed[1].max() < x1
+    assert changed[0].min() >= y0 and changed[0].max() < y1
+    # and inside what result_box promised (what the pipeline loads of a lazily converted frame)
+    wx0, wy0, wx1, wy1 = result_box(frame.shape, result)
+    assert wx0 <= x0 and wy0 <= y0 and x1 <= wx1 and y1 <= wy1
+
+
+@pytest.mark.parametrize("mode", ["seamless", "multiband"])
+def test_resampled_paste_back_with_other_blend_modes_changes_only_the_masked_region(mode):
+    rng = np.random.default_rng(4)
+    frame = cv2.resize(rng.integers(0, 255, (9, 12, 3), dtype=np.uint8), (480, 360), interpolation=cv2.INTER_CUBIC)
+    crop = cv2.resize(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8), (128, 128), interpolation=cv2.INTER_CUBIC)
+    rot = cv2.getRotationMatrix2D((0, 0), 17.0, 2.2)
+    rot[:, 2] = (150.3, 20.8)
+    result = SwapResult(crop, box_mask(128), rot.astype(np.float32))
+    out = frame.copy()
+    box = paste_back(out, result, BlendConfig(mode=mode))
+    outside = cv2.warpAffine(result.mask, rot, (480, 360), flags=cv2.INTER_LINEAR) == 0
+    np.testing.assert_array_equal(out[outside], frame[outside])
+    assert box is not None and (out != frame).any(axis=2).sum() > 10000
+
+
+# -- match_colours (the neural swaps' colour transfer) equals color_transfer inside the result's mask.
+def _smooth(rng: np.random.Generator, lo: int, hi: int) -> np.ndarray:
+    small = rng.integers(lo, hi, (6, 6, 3), dtype=np.uint8)
+    return np.asarray(cv2.resize(small, (128, 128), interpolation=cv2.INTER_CUBIC), np.uint8)
+
+
+@pytest.mark.parametrize("mode", ["rct", "linear"])
+@pytest.mark.parametrize("strength", [1.0, 0.4])
+def test_match_colours_equals_color_transfer_with_the_mask_as_selection(mode, strength):
+    rng = np.random.default_rng(7)
+    crop, live = _smooth(rng, 40, 200), _smooth(rng, 90, 250)  # the live face is brighter
+    mask = box_mask(128)
+    result = SwapResult(crop, mask, np.array([[3, 0, 10], [0, 3, 20]], np.float32), live=live)
+    inside = np.asarray(mask > 127, np.uint8)
+    want = color_transfer(crop, live, mode, image_mask=inside, target_mask=inside, strength=strength)
+    got = match_colours(result, mode, strength).crop
+    assert np.abs(got.astype(np.int16) - want.astype(np.int16)).max() <= 1
+    assert np.abs(got.astype(np.int16) - crop.astype(np.int16)).mean() > 5  # it did transfer
+
+
+def test_match_colours_leaves_a_result_with_a_tiny_mask_unchanged():
+    rng = np.random.default_rng(8)
+    crop, live = _smooth(rng, 40, 200), _smooth(rng, 90, 250)
+    mask = np.zeros((128, 128), np.uint8)
+    mask[60:63, 60:63] = 255  # 9 pixels: too few for statistics
+    result = SwapResult(crop, mask, np.array([[3, 0, 10], [0, 3, 20]], np.float32), live=live)
+    assert match_colours(result) is result
