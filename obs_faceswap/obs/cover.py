@@ -32,6 +32,9 @@ MARGIN = 0.35
 GROWTH_PER_S = 0.5
 #: ... and forgotten (whole frame covered) after this many seconds.
 FORGET_AFTER_S = 3.0
+#: Mean difference (0..255) of sampled bytes that means "another picture" (a scene cut, a new
+#: source): the last face regions say nothing about it, the whole frame is covered.
+CUT_THRESHOLD = 32
 #: Mosaic blocks across a face region, and across the whole frame.
 BLOCKS_PER_FACE = 6
 BLOCKS_PER_FRAME = 24
@@ -69,6 +72,25 @@ class Planes(NamedTuple):
 
     def key(self) -> tuple[int, int, int, tuple[int, ...]]:
         return (self.format, self.width, self.height, self.linesizes)
+
+
+def signature(p: Planes) -> bytes:
+    """A few hundred bytes sampled from 8 rows of the first plane (for :func:`is_cut`)."""
+    layout = LAYOUT.get(p.format)
+    if layout is None or not p.planes or not p.planes[0]:
+        return b""
+    dx, _dy, unit = layout[0]
+    rb = (p.width // dx) * unit
+    step = max(1, rb // 48)
+    ls = p.linesizes[0]
+    return b"".join(ctypes.string_at(p.planes[0] + (p.height * (k + 1) // 9) * ls, rb)[::step] for k in range(8))
+
+
+def is_cut(a: bytes, b: bytes) -> bool:
+    """Whether two signatures look like different pictures."""
+    if not a or len(a) != len(b):
+        return True
+    return sum(abs(x - y) for x, y in zip(a, b, strict=True)) > CUT_THRESHOLD * len(a)
 
 
 def supported(fmt: int) -> bool:
@@ -301,6 +323,7 @@ class Guard:
         self.badge_corner = "bottom-right"
         self.regions: list[Rect] = []
         self.seen_ns = 0
+        self.seen_sig = b""
         self.size = (0, 0)
         self._frozen: tuple[tuple[int, int, int, tuple[int, ...]], ctypes.Array[ctypes.c_char]] | None = None
 
@@ -313,6 +336,7 @@ class Guard:
     def forget(self) -> None:
         """A scene cut or a new source: the old regions say nothing about the new picture."""
         self.regions = []
+        self.seen_sig = b""
         self._frozen = None
 
     def swapped(self, p: Planes | None, rects: list[Rect]) -> None:
@@ -323,6 +347,7 @@ class Guard:
             self.regions = list(rects)
             self.seen_ns = self.clock()  # type: ignore[operator]
             self.size = (p.width, p.height)
+            self.seen_sig = signature(p)
         if self.fallback == FREEZE:
             self._freeze(p)
 
@@ -345,7 +370,12 @@ class Guard:
 
     def cover(self, p: Planes) -> None:
         age = (self.clock() - self.seen_ns) / 1e9 if self.regions else 0.0  # type: ignore[operator]
-        if not self.regions or self.size != (p.width, p.height) or age > FORGET_AFTER_S:
+        if (
+            not self.regions
+            or self.size != (p.width, p.height)
+            or age > FORGET_AFTER_S
+            or is_cut(self.seen_sig, signature(p))
+        ):
             mosaic(p, (0, 0, p.width, p.height), max(16, p.width // BLOCKS_PER_FRAME))
             return
         frac = MARGIN + GROWTH_PER_S * age
