@@ -407,10 +407,10 @@ class AsyncFaceSwap(FilterBase):
             ts = 0
             try:
                 ts = self.frame_struct.from_address(frame).timestamp
-                if self.swap_on:
-                    planes = self.frame_planes(frame)
-                    if self.client is not None:
-                        view = self.frame_view(frame)
+                # always: a frame held while the swap was off may leave after it is turned on
+                planes = self.frame_planes(frame)
+                if self.swap_on and self.client is not None:
+                    view = self.frame_view(frame)
             except Exception as e:
                 self._log_once(("view", type(e).__name__), f"frame not readable: {e}")
             if self.mode == st.LATENCY:
@@ -666,7 +666,7 @@ class RenderFaceSwap(FilterBase):
         self.index += 1
         self.counters.frames += 1
         view = self._view(buf) if (self.client is not None and self.swap_on) else None
-        planes = self._planes(buf) if self.swap_on else None
+        planes = self._planes(buf)
         ts = int(api.obs_get_video_frame_time())
         if self.mode == st.LATENCY:
             self._flush_held()

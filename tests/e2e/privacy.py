@@ -66,16 +66,35 @@ def make_marked_clip(video: Path, out: Path, identity: Any, fps: int = 10, secon
             if box is not None:
                 cx, cy = int((box[0] + box[2]) / 2), int(box[1] + (box[3] - box[1]) * 0.55)
                 s = CELL * CELLS
-                f[cy - s // 2:cy - s // 2 + s, cx - s // 2:cx - s // 2 + s] = checker()
+                f[cy - s // 2 : cy - s // 2 + s, cx - s // 2 : cx - s // 2 + s] = checker()
             frames.append(f)
         i += 1
     cap.release()
     h, w = frames[0].shape[:2]
-    raw = out.with_suffix(".yuv.tmp")
-    cmd = ["ffmpeg", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{w}x{h}", "-r", str(fps),
-           "-i", "-", "-c:v", "libx264", "-qp", "0", "-pix_fmt", "yuv420p", str(out)]
+    cmd = [
+        "ffmpeg",
+        "-v",
+        "error",
+        "-y",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "bgr24",
+        "-s",
+        f"{w}x{h}",
+        "-r",
+        str(fps),
+        "-i",
+        "-",
+        "-c:v",
+        "libx264",
+        "-qp",
+        "0",
+        "-pix_fmt",
+        "yuv420p",
+        str(out),
+    ]
     subprocess.run(cmd, input=b"".join(f.tobytes() for f in frames), check=True, timeout=300)
-    raw.unlink(missing_ok=True)
     return out
 
 
@@ -93,7 +112,7 @@ def marker_response(frame: np.ndarray) -> float:
         _KERNEL = np.where((yy // CELL + xx // CELL) % 2 == 1, 1.0, -1.0).astype(np.float32) / (s * s)
     f = frame.astype(np.float32)
     g_minus_m = f[:, :, 1] - (f[:, :, 0] + f[:, :, 2]) / 2  # +255 on green, -255 on magenta
-    g_minus_m[:PATCH + 2, :PATCH + 2] = 0  # the phase patch is not the face
+    g_minus_m[: PATCH + 2, : PATCH + 2] = 0  # the phase patch is not the face
     return float(np.abs(cv2.filter2D(g_minus_m, -1, _KERNEL)).max())
 
 
@@ -120,5 +139,5 @@ def read_video(path: Path) -> list[np.ndarray]:
 def badge_present(frame: np.ndarray) -> bool:
     """Light text on a dark box somewhere in the bottom-right eighth of the frame."""
     h, w = frame.shape[:2]
-    corner = frame[h - h // 8:, w - w // 3:].mean(axis=2)
+    corner = frame[h - h // 8 :, w - w // 3 :].mean(axis=2)
     return bool((corner > 200).sum() >= 20 and (corner < 60).sum() >= 100)

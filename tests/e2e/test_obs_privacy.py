@@ -37,25 +37,41 @@ def marked_clip(identity: Identity, media: Callable[[str], Path], tmp_path_facto
 
 
 @pytest.fixture(scope="module")
-def obs(obs_installed: None, marked_clip: Path, filter_settings: Callable[..., dict[str, Any]],
-        tmp_path_factory: pytest.TempPathFactory) -> Iterator[Obs]:
+def obs(
+    obs_installed: None,
+    marked_clip: Path,
+    filter_settings: Callable[..., dict[str, Any]],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Obs]:
     config = ObsConfig(media=[MediaSpec(SOURCE, marked_clip, [FilterSpec(FILTER, ASYNC_ID, filter_settings())])])
     with running_obs(tmp_path_factory.mktemp("obs-privacy"), config, budget_s=600) as o:
         wait_state(o, "running", timeout=150)
-        o.call("CreateInput", {"sceneName": "Scene", "inputName": PATCH_INPUT, "inputKind": "color_source_v3",
-                               "inputSettings": {"color": pv.obs_color(pv.PHASES[0][1]), "width": pv.PATCH,
-                                                 "height": pv.PATCH}, "sceneItemEnabled": True})
+        o.call(
+            "CreateInput",
+            {
+                "sceneName": "Scene",
+                "inputName": PATCH_INPUT,
+                "inputKind": "color_source_v3",
+                "inputSettings": {"color": pv.obs_color(pv.PHASES[0][1]), "width": pv.PATCH, "height": pv.PATCH},
+                "sceneItemEnabled": True,
+            },
+        )
         yield o
 
 
 def phase(obs: Obs, k: int) -> None:
-    obs.call("SetInputSettings", {"inputName": PATCH_INPUT, "inputSettings": {"color": pv.obs_color(pv.PHASES[k][1])},
-                                  "overlay": True})
+    obs.call(
+        "SetInputSettings",
+        {"inputName": PATCH_INPUT, "inputSettings": {"color": pv.obs_color(pv.PHASES[k][1])}, "overlay": True},
+    )
 
 
 def wait_engine(obs: Obs, old_pid: int | None = None, timeout: float = 120) -> dict[str, Any]:
-    return obs.wait_for(lambda: (s := obs.stats(FILTER)) and s["state"] == "running"
-                        and (old_pid is None or s["pid"] != old_pid) and s, timeout, "the engine running")
+    return obs.wait_for(
+        lambda: (s := obs.stats(FILTER)) and s["state"] == "running" and (old_pid is None or s["pid"] != old_pid) and s,
+        timeout,
+        "the engine running",
+    )
 
 
 def run_phases(obs: Obs, media: Callable[[str], Path], mode: str) -> Path:
@@ -91,8 +107,14 @@ def run_phases(obs: Obs, media: Callable[[str], Path], mode: str) -> Path:
     settle(2.0)
     phase(obs, 5)
     for i in range(20):  # a burst of changes, as a slider or a script makes them
-        set_filter(obs, {"opacity": 0.8 + (i % 5) * 0.05, "mask_feather": 0.05 + (i % 4) * 0.02,
-                         "source_photo": str(media(PHOTO if i % 2 else OTHER_PHOTO))})
+        set_filter(
+            obs,
+            {
+                "opacity": 0.8 + (i % 5) * 0.05,
+                "mask_feather": 0.05 + (i % 4) * 0.02,
+                "source_photo": str(media(PHOTO if i % 2 else OTHER_PHOTO)),
+            },
+        )
         time.sleep(0.05)
     settle(4.0)
     phase(obs, 6)
@@ -124,8 +146,10 @@ def test_recording_never_shows_the_real_face(obs: Obs, media: Callable[[str], Pa
     for k, values in sorted(by_phase.items()):
         n_real = int(sum(v > threshold for v in values))
         name = pv.PHASES[k][0]
-        print(f"[{mode}] {name:<24} frames {len(values):4d}  real face {n_real:4d}  with badge {badge[k]:4d}  "
-              f"max marker {max(values):.1f}")
+        print(
+            f"[{mode}] {name:<24} frames {len(values):4d}  real face {n_real:4d}  with badge {badge[k]:4d}  "
+            f"max marker {max(values):.1f}"
+        )
         shown[name] = n_real
     assert shown[pv.PHASES[0][0]] >= 0.9 * len(control), "the detector misses the real face (control phase)"
     leaks = {name: n for name, n in shown.items() if name != pv.PHASES[0][0] and n}

@@ -296,3 +296,17 @@ def test_a_scene_cut_covers_the_whole_frame_not_the_old_face_region() -> None:
     ls = cut[i].struct.linesize[0]
     rows = plane0_rows(cut[i])
     assert rows[H - 1] != before[i][0][(H - 1) * ls : H * ls], "after a cut the whole frame is covered"
+
+
+def test_frames_held_while_the_swap_was_off_are_covered_once_it_is_on() -> None:
+    f, _, engine = new_async(sync_frames=2, swap_enabled=False)
+    held = [textured(i) for i in range(2)]
+    before = [snapshot(fr) for fr in held]
+    for fr in held:
+        assert f.filter_video(fr.addr) is None
+    f.update(values(sync_frames=2, swap_enabled=True))
+    engine.clients[0].ready_now = False
+    nxt = [textured(10 + i) for i in range(2)]
+    out = [f.filter_video(fr.addr) for fr in nxt]
+    assert out == [held[0].addr, held[1].addr]
+    assert all(snapshot(fr) != b for fr, b in zip(held, before, strict=True)), "held original frames shown"
