@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -59,7 +60,12 @@ def obs(
         yield o
 
 
+COUNTS: list[tuple[int, dict[str, int]]] = []
+
+
 def phase(obs: Obs, k: int) -> None:
+    s = obs.stats(FILTER)
+    COUNTS.append((k, dict(s["counters"]) if s else {}))
     obs.call(
         "SetInputSettings",
         {"inputName": PATCH_INPUT, "inputSettings": {"color": pv.obs_color(pv.PHASES[k][1])}, "overlay": True},
@@ -127,7 +133,12 @@ def run_phases(obs: Obs, media: Callable[[str], Path], mode: str) -> Path:
 
 @pytest.mark.parametrize("mode", ["sync", "latency"])
 def test_recording_never_shows_the_real_face(obs: Obs, media: Callable[[str], Path], mode: str) -> None:
+    COUNTS.clear()
     path = run_phases(obs, media, mode)
+    keep = os.environ.get("OBS_FACESWAP_E2E_KEEP")  # a folder to keep the recordings in, to look at
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(keep) / f"privacy_{mode}.mkv")
     frames = pv.read_video(path)
     assert len(frames) > 100, f"recording {path} has only {len(frames)} frames"
     by_phase: dict[int, list[float]] = {}
@@ -141,7 +152,8 @@ def test_recording_never_shows_the_real_face(obs: Obs, media: Callable[[str], Pa
     control = np.array(by_phase.get(0, []))
     assert len(control) >= 15, "too few control frames recorded"
     threshold = 0.35 * float(np.median(control))
-    print(f"\n[{mode}] marker threshold {threshold:.1f} (control median {np.median(control):.1f})")
+    print(f"\n[{mode}] recording {path}")
+    print(f"[{mode}] marker threshold {threshold:.1f} (control median {np.median(control):.1f})")
     shown: dict[str, int] = {}
     for k, values in sorted(by_phase.items()):
         n_real = int(sum(v > threshold for v in values))
@@ -152,6 +164,10 @@ def test_recording_never_shows_the_real_face(obs: Obs, media: Callable[[str], Pa
         )
         shown[name] = n_real
     assert shown[pv.PHASES[0][0]] >= 0.9 * len(control), "the detector misses the real face (control phase)"
+    for (k, c0), (_, c1) in zip(COUNTS, COUNTS[1:], strict=False):
+        d = {key: c1.get(key, 0) - c0.get(key, 0) for key in ("frames", "swapped", "covered", "late", "unsubmitted")}
+        print(f"[{mode}] filter counters during {pv.PHASES[k][0]:<24} {d}")
+    COUNTS.clear()
     leaks = {name: n for name, n in shown.items() if name != pv.PHASES[0][0] and n}
     assert not leaks, f"[{mode}] frames showing the real face while the swap was on: {leaks} ({path})"
     missing = {pv.PHASES[k][0]: len(v) - badge[k] for k, v in by_phase.items() if k and badge[k] < len(v)}
