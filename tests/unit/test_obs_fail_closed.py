@@ -310,3 +310,24 @@ def test_frames_held_while_the_swap_was_off_are_covered_once_it_is_on() -> None:
     out = [f.filter_video(fr.addr) for fr in nxt]
     assert out == [held[0].addr, held[1].addr]
     assert all(snapshot(fr) != b for fr, b in zip(held, before, strict=True)), "held original frames shown"
+
+
+def test_a_replaced_or_deleted_photo_is_sent_again(tmp_path: Any) -> None:
+    photo = tmp_path / "p.png"
+    photo.write_bytes(b"one")
+    now = [0]
+    api, engine = FakeApi(), FakeEngineModule()
+    f = AsyncFaceSwap(api, SOURCE, values(source_photo=str(photo)), engine_api=engine, clock=lambda: now[0])
+    client = engine.clients[0]
+    assert client.settings["source_stamp"]
+    now[0] += int(1.5e9)
+    f.video_tick(0.1)
+    assert client.updates == []  # unchanged: nothing sent
+    photo.write_bytes(b"two, longer")
+    now[0] += int(1.5e9)
+    f.video_tick(0.1)
+    assert len(client.updates) == 1 and client.updates[0]["source_stamp"]
+    photo.unlink()
+    now[0] += int(1.5e9)
+    f.video_tick(0.1)
+    assert client.updates[-1] == {"source_stamp": None}
