@@ -37,7 +37,7 @@ FORGET_AFTER_S = 3.0
 CUT_THRESHOLD = 32
 #: Mosaic blocks across a face region, and across the whole frame.
 BLOCKS_PER_FACE = 6
-BLOCKS_PER_FRAME = 24
+BLOCKS_PER_FRAME = 10
 
 Rect = tuple[int, int, int, int]
 
