@@ -144,8 +144,6 @@ class FilterBase:
 
     def close_engine(self, wait: bool = True) -> None:
         """Stop the engine process (blocking up to the client's timeout when ``wait``)."""
-        with self.lock:
-            pass  # no frame is being handed to the client while it is taken away
         self.link.close(wait)
 
     # --- settings --------------------------------------------------------------------
@@ -289,19 +287,6 @@ class FilterBase:
         """Where the toggle hotkey calls back; registered once the parent is known."""
         self.hotkey.set_callback(callback_addr, data)
 
-    def hotkey_name(self) -> str:
-        return self.hotkey.hotkey_name()
-
-    @property
-    def hotkey_id(self) -> int | None:
-        return self.hotkey.id
-
-    def ensure_hotkey(self, parent: int | None) -> None:
-        self.hotkey.ensure(parent)
-
-    def drop_hotkey(self) -> None:
-        self.hotkey.drop()
-
     def suspend(self) -> None:
         """Script unloading: pass frames through; the engine stops in the background.
 
@@ -322,14 +307,14 @@ class FilterBase:
             self.link.want_start()
 
     def filter_remove(self, parent: int | None) -> None:
-        self.drop_hotkey()
+        self.hotkey.drop()
 
     def destroy(self) -> None:
         # libobs may destroy a filter on its graphics thread (OBS 29 does at exit when it
         # drops the last scene reference there): stopping the engine must not stall it.
         # The closing thread is not a daemon; the registry joins it at unload.
         self.passthrough = True
-        self.drop_hotkey()
+        self.hotkey.drop()
         self.results.drop_inflight()
         self.close_engine(wait=False)
         log.info("Face Swap %r destroyed (%s thread)", self.name, threading.current_thread().name)
@@ -480,8 +465,8 @@ class AsyncFaceSwap(FilterBase):
             return  # unloaded or destroyed: keep OBS's tick (which holds source references) short
         t0, c0 = self.clock(), _thread_ns()
         try:
-            if self.hotkey_id is None and not self.parent_gone:
-                self.ensure_hotkey(self.api.obs_filter_get_parent(self.source))
+            if self.hotkey.id is None and not self.parent_gone:
+                self.hotkey.ensure(self.api.obs_filter_get_parent(self.source))
             enabled = bool(self.api.obs_source_enabled(self.source))
             if not enabled:
                 # libobs has no disable callback and stops calling filter_video: free now.
@@ -499,7 +484,7 @@ class AsyncFaceSwap(FilterBase):
             items = self._take_held()
             self._release(items, parent)
             self.parent_gone = True
-        self.drop_hotkey()
+        self.hotkey.drop()
         self.results.drop_inflight()
         log.info("Face Swap %r removed from its source (%d held frames released, %s thread)", self.name,
                  len(items), threading.current_thread().name)
@@ -551,8 +536,8 @@ class RenderFaceSwap(FilterBase):
         t0, c0 = self.clock(), _thread_ns()
         try:
             self.tick += 1
-            if self.hotkey_id is None and not self.removed:
-                self.ensure_hotkey(self.api.obs_filter_get_parent(self.source))
+            if self.hotkey.id is None and not self.removed:
+                self.hotkey.ensure(self.api.obs_filter_get_parent(self.source))
             self.tick_status()
         finally:
             self.timers["video_tick"].add(self.clock() - t0, _thread_ns() - c0)
@@ -725,7 +710,7 @@ class RenderFaceSwap(FilterBase):
 
     def filter_remove(self, parent: int | None) -> None:
         self.removed = True
-        self.drop_hotkey()
+        self.hotkey.drop()
 
     def suspend(self) -> None:
         self.passthrough = True
