@@ -36,7 +36,7 @@ from obs_faceswap.engine.slots import SlotRing, _now
 _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 #: A frame owed for this long (s) makes the status say "not responding".
-STALL_AFTER = 1.0
+STALL_AFTER = 0.75
 #: Settings are sent once changes pause this long (s) ...
 SETTINGS_DEBOUNCE = 0.3
 #: ... or at the latest this long (s) after the first unsent change.
