@@ -81,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         obs_pts: list[tuple[float, float]] = []
         eng_pts: list[tuple[float, float]] = []
         engine_pids: set[int] = set()
+        delays: set[object] = set()
         while time.monotonic() < end:
             t = time.monotonic() - start
             o = rss_mb(obs.proc.pid)
@@ -88,10 +89,12 @@ def main(argv: list[str] | None = None) -> int:
             engine_pids.update(pids)
             e = sum(v for p in pids if (v := rss_mb(p)) is not None) if pids else None
             s = obs.stats(FILTER) or {}
+            delays.add(s.get("delay_frames"))
             c = s.get("counters", {})
             print(
                 f"t={t / 60:6.2f} min  OBS {o or 0:8.1f} MB  engine {e or 0:8.1f} MB  state {s.get('state')}  "
-                f"swapped {c.get('swapped')} covered {c.get('covered')} restarts {s.get('restarts')}",
+                f"swapped {c.get('swapped')} covered {c.get('covered')} late {c.get('late')} "
+                f"delay {s.get('delay_frames')} frames restarts {s.get('restarts')}",
                 flush=True,
             )
             if t >= args.warmup * 60:
@@ -106,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"  OBS    memory slope {slope(obs_pts):+.3f} MB/min")
         print(f"  engine memory slope {slope(eng_pts):+.3f} MB/min")
+        print(f"  synchronised delays seen (frames): {sorted(d for d in delays if d is not None)}")
     return 0
 
 
