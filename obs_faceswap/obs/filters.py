@@ -564,8 +564,10 @@ class RenderFaceSwap(FilterBase):
                         self.have_output = False
                         self._log_once(("render", type(e).__name__), f"render path failed: {e}")
                 drawn = self.have_output and self._draw()
-            if not drawn:
+            if not drawn and not self.swap_on:
                 self.api.obs_source_skip_video_filter(self.source)
+            # swap on and nothing to draw yet (the first held frames, a failed read-back):
+            # draw nothing rather than the unfiltered source (fail closed)
         finally:
             self.timers["video_render"].add(self.clock() - t0, _thread_ns() - c0)
 

@@ -129,9 +129,10 @@ class Registry:
                 i.update(st.read(reg.api, settings))
 
         def skip_filter(data: int | None, _effect: int | None) -> None:
-            # Nothing drawn: draw the source unfiltered rather than leave a hole.
+            # Nothing drawn: draw the source unfiltered rather than leave a hole -- unless the
+            # swap is on (fail closed: a hole for one frame, never the real face).
             i = inst.get(data or 0)
-            if i is not None:
+            if i is not None and not (i.swap_on and not i.passthrough):
                 reg.api.obs_source_skip_video_filter(i.source)
 
         def filter_video(data: int | None, frame: int | None) -> int | None:
