@@ -25,7 +25,7 @@ import pytest
 from tests.e2e import privacy as pv
 from tests.e2e.checks import FILTER, SOURCE, set_filter, settle, wait_state, wait_swapping
 from tests.e2e.conftest import OTHER_PHOTO, PHOTO, VIDEO, Identity
-from tests.e2e.obs_harness import ASYNC_ID, FilterSpec, MediaSpec, Obs, ObsConfig, running_obs
+from tests.e2e.obs_harness import ASYNC_ID, RENDER_ID, FilterSpec, MediaSpec, Obs, ObsConfig, running_obs
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -61,10 +61,25 @@ def obs(
 
 
 COUNTS: list[tuple[int, dict[str, int]]] = []
+#: The filter under test ("Face Swap", or "Face Swap (any source)" for the render filter).
+CURRENT = {"name": FILTER}
+RENDER_FILTER = "Face Swap (any source)"
+
+
+def stats(obs: Obs) -> dict[str, Any] | None:
+    return obs.stats(CURRENT["name"])
+
+
+def setf(obs: Obs, settings: dict[str, Any]) -> None:
+    set_filter(obs, settings, name=CURRENT["name"])
+
+
+def swapping(obs: Obs, frames: int, timeout: float = 90) -> dict[str, Any]:
+    return wait_swapping(obs, frames=frames, timeout=timeout, name=CURRENT["name"])
 
 
 def phase(obs: Obs, k: int) -> None:
-    s = obs.stats(FILTER)
+    s = stats(obs)
     COUNTS.append((k, dict(s["counters"]) if s else {}))
     obs.call(
         "SetInputSettings",
@@ -74,7 +89,7 @@ def phase(obs: Obs, k: int) -> None:
 
 def wait_engine(obs: Obs, old_pid: int | None = None, timeout: float = 120) -> dict[str, Any]:
     return obs.wait_for(
-        lambda: (s := obs.stats(FILTER)) and s["state"] == "running" and (old_pid is None or s["pid"] != old_pid) and s,
+        lambda: (s := stats(obs)) and s["state"] == "running" and (old_pid is None or s["pid"] != old_pid) and s,
         timeout,
         "the engine running",
     )
@@ -84,33 +99,34 @@ def noticed(obs: Obs, what: str) -> None:
     """The status stops saying "running" within about a second (the stats file the test reads
     is itself written once a second)."""
     t0 = time.monotonic()
-    s = obs.wait_for(lambda: (s := obs.stats(FILTER)) and s["state"] != "running" and s, 10,
-                     f"the status to notice {what}", interval=0.05)
+    s = obs.wait_for(
+        lambda: (s := stats(obs)) and s["state"] != "running" and s, 10, f"the status to notice {what}", interval=0.05
+    )
     took = time.monotonic() - t0
     print(f"\n  status after {what}: {s['state']!r} within {took:.2f} s ({s['message'][:80]})")
     assert took < 3.0, f"the status said 'running' for {took:.1f} s after {what}"
 
 
 def run_phases(obs: Obs, media: Callable[[str], Path], mode: str) -> Path:
-    set_filter(obs, {"timing_mode": mode, "swap_enabled": False})
-    obs.wait_for(lambda: (s := obs.stats(FILTER)) and s["mode"] == mode and not s["swap_enabled"], 15, "swap off")
+    setf(obs, {"timing_mode": mode, "swap_enabled": False})
+    obs.wait_for(lambda: (s := stats(obs)) and s["mode"] == mode and not s["swap_enabled"], 15, "swap off")
     phase(obs, 0)
     settle(1.0)
     obs.call("StartRecord")
     settle(3.0)  # control: the real face, as recorded
-    set_filter(obs, {"swap_enabled": True})  # the first frames after this are covered until results arrive
+    setf(obs, {"swap_enabled": True})  # the first frames after this are covered until results arrive
     phase(obs, 1)
-    wait_swapping(obs, frames=10, timeout=90)
+    swapping(obs, 10)
     settle(3.0)
     phase(obs, 2)
-    set_filter(obs, {"source_photo": str(media(OTHER_PHOTO))})
+    setf(obs, {"source_photo": str(media(OTHER_PHOTO))})
     settle(4.0)
     phase(obs, 3)
     pid = int(wait_engine(obs)["pid"])
     os.kill(pid, signal.SIGKILL)
     noticed(obs, "SIGKILL")
     wait_engine(obs, pid)
-    wait_swapping(obs, frames=5, timeout=90)
+    swapping(obs, 5)
     settle(2.0)
     phase(obs, 4)
     pid = int(wait_engine(obs)["pid"])
@@ -120,11 +136,11 @@ def run_phases(obs: Obs, media: Callable[[str], Path], mode: str) -> Path:
         settle(1.0)
     finally:
         os.kill(pid, signal.SIGCONT)
-    wait_swapping(obs, frames=5, timeout=90)
+    swapping(obs, 5)
     settle(2.0)
     phase(obs, 5)
     for i in range(20):  # a burst of changes, as a slider or a script makes them
-        set_filter(
+        setf(
             obs,
             {
                 "opacity": 0.8 + (i % 5) * 0.05,
@@ -138,14 +154,40 @@ def run_phases(obs: Obs, media: Callable[[str], Path], mode: str) -> Path:
     settle(1.0)
     path = Path(obs.call("StopRecord")["outputPath"])
     obs.wait_for(lambda: not obs.call("GetRecordStatus")["outputActive"], 30, "recording to stop")
-    set_filter(obs, {"source_photo": str(media(PHOTO)), "opacity": 1.0, "mask_feather": 0.1})
+    setf(obs, {"source_photo": str(media(PHOTO)), "opacity": 1.0, "mask_feather": 0.1})
     return path
 
 
-@pytest.mark.parametrize("mode", ["sync", "latency"])
-def test_recording_never_shows_the_real_face(obs: Obs, media: Callable[[str], Path], mode: str) -> None:
+@pytest.mark.parametrize(
+    ("kind", "mode"),
+    [("async", "sync"), ("async", "latency"), ("render", "sync")],
+    ids=["async-sync", "async-latency", "render-sync"],
+)
+def test_recording_never_shows_the_real_face(
+    obs: Obs, media: Callable[[str], Path], filter_settings: Callable[..., dict[str, Any]], kind: str, mode: str
+) -> None:
     COUNTS.clear()
-    path = run_phases(obs, media, mode)
+    if kind == "render":
+        obs.call("SetSourceFilterEnabled", {"sourceName": SOURCE, "filterName": FILTER, "filterEnabled": False})
+        obs.call(
+            "CreateSourceFilter",
+            {
+                "sourceName": SOURCE,
+                "filterName": RENDER_FILTER,
+                "filterKind": RENDER_ID,
+                "filterSettings": filter_settings(),
+            },
+        )
+        CURRENT["name"] = RENDER_FILTER
+        wait_state(obs, "running", timeout=150, name=RENDER_FILTER)
+    try:
+        path = run_phases(obs, media, mode)
+    finally:
+        if kind == "render":
+            CURRENT["name"] = FILTER
+            obs.call("RemoveSourceFilter", {"sourceName": SOURCE, "filterName": RENDER_FILTER})
+            obs.call("SetSourceFilterEnabled", {"sourceName": SOURCE, "filterName": FILTER, "filterEnabled": True})
+    mode = f"{kind}-{mode}"
     keep = os.environ.get("OBS_FACESWAP_E2E_KEEP")  # a folder to keep the recordings in, to look at
     if keep:
         Path(keep).mkdir(parents=True, exist_ok=True)
