@@ -117,6 +117,11 @@ class EngineLink:
         self._start_at = self.clock() + int(delay_s * 1e9)
         self.try_start()
 
+    @property
+    def start_pending(self) -> bool:
+        """An engine will start (once the previous one has quit and the setting settled)."""
+        return self._start_at is not None
+
     def try_start(self) -> None:
         if self.client is not None or self._start_at is None or self.clock() < self._start_at:
             return

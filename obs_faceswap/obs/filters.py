@@ -182,7 +182,7 @@ class FilterBase:
         """Everything the status line and the stats file show."""
         s = self.link.status()
         if s is None:
-            state = "error" if self.error else ("starting" if self.link.closers else "stopped")
+            state = "error" if self.error else ("starting" if self.link.start_pending else "stopped")
             message = self.error
             provider, fps, latency, restarts, pid = "", 0.0, 0.0, 0, None
         else:
