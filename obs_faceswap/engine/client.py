@@ -37,10 +37,10 @@ from collections.abc import Callable
 from obs_faceswap.engine import protocol as P
 from obs_faceswap.engine.process import EngineProcess, EngineStatus
 from obs_faceswap.engine.shm import remove_stale_segments
-from obs_faceswap.engine.slots import APPLIED, UNAVAILABLE, UNCHANGED, FrameView, Rect, SlotRing, plane_copy_function
+from obs_faceswap.engine.slots import APPLIED, UNAVAILABLE, UNCHANGED, FrameView, SlotRing, plane_copy_function
 
 __all__ = ["APPLIED", "SUPPORTED_FORMATS", "UNAVAILABLE", "UNCHANGED", "EngineClient", "EngineStatus", "FrameView",
-           "Rect", "plane_copy_function"]
+           "plane_copy_function"]
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ class EngineClient:
         self.ring.discard(seq)
 
     @property
-    def last_rects(self) -> list[Rect]:
+    def last_rects(self) -> list[tuple[int, int, int, int]]:
         """The changed rectangles (face regions, badge) of the last applied result."""
         return self.ring.last_rects
 

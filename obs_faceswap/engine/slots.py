@@ -27,8 +27,6 @@ _ns = time.perf_counter_ns
 # client-side slot states (the shared state word says what the engine did)
 _FREE, _ENGINE, _RESULT, _ABANDONED = 0, 1, 2, 3
 
-Rect = tuple[int, int, int, int]
-
 #: :meth:`SlotRing.apply_result` outcomes.
 APPLIED, UNCHANGED, UNAVAILABLE = 1, 0, -1
 
@@ -198,7 +196,7 @@ class SlotRing:
         self._send = send
         self._warn_once = warn
         self._emit = emit
-        self.last_rects: list[Rect] = []
+        self.last_rects: list[tuple[int, int, int, int]] = []
         """The changed rectangles of the last result :meth:`apply` wrote (the face regions)."""
 
     # -- frames ----------------------------------------------------------------------------

@@ -23,6 +23,8 @@ import ctypes
 import functools
 from typing import NamedTuple
 
+from obs_faceswap.engine import protocol as P
+
 COVER, FREEZE, ORIGINAL = "cover", "freeze", "original"
 FALLBACKS = (COVER, FREEZE, ORIGINAL)
 
@@ -39,24 +41,9 @@ CUT_THRESHOLD = 32
 BLOCKS_PER_FACE = 6
 BLOCKS_PER_FRAME = 10
 
-Rect = tuple[int, int, int, int]
-
-# OBS video_format → per plane (pixels per unit across, rows per plane row, bytes per unit)
-_PLANAR3 = ((1, 1, 1), (2, 2, 1), (2, 2, 1))
-LAYOUT: dict[int, tuple[tuple[int, int, int], ...]] = {
-    1: _PLANAR3,  # I420
-    2: ((1, 1, 1), (2, 2, 2)),  # NV12
-    3: ((2, 1, 4),),  # YVYU
-    4: ((2, 1, 4),),  # YUY2
-    5: ((2, 1, 4),),  # UYVY
-    6: ((1, 1, 4),),  # RGBA
-    7: ((1, 1, 4),),  # BGRA
-    8: ((1, 1, 4),),  # BGRX
-    9: ((1, 1, 1),),  # Y800
-    10: ((1, 1, 1), (1, 1, 1), (1, 1, 1)),  # I444
-    11: ((1, 1, 3),),  # BGR3
-    12: ((1, 1, 1), (2, 1, 1), (2, 1, 1)),  # I422
-}
+# OBS video_format → per plane (pixels per unit across, rows per plane row, bytes per unit):
+# the formats the engine converts, laid out as the engine protocol says.
+LAYOUT: dict[int, tuple[tuple[int, int, int], ...]] = {int(f): info.planes for f, info in P.FORMATS.items()}
 _YUV_PACKED_Y = {3: (0, 2), 4: (0, 2), 5: (1, 3)}  # byte positions of the two lumas
 _RGB = (6, 7, 8, 11)
 
@@ -101,14 +88,14 @@ def _even(v: int) -> int:
     return v - (v & 1)
 
 
-def grow(rect: Rect, frac: float, w: int, h: int) -> Rect:
+def grow(rect: tuple[int, int, int, int], frac: float, w: int, h: int) -> tuple[int, int, int, int]:
     """``rect`` grown by ``frac`` of its size on each side, clipped, corners on even pixels."""
     x0, y0, x1, y1 = rect
     mx, my = int((x1 - x0) * frac), int((y1 - y0) * frac)
     return (_even(max(0, x0 - mx)), _even(max(0, y0 - my)), min(w, _even(x1 + mx + 1)), min(h, _even(y1 + my + 1)))
 
 
-def mosaic(p: Planes, rect: Rect, block: int) -> None:
+def mosaic(p: Planes, rect: tuple[int, int, int, int], block: int) -> None:
     """Replace ``rect`` of the frame by blocks of ``block`` pixels, each the colour of its
     centre pixel (identity is gone, the scene's colours stay)."""
     layout = LAYOUT.get(p.format)
@@ -291,7 +278,7 @@ def badge_place(p: Planes, corner: str, bw: int, bh: int) -> tuple[int, int] | N
     return x, y
 
 
-def draw_badge(p: Planes, text: str, corner: str) -> Rect | None:
+def draw_badge(p: Planes, text: str, corner: str) -> tuple[int, int, int, int] | None:
     """Draw the disclosure badge into the frame; returns where (None: did not fit)."""
     if p.format not in LAYOUT:
         return None
@@ -321,7 +308,7 @@ class Guard:
         self.badge = True
         self.badge_text = "face swap"
         self.badge_corner = "bottom-right"
-        self.regions: list[Rect] = []
+        self.regions: list[tuple[int, int, int, int]] = []
         self.seen_ns = 0
         self.seen_sig = b""
         self.size = (0, 0)
@@ -339,7 +326,7 @@ class Guard:
         self.seen_sig = b""
         self._frozen = None
 
-    def swapped(self, p: Planes | None, rects: list[Rect]) -> None:
+    def swapped(self, p: Planes | None, rects: list[tuple[int, int, int, int]]) -> None:
         """``p`` carries its swap result; ``rects`` are the regions the engine changed."""
         if p is None:
             return
