@@ -385,6 +385,12 @@ class AsyncFaceSwap(FilterBase):
             if self.passthrough or not frame:
                 if self.held:  # a frame that slipped in while the script was unloading
                     self._release(self._take_held(), self.api.obs_filter_get_parent(self.source))
+                if frame and self.swap_on:
+                    # Script unloaded (reloading, or OBS exiting): no engine, still no real face.
+                    try:
+                        self.results.unavailable(self.frame_planes(frame))
+                    except Exception as e:
+                        self._log_once(("suspended", type(e).__name__), f"frame not covered: {e}")
                 return frame
             self.index += 1
             self.counters.frames += 1
@@ -553,7 +559,8 @@ class RenderFaceSwap(FilterBase):
         try:
             if not self._wanted():
                 self.have_output = False
-                self.api.obs_source_skip_video_filter(self.source)
+                if not (self.passthrough and self.swap_on):  # suspended with the swap on: draw nothing
+                    self.api.obs_source_skip_video_filter(self.source)
                 return
             with self.lock:
                 if self.tick != self.done_tick:

@@ -331,3 +331,17 @@ def test_a_replaced_or_deleted_photo_is_sent_again(tmp_path: Any) -> None:
     now[0] += int(1.5e9)
     f.video_tick(0.1)
     assert client.updates[-1] == {"source_stamp": None}
+
+
+def test_a_suspended_filter_still_covers_while_the_swap_is_on() -> None:
+    """Script reload or OBS exit: the engine is gone for a moment, the face stays hidden."""
+    f, api, _ = new_async(sync_frames=1)
+    f.suspend()
+    fr = textured(1)
+    before = snapshot(fr)
+    assert f.filter_video(fr.addr) == fr.addr  # never held while suspended
+    assert snapshot(fr) != before
+    f.update(values(sync_frames=1, swap_enabled=False))
+    fr2 = textured(2)
+    before2 = snapshot(fr2)
+    assert f.filter_video(fr2.addr) == fr2.addr and snapshot(fr2) == before2
