@@ -103,8 +103,10 @@ class EngineClient:
         unlink every shared-memory segment. Idempotent; never raises."""
         if self.process.closed:
             return
-        self.process.stop(timeout)
+        # Unlink the shared memory first: the engine keeps its own mapping until it quits,
+        # and should OBS exit before the engine has quit, nothing is left in /dev/shm.
         self.ring.close()
+        self.process.stop(timeout)
 
     def __enter__(self) -> EngineClient:
         self.start()

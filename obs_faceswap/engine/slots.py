@@ -12,6 +12,7 @@ import ctypes
 import glob
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -185,6 +186,8 @@ class SlotRing:
         self, slots: int, send: Callable[[bytes], None], warn: Callable[[str, str], None], emit: Callable[[str], None]
     ) -> None:
         self._slots = [_Slot(i) for i in range(slots)]
+        # ready/apply/discard (graphics thread) against close (the thread that stops an engine)
+        self._lock = threading.Lock()
         self._free: list[int] = list(range(slots - 1, -1, -1))
         self._by_seq: dict[int, int] = {}
         self._seq = 0
@@ -264,6 +267,10 @@ class SlotRing:
 
     def ready(self, seq: int) -> bool:
         """Whether the result (or failure) for ``seq`` has arrived. Never waits."""
+        with self._lock:
+            return self._ready(seq)
+
+    def _ready(self, seq: int) -> bool:
         idx = self._by_seq.get(seq)
         if idx is None:
             return False
@@ -285,6 +292,12 @@ class SlotRing:
         return self.apply_result(seq, frame) == APPLIED
 
     def apply_result(self, seq: int, frame: FrameView) -> int:
+        """:meth:`apply` with the outcome: :data:`APPLIED`, :data:`UNCHANGED` (no face, no
+        badge) or :data:`UNAVAILABLE` (not ready, skipped, failed, another geometry)."""
+        with self._lock:
+            return self._apply_result(seq, frame)
+
+    def _apply_result(self, seq: int, frame: FrameView) -> int:
         """Like :meth:`apply`, telling "the engine found nothing to change" (:data:`UNCHANGED`:
         no face, no badge) apart from "no usable result" (:data:`UNAVAILABLE`: not ready,
         skipped, failed, another geometry), so a filter can fail closed on the latter only."""
@@ -312,6 +325,11 @@ class SlotRing:
         return out
 
     def discard(self, seq: int) -> None:
+        """Forget ``seq`` (the engine skips it if it has not started on it yet)."""
+        with self._lock:
+            self._discard(seq)
+
+    def _discard(self, seq: int) -> None:
         """Forget ``seq``: the engine skips it if it has not started on it yet, and the slot
         is reused once the engine is done with it."""
         idx = self._by_seq.pop(seq, None)
@@ -359,7 +377,12 @@ class SlotRing:
         return oldest
 
     def close(self) -> None:
-        """Unlink every segment (the engine is gone)."""
+        """Unlink every segment. Safe while another thread still calls :meth:`ready`,
+        :meth:`apply` or :meth:`discard` for frames of this client (they then find no result)."""
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
         for s in self._slots:
             self._drop_segment(s)
             s.state = _FREE
