@@ -46,7 +46,7 @@ from obs_faceswap.errors import ConfigError, EngineError, FaceSwapError
 log = logging.getLogger(__name__)
 
 #: Settings the engine handles itself; every other key is a ``section.field`` of the config.
-SPECIAL_KEYS = frozenset({"source", "models_dir", "enabled"})
+SPECIAL_KEYS = frozenset({"source", "source_stamp", "models_dir", "enabled"})
 
 
 class Processor(Protocol):
@@ -128,6 +128,7 @@ class EngineServer:
         self._lazy = False
         self.config: PipelineConfig | None = None
         self.source: str | None = None
+        self._source_stamp: object = None  # the client's (inode, size, mtime) of the photo
         self.models_dir: str | None = None
         self.enabled = True
         self.state = "starting"
@@ -204,13 +205,17 @@ class EngineServer:
             try:
                 if self.processor is None or models_dir != self.models_dir:
                     self._build(config, source, models_dir)
+                    self._source_stamp = settings.get("source_stamp")
                 else:
                     if config != self.config:
                         self.processor.update(config)
                         self.config = config
-                    if source is not None and source != self.source:
+                    stamp = settings.get("source_stamp")
+                    if source is not None and (source != self.source or stamp != self._source_stamp):
+                        # a re-chosen or replaced photo at the same path is read again
                         self.processor.set_source(source)
                         self.source = source
+                        self._source_stamp = stamp
             except Exception as e:  # the user must see every failure, not just ours
                 problems.append(_describe(e))
                 log.error("settings not applied: %s", _describe(e))

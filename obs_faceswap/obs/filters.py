@@ -2,66 +2,63 @@
 
 Standard library only (this runs inside OBS's embedded Python). Nothing here blocks on the
 engine: frames are copied into the engine's shared memory with ``submit`` and results are
-taken with ``ready``/``apply`` when they are there; a missing, crashed, hung or misconfigured
-engine only means frames pass through untouched while the status line says why.
+taken with ``ready``/``apply`` when they are there. **Fail closed**: while the swap is on, a
+frame that gets no swap result in time (engine starting, restarting, hung or misconfigured,
+result late, settings changing) shows the face covered, the last swapped frame or the
+original, as the "When the swap is unavailable" setting says (:mod:`obs_faceswap.obs.cover`),
+with the disclosure badge drawn by the filter itself; the status line says why.
+
+The parts: :mod:`~obs_faceswap.obs.engine_link` (the engine process: start, settings, stop),
+:mod:`~obs_faceswap.obs.timing` (which result goes into which frame, the hold depth),
+:mod:`~obs_faceswap.obs.cover` (mosaic, freeze, badge), :mod:`~obs_faceswap.obs.hotkey`,
+:mod:`~obs_faceswap.obs.diagnostics` (timings, counters, the stats file for tests).
 
 Threads (OBS 29): ``filter_video``, ``video_tick``, ``video_render`` and the deferred
 ``update`` run on the graphics thread; ``filter_video`` runs while libobs holds the parent's
 async and filter mutexes, so it must stay well under a millisecond. ``filter_remove`` and
 properties callbacks run on the UI thread, hotkeys on the hotkey thread, ``destroy`` on
 whichever thread drops the last reference (at exit, OBS 29 does it on the graphics thread), so
-nothing here waits for an engine process to quit: that happens on a background thread.
-The held-frame queue's lock is never held across a libobs call that can wait for a libobs
-lock (that would deadlock with the graphics thread, which holds the async mutex while it
-waits for our lock); frames are handed back outside ``filter_video`` under a separate
-release lock that ``filter_remove`` also takes (see :class:`AsyncFaceSwap`).
-
-Timing modes:
-
-* **synchronised** – each frame is submitted, then held back ``depth`` frames; when it leaves,
-  the result computed from *that* frame is written into it (or it passes through untouched
-  if the result is late). ``depth`` is the "Frames to hold" setting, or grows automatically
-  from 2 when results keep arriving late. The added delay stays constant while the filter is
-  enabled — also when the engine is down or the swap is toggled off — so an audio offset set
-  once stays right.
-* **lowest latency** – never hold. The newest result is written into the current frame only
-  if it was computed from the previous frame or this one; at most one frame is in flight.
+nothing here waits for an engine process to quit: that happens on a background thread, joined
+when the script unloads. The held-frame queue's lock is never held across a libobs call that
+can wait for a libobs lock (that would deadlock with the graphics thread, which holds the async
+mutex while it waits for our lock); frames are handed back outside ``filter_video`` under a
+separate release lock that ``filter_remove`` also takes (see :class:`AsyncFaceSwap`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
-import json
 import logging
-import os
 import threading
 import time
-from array import array
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from obs_faceswap.obs import cover, structs
 from obs_faceswap.obs import settings as st
-from obs_faceswap.obs import structs
+from obs_faceswap.obs.diagnostics import CallbackTimer, Counters, Diagnostics, thread_ns
+from obs_faceswap.obs.engine_link import SLOTS, EngineLink
+from obs_faceswap.obs.hotkey import HOTKEY_PREFIX, INVALID_HOTKEY_ID, ToggleHotkey
+from obs_faceswap.obs.timing import (
+    AUTO_LATE_LIMIT,
+    AUTO_MAX_DEPTH,
+    AUTO_START_DEPTH,
+    AUTO_WINDOW,
+    Held,
+    HoldDepth,
+    Results,
+)
 from obs_faceswap.video_formats import VideoFormat
+
+__all__ = ["AUTO_LATE_LIMIT", "AUTO_MAX_DEPTH", "AUTO_START_DEPTH", "AUTO_WINDOW", "HOTKEY_PREFIX",
+           "INVALID_HOTKEY_ID", "SLOTS", "AsyncFaceSwap", "CallbackTimer", "Counters", "FilterBase", "Held",
+           "RenderFaceSwap", "load_engine_api"]
 
 log = logging.getLogger(__name__)
 
-_thread_ns = time.thread_time_ns
-
-#: Frames the engine may hold for one filter at once (shared-memory slots).
-SLOTS = 8
-#: Depth the automatic synchronised mode starts from and the most it grows to.
-AUTO_START_DEPTH = 2
-AUTO_MAX_DEPTH = 12
-#: Late results among this many released frames make the automatic depth grow by one.
-AUTO_WINDOW = 30
-AUTO_LATE_LIMIT = 3
-STATS_INTERVAL_NS = 1_000_000_000
-HOTKEY_PREFIX = "obs_faceswap.toggle:"
-#: obs_hotkey_id's "invalid" value ((size_t)-1).
-INVALID_HOTKEY_ID = (1 << (8 * ctypes.sizeof(ctypes.c_size_t))) - 1
+_thread_ns = thread_ns
 
 
 def load_engine_api() -> tuple[Any, str]:
@@ -73,66 +70,8 @@ def load_engine_api() -> tuple[Any, str]:
     return client, ""
 
 
-class CallbackTimer:
-    """Wall and thread-CPU durations (ns) of the last ``size`` calls of one callback.
-
-    Wall time is what OBS's thread lost; CPU time is the part spent running our code (the
-    rest is waiting for the GIL or for a CPU on a busy machine).
-    """
-
-    def __init__(self, size: int = 4096) -> None:
-        self.size = size
-        self.wall = array("q", bytes(8 * size))
-        self.cpu = array("q", bytes(8 * size))
-        self.count = 0
-
-    def add(self, wall_ns: int, cpu_ns: int = 0) -> None:
-        i = self.count % self.size
-        self.wall[i] = wall_ns
-        self.cpu[i] = cpu_ns
-        self.count += 1
-
-    def summary(self) -> dict[str, float]:
-        """``n`` and median / 99th percentile / max in µs (``cpu_*`` for CPU time)."""
-        n = min(self.count, self.size)
-        out: dict[str, float] = {"n": self.count}
-        for prefix, buf in (("", self.wall), ("cpu_", self.cpu)):
-            vals = sorted(buf[:n]) if n else [0]
-            m = len(vals)
-            out[prefix + "p50_us"] = vals[m // 2] / 1e3
-            out[prefix + "p99_us"] = vals[min(m - 1, (m * 99) // 100)] / 1e3
-            out[prefix + "max_us"] = vals[-1] / 1e3
-        return out
-
-
-class Held:
-    """A frame (or render buffer) the filter owns while the engine works on it."""
-
-    __slots__ = ("frame", "view", "seq", "client", "index", "ts")
-
-    def __init__(self, frame: Any, view: Any, seq: int | None, client: Any, index: int, ts: int) -> None:
-        self.frame = frame
-        self.view = view
-        self.seq = seq
-        self.client = client
-        self.index = index
-        self.ts = ts
-
-
-class Counters:
-    """What happened to frames, for the status line and the benchmark."""
-
-    __slots__ = ("frames", "swapped", "late", "failed", "unsubmitted", "dropped")
-
-    def __init__(self) -> None:
-        self.frames = self.swapped = self.late = self.failed = self.unsubmitted = self.dropped = 0
-
-    def as_dict(self) -> dict[str, int]:
-        return {k: getattr(self, k) for k in self.__slots__}
-
-
 class FilterBase:
-    """Settings, engine process, status and hotkey shared by both filter kinds.
+    """Settings, status and lifecycle shared by both filter kinds.
 
     Args:
         api: :class:`obs_faceswap.obs.libobs.LibObs` (or a fake with the same names).
@@ -152,143 +91,81 @@ class FilterBase:
                  clock: Callable[[], int] = time.perf_counter_ns) -> None:
         self.api = api
         self.source = source
-        self.engine_api = engine_api
-        self.engine_api_error = engine_error
-        self.env = env
         self.clock = clock
-        self.values = dict(values)
-        self.mode = st.timing_mode(values)
-        self.requested_frames = st.sync_frames(values)
-        self.depth = self.requested_frames or AUTO_START_DEPTH
-        self.swap_on = bool(values.get("swap_enabled", True))
-        self.passthrough = False
-        self.client: Any = None
-        self.client_python: str | None = None
-        self.error = ""
-        self.lock = threading.Lock()
-        self.counters = Counters()
-        self.timers = {n: CallbackTimer() for n in ("filter_video", "video_tick", "video_render", "update")}
-        self.index = 0
-        self.inflight: list[Held] = []  # submitted, result not used yet (lowest-latency mode)
-        self.delay_ns = 0
-        self.window_released = 0
-        self.window_late = 0
-        self.hotkey_id: int | None = None
-        self._hotkey_cb: tuple[int, int] | None = None
-        self._status_key: tuple[Any, ...] | None = None
-        self._stats_dir = os.environ.get("OBS_FACESWAP_STATS_DIR", "")
-        self._stats_next = 0
-        self._unsupported_logged: set[int] = set()
-        self._closers: list[threading.Thread] = []
         self.name = api.source_name(source) if source else ""
+        self.diag = Diagnostics(self.name, clock)
+        self.guard = cover.Guard(clock)
+        self.link = EngineLink(self.name, engine_api, engine_error, env, clock, self._frame_interval_s)
+        self.hotkey = ToggleHotkey(api, self.name)
+        self.results = Results(self.name, lambda: self.link.client, lambda: self.diag.counters, self.guard,
+                               self._log_once)
+        self.values: dict[str, Any] = {}
+        self.mode = st.SYNC
+        self.hold = HoldDepth(st.sync_frames(values))
+        self.swap_on = True
+        self.passthrough = False
+        self.healthy = False  # the engine reports "running" (late results then mean the depth is short)
+        self.lock = threading.Lock()
+        self.index = 0
+        self.delay_ns = 0
+        self._status_key: tuple[Any, ...] | None = None
+        self._logged: set[Any] = set()
         self.supported = frozenset(getattr(engine_api, "SUPPORTED_FORMATS", ()) or ())
-        self._start_engine()
+        self._apply_values(values)
+        self.link.configure(self.values, self.mode == st.LATENCY)
 
-    # --- engine ----------------------------------------------------------------------
-    def _start_engine(self) -> None:
-        if self.engine_api is None:
-            self.error = self.engine_api_error or "engine client unavailable"
-            return
-        python, origin = st.resolve_interpreter(str(self.values.get("engine_python", "")))
-        if python is None:
-            self.error = origin
-            return
-        try:
-            client = self.engine_api.EngineClient(
-                python, st.engine_settings(self.values), slots=SLOTS, env=self.env, log=self._engine_log)
-            client.start()
-        except Exception as e:
-            self.error = f"engine could not start with {python}: {e}"
-            log.warning("Face Swap %r: %s", self.name, self.error)
-            return
-        self.client = client
-        self.client_python = python
-        self.error = ""
-        self._apply_max_age()
-        log.info("Face Swap %r: starting engine with %s (from %s)", self.name, python, origin)
+    # --- views of the parts (kept for callers and tests) ------------------------------
+    @property
+    def client(self) -> Any:
+        return self.link.client
 
-    def _apply_max_age(self) -> None:
-        # Lowest latency: a result more than ~2 frames old is never used, so the engine may
-        # skip such frames and stay current. Synchronised: let it finish every frame, so a
-        # result that misses its release shows up as "late" and the automatic hold grows.
-        client = self.client
-        if client is None:
-            return
-        try:
-            if self.mode == st.LATENCY:
-                interval = float(self.api.obs_get_frame_interval_ns()) / 1e9 or 1 / 30
-                client.max_age = 2.0 * interval
-            else:
-                client.max_age = None
-        except Exception as e:
-            self._log_once(("max_age", type(e).__name__), "cannot set max_age: %s", e)
+    @property
+    def error(self) -> str:
+        return self.link.error
 
-    def _engine_log(self, text: str) -> None:
-        # The client reports its own events ("[client] ...") and forwards the engine's log
-        # lines ("LEVEL logger: message"); keep the engine's level in OBS's log.
-        try:
-            head = str(text).split(" ", 1)[0]
-            level = {"ERROR": logging.ERROR, "CRITICAL": logging.ERROR, "WARNING": logging.WARNING,
-                     "DEBUG": logging.DEBUG}.get(head, logging.INFO)
-            log.log(level, "Face Swap %r engine: %s", self.name, text)
-        except Exception:  # logging must never break the client
-            pass
+    @property
+    def engine_api(self) -> Any:
+        return self.link.engine_api
 
-    def _retire(self, client: Any) -> None:
-        """Close a client without blocking the calling (maybe graphics) thread."""
-        if client is None:
-            return
-        t = threading.Thread(target=_close_quietly, args=(client,), name="obs-faceswap-close")
-        t.start()
-        self._closers.append(t)
+    @property
+    def counters(self) -> Counters:
+        return self.diag.counters
+
+    @property
+    def timers(self) -> dict[str, CallbackTimer]:
+        return self.diag.timers
+
+    @property
+    def depth(self) -> int:
+        return self.hold.depth
+
+    @property
+    def _closers(self) -> list[threading.Thread]:
+        return self.link.closers
 
     def close_engine(self, wait: bool = True) -> None:
         """Stop the engine process (blocking up to the client's timeout when ``wait``)."""
-        with self.lock:
-            client, self.client = self.client, None
-        if client is not None:
-            if wait:
-                _close_quietly(client)
-            else:
-                self._retire(client)
-        if wait:
-            for t in self._closers:
-                t.join(timeout=5.0)
-            self._closers.clear()
+        self.link.close(wait)
 
     # --- settings --------------------------------------------------------------------
+    def _apply_values(self, values: dict[str, Any]) -> None:
+        self.values = dict(values)
+        self.mode = st.timing_mode(values)
+        self.hold.configure(st.sync_frames(values))
+        self.swap_on = bool(values.get("swap_enabled", True))
+        self.results.swap_on = self.swap_on
+        self.guard.configure(str(values.get("unavailable", cover.COVER)), bool(values.get("badge_enabled", True)),
+                             str(values.get("badge_text", "") or ""), str(values.get("badge_corner", "bottom-right")))
+
     def update(self, values: dict[str, Any]) -> None:
-        """New settings: apply live; restart the engine only if its interpreter changed."""
+        """New settings: apply live; the engine gets them coalesced, a new interpreter is
+        started once the setting stops changing (never more than one engine)."""
         t0, c0 = self.clock(), _thread_ns()
         try:
-            self._update(values)
+            self._apply_values(values)
+            self.link.update(self.values, self.mode == st.LATENCY, active=not self.passthrough)
         finally:
             self.timers["update"].add(self.clock() - t0, _thread_ns() - c0)
-
-    def _update(self, values: dict[str, Any]) -> None:
-        old, self.values = self.values, dict(values)
-        self.mode = st.timing_mode(values)
-        self._apply_max_age()
-        req = st.sync_frames(values)
-        if req != self.requested_frames:
-            self.requested_frames = req
-            self.depth = req or AUTO_START_DEPTH
-            self.window_released = self.window_late = 0
-        self.swap_on = bool(values.get("swap_enabled", True))
-        if self.passthrough:
-            return
-        if self.client is None or old.get("engine_python") != values.get("engine_python"):
-            self._retire(self.client)
-            self.client = None
-            self._start_engine()
-        else:
-            new_e, old_e = st.engine_settings(values), st.engine_settings(old)
-            diff = {k: v for k, v in new_e.items() if old_e.get(k) != v}
-            if diff:
-                try:
-                    self.client.update_settings(diff)
-                except Exception as e:
-                    log.warning("Face Swap %r: settings not sent to the engine: %s", self.name, e)
 
     def toggle_swap(self) -> None:
         """Hotkey: flip "Swap faces" through OBS so the properties dialog shows it too."""
@@ -302,20 +179,12 @@ class FilterBase:
         log.info("Face Swap %r: swap %s by hotkey", self.name, "off" if self.swap_on else "on")
 
     # --- status ----------------------------------------------------------------------
-    def engine_status(self) -> Any:
-        client = self.client
-        if client is None:
-            return None
-        try:
-            return client.status
-        except Exception:
-            return None
-
     def status(self) -> dict[str, Any]:
         """Everything the status line and the stats file show."""
-        s = self.engine_status()
+        s = self.link.status()
         if s is None:
-            state, message = ("error" if self.error else "stopped"), self.error
+            state = "error" if self.error else ("starting" if self.link.start_pending else "stopped")
+            message = self.error
             provider, fps, latency, restarts, pid = "", 0.0, 0.0, 0, None
         else:
             state = str(getattr(s, "state", "?"))
@@ -325,11 +194,13 @@ class FilterBase:
             latency = float(getattr(s, "latency_ms", 0.0) or 0.0)
             restarts = int(getattr(s, "restarts", 0) or 0)
             pid = getattr(s, "pid", None)
+        delay_frames = self.depth if self.mode == st.SYNC else 0
+        delay_ms = self.delay_ns / 1e6 or delay_frames * self._frame_interval_ms()
         return {"name": self.name, "kind": self.kind, "state": state, "message": message,
                 "provider": provider, "fps": fps, "latency_ms": latency, "restarts": restarts,
                 "pid": pid, "mode": self.mode, "swap_enabled": self.swap_on,
-                "delay_frames": self.delay_frames(), "delay_ms": self.delay_ns / 1e6,
-                "passthrough": self.passthrough}
+                "delay_frames": delay_frames, "delay_ms": delay_ms,
+                "passthrough": self.passthrough, "unavailable": self.guard.fallback}
 
     def delay_frames(self) -> int:
         return self.depth if self.mode == st.SYNC else 0
@@ -345,31 +216,32 @@ class FilterBase:
         if s["latency_ms"]:
             parts.append(f"engine {s['latency_ms']:.0f} ms")
         if s["mode"] == st.SYNC:
-            ms = s["delay_ms"] or s["delay_frames"] * self._frame_interval_ms()
-            parts.append(f"delay {s['delay_frames']} frames ≈ {ms:.0f} ms (offset audio by this)")
+            parts.append(f"delay {s['delay_frames']} frames ≈ {s['delay_ms']:.0f} ms (set the audio offset to this)")
         else:
             parts.append("no added delay")
         if s["restarts"]:
             parts.append(f"restarts {s['restarts']}")
         if not s["swap_enabled"]:
             parts.append("swap off")
-        return " · ".join(parts), s["message"]
+        elif s["state"] != "running":
+            parts.append({"cover": "face covered", "freeze": "last swapped frame shown",
+                          "original": "original shown"}.get(s["unavailable"], ""))
+        return " · ".join(p for p in parts if p), s["message"]
 
-    def _frame_interval_ms(self) -> float:
+    def _frame_interval_s(self) -> float:
         try:
-            return float(self.api.obs_get_frame_interval_ns()) / 1e6
+            return float(self.api.obs_get_frame_interval_ns()) / 1e9
         except Exception:
             return 0.0
 
+    def _frame_interval_ms(self) -> float:
+        return self._frame_interval_s() * 1e3
+
     def tick_status(self) -> None:
         """Poll the engine; log and refresh the properties once per state change."""
-        client = self.client
-        if client is not None:
-            try:
-                client.poll()
-            except Exception as e:
-                self._log_once(("poll", str(e)), "engine poll failed: %s", e)
+        self.link.tick()
         s = self.status()
+        self.healthy = s["state"] == "running"
         key = (s["state"], s["message"], s["provider"], s["restarts"])
         if key != self._status_key:
             self._status_key = key
@@ -382,147 +254,23 @@ class FilterBase:
                 self.api.obs_source_update_properties(self.source)
 
     def stats_if_due(self) -> None:
-        """Write the diagnostics file once a second (only when OBS_FACESWAP_STATS_DIR is set).
+        """The diagnostics file (only when OBS_FACESWAP_STATS_DIR is set), written after the
+        timed part of ``video_tick`` so its cost does not show in the timings it reports."""
+        self.diag.write_if_due(self.status)
 
-        Called after the timed part of ``video_tick``: the file is for tests and the
-        benchmark, and its cost must not show up in the callback timings it reports.
-        """
-        if not self._stats_dir:
+    def _log_once(self, key: Any, msg: str) -> None:
+        if key in self._logged:
             return
-        now = self.clock()
-        if now < self._stats_next:
-            return
-        self._stats_next = now + STATS_INTERVAL_NS
-        reset = os.path.join(self._stats_dir, self._stats_stem() + ".reset")
-        if os.path.exists(reset):
-            # The benchmark asks for a clean window once the engine is warm.
-            with contextlib.suppress(OSError):
-                os.remove(reset)
-            self.timers = {k: CallbackTimer() for k in self.timers}
-            self.counters = Counters()
-        self.write_stats()
+        self._logged.add(key)
+        log.warning("Face Swap %r: %s", self.name, msg)
 
-    def _stats_stem(self) -> str:
-        return "".join(c if c.isalnum() or c in "-_" else "_" for c in (self.name or "filter"))
-
-    def write_stats(self) -> None:
-        """Diagnostics for tests and the benchmark (only when OBS_FACESWAP_STATS_DIR is set)."""
-        s = self.status()
-        s["counters"] = self.counters.as_dict()
-        s["callbacks"] = {k: t.summary() for k, t in self.timers.items()}
-        s["time"] = time.time()
-        path = os.path.join(self._stats_dir, f"{self._stats_stem()}.json")
-        tmp = path + ".tmp"
-        try:
-            with open(tmp, "w", encoding="utf-8") as f:
-                json.dump(s, f)
-            os.replace(tmp, path)
-        except OSError as e:
-            self._log_once(("stats", str(e)), "cannot write stats: %s", e)
-
-    def _log_once(self, key: Any, msg: str, *args: Any) -> None:
-        if key in self._unsupported_logged:
-            return
-        self._unsupported_logged.add(key)
-        log.warning("Face Swap %r: " + msg, self.name, *args)
-
-    # --- engine results ----------------------------------------------------------------
-    def _submit(self, view: Any) -> tuple[int | None, Any]:
-        client = self.client
-        if client is None or view is None or not self.swap_on:
-            return None, None
-        try:
-            seq = client.submit(view)
-        except Exception as e:
-            self._log_once(("submit", type(e).__name__), "submit failed: %s", e)
-            return None, None
-        if seq is None:
-            self.counters.unsubmitted += 1
-            return None, None
-        return seq, client
-
-    def _drop_inflight(self) -> None:
-        items, self.inflight = self.inflight, []
-        for it in items:
-            self._discard(it)
-
-    def _latest(self, view: Any) -> None:
-        """Lowest-latency mode: never hold; apply the newest result if it is at most one frame
-        old, and keep one frame in flight (submitted before anything is applied)."""
-        client = self.client
-        if client is None or view is None:
-            self._drop_inflight()
-            return
-        ready: Held | None = None
-        pending: list[Held] = []
-        for it in self.inflight:
-            if it.client is not client or it.index < self.index - 1:
-                self._discard(it)
-                continue
-            try:
-                is_ready = client.ready(it.seq)
-            except Exception:
-                is_ready = False
-            if is_ready:
-                if ready is not None:
-                    self._discard(ready)
-                ready = it
-            else:
-                pending.append(it)
-        if not pending:
-            # Submit before applying: the engine must see the original pixels.
-            seq, c = self._submit(view)
-            if seq is not None:
-                pending.append(Held(None, None, seq, c, self.index, 0))
-        self.inflight = pending
-        if ready is not None:
-            try:
-                if client.apply(ready.seq, view):
-                    self.counters.swapped += 1
-                else:
-                    self.counters.failed += 1
-            except Exception as e:
-                self._log_once(("apply", type(e).__name__), "result not applied: %s", e)
-        self.delay_ns = 0
-
-    def _finish(self, item: Held) -> None:
-        """Write ``item``'s own result into it, or let it pass untouched (never raises)."""
-        if item.seq is None:
-            return
-        client = item.client
-        try:
-            if client.ready(item.seq):
-                if client.apply(item.seq, item.view):
-                    self.counters.swapped += 1
-                else:
-                    self.counters.failed += 1
-                return
-            client.discard(item.seq)
-        except Exception as e:
-            self._log_once(("apply", type(e).__name__), "result not applied: %s", e)
-            return
-        self.counters.late += 1
-        self._note_late()
-
-    def _discard(self, item: Held) -> None:
-        if item.seq is not None:
-            with contextlib.suppress(Exception):
-                item.client.discard(item.seq)
-            item.seq = None
-
-    def _note_released(self) -> None:
-        self.window_released += 1
-        if self.window_released >= AUTO_WINDOW:
-            self.window_released = self.window_late = 0
-
-    def _note_late(self) -> None:
-        if self.requested_frames != st.AUTO_FRAMES:
-            return
-        self.window_late += 1
-        if self.window_late >= AUTO_LATE_LIMIT and self.depth < AUTO_MAX_DEPTH:
-            self.depth += 1
-            self.window_released = self.window_late = 0
-            log.info("Face Swap %r: results arrive late, holding %d frames now", self.name, self.depth)
+    # --- frames ----------------------------------------------------------------------
+    def _released(self, item: Held, behind: Held | None) -> None:
+        """``item`` leaves the hold (synchronised mode): result or cover; adapt the depth."""
+        late = self.results.finish(item)
+        msg = self.hold.note(late, self.results.is_ready(behind), self.healthy)
+        if msg:
+            log.info("Face Swap %r: %s", self.name, msg)
 
     # --- libobs callbacks (the subclasses implement the ones their kind uses) -----------
     def video_tick(self, seconds: float) -> None:
@@ -538,75 +286,39 @@ class FilterBase:
     # --- lifecycle -------------------------------------------------------------------
     def set_hotkey_callback(self, callback_addr: int, data: int) -> None:
         """Where the toggle hotkey calls back; registered once the parent is known."""
-        self._hotkey_cb = (callback_addr, data)
-
-    def hotkey_name(self) -> str:
-        """``obs_faceswap.toggle:<filter name>`` (unique per parent source)."""
-        return f"{HOTKEY_PREFIX}{self.name}"
-
-    def ensure_hotkey(self, parent: int | None) -> None:
-        """Register the toggle hotkey on the parent source (filters cannot own hotkeys).
-
-        libobs refuses hotkeys on private sources, and every filter is one, so the hotkey
-        belongs to the camera/media source: it shows up in Settings → Hotkeys under that
-        source and its binding is saved with it.
-        """
-        if self.hotkey_id is not None or not parent or self._hotkey_cb is None:
-            return
-        addr, data = self._hotkey_cb
-        try:
-            hid = int(self.api.obs_hotkey_register_source(
-                parent, self.hotkey_name().encode(), f"Toggle Face Swap ({self.name})".encode(), addr, data))
-        except Exception as e:
-            self._log_once(("hotkey", str(e)), "hotkey not registered: %s", e)
-            self.hotkey_id = INVALID_HOTKEY_ID
-            return
-        self.hotkey_id = hid
-        if hid == INVALID_HOTKEY_ID:
-            self._log_once(("hotkey", hid), "libobs refused the toggle hotkey")
-
-    def drop_hotkey(self) -> None:
-        hid, self.hotkey_id = self.hotkey_id, None
-        if hid is not None and hid != INVALID_HOTKEY_ID:
-            with contextlib.suppress(Exception):
-                self.api.obs_hotkey_unregister(hid)
+        self.hotkey.set_callback(callback_addr, data)
 
     def suspend(self) -> None:
         """Script unloading: pass frames through; the engine stops in the background.
 
         ``script_unload`` runs on OBS's UI thread (also at exit, before the scene data is
-        cleared): it must not wait seconds for engine processes to quit.
+        cleared): the registry waits for the closing threads once, for all filters together.
         """
         self.passthrough = True
+        self.results.drop_inflight()
         self.close_engine(wait=False)
 
     def resume(self, engine_api: Any, engine_error: str) -> None:
-        """Script loaded again: use the (maybe reloaded) client and restart the engine."""
-        self.engine_api = engine_api
-        self.engine_api_error = engine_error
+        """Script loaded again: use the (maybe reloaded) client and restart the engine
+        (as soon as the previous one has quit)."""
+        self.link.set_api(engine_api, engine_error)
         self.supported = frozenset(getattr(engine_api, "SUPPORTED_FORMATS", ()) or ())
         self.passthrough = False
-        if self.client is None:
-            self._start_engine()
+        if self.link.client is None:
+            self.link.want_start()
 
     def filter_remove(self, parent: int | None) -> None:
-        self.drop_hotkey()
+        self.hotkey.drop()
 
     def destroy(self) -> None:
         # libobs may destroy a filter on its graphics thread (OBS 29 does at exit when it
         # drops the last scene reference there): stopping the engine must not stall it.
-        # The closing thread is not a daemon, so Python's shutdown waits for it.
+        # The closing thread is not a daemon; the registry joins it at unload.
         self.passthrough = True
-        self.drop_hotkey()
+        self.hotkey.drop()
+        self.results.drop_inflight()
         self.close_engine(wait=False)
         log.info("Face Swap %r destroyed (%s thread)", self.name, threading.current_thread().name)
-
-
-def _close_quietly(client: Any) -> None:
-    try:
-        client.close(timeout=2.0)
-    except Exception as e:
-        log.warning("engine close failed: %s", e)
 
 
 class AsyncFaceSwap(FilterBase):
@@ -641,8 +353,8 @@ class AsyncFaceSwap(FilterBase):
         fmt = f.format
         planes = structs.PLANE_LAYOUT.get(fmt)
         if planes is None or (self.supported and fmt not in self.supported) or self.engine_api is None:
-            if fmt not in self._unsupported_logged:
-                self._unsupported_logged.add(fmt)
+            if ("fmt", fmt) not in self._logged:
+                self._logged.add(("fmt", fmt))
                 log.warning("Face Swap %r: %s frames pass through untouched (format not supported)",
                             self.name, structs.VIDEO_FORMAT_NAMES.get(fmt, str(fmt)))
             return None
@@ -651,6 +363,15 @@ class AsyncFaceSwap(FilterBase):
             fmt, f.width, f.height, tuple(f.data[:n]), tuple(f.linesize[:n]), timestamp=f.timestamp,
             color_matrix=tuple(f.color_matrix), full_range=bool(f.full_range),
             range_min=tuple(f.color_range_min), range_max=tuple(f.color_range_max))
+
+    def frame_planes(self, frame: int) -> cover.Planes | None:
+        """Where an ``obs_source_frame*``'s pixels are (for covering it), None if unknown."""
+        f = self.frame_struct.from_address(frame)
+        layout = cover.LAYOUT.get(f.format)
+        if layout is None:
+            return None
+        n = len(layout)
+        return cover.Planes(f.format, f.width, f.height, tuple(f.data[:n]), tuple(f.linesize[:n]))
 
     def _orphaned(self, frame: int) -> bool:
         return int(self.frame_struct.from_address(frame).refs) <= 1
@@ -665,28 +386,39 @@ class AsyncFaceSwap(FilterBase):
             if self.passthrough or not frame:
                 if self.held:  # a frame that slipped in while the script was unloading
                     self._release(self._take_held(), self.api.obs_filter_get_parent(self.source))
+                if frame and self.swap_on:
+                    # Script unloaded (reloading, or OBS exiting): no engine, still no real face.
+                    try:
+                        self.results.unavailable(self.frame_planes(frame))
+                    except Exception as e:
+                        self._log_once(("suspended", type(e).__name__), f"frame not covered: {e}")
                 return frame
             self.index += 1
             self.counters.frames += 1
+            view = planes = None
+            ts = 0
             try:
-                view = self.frame_view(frame) if (self.client is not None and self.swap_on) else None
                 ts = self.frame_struct.from_address(frame).timestamp
+                # always: a frame held while the swap was off may leave after it is turned on
+                planes = self.frame_planes(frame)
+                if self.swap_on and self.client is not None:
+                    view = self.frame_view(frame)
             except Exception as e:
-                self._log_once(("view", type(e).__name__), "frame not readable: %s", e)
-                view, ts = None, 0
+                self._log_once(("view", type(e).__name__), f"frame not readable: {e}")
             if self.mode == st.LATENCY:
                 if self.held:
                     # Switched from synchronised: show this frame, drop the older ones.
                     self._release(self._take_held(), self.api.obs_filter_get_parent(self.source))
-                self._latest(view)
+                self.results.latest(view, planes, self.index)
+                self.delay_ns = 0
                 return frame
-            return self._sync(frame, view, ts)
+            return self._sync(frame, view, planes, ts)
         finally:
             self.timers["filter_video"].add(self.clock() - t0, _thread_ns() - c0)
 
-    def _sync(self, frame: int, view: Any, ts: int) -> int | None:
-        seq, client = self._submit(view)
-        item = Held(frame, view, seq, client, self.index, ts)
+    def _sync(self, frame: int, view: Any, planes: cover.Planes | None, ts: int) -> int | None:
+        seq, client = self.results.submit(view)
+        item = Held(frame, view, planes, seq, client, self.index, ts)
         drop: list[Held] = []
         out: Held | None = None
         with self.lock:
@@ -704,8 +436,7 @@ class AsyncFaceSwap(FilterBase):
             self._release(drop, self.api.obs_filter_get_parent(self.source))
         if out is None:
             return None
-        self._finish(out)
-        self._note_released()
+        self._released(out, self.held[1] if len(self.held) > 1 else None)
         if ts and out.ts and ts >= out.ts:
             self.delay_ns = ts - out.ts
         return int(out.frame)
@@ -719,7 +450,7 @@ class AsyncFaceSwap(FilterBase):
     def _release(self, items: list[Held], parent: int | None) -> None:
         """Give frames back to libobs (never with :attr:`lock` held)."""
         for it in items:
-            self._discard(it)
+            self.results.discard(it)
             if parent:
                 self.api.obs_source_release_frame(parent, it.frame)
             else:
@@ -741,14 +472,14 @@ class AsyncFaceSwap(FilterBase):
             return  # unloaded or destroyed: keep OBS's tick (which holds source references) short
         t0, c0 = self.clock(), _thread_ns()
         try:
-            if self.hotkey_id is None and not self.parent_gone:
-                self.ensure_hotkey(self.api.obs_filter_get_parent(self.source))
+            if self.hotkey.id is None and not self.parent_gone:
+                self.hotkey.ensure(self.api.obs_filter_get_parent(self.source))
             enabled = bool(self.api.obs_source_enabled(self.source))
             if not enabled:
                 # libobs has no disable callback and stops calling filter_video: free now.
                 if self.held:
                     self._release_all_outside()
-                self._drop_inflight()
+                self.results.drop_inflight()
             self.tick_status()
         finally:
             self.timers["video_tick"].add(self.clock() - t0, _thread_ns() - c0)
@@ -760,15 +491,14 @@ class AsyncFaceSwap(FilterBase):
             items = self._take_held()
             self._release(items, parent)
             self.parent_gone = True
-        self.drop_hotkey()
-        self._drop_inflight()
+        self.hotkey.drop()
+        self.results.drop_inflight()
         log.info("Face Swap %r removed from its source (%d held frames released, %s thread)", self.name,
                  len(items), threading.current_thread().name)
 
     def suspend(self) -> None:
         self.passthrough = True
         self._release_all_outside()
-        self._drop_inflight()
         super().suspend()
 
     def destroy(self) -> None:
@@ -778,7 +508,6 @@ class AsyncFaceSwap(FilterBase):
         if left:
             # filter_remove always comes first; a frame here has no parent to go back to.
             log.warning("Face Swap %r: %d held frames at destroy", self.name, len(left))
-        self._drop_inflight()
         super().destroy()
 
 
@@ -814,26 +543,25 @@ class RenderFaceSwap(FilterBase):
         t0, c0 = self.clock(), _thread_ns()
         try:
             self.tick += 1
-            if self.hotkey_id is None and not self.removed:
-                self.ensure_hotkey(self.api.obs_filter_get_parent(self.source))
+            if self.hotkey.id is None and not self.removed:
+                self.hotkey.ensure(self.api.obs_filter_get_parent(self.source))
             self.tick_status()
         finally:
             self.timers["video_tick"].add(self.clock() - t0, _thread_ns() - c0)
         self.stats_if_due()
 
     def _wanted(self) -> bool:
-        if self.passthrough:
-            return False
-        if self.mode == st.SYNC:
-            return True
-        return self.client is not None and self.swap_on
+        # Synchronised: always (the delay stays constant); lowest latency: while the swap is
+        # on (with or without an engine: a frame without a result is covered).
+        return not self.passthrough and (self.mode == st.SYNC or self.swap_on)
 
     def video_render(self, effect: int | None) -> None:
         t0, c0 = self.clock(), _thread_ns()
         try:
             if not self._wanted():
                 self.have_output = False
-                self.api.obs_source_skip_video_filter(self.source)
+                if not (self.passthrough and self.swap_on):  # suspended with the swap on: draw nothing
+                    self.api.obs_source_skip_video_filter(self.source)
                 return
             with self.lock:
                 if self.tick != self.done_tick:
@@ -842,10 +570,12 @@ class RenderFaceSwap(FilterBase):
                         self._process()
                     except Exception as e:
                         self.have_output = False
-                        self._log_once(("render", type(e).__name__), "render path failed: %s", e)
+                        self._log_once(("render", type(e).__name__), f"render path failed: {e}")
                 drawn = self.have_output and self._draw()
-            if not drawn:
+            if not drawn and not self.swap_on:
                 self.api.obs_source_skip_video_filter(self.source)
+            # swap on and nothing to draw yet (the first held frames, a failed read-back):
+            # draw nothing rather than the unfiltered source (fail closed)
         finally:
             self.timers["video_render"].add(self.clock() - t0, _thread_ns() - c0)
 
@@ -903,6 +633,10 @@ class RenderFaceSwap(FilterBase):
             api.gs_stagesurface_unmap(self.stage)
         return True
 
+    def _planes(self, buf: Any) -> cover.Planes:
+        w, h = self.size
+        return cover.Planes(VideoFormat.BGRA, w, h, (ctypes.addressof(buf),), (w * 4,))
+
     def _view(self, buf: Any) -> Any:
         if self.engine_api is None:
             return None
@@ -927,23 +661,24 @@ class RenderFaceSwap(FilterBase):
         self.index += 1
         self.counters.frames += 1
         view = self._view(buf) if (self.client is not None and self.swap_on) else None
+        planes = self._planes(buf)
         ts = int(api.obs_get_video_frame_time())
         if self.mode == st.LATENCY:
             self._flush_held()
-            self._latest(view)
+            self.results.latest(view, planes, self.index)
+            self.delay_ns = 0
             out = buf
         else:
-            seq, client = self._submit(view)
-            self.held.append(Held(buf, view, seq, client, self.index, ts))
+            seq, client = self.results.submit(view)
+            self.held.append(Held(buf, view, planes, seq, client, self.index, ts))
             if len(self.held) <= self.depth:
                 return  # keep drawing the previous output (or skip at start)
             while len(self.held) > self.depth + 1:
                 old = self.held.popleft()
-                self._discard(old)
+                self.results.discard(old)
                 self.pool.append(old.frame)
             item = self.held.popleft()
-            self._finish(item)
-            self._note_released()
+            self._released(item, self.held[1] if len(self.held) > 1 else None)
             self.delay_ns = max(0, ts - item.ts)
             out = item.frame
         api.gs_texture_set_image(self.out_tex, ctypes.addressof(out), w * 4, False)
@@ -965,12 +700,12 @@ class RenderFaceSwap(FilterBase):
     def _flush_held(self) -> None:
         while self.held:
             it = self.held.popleft()
-            self._discard(it)
+            self.results.discard(it)
             self.pool.append(it.frame)
 
     def _flush_all(self) -> None:
         self._flush_held()
-        self._drop_inflight()
+        self.results.drop_inflight()
 
     def _free_gpu(self) -> None:
         api = self.api
@@ -985,7 +720,7 @@ class RenderFaceSwap(FilterBase):
 
     def filter_remove(self, parent: int | None) -> None:
         self.removed = True
-        self.drop_hotkey()
+        self.hotkey.drop()
 
     def suspend(self) -> None:
         self.passthrough = True

@@ -23,7 +23,7 @@ GROUPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
      ("shape_strength", "mask_feather", "mask_keep_mouth", "mask_keep_eyes", "color_mode", "blend_mode", "opacity")),
     ("grp_badge", "Disclosure", ("badge_enabled", "badge_text", "badge_corner")),
     ("grp_engine", "Engine and timing",
-     ("timing_mode", "sync_frames", "provider", "engine_python", "models_dir", "swapper_plugin")),
+     ("timing_mode", "sync_frames", "unavailable", "provider", "engine_python", "models_dir", "swapper_plugin")),
 )
 
 #: Properties whose visibility depends on another setting: name → (setting, shown when).

@@ -24,7 +24,7 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-from obs_faceswap.obs import filters, properties, structs
+from obs_faceswap.obs import engine_link, filters, properties, structs
 from obs_faceswap.obs import settings as st
 
 log = logging.getLogger(__name__)
@@ -58,148 +58,126 @@ class Registry:
         self.cb = self._make_callbacks()
 
     # --- the C callbacks (created once, never garbage collected) -----------------------
+    def _report(self, where: str) -> None:
+        # Log each distinct failure once: a per-frame error must not flood the log.
+        text = traceback.format_exc()
+        key = where + text.splitlines()[-1] if text else where
+        if key not in self._errors_logged:
+            self._errors_logged.add(key)
+            log.error("%s failed:\n%s", where, text)
+
+    def _guarded(self, where: str, fn: Callable[..., Any],
+                 fallback: Callable[..., Any] | None = None) -> Callable[..., Any]:
+        """``fn`` such that nothing escapes into C: an exception is logged once and the
+        callback returns ``fallback(*args)`` (None when no fallback)."""
+
+        def call(*args: Any) -> Any:
+            try:
+                return fn(*args)
+            except BaseException:
+                self._report(where)
+                if fallback is None:
+                    return None
+                try:
+                    return fallback(*args)
+                except BaseException:
+                    self._report(where + " fallback")
+                    return None
+
+        return call
+
+    def _instance_call(self, method: str, *, when: Callable[..., bool] | None = None) -> Callable[..., Any]:
+        """A callback ``(data, *args)`` that calls ``instance.<method>(*args)`` when the
+        instance exists (and ``when(*args)`` holds)."""
+        inst = self.instances
+
+        def call(data: int | None, *args: Any) -> Any:
+            i = inst.get(data or 0)
+            if i is None or (when is not None and not when(*args)):
+                return None
+            return getattr(i, method)(*args)
+
+        return call
+
+    # --- the C callbacks (created once, never garbage collected) -----------------------
     def _make_callbacks(self) -> dict[str, Any]:
         reg = self
         inst = self.instances
-
-        def report(where: str) -> None:
-            # Log each distinct failure once: a per-frame error must not flood the log.
-            text = traceback.format_exc()
-            key = where + text.splitlines()[-1] if text else where
-            if key not in reg._errors_logged:
-                reg._errors_logged.add(key)
-                log.error("%s failed:\n%s", where, text)
+        g = self._guarded
 
         def get_name(type_data: int | None) -> int | None:
-            try:
-                buf = reg.names.get(type_data or 0)
-                return ctypes.addressof(buf) if buf is not None else None
-            except BaseException:
-                report("get_name")
-                return None
-
-        def create(settings: int | None, source: int | None) -> int | None:
-            try:
-                return reg.create(settings, source)
-            except BaseException:
-                report("create")
-                return None
+            buf = reg.names.get(type_data or 0)
+            return ctypes.addressof(buf) if buf is not None else None
 
         def destroy(data: int | None) -> None:
-            try:
-                i = inst.pop(data or 0, None)
-                if i is not None:
-                    i.destroy()
-            except BaseException:
-                report("destroy")
+            i = inst.pop(data or 0, None)
+            if i is not None:
+                i.destroy()
 
         def get_defaults(settings: int | None) -> None:
-            try:
-                if settings and reg.api is not None:
-                    st.set_defaults(reg.api, settings)
-            except BaseException:
-                report("get_defaults")
+            if settings and reg.api is not None:
+                st.set_defaults(reg.api, settings)
 
         def get_properties(data: int | None) -> int | None:
-            try:
-                i = inst.get(data or 0)
-                return properties.build(reg.api, i.status_lines() if i else None,
-                                        reg.addr("refresh"), reg.addr("modified"))
-            except BaseException:
-                report("get_properties")
-                return None
+            i = inst.get(data or 0)
+            return properties.build(reg.api, i.status_lines() if i else None,
+                                    reg.addr("refresh"), reg.addr("modified"))
 
         def update(data: int | None, settings: int | None) -> None:
-            try:
-                i = inst.get(data or 0)
-                if i is not None and settings:
-                    i.update(st.read(reg.api, settings))
-            except BaseException:
-                report("update")
+            i = inst.get(data or 0)
+            if i is not None and settings:
+                i.update(st.read(reg.api, settings))
 
-        def video_tick(data: int | None, seconds: float) -> None:
-            try:
-                i = inst.get(data or 0)
-                if i is not None:
-                    i.video_tick(seconds)
-            except BaseException:
-                report("video_tick")
-
-        def video_render(data: int | None, effect: int | None) -> None:
-            i = None
-            try:
-                i = inst.get(data or 0)
-                if i is not None:
-                    i.video_render(effect)
-                    return
-            except BaseException:
-                report("video_render")
-            # Nothing drawn: draw the source unfiltered rather than leave a hole.
-            try:
-                if i is not None:
-                    reg.api.obs_source_skip_video_filter(i.source)
-            except BaseException:
-                report("video_render skip")
+        def skip_filter(data: int | None, _effect: int | None) -> None:
+            # Nothing drawn: draw the source unfiltered rather than leave a hole -- unless the
+            # swap is on (fail closed: a hole for one frame, never the real face).
+            i = inst.get(data or 0)
+            if i is not None and not (i.swap_on and not i.passthrough):
+                reg.api.obs_source_skip_video_filter(i.source)
 
         def filter_video(data: int | None, frame: int | None) -> int | None:
-            try:
-                i = inst.get(data or 0)
-                if i is None or not frame:
-                    return frame
-                return i.filter_video(frame)
-            except BaseException:
-                report("filter_video")
+            i = inst.get(data or 0)
+            if i is None or not frame:
                 return frame
+            return i.filter_video(frame)
 
-        def filter_remove(data: int | None, parent: int | None) -> None:
-            try:
-                i = inst.get(data or 0)
-                if i is not None:
-                    i.filter_remove(parent)
-            except BaseException:
-                report("filter_remove")
+        def same_frame(_data: int | None, frame: int | None) -> int | None:
+            return frame  # never NULL by accident: that would leak the frame
 
         def hotkey(data: int | None, _id: int, _hotkey: int | None, pressed: bool) -> None:
-            try:
-                i = inst.get(data or 0)
-                if i is not None and pressed:
-                    i.toggle_swap()
-            except BaseException:
-                report("hotkey")
+            i = inst.get(data or 0)
+            if i is not None and pressed:
+                i.toggle_swap()
 
         def refresh(props: int | None, _prop: int | None, data: int | None) -> bool:
-            try:
-                i = inst.get(data or 0)
-                if i is not None and props:
-                    properties.refresh_status(reg.api, props, i.status_lines())
-                return True
-            except BaseException:
-                report("refresh")
-                return False
+            i = inst.get(data or 0)
+            if i is not None and props:
+                properties.refresh_status(reg.api, props, i.status_lines())
+            return True
 
         def modified(_priv: int | None, props: int | None, _prop: int | None, settings: int | None) -> bool:
-            try:
-                if props and settings:
-                    properties.apply_visibility(reg.api, props, st.read(reg.api, settings))
-                return True
-            except BaseException:
-                report("modified")
-                return False
+            if props and settings:
+                properties.apply_visibility(reg.api, props, st.read(reg.api, settings))
+            return True
+
+        def false(*_args: Any) -> bool:
+            return False
 
         return {
-            "get_name": structs.GET_NAME(get_name),
-            "create": structs.CREATE(create),
-            "destroy": structs.DESTROY(destroy),
-            "get_defaults": structs.GET_DEFAULTS(get_defaults),
-            "get_properties": structs.GET_PROPERTIES(get_properties),
-            "update": structs.UPDATE(update),
-            "video_tick": structs.VIDEO_TICK(video_tick),
-            "video_render": structs.VIDEO_RENDER(video_render),
-            "filter_video": structs.FILTER_VIDEO(filter_video),
-            "filter_remove": structs.FILTER_REMOVE(filter_remove),
-            "hotkey": structs.HOTKEY_FUNC(hotkey),
-            "refresh": structs.PROPERTY_CLICKED(refresh),
-            "modified": structs.PROPERTY_MODIFIED2(modified),
+            "get_name": structs.GET_NAME(g("get_name", get_name)),
+            "create": structs.CREATE(g("create", reg.create)),
+            "destroy": structs.DESTROY(g("destroy", destroy)),
+            "get_defaults": structs.GET_DEFAULTS(g("get_defaults", get_defaults)),
+            "get_properties": structs.GET_PROPERTIES(g("get_properties", get_properties)),
+            "update": structs.UPDATE(g("update", update)),
+            "video_tick": structs.VIDEO_TICK(g("video_tick", self._instance_call("video_tick"))),
+            "video_render": structs.VIDEO_RENDER(g("video_render", self._instance_call("video_render"),
+                                                   skip_filter)),
+            "filter_video": structs.FILTER_VIDEO(g("filter_video", filter_video, same_frame)),
+            "filter_remove": structs.FILTER_REMOVE(g("filter_remove", self._instance_call("filter_remove"))),
+            "hotkey": structs.HOTKEY_FUNC(g("hotkey", hotkey)),
+            "refresh": structs.PROPERTY_CLICKED(g("refresh", refresh, false)),
+            "modified": structs.PROPERTY_MODIFIED2(g("modified", modified, false)),
         }
 
     def addr(self, name: str) -> int:
@@ -257,6 +235,12 @@ class Registry:
         if self.api is not None:
             for type_id in self.registered:
                 self.api.obs_enable_source_type(type_id.encode(), False)
+        # Wait for the engines to quit (they were asked at once, in parallel): at exit, OBS
+        # must not tear down while our threads still run, nor leave processes or shared
+        # memory behind. An engine that ignores the request is killed within ~3 s.
+        left = engine_link.join_all(timeout=4.0)
+        if left:
+            log.warning("%d engines were still stopping when the script unloaded", left)
         log.info("unloaded (%d live filters pass frames through, %s thread)", len(self.instances),
                  threading.current_thread().name)
 

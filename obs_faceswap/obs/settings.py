@@ -33,6 +33,8 @@ SYNC = "sync"
 LATENCY = "latency"
 TIMING_MODES = ((SYNC, "Synchronised (hold frames, no ghosting)"),
                 (LATENCY, "Lowest latency (never hold)"))
+UNAVAILABLE_CHOICES = (("cover", "Cover the face (mosaic)"), ("freeze", "Freeze the last swapped frame"),
+                       ("original", "Show the original (not private)"))
 #: ``sync_frames`` value meaning "grow the hold until results arrive in time".
 AUTO_FRAMES = 0
 MAX_SYNC_FRAMES = 30
@@ -157,6 +159,11 @@ SETTINGS: tuple[Setting, ...] = (
                     "used only if it is at most one frame old."),
     Setting("sync_frames", "Frames to hold (0 = automatic)", "int", AUTO_FRAMES, None,
             lo=0, hi=MAX_SYNC_FRAMES, step=1),
+    Setting("unavailable", "When the swap is unavailable", "list", "cover", None, choices=UNAVAILABLE_CHOICES,
+            tooltip="What a frame shows while the swap is on but no swapped result is there in time "
+                    "(engine starting, restarting or hung, result late, settings changing): a coarse "
+                    "mosaic over the last known face (the whole picture until a face was seen), the last "
+                    "swapped frame, or the original picture."),
     Setting("engine_python", "Engine Python (optional)", "path", "", None,
             file_filter="Python (python python3 python.exe python3*);;All files (*)",
             tooltip="Interpreter of the environment where obs-faceswap is installed. Empty: "

@@ -96,12 +96,20 @@ def steady_shot(obs: Obs, timeout: float = 20.0) -> np.ndarray:
 
 def verdicts(obs: Obs, identity: Identity, target: np.ndarray, other: np.ndarray, n: int = 3,
              source: str = SOURCE) -> list[tuple[float, float]]:
-    """``(cos to target, cos to other)`` for the face in ``n`` screenshots 0.4 s apart."""
+    """``(cos to target, cos to other)`` for the face in ``n`` screenshots 0.4 s apart.
+
+    A screenshot without a face is skipped (a frame whose result came late is covered, not
+    shown: see test_obs_privacy.py); at most ``n`` such are allowed.
+    """
     out = []
-    for _ in range(n):
+    faceless = 0
+    while len(out) < n:
         f = identity.face(shot(obs, source))
-        assert f is not None, "no face in the OBS screenshot"
-        out.append((identity.cos(f[0], target), identity.cos(f[0], other)))
+        if f is None:
+            faceless += 1
+            assert faceless <= n, "no face in the OBS screenshots"
+        else:
+            out.append((identity.cos(f[0], target), identity.cos(f[0], other)))
         time.sleep(0.4)
     return out
 

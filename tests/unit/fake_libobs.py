@@ -413,6 +413,7 @@ class FakeClient:
     discarded: list[int] = field(default_factory=list)
     updates: list[dict[str, Any]] = field(default_factory=list)
     polls: int = 0
+    last_rects: list[tuple[int, int, int, int]] = field(default_factory=list)
     state: str = "running"
     message: str = ""
     _seq: int = 0
@@ -440,13 +441,18 @@ class FakeClient:
         return seq in self.ready_seqs
 
     def apply(self, seq: int, view: FrameView) -> bool:
+        return self.apply_result(seq, view) == 1
+
+    def apply_result(self, seq: int, view: FrameView) -> int:
+        """Writes row 0 (the "face" is the top row): 1 applied, -1 no usable result."""
         if seq not in self.ready_seqs:
-            return False
+            return -1
         self.ready_seqs.discard(seq)
         row = view.linesizes[0]
         ctypes.memset(view.planes[0], self.seen[seq] ^ 0x80, row)
         self.applied.append((seq, view.planes[0]))
-        return True
+        self.last_rects = [(0, 0, view.width, 2)]
+        return 1
 
     def discard(self, seq: int) -> None:
         self.discarded.append(seq)

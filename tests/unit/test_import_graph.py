@@ -113,8 +113,8 @@ def test_graph_sees_module_and_function_level_imports() -> None:
     g = import_graph()
     assert "obs_faceswap.errors" in g["obs_faceswap.config"]  # module level
     assert "obs_faceswap.pipeline" in g["obs_faceswap.cli"]  # inside a function
-    assert "obs_faceswap.engine.protocol" in g["obs_faceswap.engine.client"]  # `from pkg import mod as P`
-    assert "obs_faceswap.engine" not in g["obs_faceswap.engine.client"]  # ... which is not an import of pkg's names
+    assert "obs_faceswap.engine.protocol" in g["obs_faceswap.engine.slots"]  # `from pkg import mod as P`
+    assert "obs_faceswap.engine" not in g["obs_faceswap.engine.slots"]  # ... which is not an import of pkg's names
 
 
 @pytest.mark.parametrize(

@@ -72,10 +72,11 @@ def test_sync_holds_frames_and_each_carries_its_own_result() -> None:
     assert api.released == []
 
 
-def test_sync_late_result_passes_the_frame_untouched_and_auto_depth_grows() -> None:
-    f, api, engine = new_async(sync_frames=0)
+def test_sync_late_result_passes_the_frame_untouched_when_asked_and_auto_depth_grows() -> None:
+    f, api, engine = new_async(sync_frames=0, unavailable="original", badge_enabled=False)
     client = engine.clients[0]
     client.ready_now = False
+    f.video_tick(0.1)  # the engine reports "running": lateness now counts for the depth
     frames = [make_frame(i + 1) for i in range(12)]
     out = run(f, frames)
     released = [a for a in out if a is not None]
@@ -279,14 +280,25 @@ def test_only_changed_settings_reach_the_engine_live() -> None:
     assert len(engine.clients) == 1
 
 
-def test_changing_the_interpreter_restarts_the_engine(tmp_path: Path) -> None:
-    f, _, engine = new_async()
+def test_changing_the_interpreter_restarts_the_engine_once_typing_stops(tmp_path: Path) -> None:
+    """Typing a path is a storm of updates: one engine at a time, the new one only once the
+    setting stopped changing (and the old one has quit)."""
+    now = [0]
+    api, engine = FakeApi(), FakeEngineModule()
+    f = AsyncFaceSwap(api, SOURCE, values(), engine_api=engine, clock=lambda: now[0])
     other = tmp_path / "python3"
     other.write_text("")
-    f.update(values(engine_python=str(other)))
-    f.close_engine(wait=True)  # joins the background close
-    assert engine.clients[0].closed
-    assert engine.clients[1].python == str(other)
+    typed = str(other)
+    for i in range(1, len(typed) + 1):  # one update per keystroke, 50 ms apart
+        f.update(values(engine_python=typed[:i]))
+        now[0] += 50_000_000
+        f.video_tick(0.05)
+    assert len(engine.clients) == 1 and engine.clients[0].closed and f.client is None
+    joined(f)
+    now[0] += int(1.1e9)
+    f.video_tick(0.1)
+    assert len(engine.clients) == 2 and engine.clients[1].python == typed
+    f.close_engine(wait=True)
 
 
 def test_engine_settings_mapping() -> None:
@@ -417,7 +429,8 @@ def test_render_filter_reads_back_holds_and_uploads_each_frame_with_its_result()
         assert img[:4] == bytes([i ^ 0x80]) * 4, "a frame carries another frame's result"
         assert img[-1] == i
     assert len(engine.clients[0].seen) == 6
-    assert api.draws >= 8 and api.skips == 4  # two ticks before the first output: skip
+    # two ticks before the first output: nothing is drawn, never the unfiltered source
+    assert api.draws >= 8 and api.skips == 0
 
 
 def test_render_filter_skips_when_idle_in_latency_mode_and_frees_gpu_on_destroy() -> None:
@@ -539,7 +552,7 @@ def test_stats_file_is_written_after_the_timed_tick_and_can_be_reset(tmp_path: P
     assert s["callbacks"]["video_tick"]["n"] == 1 and s["state"] == "running"
     assert {"p99_us", "cpu_p99_us", "max_us"} <= set(s["callbacks"]["filter_video"])
     (tmp_path / "Face_Swap.reset").write_text("")
-    f._stats_next = 0
+    f.diag.next_write = 0
     f.video_tick(0.1)
     s = json.loads((tmp_path / "Face_Swap.json").read_text())
     assert s["counters"]["frames"] == 0 and not (tmp_path / "Face_Swap.reset").exists()
