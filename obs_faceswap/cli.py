@@ -119,6 +119,7 @@ FLAG_OPTIONS: dict[str, tuple[str, bool]] = {
     "keep_eyes": ("swapper.photo.mask.keep_eyes", True),
     "no_keep_mouth": ("swapper.photo.mask.keep_mouth", False),
     "no_trim_hair": ("swapper.photo.mask.trim_hair", False),
+    "no_keep_occluders": ("swapper.photo.mask.keep_occluders", False),
     "no_smoothing": ("tracking.smoothing", False),
     "badge": ("badge.enabled", True),
 }
@@ -198,6 +199,8 @@ def _pipeline_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--erode", type=float, metavar="F", help="shrink the mask by this fraction of the face width")
     g.add_argument("--keep-eyes", action="store_true", help="show the live eyes (real blinks and gaze)")
     g.add_argument("--no-keep-mouth", action="store_true", help="cover the mouth interior with the source's")
+    g.add_argument("--no-keep-occluders", action="store_true", help="swap over what is in front of the face "
+                   "too (hands, microphones); by default it stays in front")
     g.add_argument("--no-trim-hair", action="store_true", help="keep the source's hair on the forehead")
     g.add_argument("--shape", type=float, metavar="F",
                    help="how much of the source's face proportions to take: 0 = the live face's, "

@@ -205,6 +205,9 @@ class MaskConfig:
         keep_eyes: show the live eyes (real blinks and gaze).
         trim_hair: cut the source's hair/fringe out of the forehead.
         erode: shrink the mask by this fraction of the face width before feathering.
+        keep_occluders: what comes in front of the live face (a hand, a microphone, a strand
+            of hair) stays in front of the swap. Off, the swap covers everything on the face:
+            nothing of the live face can show through a misjudged "occluder".
     """
 
     feather: float = 0.04
@@ -212,6 +215,7 @@ class MaskConfig:
     keep_eyes: bool = False
     trim_hair: bool = True
     erode: float = 0.0
+    keep_occluders: bool = True
 
     def __post_init__(self) -> None:
         _range("mask.feather", self.feather, 0.0, 0.5)

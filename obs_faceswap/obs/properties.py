@@ -20,7 +20,8 @@ GROUPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
      ("detector", "landmarks", "selection_mode", "selection_index", "selection_reference",
       "detect_interval", "smoothing")),
     ("grp_mask", "Mask and blending",
-     ("shape_strength", "mask_feather", "mask_keep_mouth", "mask_keep_eyes", "color_mode", "blend_mode", "opacity")),
+     ("shape_strength", "mask_feather", "mask_keep_mouth", "mask_keep_eyes", "mask_keep_occluders", "color_mode",
+      "blend_mode", "opacity")),
     ("grp_badge", "Disclosure", ("badge_enabled", "badge_text", "badge_corner")),
     ("grp_engine", "Engine and timing",
      ("timing_mode", "sync_frames", "unavailable", "provider", "engine_python", "models_dir", "swapper_plugin")),
@@ -33,7 +34,9 @@ DEPENDENT = {
     "sync_frames": ("timing_mode", (st.SYNC,)),
 }
 #: Shown only while no face-swap model is chosen (the photo swapper's own controls) ...
-PHOTO_ONLY = ("shape_strength", "mask_feather", "mask_keep_mouth", "mask_keep_eyes", "color_mode")
+PHOTO_ONLY = (
+    "shape_strength", "mask_feather", "mask_keep_mouth", "mask_keep_eyes", "mask_keep_occluders", "color_mode",
+)
 #: ... and only while one is.
 MODEL_ONLY = ("model_recognizer", "model_morph", "model_keep_mouth", "model_color")
 #: Settings whose change shows or hides other properties (get the modified callback).

@@ -129,6 +129,8 @@ SETTINGS: tuple[Setting, ...] = (
             lo=0.0, hi=0.5, step=0.01, tooltip="Soft edge width, as a fraction of the face width."),
     Setting("mask_keep_mouth", "Keep live mouth", "bool", _PHOTO.mask.keep_mouth, "swapper.photo.mask.keep_mouth"),
     Setting("mask_keep_eyes", "Keep live eyes", "bool", _PHOTO.mask.keep_eyes, "swapper.photo.mask.keep_eyes"),
+    Setting("mask_keep_occluders", "Keep hands and objects in front of the face", "bool",
+            _PHOTO.mask.keep_occluders, "swapper.photo.mask.keep_occluders"),
     Setting("shape_strength", "Face shape from photo", "float", _PHOTO.shape.strength,
             "swapper.photo.shape.strength",
             lo=0.0, hi=1.0, step=0.05,

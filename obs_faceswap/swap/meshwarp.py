@@ -692,7 +692,7 @@ class PhotoSwapper:
         # with frame instead of pulling in black (the "dark rim").
         cv2.copyTo(frame[y0:y1, x0:x1], cv2.compare(alpha, 0, cv2.CMP_EQ), crop)
         # mouth and eye cuts follow the LIVE features: that is where the real ones are
-        occluded = self._live_occlusion(track, frame, lm)
+        occluded = self._live_occlusion(track, frame, lm) if self.mask_config.keep_occluders else None
         mask = self._mask(alpha, lm[:, :2] - origin, face_w, occluded)
         t = np.array([[1, 0, x0], [0, 1, y0]], np.float32)
         return SwapResult(crop, mask, t, face.track_id)
