@@ -77,8 +77,9 @@ class BenchConfig:
         if not self.sizes:
             raise ConfigError("bench needs at least one size")
         if self.warmup < 0 or self.frames < 1 or self.repeats < 1:
-            raise ConfigError(f"bench needs warmup >= 0, frames >= 1, repeats >= 1; got "
-                              f"{self.warmup}, {self.frames}, {self.repeats}")
+            raise ConfigError(
+                f"bench needs warmup >= 0, frames >= 1, repeats >= 1; got {self.warmup}, {self.frames}, {self.repeats}"
+            )
 
 
 def parse_sizes(text: str) -> tuple[tuple[str, int, int], ...]:
@@ -113,7 +114,7 @@ def scale_cover(image: ImageBGR, width: int, height: int) -> ImageBGR:
     interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
     big = cv2.resize(image, (sw, sh), interpolation=interp)
     x0, y0 = (sw - width) // 2, (sh - height) // 2
-    return np.ascontiguousarray(big[y0: y0 + height, x0: x0 + width])
+    return np.ascontiguousarray(big[y0 : y0 + height, x0 : x0 + width])
 
 
 def ping_pong(n_available: int, n_needed: int, start: int = 0) -> list[int]:
@@ -184,8 +185,9 @@ def machine_info() -> dict[str, Any]:
     }
 
 
-def run_benchmark(store: ModelStore, bench: BenchConfig | None = None, config: PipelineConfig | None = None, *,
-                  progress: bool = False) -> dict[str, Any]:
+def run_benchmark(
+    store: ModelStore, bench: BenchConfig | None = None, config: PipelineConfig | None = None, *, progress: bool = False
+) -> dict[str, Any]:
     """Run the benchmark and return its results as plain data (what ``--json`` prints).
 
     Args:
@@ -240,8 +242,10 @@ def run_benchmark(store: ModelStore, bench: BenchConfig | None = None, config: P
         "bench": {k: v for k, v in asdict(bench).items() if k != "sizes"},
         "pipeline_config": _config_summary(config),
         "source_setup_ms": round(source_ms, 1),
-        "targets": {"fps": {k: {"minimum": v[0], "goal": v[1]} for k, v in FPS_TARGETS.items()},
-                    "ratio_max": RATIO_TARGET},
+        "targets": {
+            "fps": {k: {"minimum": v[0], "goal": v[1]} for k, v in FPS_TARGETS.items()},
+            "ratio_max": RATIO_TARGET,
+        },
         "sizes": results,
     }
 
@@ -316,8 +320,9 @@ def _config_summary(config: PipelineConfig) -> dict[str, Any]:
     }
 
 
-def _bench_size(pipe: Any, clip: list[ImageBGR], fps: float, name: str, width: int, height: int,
-                bench: BenchConfig, bar: Any) -> dict[str, Any]:
+def _bench_size(
+    pipe: Any, clip: list[ImageBGR], fps: float, name: str, width: int, height: int, bench: BenchConfig, bar: Any
+) -> dict[str, Any]:
     pipe.reset()
     order = ping_pong(len(clip), bench.warmup + bench.frames * bench.repeats)
     for k in range(bench.warmup):
@@ -398,14 +403,21 @@ def format_table(result: dict[str, Any]) -> str:
                 row.append(f"{st['median_ms']:.2f} / {st['p90_ms']:.2f}{ran}")
         rows.append(row)
     rows.append(["end to end"] + [f"{r['total_ms']['median_ms']:.2f} / {r['total_ms']['p90_ms']:.2f}" for r in sizes])
-    rows.append(["raw model inference"] + [
-        f"{r['inference_ms']['median_ms']:.2f} / {r['inference_ms']['p90_ms']:.2f}" if r["inference_ms"] else "-"
-        for r in sizes])
-    rows.append(["FPS (median of repeats)"] + [
-        f"{r['fps']:.1f}" + _target_mark(r["name"], r["fps"]) for r in sizes])
-    rows.append(["pipeline / model time"] + [
-        (f"{r['ratio']:.2f}" + ("" if r["ratio"] <= RATIO_TARGET else " (> 1.3)")) if r["ratio"] else "-"
-        for r in sizes])
+    rows.append(
+        ["raw model inference"]
+        + [
+            f"{r['inference_ms']['median_ms']:.2f} / {r['inference_ms']['p90_ms']:.2f}" if r["inference_ms"] else "-"
+            for r in sizes
+        ]
+    )
+    rows.append(["FPS (median of repeats)"] + [f"{r['fps']:.1f}" + _target_mark(r["name"], r["fps"]) for r in sizes])
+    rows.append(
+        ["pipeline / model time"]
+        + [
+            (f"{r['ratio']:.2f}" + ("" if r["ratio"] <= RATIO_TARGET else " (> 1.3)")) if r["ratio"] else "-"
+            for r in sizes
+        ]
+    )
     rows.append(["frames with a face"] + [f"{r['faces_pct']:.0f}%" for r in sizes])
     widths = [max(len(x[i]) for x in [head, *rows]) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(head, widths, strict=True)).rstrip()]
@@ -420,15 +432,23 @@ def format_table(result: dict[str, Any]) -> str:
             if "error" in row:
                 lines.append(f"  {row['provider']}: {row['error']}")
             else:
-                lines.append(f"  {row['provider']}: {row['median_ms']:.2f} ms median, {row['p90_ms']:.2f} p90 "
-                             f"({1000 / row['median_ms']:.0f} inferences/s)")
+                lines.append(
+                    f"  {row['provider']}: {row['median_ms']:.2f} ms median, {row['p90_ms']:.2f} p90 "
+                    f"({1000 / row['median_ms']:.0f} inferences/s)"
+                )
     lines.append("")
-    lines.append(f"provider {result['provider']}; {m['cpu']} ({m['cpu_count']} cores); onnxruntime "
-                 f"{m['onnxruntime']}, OpenCV {m['opencv']}")
-    lines.append(f"{b['warmup']} warm-up + {b['repeats']} x {b['frames']} timed frames per size; "
-                 f"decoding excluded; source photo set-up {result['source_setup_ms']:.0f} ms")
-    lines.append("targets (one face): >= 60 FPS at 720p (goal 100), >= 45 at 1080p (goal 80); "
-                 f"pipeline / model time < {RATIO_TARGET}")
+    lines.append(
+        f"provider {result['provider']}; {m['cpu']} ({m['cpu_count']} cores); onnxruntime "
+        f"{m['onnxruntime']}, OpenCV {m['opencv']}"
+    )
+    lines.append(
+        f"{b['warmup']} warm-up + {b['repeats']} x {b['frames']} timed frames per size; "
+        f"decoding excluded; source photo set-up {result['source_setup_ms']:.0f} ms"
+    )
+    lines.append(
+        "targets (one face): >= 60 FPS at 720p (goal 100), >= 45 at 1080p (goal 80); "
+        f"pipeline / model time < {RATIO_TARGET}"
+    )
     return "\n".join(lines)
 
 

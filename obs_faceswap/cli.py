@@ -135,31 +135,53 @@ def _common_options() -> argparse.ArgumentParser:
     """
     p = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
     g = p.add_argument_group("common options")
-    g.add_argument("--models", metavar="DIR", help="directory with the model files (searched first; "
-                   "then $OBS_FACESWAP_MODELS, then the user cache)")
-    g.add_argument("--media", metavar="DIR", help="directory with the sample media (demo, bench; "
-                   "then $OBS_FACESWAP_MEDIA, then the user cache)")
-    g.add_argument("--offline", action="store_true", help="never download; a missing file is an error "
-                   "(also $OBS_FACESWAP_OFFLINE=1)")
-    g.add_argument("--provider", metavar="NAME[,NAME]",
-                   help=f"execution providers in order of preference: auto or {', '.join(PROVIDERS)} "
-                   "(default auto: the best available)")
-    g.add_argument("--threads", type=int, metavar="N",
-                   help="onnxruntime threads per model (default 0: number of cores, at most 4)")
+    g.add_argument(
+        "--models",
+        metavar="DIR",
+        help="directory with the model files (searched first; then $OBS_FACESWAP_MODELS, then the user cache)",
+    )
+    g.add_argument(
+        "--media",
+        metavar="DIR",
+        help="directory with the sample media (demo, bench; then $OBS_FACESWAP_MEDIA, then the user cache)",
+    )
+    g.add_argument(
+        "--offline",
+        action="store_true",
+        help="never download; a missing file is an error (also $OBS_FACESWAP_OFFLINE=1)",
+    )
+    g.add_argument(
+        "--provider",
+        metavar="NAME[,NAME]",
+        help=f"execution providers in order of preference: auto or {', '.join(PROVIDERS)} "
+        "(default auto: the best available)",
+    )
+    g.add_argument(
+        "--threads", type=int, metavar="N", help="onnxruntime threads per model (default 0: number of cores, at most 4)"
+    )
     g.add_argument("--device-id", type=int, metavar="N", help="GPU index (default 0)")
-    g.add_argument("--cpu-backend", choices=("auto", "onnxruntime", "opencv"),
-                   help="for models on the CPU: the faster of onnxruntime and OpenCV DNN, measured "
-                        "at load (auto, default), or one of them")
-    g.add_argument("-v", "--verbose", action="count",
-                   help="more logging (-vv for debug); tracebacks on errors")
+    g.add_argument(
+        "--cpu-backend",
+        choices=("auto", "onnxruntime", "opencv"),
+        help="for models on the CPU: the faster of onnxruntime and OpenCV DNN, measured "
+        "at load (auto, default), or one of them",
+    )
+    g.add_argument("-v", "--verbose", action="count", help="more logging (-vv for debug); tracebacks on errors")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return p
 
 
 #: Values of the common options when they are given nowhere on the command line.
 COMMON_DEFAULTS: dict[str, object] = {
-    "models": None, "media": None, "offline": False, "provider": "auto", "threads": 0, "device_id": 0,
-    "cpu_backend": "auto", "verbose": 0, "quiet": False,
+    "models": None,
+    "media": None,
+    "offline": False,
+    "provider": "auto",
+    "threads": 0,
+    "device_id": 0,
+    "cpu_backend": "auto",
+    "verbose": 0,
+    "quiet": False,
 }
 
 
@@ -179,32 +201,49 @@ def _pipeline_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--det-size", type=int, metavar="PX", help="detector input size, long side (default 320)")
     g.add_argument("--landmarks", choices=LANDMARK_MODELS, help="landmark model (default mesh468)")
     g.add_argument("--landmarks-model", metavar="ONNX", help="use this landmark file instead of the manifest's")
-    g.add_argument("--detect-interval", type=int, metavar="N",
-                   help="run the detector every N frames, track in between (default 3)")
+    g.add_argument(
+        "--detect-interval", type=int, metavar="N", help="run the detector every N frames, track in between (default 3)"
+    )
     g.add_argument("--max-faces", type=int, metavar="N", help="most faces tracked at once (default: no limit)")
     g.add_argument("--no-smoothing", action="store_true", help="turn off landmark smoothing")
 
     g = p.add_argument_group("which faces")
-    g.add_argument("--select", choices=SELECTION_MODES,
-                   help="largest (default), all, index (--face-index) or reference (--reference)")
+    g.add_argument(
+        "--select",
+        choices=SELECTION_MODES,
+        help="largest (default), all, index (--face-index) or reference (--reference)",
+    )
     g.add_argument("--face-index", type=int, metavar="N", help="swap the N-th face from the left (0 = leftmost)")
-    g.add_argument("--reference", metavar="PHOTO", help="swap only the face that looks like this person "
-                   "(nothing is swapped while no face does)")
-    g.add_argument("--reference-threshold", type=float, metavar="S",
-                   help="identity similarity 0..1 a face needs to count as the --reference person (default 0.5; "
-                        "higher swaps fewer strangers, lower misses the person in poor light)")
+    g.add_argument(
+        "--reference",
+        metavar="PHOTO",
+        help="swap only the face that looks like this person (nothing is swapped while no face does)",
+    )
+    g.add_argument(
+        "--reference-threshold",
+        type=float,
+        metavar="S",
+        help="identity similarity 0..1 a face needs to count as the --reference person (default 0.5; "
+        "higher swaps fewer strangers, lower misses the person in poor light)",
+    )
 
     g = p.add_argument_group("mask, colour and blending")
     g.add_argument("--feather", type=float, metavar="F", help="soft edge width, fraction of the face (default 0.04)")
     g.add_argument("--erode", type=float, metavar="F", help="shrink the mask by this fraction of the face width")
     g.add_argument("--keep-eyes", action="store_true", help="show the live eyes (real blinks and gaze)")
     g.add_argument("--no-keep-mouth", action="store_true", help="cover the mouth interior with the source's")
-    g.add_argument("--no-keep-occluders", action="store_true", help="swap over what is in front of the face "
-                   "too (hands, microphones); by default it stays in front")
+    g.add_argument(
+        "--no-keep-occluders",
+        action="store_true",
+        help="swap over what is in front of the face too (hands, microphones); by default it stays in front",
+    )
     g.add_argument("--no-trim-hair", action="store_true", help="keep the source's hair on the forehead")
-    g.add_argument("--shape", type=float, metavar="F",
-                   help="how much of the source's face proportions to take: 0 = the live face's, "
-                        "1 = the source's (default 1)")
+    g.add_argument(
+        "--shape",
+        type=float,
+        metavar="F",
+        help="how much of the source's face proportions to take: 0 = the live face's, 1 = the source's (default 1)",
+    )
     g.add_argument("--color", choices=COLOR_MODES, help="colour transfer to the live skin (default rct)")
     g.add_argument("--color-strength", type=float, metavar="F", help="0 = source colours, 1 = full transfer")
     g.add_argument("--blend", choices=BLEND_MODES, help="compositing (default feather)")
@@ -212,26 +251,47 @@ def _pipeline_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--texture-size", type=int, choices=(256, 512, 1024), help="source texture size (default 512)")
 
     g = p.add_argument_group("face-swap model (instead of the photo swapper)")
-    g.add_argument("--model", metavar="FILE", help="a .dfm (DeepFaceLive) or one-photo .onnx model (or a manifest name "
-                   "such as inswapper_128: the verified download): inswapper_128, "
-                   "HyperSwap, SimSwap, GHOST, BlendSwap, UniFace (recognised from the file)")
-    g.add_argument("--model-family", metavar="NAME", help="the one-photo family when the file name does not say "
-                   "it (e.g. hyperswap_1a_256, simswap_256, ghost_2_256)")
-    g.add_argument("--recognizer", metavar="FILE", help="ArcFace .onnx for the source embedding (default: "
-                   "w600k_r50 from the model store)")
-    g.add_argument("--converter", metavar="FILE", help="embedding converter .onnx for SimSwap/GHOST (default: the "
-                   "model store's)")
-    g.add_argument("--morph", type=float, metavar="F", help="AMP .dfm models: how much of the celebrity, 0..1 "
-                   "(default 0.75)")
-    g.add_argument("--mask", metavar="LIST", help="masks for model swaps, combined by minimum: box, occlusion, "
-                   "parsing, mouth (e.g. box,mouth; default box)")
-    g.add_argument("--mouth-size", type=float, metavar="F", help="how far the kept live mouth reaches beyond "
-                   "the lips, fraction of the face crop (default 0.1)")
+    g.add_argument(
+        "--model",
+        metavar="FILE",
+        help="a .dfm (DeepFaceLive) or one-photo .onnx model (or a manifest name "
+        "such as inswapper_128: the verified download): inswapper_128, "
+        "HyperSwap, SimSwap, GHOST, BlendSwap, UniFace (recognised from the file)",
+    )
+    g.add_argument(
+        "--model-family",
+        metavar="NAME",
+        help="the one-photo family when the file name does not say "
+        "it (e.g. hyperswap_1a_256, simswap_256, ghost_2_256)",
+    )
+    g.add_argument(
+        "--recognizer",
+        metavar="FILE",
+        help="ArcFace .onnx for the source embedding (default: w600k_r50 from the model store)",
+    )
+    g.add_argument(
+        "--converter", metavar="FILE", help="embedding converter .onnx for SimSwap/GHOST (default: the model store's)"
+    )
+    g.add_argument(
+        "--morph", type=float, metavar="F", help="AMP .dfm models: how much of the celebrity, 0..1 (default 0.75)"
+    )
+    g.add_argument(
+        "--mask",
+        metavar="LIST",
+        help="masks for model swaps, combined by minimum: box, occlusion, parsing, mouth (e.g. box,mouth; default box)",
+    )
+    g.add_argument(
+        "--mouth-size",
+        type=float,
+        metavar="F",
+        help="how far the kept live mouth reaches beyond the lips, fraction of the face crop (default 0.1)",
+    )
     g.add_argument("--occlusion-model", metavar="FILE", help="XSeg-format .onnx for --mask occlusion")
     g.add_argument("--parser-model", metavar="FILE", help="BiSeNet-format .onnx for --mask parsing")
     g.add_argument("--enhancer", metavar="FILE", help="GFPGAN/GPEN-format .onnx run on the swapped face (slow)")
-    g.add_argument("--enhance-every", type=int, metavar="N", help="run the enhancer every N-th frame per face "
-                   "(default 1)")
+    g.add_argument(
+        "--enhance-every", type=int, metavar="N", help="run the enhancer every N-th frame per face (default 1)"
+    )
 
     g = p.add_argument_group("disclosure")
     g.add_argument("--badge", action="store_true", help='burn a visible "face swap" badge into the output')
@@ -243,21 +303,40 @@ def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (exposed for tests and documentation)."""
     common = _common_options()
     parser = argparse.ArgumentParser(
-        prog=PROG, parents=[common],
+        prog=PROG,
+        parents=[common],
         description="Real-time face swapping for OBS Studio and the command line. Files it writes are "
         "marked as face-swapped in their metadata.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser("swap", parents=[common], help="swap a face photo into a video, image or webcam",
-                       description="Swap the face in --source onto the faces of --input.")
-    p.add_argument("--source", nargs="+", metavar="PHOTO", help="photo(s) of the face to put in (several photos of "
-                   "one person are averaged by one-photo models); not needed with a .dfm --model")
-    p.add_argument("--input", "-i", required=True, metavar="VIDEO|IMAGE|webcam:N",
-                   help="a video file, an image file or webcam:N (camera number N)")
-    p.add_argument("--output", "-o", metavar="FILE",
-                   help="video (.mp4 .m4v .mov .mkv) or image (.png .jpg); keeps the input's audio and frame rate")
+    p = sub.add_parser(
+        "swap",
+        parents=[common],
+        help="swap a face photo into a video, image or webcam",
+        description="Swap the face in --source onto the faces of --input.",
+    )
+    p.add_argument(
+        "--source",
+        nargs="+",
+        metavar="PHOTO",
+        help="photo(s) of the face to put in (several photos of "
+        "one person are averaged by one-photo models); not needed with a .dfm --model",
+    )
+    p.add_argument(
+        "--input",
+        "-i",
+        required=True,
+        metavar="VIDEO|IMAGE|webcam:N",
+        help="a video file, an image file or webcam:N (camera number N)",
+    )
+    p.add_argument(
+        "--output",
+        "-o",
+        metavar="FILE",
+        help="video (.mp4 .m4v .mov .mkv) or image (.png .jpg); keeps the input's audio and frame rate",
+    )
     p.add_argument("-y", "--overwrite", action="store_true", help="replace --output if it exists")
     p.add_argument("--preview", action="store_true", help="show the result in a window (q or Esc quits)")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
@@ -266,34 +345,60 @@ def build_parser() -> argparse.ArgumentParser:
     _pipeline_options(p)
     p.set_defaults(func=cmd_swap)
 
-    p = sub.add_parser("demo", parents=[common], help="swap a sample photo onto a sample clip",
-                       description="Swap astronaut.png onto dfl_Obama_speaking.mp4 (downloaded if not found) "
-                       "and write demo.mp4 and side_by_side.png, with the disclosure badge.")
-    p.add_argument("--output", "-o", metavar="DIR", default="obs-faceswap-demo",
-                   help="where to write the results (default ./obs-faceswap-demo)")
+    p = sub.add_parser(
+        "demo",
+        parents=[common],
+        help="swap a sample photo onto a sample clip",
+        description="Swap astronaut.png onto dfl_Obama_speaking.mp4 (downloaded if not found) "
+        "and write demo.mp4 and side_by_side.png, with the disclosure badge.",
+    )
+    p.add_argument(
+        "--output",
+        "-o",
+        metavar="DIR",
+        default="obs-faceswap-demo",
+        help="where to write the results (default ./obs-faceswap-demo)",
+    )
     p.add_argument("--max-frames", type=int, metavar="N", help="process only the first N frames")
     p.add_argument("--preview", action="store_true", help="show the result in a window (q or Esc quits)")
     _pipeline_options(p)
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("preview", parents=[common], help="rate a source photo and render it onto sample faces",
-                       description="Render --source onto sample faces (frames of the sample clip and the "
-                       "sample photo, or --targets) as one contact sheet, and rate the photo (face size, pose, "
-                       "occlusion, sharpness, lighting) with advice.")
+    p = sub.add_parser(
+        "preview",
+        parents=[common],
+        help="rate a source photo and render it onto sample faces",
+        description="Render --source onto sample faces (frames of the sample clip and the "
+        "sample photo, or --targets) as one contact sheet, and rate the photo (face size, pose, "
+        "occlusion, sharpness, lighting) with advice.",
+    )
     p.add_argument("--source", required=True, metavar="PHOTO", help="photo of the face to put in")
-    p.add_argument("--output", "-o", metavar="FILE", default="preview.png",
-                   help="contact sheet to write (.png or .jpg; default preview.png)")
+    p.add_argument(
+        "--output",
+        "-o",
+        metavar="FILE",
+        default="preview.png",
+        help="contact sheet to write (.png or .jpg; default preview.png)",
+    )
     p.add_argument("--targets", nargs="+", metavar="IMAGE", help="your own sample pictures instead of the samples")
     _pipeline_options(p)
     p.set_defaults(func=cmd_preview)
 
-    p = sub.add_parser("bench", parents=[common], help="per-stage timings and FPS at 480p, 720p, 1080p",
-                       description="Benchmark the pipeline on dfl_Obama_speaking.mp4 scaled to each size "
-                       "(video decoding excluded) and report per-stage ms, end-to-end FPS and the ratio of "
-                       "pipeline time to raw model inference time.")
+    p = sub.add_parser(
+        "bench",
+        parents=[common],
+        help="per-stage timings and FPS at 480p, 720p, 1080p",
+        description="Benchmark the pipeline on dfl_Obama_speaking.mp4 scaled to each size "
+        "(video decoding excluded) and report per-stage ms, end-to-end FPS and the ratio of "
+        "pipeline time to raw model inference time.",
+    )
     p.add_argument("--json", action="store_true", help="print machine-readable JSON instead of a table")
-    p.add_argument("--sizes", default="480p,720p,1080p", metavar="LIST",
-                   help="comma-separated sizes: 360p, 480p, 720p, 1080p, 1440p, 2160p or WxH")
+    p.add_argument(
+        "--sizes",
+        default="480p,720p,1080p",
+        metavar="LIST",
+        help="comma-separated sizes: 360p, 480p, 720p, 1080p, 1440p, 2160p or WxH",
+    )
     p.add_argument("--frames", type=int, default=100, metavar="N", help="measured frames per repeat (default 100)")
     p.add_argument("--warmup", type=int, default=30, metavar="N", help="untimed frames first (default 30)")
     p.add_argument("--repeats", type=int, default=3, metavar="N", help="measured runs per size (default 3)")
@@ -306,8 +411,12 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--all", action="store_true", help="include the sample media")
     m.set_defaults(func=cmd_models_list)
     m = msub.add_parser("verify", parents=[common], help="check sizes and sha256 digests")
-    m.add_argument("names", nargs="*", metavar="NAME", help="what to verify (default: every file present, "
-                   "and the default models must be present)")
+    m.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help="what to verify (default: every file present, and the default models must be present)",
+    )
     m.set_defaults(func=cmd_models_verify)
     m = msub.add_parser("fetch", parents=[common], help="download into the user cache (verified)")
     m.add_argument("names", nargs="*", metavar="NAME", help="what to fetch (default: the default models)")
@@ -329,18 +438,35 @@ def _add_setup_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         p = sub.add_parser(name, parents=[common], help=text, description=text + ". Close OBS first.")
         p.add_argument("--obs-config", metavar="DIR", help="OBS's configuration directory (default: found)")
         if name == "install-obs":
-            p.add_argument("--python", metavar="PATH", default=sys.executable,
-                           help="the interpreter that runs the engine (default: this one)")
+            p.add_argument(
+                "--python",
+                metavar="PATH",
+                default=sys.executable,
+                help="the interpreter that runs the engine (default: this one)",
+            )
         p.set_defaults(func=func)
-    p = sub.add_parser("doctor", parents=[common], help="check OBS, Python, GPU providers, models, cameras",
-                       description="One table of checks, each with its fix. Exit status 1 when one fails.")
+    p = sub.add_parser(
+        "doctor",
+        parents=[common],
+        help="check OBS, Python, GPU providers, models, cameras",
+        description="One table of checks, each with its fix. Exit status 1 when one fails.",
+    )
     p.set_defaults(func=cmd_doctor)
-    p = sub.add_parser("obs-demo", parents=[common], help="start OBS with the sample clip and Face Swap on it",
-                       description="Start OBS Studio with its own demo configuration (your OBS settings are not "
-                       "touched): the sample clip with the Face Swap filter. In a window where there is a display; "
-                       "otherwise headless under Xvfb, recording --seconds of video.")
-    p.add_argument("--output", "-o", metavar="DIR", default="obs-faceswap-obs-demo",
-                   help="where the demo's OBS configuration, recording and screenshot go")
+    p = sub.add_parser(
+        "obs-demo",
+        parents=[common],
+        help="start OBS with the sample clip and Face Swap on it",
+        description="Start OBS Studio with its own demo configuration (your OBS settings are not "
+        "touched): the sample clip with the Face Swap filter. In a window where there is a display; "
+        "otherwise headless under Xvfb, recording --seconds of video.",
+    )
+    p.add_argument(
+        "--output",
+        "-o",
+        metavar="DIR",
+        default="obs-faceswap-obs-demo",
+        help="where the demo's OBS configuration, recording and screenshot go",
+    )
     p.add_argument("--seconds", type=int, default=10, metavar="N", help="length of the headless recording")
     p.add_argument("--headless", action="store_true", help="run under Xvfb even where there is a display")
     p.set_defaults(func=cmd_obs_demo)
@@ -384,6 +510,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def runtime_config(args: argparse.Namespace) -> Any:
     """The :class:`RuntimeConfig` for ``--provider``, ``--threads``, ``--device-id`` and
     ``--cpu-backend``."""
+
     def opt(dest: str) -> Any:
         return getattr(args, dest, COMMON_DEFAULTS[dest])
 
@@ -391,8 +518,9 @@ def runtime_config(args: argparse.Namespace) -> Any:
     providers = tuple(p.strip().lower() for p in provider.split(",") if p.strip()) or ("auto",)
     if "auto" in providers and len(providers) > 1:
         raise ConfigError(f"--provider auto cannot be combined with other names, got {provider!r}")
-    return RuntimeConfig(providers=providers, threads=opt("threads"), device_id=opt("device_id"),
-                         cpu_backend=opt("cpu_backend"))
+    return RuntimeConfig(
+        providers=providers, threads=opt("threads"), device_id=opt("device_id"), cpu_backend=opt("cpu_backend")
+    )
 
 
 #: With ``--face-index`` and no ``--max-faces``, track this many faces (the most allowed), so
@@ -415,8 +543,9 @@ def _flag_names(message: str) -> str:
         # Nested sections report their own path (``mask.feather`` inside ``swapper.photo``).
         for i in range(len(parts) - 1 if len(parts) > 1 else 1):
             names.setdefault(".".join(parts[i:]), flag)
-    pattern = re.compile(r"(?<![\w.])(" + "|".join(re.escape(k) for k in sorted(names, key=len, reverse=True))
-                         + r")(?![\w.])")
+    pattern = re.compile(
+        r"(?<![\w.])(" + "|".join(re.escape(k) for k in sorted(names, key=len, reverse=True)) + r")(?![\w.])"
+    )
     message = pattern.sub(lambda m: names[m.group(1)], message)
     # RuntimeConfig names only the field ("threads must be >= 0"), as the sentence's subject.
     head, sep, rest = message.partition(" ")
@@ -462,8 +591,10 @@ def build_config(args: argparse.Namespace, base: PipelineConfig | None = None) -
         if max_faces is None:
             updates["tracking.max_faces"] = INDEX_MAX_FACES
         elif face_index >= max_faces:
-            raise ConfigError(f"--face-index {face_index} needs --max-faces {face_index + 1} or more "
-                              f"(faces are counted from 0), got --max-faces {max_faces}")
+            raise ConfigError(
+                f"--face-index {face_index} needs --max-faces {face_index + 1} or more "
+                f"(faces are counted from 0), got --max-faces {max_faces}"
+            )
     if implied:
         chosen = getattr(args, "select", None)
         if chosen not in (None, implied):
@@ -484,9 +615,12 @@ def make_store(args: argparse.Namespace) -> ModelStore:
     from obs_faceswap.models import ModelStore
 
     offline = getattr(args, "offline", False) or os.environ.get("OBS_FACESWAP_OFFLINE", "") not in ("", "0")
-    return ModelStore(getattr(args, "models", None), media_dir=getattr(args, "media", None),
-                      allow_download=not offline,
-                      progress=not getattr(args, "quiet", False))
+    return ModelStore(
+        getattr(args, "models", None),
+        media_dir=getattr(args, "media", None),
+        allow_download=not offline,
+        progress=not getattr(args, "quiet", False),
+    )
 
 
 # -- the frame loop -------------------------------------------------------------------------
@@ -527,12 +661,13 @@ class RunStats:
     def summary(self) -> str:
         pct = 100.0 * self.frames_with_faces / self.frames if self.frames else 0.0
         ms = 1000.0 * self.pipeline_s / self.frames if self.frames else 0.0
-        text = (f"{self.frames} frame{'s' if self.frames != 1 else ''}, faces found in {pct:.0f}%, "
-                f"swapped in {self.frames_swapped}; {self.wall_fps:.1f} FPS overall "
-                f"(pipeline {ms:.1f} ms/frame = {self.pipeline_fps:.1f} FPS)")
+        text = (
+            f"{self.frames} frame{'s' if self.frames != 1 else ''}, faces found in {pct:.0f}%, "
+            f"swapped in {self.frames_swapped}; {self.wall_fps:.1f} FPS overall "
+            f"(pipeline {ms:.1f} ms/frame = {self.pipeline_fps:.1f} FPS)"
+        )
         if self.reference_misses:
-            text += "\n" + reference_miss_message(self.reference_misses, self.reference_best,
-                                                   self.reference_threshold)
+            text += "\n" + reference_miss_message(self.reference_misses, self.reference_best, self.reference_threshold)
         return text
 
 
@@ -541,8 +676,10 @@ def reference_miss_message(frames: int, best: float | None, threshold: float | N
     where = "in the picture" if frames == 1 else f"in {frames} frames with faces"
     numbers = f" (best similarity {best:.2f}" if best is not None else " ("
     numbers += f"; --reference-threshold {threshold:.2f})" if threshold is not None else ")"
-    return (f"no face looked like the --reference person {where}, so they were not swapped{numbers}. "
-            "Use a clearer photo of the person, or lower --reference-threshold")
+    return (
+        f"no face looked like the --reference person {where}, so they were not swapped{numbers}. "
+        "Use a clearer photo of the person, or lower --reference-threshold"
+    )
 
 
 class Preview:
@@ -558,17 +695,23 @@ class Preview:
         try:
             cv2.namedWindow(self.TITLE, cv2.WINDOW_NORMAL)
         except cv2.error as e:
-            raise FaceSwapError(f"--preview needs a display and an OpenCV build with GUI support: "
-                                f"{str(e).strip().splitlines()[-1]}") from e
+            raise FaceSwapError(
+                f"--preview needs a display and an OpenCV build with GUI support: {str(e).strip().splitlines()[-1]}"
+            ) from e
         self._shown = False
 
     @staticmethod
     def check_display() -> None:
         """Refuse early when there is no display (OpenCV's Qt backend would abort the process)."""
-        if (sys.platform.startswith("linux") and not os.environ.get("DISPLAY")
-                and not os.environ.get("WAYLAND_DISPLAY") and not os.environ.get("QT_QPA_PLATFORM")):
-            raise FaceSwapError("--preview needs a display (DISPLAY / WAYLAND_DISPLAY is not set); "
-                                "use --output FILE instead")
+        if (
+            sys.platform.startswith("linux")
+            and not os.environ.get("DISPLAY")
+            and not os.environ.get("WAYLAND_DISPLAY")
+            and not os.environ.get("QT_QPA_PLATFORM")
+        ):
+            raise FaceSwapError(
+                "--preview needs a display (DISPLAY / WAYLAND_DISPLAY is not set); use --output FILE instead"
+            )
 
     def show(self, frame: ImageBGR, wait_ms: int = 1) -> bool:
         cv2 = self._cv2
@@ -592,9 +735,17 @@ class Preview:
 FrameHook = Callable[[int, "ImageBGR", "ImageBGR", "FrameReport"], None]
 
 
-def run_frames(pipe: Pipeline, reader: InputSource, writer: VideoWriter | None, *, max_frames: int | None = None,
-               preview: Preview | None = None, progress: bool = True, on_frame: FrameHook | None = None,
-               keep_input: bool = False) -> RunStats:
+def run_frames(
+    pipe: Pipeline,
+    reader: InputSource,
+    writer: VideoWriter | None,
+    *,
+    max_frames: int | None = None,
+    preview: Preview | None = None,
+    progress: bool = True,
+    on_frame: FrameHook | None = None,
+    keep_input: bool = False,
+) -> RunStats:
     """Process every frame of ``reader`` into ``writer`` (and/or the preview window).
 
     Ctrl-C, SIGTERM or q/Esc in the preview stop the loop; what was processed so far stays in
@@ -631,8 +782,15 @@ def run_frames(pipe: Pipeline, reader: InputSource, writer: VideoWriter | None, 
         total = min(total, max_frames) if total is not None else max_frames
     frames = prefetch(reader) if reader.kind == "video" else iter(reader)
     t_start = time.perf_counter()
-    bar = tqdm(total=total, unit="frame", desc=Path(reader.name).name[:30], file=sys.stderr,
-               disable=None if progress else True, dynamic_ncols=True, leave=False)
+    bar = tqdm(
+        total=total,
+        unit="frame",
+        desc=Path(reader.name).name[:30],
+        file=sys.stderr,
+        disable=None if progress else True,
+        dynamic_ncols=True,
+        leave=False,
+    )
     last_postfix = 0.0
     try:
         with logging_redirect_tqdm():
@@ -662,8 +820,7 @@ def run_frames(pipe: Pipeline, reader: InputSource, writer: VideoWriter | None, 
                 now = time.perf_counter()
                 if now - last_postfix > 0.5:
                     last_postfix = now
-                    bar.set_postfix(fps=f"{stats.frames / (now - t_start):.1f}",
-                                    faces=len(report.faces), refresh=False)
+                    bar.set_postfix(fps=f"{stats.frames / (now - t_start):.1f}", faces=len(report.faces), refresh=False)
             else:
                 stats.input_exhausted = True
     except KeyboardInterrupt as e:
@@ -687,8 +844,12 @@ def _check_complete(reader: InputSource, frames: int) -> None:
     # The count comes from the container's index or from duration x rate (an estimate):
     # a frame or two (or 2 %) short is normal.
     if expected is not None and expected - frames > max(2, expected // 50):
-        log.warning("%s: read %d of the %d frames the file declares; it looks truncated or damaged, "
-                    "so the output ends early", reader.name, frames, expected)
+        log.warning(
+            "%s: read %d of the %d frames the file declares; it looks truncated or damaged, so the output ends early",
+            reader.name,
+            frames,
+            expected,
+        )
 
 
 # -- commands -------------------------------------------------------------------------------
@@ -697,11 +858,11 @@ def _check_output(reader: InputSource, output: Path) -> None:
 
     ext = output.suffix.lower()
     if reader.kind == "image" and ext not in IMAGE_OUTPUT_EXTS:
-        raise ConfigError(f"the input is an image, so --output must end in {', '.join(IMAGE_OUTPUT_EXTS)}; "
-                          f"got {output}")
+        raise ConfigError(
+            f"the input is an image, so --output must end in {', '.join(IMAGE_OUTPUT_EXTS)}; got {output}"
+        )
     if reader.kind != "image" and ext not in VIDEO_OUTPUT_EXTS:
-        raise ConfigError(f"the input is a video, so --output must end in {', '.join(VIDEO_OUTPUT_EXTS)}; "
-                          f"got {output}")
+        raise ConfigError(f"the input is a video, so --output must end in {', '.join(VIDEO_OUTPUT_EXTS)}; got {output}")
     if reader.path is not None and output.resolve() == reader.path.resolve():
         raise ConfigError(f"--output {output} is the input file; choose another name")
 
@@ -712,8 +873,9 @@ def _check_overwrite(output: Path, input_spec: str, overwrite: bool) -> None:
     if output.is_dir():
         raise ConfigError(f"--output {output} is a directory; give a file name")
     if output.exists() and not overwrite:
-        raise ConfigError(f"--output {output} already exists; add -y (--overwrite) to replace it, "
-                          "or choose another name")
+        raise ConfigError(
+            f"--output {output} already exists; add -y (--overwrite) to replace it, or choose another name"
+        )
 
 
 def cmd_swap(args: argparse.Namespace) -> int:
@@ -740,8 +902,10 @@ def cmd_swap(args: argparse.Namespace) -> int:
         log.info("input %r", reader)
         with Pipeline(config, store, source=args.source or None) as pipe:
             if pipe.swapper.needs_source and not args.source:
-                raise ConfigError(f"{Path(str(config.swapper.model)).name} needs --source PHOTO (a photo of the person "
-                                  f"to put in); only .dfm models carry their own face")
+                raise ConfigError(
+                    f"{Path(str(config.swapper.model)).name} needs --source PHOTO (a photo of the person "
+                    f"to put in); only .dfm models carry their own face"
+                )
             log.info("running on %s", pipe.provider)
             preview = Preview() if args.preview else None
             try:
@@ -755,8 +919,9 @@ def cmd_swap(args: argparse.Namespace) -> int:
                     writer = VideoWriter(output, reader.size, output_rate(reader), audio_from=audio, crf=args.crf)
                 # On an error the writer still finalises what was processed (see VideoWriter.__exit__).
                 with writer if writer is not None else contextlib.nullcontext():
-                    stats = run_frames(pipe, reader, writer, max_frames=args.max_frames, preview=preview,
-                                       progress=not args.quiet)
+                    stats = run_frames(
+                        pipe, reader, writer, max_frames=args.max_frames, preview=preview, progress=not args.quiet
+                    )
                 written = writer.close() if writer is not None else None  # idempotent: the path
             finally:
                 if preview is not None:
@@ -795,8 +960,9 @@ def _swap_image(pipe: Pipeline, reader: InputSource, output: Path | None, previe
     return EXIT_OK
 
 
-def side_by_side(original: ImageBGR, swapped: ImageBGR,
-                 labels: tuple[str, str] = ("original", "face swapped")) -> ImageBGR:
+def side_by_side(
+    original: ImageBGR, swapped: ImageBGR, labels: tuple[str, str] = ("original", "face swapped")
+) -> ImageBGR:
     """``original | swapped`` with a label strip above each half."""
     import cv2
     import numpy as np
@@ -852,8 +1018,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
             writer = VideoWriter(video_out, reader.size, reader.fps or 30, audio_from=audio)
             try:
                 with writer:
-                    stats = run_frames(pipe, reader, writer, max_frames=args.max_frames, preview=preview,
-                                       progress=not args.quiet, on_frame=keep_representative, keep_input=True)
+                    stats = run_frames(
+                        pipe,
+                        reader,
+                        writer,
+                        max_frames=args.max_frames,
+                        preview=preview,
+                        progress=not args.quiet,
+                        on_frame=keep_representative,
+                        keep_input=True,
+                    )
             finally:
                 if preview is not None:
                     preview.close()
@@ -894,8 +1068,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     from obs_faceswap import bench
 
-    cfg = bench.BenchConfig(sizes=bench.parse_sizes(args.sizes), warmup=args.warmup, frames=args.frames,
-                            repeats=args.repeats)
+    cfg = bench.BenchConfig(
+        sizes=bench.parse_sizes(args.sizes), warmup=args.warmup, frames=args.frames, repeats=args.repeats
+    )
     result = bench.run_benchmark(make_store(args), cfg, build_config(args), progress=not args.quiet and not args.json)
     if args.json:
         print(json.dumps(result, indent=2))
@@ -918,8 +1093,10 @@ def cmd_models_list(args: argparse.Namespace) -> int:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1])
-    print("* = fetched by `obs-faceswap models fetch` without arguments; on demand = `obs-faceswap models fetch "
-          "NAME` (see the licence)")
+    print(
+        "* = fetched by `obs-faceswap models fetch` without arguments; on demand = `obs-faceswap models fetch "
+        "NAME` (see the licence)"
+    )
     return EXIT_OK
 
 
@@ -1035,8 +1212,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # A bug, or bad input that slipped past the checks: one line, the traceback with -v.
         if verbose:
             log.exception("details")
-        print(f"{PROG}: internal error: {type(e).__name__}: {e} (run again with -v for the details, "
-              "and please report it)", file=sys.stderr)
+        print(
+            f"{PROG}: internal error: {type(e).__name__}: {e} (run again with -v for the details, "
+            "and please report it)",
+            file=sys.stderr,
+        )
         return EXIT_INTERNAL
     except KeyboardInterrupt as e:
         print(f"{PROG}: interrupted", file=sys.stderr)
@@ -1044,4 +1224,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-

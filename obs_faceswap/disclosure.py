@@ -52,10 +52,7 @@ def disclosure_text(kind: str = "video") -> str:
     Args:
         kind: what the file is (``"video"`` or ``"image"``), used in the sentence.
     """
-    return (
-        f"Face-swapped with obs-faceswap {__version__}: this {kind} contains synthetic "
-        f"(face-swapped) content"
-    )
+    return f"Face-swapped with obs-faceswap {__version__}: this {kind} contains synthetic (face-swapped) content"
 
 
 def metadata(kind: str = "video", *, swapped: bool = True) -> dict[str, str]:
@@ -132,7 +129,7 @@ def _text_mask(text: str, px: int) -> npt.NDArray[np.uint8]:
     ys, xs = np.nonzero(canvas)
     if len(xs) == 0:  # whitespace-only text: an empty box of the right height
         return np.zeros((px, max(1, px // 2)), np.uint8)
-    return canvas[ys.min(): ys.max() + 1, xs.min(): xs.max() + 1]
+    return canvas[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
 
 
 @functools.lru_cache(maxsize=16)
@@ -159,7 +156,7 @@ def _badge_patch(text: str, px: int) -> tuple[npt.NDArray[np.uint16], npt.NDArra
     box = cv2.resize(big, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
 
     text_a = np.zeros((h, w), np.float32)
-    text_a[pad_y: pad_y + th, pad_x: pad_x + tw] = cov * _TEXT_ALPHA
+    text_a[pad_y : pad_y + th, pad_x : pad_x + tw] = cov * _TEXT_ALPHA
     bg_a = box * _BG_ALPHA
     # "over" compositing of white text on a dark box: alpha and premultiplied colour.
     alpha = text_a + bg_a * (1.0 - text_a)
@@ -224,8 +221,8 @@ def burn_badge(frame: ImageBGR, config: BadgeConfig | None = None) -> Box | None
     # When the frame is smaller than the badge, keep the part of the patch nearest the corner.
     px0 = 0 if config.corner.endswith("left") else premul.shape[1] - w
     py0 = 0 if config.corner.startswith("top") else premul.shape[0] - h
-    pm = premul[py0: py0 + h, px0: px0 + w]
-    iv = inv[py0: py0 + h, px0: px0 + w]
+    pm = premul[py0 : py0 + h, px0 : px0 + w]
+    iv = inv[py0 : py0 + h, px0 : px0 + w]
     roi = frame[y0:y1, x0:x1]
     blended = roi.astype(np.uint16) * iv + pm
     # (v + 128 + ((v + 128) >> 8)) >> 8 is an exact round(v / 255) for v <= 255 * 255.

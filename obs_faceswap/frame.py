@@ -66,8 +66,9 @@ def resize_image(image: ImageBGR | LazyFrame, size: tuple[int, int]) -> ImageBGR
     return np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_LINEAR), np.uint8)
 
 
-def warp_image(image: ImageBGR | LazyFrame, matrix: npt.ArrayLike, size: tuple[int, int],
-               border: int = cv2.BORDER_CONSTANT) -> ImageBGR:
+def warp_image(
+    image: ImageBGR | LazyFrame, matrix: npt.ArrayLike, size: tuple[int, int], border: int = cv2.BORDER_CONSTANT
+) -> ImageBGR:
     """Affine crop of a BGR image or a lazy frame (bilinear)."""
     if isinstance(image, LazyFrame):
         return image.warp(matrix, size, border)
@@ -79,8 +80,12 @@ def clip_box(box: npt.ArrayLike, width: int, height: int, margin: float = 0.0) -
     """Integer box grown by ``margin`` × its size on each side, clipped to the frame; None if empty."""
     x0, y0, x1, y1 = np.asarray(box, np.float64).reshape(4).tolist()
     mx, my = (x1 - x0) * margin, (y1 - y0) * margin
-    b = (max(0, int(np.floor(x0 - mx))), max(0, int(np.floor(y0 - my))),
-         min(width, int(np.ceil(x1 + mx))), min(height, int(np.ceil(y1 + my))))
+    b = (
+        max(0, int(np.floor(x0 - mx))),
+        max(0, int(np.floor(y0 - my))),
+        min(width, int(np.ceil(x1 + mx))),
+        min(height, int(np.ceil(y1 + my))),
+    )
     return b if b[2] > b[0] and b[3] > b[1] else None
 
 

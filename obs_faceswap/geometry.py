@@ -69,20 +69,55 @@ from obs_faceswap.types import FloatArray
 # --- 5-point alignment templates (fractions of the crop size) ---------------------------
 TEMPLATES: dict[str, FloatArray] = {
     "arcface_112_v2": np.array(
-        [[0.34191607, 0.46157411], [0.65653393, 0.45983393], [0.500225, 0.64050536],
-         [0.37097589, 0.82469196], [0.63151696, 0.82325089]], np.float32),
+        [
+            [0.34191607, 0.46157411],
+            [0.65653393, 0.45983393],
+            [0.500225, 0.64050536],
+            [0.37097589, 0.82469196],
+            [0.63151696, 0.82325089],
+        ],
+        np.float32,
+    ),
     "arcface_128": np.array(
-        [[0.36167656, 0.40387734], [0.63696719, 0.40235469], [0.50019687, 0.56044219],
-         [0.38710391, 0.72160547], [0.61507734, 0.72034453]], np.float32),
+        [
+            [0.36167656, 0.40387734],
+            [0.63696719, 0.40235469],
+            [0.50019687, 0.56044219],
+            [0.38710391, 0.72160547],
+            [0.61507734, 0.72034453],
+        ],
+        np.float32,
+    ),
     "arcface_112_v1": np.array(
-        [[0.35473214, 0.45658929], [0.64526786, 0.45658929], [0.5, 0.61154464],
-         [0.37913393, 0.776875], [0.62086607, 0.776875]], np.float32),
+        [
+            [0.35473214, 0.45658929],
+            [0.64526786, 0.45658929],
+            [0.5, 0.61154464],
+            [0.37913393, 0.776875],
+            [0.62086607, 0.776875],
+        ],
+        np.float32,
+    ),
     "ffhq_512": np.array(
-        [[0.37691676, 0.46864664], [0.62285697, 0.46912813], [0.50123859, 0.61331904],
-         [0.39308822, 0.72541100], [0.61150205, 0.72490465]], np.float32),
+        [
+            [0.37691676, 0.46864664],
+            [0.62285697, 0.46912813],
+            [0.50123859, 0.61331904],
+            [0.39308822, 0.72541100],
+            [0.61150205, 0.72490465],
+        ],
+        np.float32,
+    ),
     "dfl_whole_face": np.array(
-        [[0.35342266, 0.39285716], [0.62797622, 0.39285716], [0.48660713, 0.54017860],
-         [0.38839287, 0.68750011], [0.59821427, 0.68750011]], np.float32),
+        [
+            [0.35342266, 0.39285716],
+            [0.62797622, 0.39285716],
+            [0.48660713, 0.54017860],
+            [0.38839287, 0.68750011],
+            [0.59821427, 0.68750011],
+        ],
+        np.float32,
+    ),
 }
 
 
@@ -97,8 +132,9 @@ def similarity_to_template(points: npt.ArrayLike, template: str, size: int) -> F
     return umeyama(src, dst).astype(np.float32)
 
 
-def similarity(src: npt.ArrayLike, dst: npt.ArrayLike) -> tuple[float, npt.NDArray[np.float64],
-                                                                  npt.NDArray[np.float64]]:
+def similarity(
+    src: npt.ArrayLike, dst: npt.ArrayLike
+) -> tuple[float, npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """Least-squares similarity (Umeyama) with ``dst ≈ scale * R @ src + t`` for (N, D) points.
 
     Returns:
@@ -127,8 +163,9 @@ def umeyama(src: npt.NDArray[np.float64], dst: npt.NDArray[np.float64]) -> npt.N
     return m
 
 
-def align_crop(image: npt.NDArray[np.uint8] | LazyFrame, points: npt.ArrayLike, template: str,
-               size: int) -> tuple[npt.NDArray[np.uint8], FloatArray]:
+def align_crop(
+    image: npt.NDArray[np.uint8] | LazyFrame, points: npt.ArrayLike, template: str, size: int
+) -> tuple[npt.NDArray[np.uint8], FloatArray]:
     """Warp ``image`` so the five ``points`` land on ``template``; returns (crop, matrix)."""
     m = similarity_to_template(points, template, size)
     crop = warp_image(image, m, (size, size), cv2.BORDER_REPLICATE)

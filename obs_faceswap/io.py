@@ -100,8 +100,9 @@ def _run_ffmpeg(args: list[str], what: str) -> None:
     log.debug("running %s", " ".join(cmd))
     proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **_popen_kwargs())
     if proc.returncode != 0:
-        raise FaceSwapError(f"{what} failed (ffmpeg exit {proc.returncode}): "
-                            f"{_tail(proc.stderr.decode(errors='replace'))}")
+        raise FaceSwapError(
+            f"{what} failed (ffmpeg exit {proc.returncode}): {_tail(proc.stderr.decode(errors='replace'))}"
+        )
 
 
 # -- probing --------------------------------------------------------------------------------
@@ -250,7 +251,9 @@ def probe(path: str | Path) -> MediaInfo:
         raise InputError(f"file not found: {p}")
     proc = subprocess.run(
         [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(p)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **_popen_kwargs(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        **_popen_kwargs(),
     )
     return parse_ffmpeg_info(proc.stderr.decode("utf-8", errors="replace"), p)
 
@@ -275,8 +278,13 @@ def output_rate(source: InputSource) -> Fraction:
     tbr = video[0].tbr if video else None
     avg = float(source.fps)
     if tbr is not None and avg * 1.01 < tbr <= min(4 * avg, 120.0):
-        log.info("%s has a variable frame rate (%.2f fps on average, up to %.2f): writing %.2f fps",
-                 source.name, avg, tbr, tbr)
+        log.info(
+            "%s has a variable frame rate (%.2f fps on average, up to %.2f): writing %.2f fps",
+            source.name,
+            avg,
+            tbr,
+            tbr,
+        )
         return exact_fps(tbr)
     return source.fps
 
@@ -299,10 +307,33 @@ def stream_starts(path: str | Path) -> tuple[float | None, float | None]:
     if not p.is_file():
         raise InputError(f"file not found: {p}")
     proc = subprocess.run(
-        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "info", "-i", str(p), "-map", "0:v:0?",
-         "-map", "0:a:0?", "-filter:v", "showinfo", "-filter:a", "ashowinfo", "-frames:v", "1", "-frames:a", "1",
-         "-f", "null", "-"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **_popen_kwargs(),
+        [
+            ffmpeg_exe(),
+            "-hide_banner",
+            "-nostdin",
+            "-loglevel",
+            "info",
+            "-i",
+            str(p),
+            "-map",
+            "0:v:0?",
+            "-map",
+            "0:a:0?",
+            "-filter:v",
+            "showinfo",
+            "-filter:a",
+            "ashowinfo",
+            "-frames:v",
+            "1",
+            "-frames:a",
+            "1",
+            "-f",
+            "null",
+            "-",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        **_popen_kwargs(),
     )
     starts: dict[str, float] = {}
     for m in _FIRST_FRAME.finditer(proc.stderr.decode("utf-8", errors="replace")):
@@ -359,8 +390,9 @@ class InputSource:
 
     kind = "video"
 
-    def __init__(self, name: str, path: Path | None, size: tuple[int, int], fps: Fraction | None,
-                 frame_count: int | None) -> None:
+    def __init__(
+        self, name: str, path: Path | None, size: tuple[int, int], fps: Fraction | None, frame_count: int | None
+    ) -> None:
         self.name = name
         self.path = path
         self.size = size
@@ -414,8 +446,15 @@ class _CaptureInput(InputSource):
     """Shared part of video files and webcams: a ``cv2.VideoCapture`` whose first frame has
     already been read (so an empty or undecodable input fails at open time)."""
 
-    def __init__(self, name: str, path: Path | None, cap: cv2.VideoCapture, first: ImageBGR,
-                 fps: Fraction | None, frame_count: int | None) -> None:
+    def __init__(
+        self,
+        name: str,
+        path: Path | None,
+        cap: cv2.VideoCapture,
+        first: ImageBGR,
+        fps: Fraction | None,
+        frame_count: int | None,
+    ) -> None:
         self._cap: cv2.VideoCapture | None = cap
         self._first: ImageBGR | None = first
         self._consumed = False
@@ -611,8 +650,7 @@ def _png_with_text(png: bytes, tags: dict[str, str]) -> bytes:
     ihdr_end = 8 + 8 + struct.unpack(">I", png[8:12])[0] + 4
     names = {"comment": "Comment", "description": "Description"}  # PNG's registered keywords
     chunks = b"".join(
-        _png_chunk(b"tEXt", names.get(k, k)[:79].encode("latin-1", "replace") + b"\0"
-                   + v.encode("latin-1", "replace"))
+        _png_chunk(b"tEXt", names.get(k, k)[:79].encode("latin-1", "replace") + b"\0" + v.encode("latin-1", "replace"))
         for k, v in tags.items()
     )
     return png[:ihdr_end] + chunks + png[ihdr_end:]
@@ -693,9 +731,9 @@ def read_image_metadata(path: str | Path) -> dict[str, str]:
     if data[:8] == b"\x89PNG\r\n\x1a\n":
         pos = 8
         while pos + 8 <= len(data):
-            n = struct.unpack(">I", data[pos: pos + 4])[0]
-            kind = data[pos + 4: pos + 8]
-            body = data[pos + 8: pos + 8 + n]
+            n = struct.unpack(">I", data[pos : pos + 4])[0]
+            kind = data[pos + 4 : pos + 8]
+            body = data[pos + 8 : pos + 8 + n]
             if kind == b"tEXt" and b"\0" in body:
                 k, v = body.split(b"\0", 1)
                 out[_norm_key(k.decode("latin-1"))] = v.decode("latin-1")
@@ -714,9 +752,9 @@ def read_image_metadata(path: str | Path) -> dict[str, str]:
             marker = data[pos + 1]
             if marker in (0xD9, 0xDA):  # end of image / start of scan: no more headers
                 break
-            n = struct.unpack(">H", data[pos + 2: pos + 4])[0]
+            n = struct.unpack(">H", data[pos + 2 : pos + 4])[0]
             if marker == 0xFE:
-                for line in data[pos + 4: pos + 2 + n].decode("utf-8", "replace").splitlines():
+                for line in data[pos + 4 : pos + 2 + n].decode("utf-8", "replace").splitlines():
                     key, sep, value = line.partition(": ")
                     if sep:
                         out[key] = value
@@ -774,9 +812,18 @@ class VideoWriter:
         ...     w.write(frame, time_s=0.0)
     """
 
-    def __init__(self, path: str | Path, size: tuple[int, int], fps: Fraction | float, *,
-                 audio_from: str | Path | None = None, tags: dict[str, str] | None = None,
-                 crf: int = 18, preset: str = "veryfast", queue_size: int = 8) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        size: tuple[int, int],
+        fps: Fraction | float,
+        *,
+        audio_from: str | Path | None = None,
+        tags: dict[str, str] | None = None,
+        crf: int = 18,
+        preset: str = "veryfast",
+        queue_size: int = 8,
+    ) -> None:
         self.path = Path(path)
         ext = self.path.suffix.lower()
         if ext not in VIDEO_OUTPUT_EXTS:
@@ -810,22 +857,55 @@ class VideoWriter:
         self._log = tempfile.TemporaryFile()  # noqa: SIM115
 
         cmd = [
-            ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
-            "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{w}x{h}",
-            "-framerate", f"{self.fps.numerator}/{self.fps.denominator}", "-i", "pipe:0",
-            "-an", "-c:v", "libx264", "-preset", preset, "-crf", str(crf),
+            ffmpeg_exe(),
+            "-hide_banner",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "bgr24",
+            "-s",
+            f"{w}x{h}",
+            "-framerate",
+            f"{self.fps.numerator}/{self.fps.denominator}",
+            "-i",
+            "pipe:0",
+            "-an",
+            "-c:v",
+            "libx264",
+            "-preset",
+            preset,
+            "-crf",
+            str(crf),
         ]
         # Convert with the BT.709 matrix and say so, so players do not guess the colours.
         vf = "scale=out_color_matrix=bt709:out_range=tv,format=yuv420p"
         if w % 2 or h % 2:
             vf = "pad=ceil(iw/2)*2:ceil(ih/2)*2," + vf
             log.info("%s: padding %dx%d to even dimensions for yuv420p", self.path.name, w, h)
-        cmd += ["-vf", vf, "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709",
-                "-color_range", "tv", "-map_metadata", "-1", str(self._tmp)]
+        cmd += [
+            "-vf",
+            vf,
+            "-colorspace",
+            "bt709",
+            "-color_primaries",
+            "bt709",
+            "-color_trc",
+            "bt709",
+            "-color_range",
+            "tv",
+            "-map_metadata",
+            "-1",
+            str(self._tmp),
+        ]
         log.debug("running %s", " ".join(cmd))
         try:
-            self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                          stderr=self._log, **_popen_kwargs())
+            self._proc = subprocess.Popen(
+                cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log, **_popen_kwargs()
+            )
         except OSError as e:
             self._cleanup()
             raise FaceSwapError(f"cannot start ffmpeg ({cmd[0]}): {e}") from e
@@ -885,8 +965,9 @@ class VideoWriter:
             raise FaceSwapError(f"{self.path} is already closed")
         w, h = self.size
         if frame.shape != (h, w, 3) or frame.dtype != np.uint8:
-            raise FrameFormatError(f"frame must be ({h}, {w}, 3) uint8 for {self.path.name}, "
-                                   f"got {frame.shape} {frame.dtype}")
+            raise FrameFormatError(
+                f"frame must be ({h}, {w}, 3) uint8 for {self.path.name}, got {frame.shape} {frame.dtype}"
+            )
         if self._error is not None or self._proc.poll() is not None:
             self._raise_ffmpeg("encoding")
         pending = self._pending
@@ -912,8 +993,10 @@ class VideoWriter:
 
     def _raise_ffmpeg(self, what: str) -> None:
         self._proc.wait()
-        raise FaceSwapError(f"writing {self.path} failed while {what}: ffmpeg exit {self._proc.returncode}: "
-                            f"{_tail(self._ffmpeg_log()) or self._error}")
+        raise FaceSwapError(
+            f"writing {self.path} failed while {what}: ffmpeg exit {self._proc.returncode}: "
+            f"{_tail(self._ffmpeg_log()) or self._error}"
+        )
 
     def close(self) -> Path | None:
         """Finish encoding, mux audio, stamp metadata, move the file into place (idempotent).
@@ -1005,9 +1088,10 @@ class VideoWriter:
         try:
             for inputs, options in attempts:
                 try:
-                    _run_ffmpeg([*inputs, *options, *self._metadata_args(ext), str(finished)],
-                                f"finishing {self.path}" + (f" with the audio of {self.audio_from}"
-                                                            if len(inputs) > 2 else ""))
+                    _run_ffmpeg(
+                        [*inputs, *options, *self._metadata_args(ext), str(finished)],
+                        f"finishing {self.path}" + (f" with the audio of {self.audio_from}" if len(inputs) > 2 else ""),
+                    )
                 except FaceSwapError as e:
                     last = e
                     continue

@@ -113,8 +113,9 @@ def load_manifest(path: Path | None = None) -> dict[str, Entry]:
             try:
                 meta = {k: v for k, v in d.items() if k not in ("file", "sha256", "size", "url")}
                 spec = parse_spec(name, d, path) if kind == "models" else None
-                out[name] = Entry(name, kind, d["file"], d["sha256"].lower(), int(d["size"]),
-                                  d.get("url", ""), meta, spec)
+                out[name] = Entry(
+                    name, kind, d["file"], d["sha256"].lower(), int(d["size"]), d.get("url", ""), meta, spec
+                )
             except KeyError as e:
                 raise ConfigError(f"{path}: entry {name!r} lacks {e}") from e
     return out
@@ -135,7 +136,6 @@ def default_spec(name: str, cls: type[_S]) -> _S:
     if not isinstance(spec, cls):
         raise ModelError(f"manifest entry {name!r} has no {cls.__name__}")
     return spec
-
 
 
 def default_cache_dir() -> Path:
@@ -203,8 +203,7 @@ class ModelStore:
     def _spec(self, name: str, cls: type[_S], role: str) -> _S:
         spec = self.entry(name).spec
         if not isinstance(spec, cls):
-            raise ModelError(f"manifest entry {name!r} is not a {role} model (its role is "
-                             f"{self.entry(name).role!r})")
+            raise ModelError(f"manifest entry {name!r} is not a {role} model (its role is {self.entry(name).role!r})")
         return spec
 
     def search_dirs(self, kind: str = "models") -> list[tuple[str, Path]]:
@@ -347,8 +346,7 @@ class ModelStore:
             else f"with network access run `obs-faceswap models fetch {e.name}` (downloads {conv.get('member')} "
             f"from {conv.get('archive_url')} and converts it); without, {supply}"
             if conv
-            else f"no public copy of this exact file exists yet ({e.get('source', 'see models/README.md')}); "
-            f"{supply}"
+            else f"no public copy of this exact file exists yet ({e.get('source', 'see models/README.md')}); {supply}"
         )
         return (
             f"{e.kind[:-1] if e.kind == 'models' else 'media file'} {e.file} ({e.name}) not found "
@@ -359,8 +357,13 @@ class ModelStore:
         return (
             f"{p} is corrupt or a different file: {what}. Expected sha256 {e.sha256} "
             f"({e.size} bytes). Delete it and run `obs-faceswap models fetch {e.name}`"
-            + (f" (from {e.url})" if e.url else " (downloads and converts it)" if e.get("convert")
-               else ", or copy a good file over it")
+            + (
+                f" (from {e.url})"
+                if e.url
+                else " (downloads and converts it)"
+                if e.get("convert")
+                else ", or copy a good file over it"
+            )
         )
 
 

@@ -33,11 +33,22 @@ log = logging.getLogger(__name__)
 OPENCV_PROVIDER = "OpenCV-DNN (CPU)"
 
 __all__ = [
-    "AUTO_ORDER", "OPENCV_PROVIDER", "PROVIDERS", "RuntimeConfig", "create_session", "inference_clock",
-    "resolve_providers", "set_process_environment",
+    "AUTO_ORDER",
+    "OPENCV_PROVIDER",
+    "PROVIDERS",
+    "RuntimeConfig",
+    "create_session",
+    "inference_clock",
+    "resolve_providers",
+    "set_process_environment",
     # GPU providers and fixed-shape swap models
-    "FixedShapeRunner", "cuda_requirements", "explain_cuda_failure", "missing_cuda_libraries", "output_is_broken",
-    "provider_options", "upcast_fp16_model",
+    "FixedShapeRunner",
+    "cuda_requirements",
+    "explain_cuda_failure",
+    "missing_cuda_libraries",
+    "output_is_broken",
+    "provider_options",
+    "upcast_fp16_model",
 ]
 
 
@@ -185,14 +196,16 @@ def provider_options(short: str, config: RuntimeConfig, *, cuda_graph: bool = Fa
             opts["enable_cuda_graph"] = True
     elif short == "tensorrt":
         cache = str(trt_cache_dir(config))
-        opts.update({
-            "trt_engine_cache_enable": True,
-            "trt_engine_cache_path": cache,
-            "trt_timing_cache_enable": True,
-            "trt_timing_cache_path": cache,
-            "trt_fp16_enable": bool(config.fp16),
-            "trt_max_workspace_size": 2 << 30,
-        })
+        opts.update(
+            {
+                "trt_engine_cache_enable": True,
+                "trt_engine_cache_path": cache,
+                "trt_timing_cache_enable": True,
+                "trt_timing_cache_path": cache,
+                "trt_fp16_enable": bool(config.fp16),
+                "trt_max_workspace_size": 2 << 30,
+            }
+        )
     return opts
 
 
@@ -238,8 +251,7 @@ def _can_load(name: str) -> bool:
     return True
 
 
-def missing_cuda_libraries(ort_version: str, platform: str | None = None,
-                           loader: Any = None) -> list[str]:
+def missing_cuda_libraries(ort_version: str, platform: str | None = None, loader: Any = None) -> list[str]:
     """Which of :func:`cuda_library_names` cannot be loaded here (``loader(name) -> bool``)."""
     import sys
 
@@ -264,9 +276,11 @@ def explain_cuda_failure(error: str, ort_version: str, missing: list[str] | None
     if "error 126" in error.lower() and not libs:
         libs = ["a CUDA or cuDNN DLL (LoadLibrary error 126)"]
     what = f"missing {', '.join(libs)}" if libs else "CUDA or cuDNN could not be loaded"
-    return (f"{what}. onnxruntime-gpu {ort_version} needs CUDA {cuda}.x and cuDNN {cudnn}.x: install them "
-            f"(or `pip install nvidia-cudnn-cu{cuda.split('.')[0]} nvidia-cublas-cu{cuda.split('.')[0]}`, which "
-            f"onnxruntime.preload_dlls() finds), or choose --provider cpu")
+    return (
+        f"{what}. onnxruntime-gpu {ort_version} needs CUDA {cuda}.x and cuDNN {cudnn}.x: install them "
+        f"(or `pip install nvidia-cudnn-cu{cuda.split('.')[0]} nvidia-cublas-cu{cuda.split('.')[0]}`, which "
+        f"onnxruntime.preload_dlls() finds), or choose --provider cpu"
+    )
 
 
 def default_threads() -> int:
@@ -286,8 +300,9 @@ def session_options(config: RuntimeConfig) -> Any:
     return so
 
 
-def create_session(path: str | Path, config: RuntimeConfig | None = None, *, model_bytes: bytes | None = None,
-                   cuda_graph: bool = False) -> TimedSession:
+def create_session(
+    path: str | Path, config: RuntimeConfig | None = None, *, model_bytes: bytes | None = None, cuda_graph: bool = False
+) -> TimedSession:
     """Create an inference session for ``path`` with the configured provider preference.
 
     Args:
@@ -373,11 +388,21 @@ def create_session(path: str | Path, config: RuntimeConfig | None = None, *, mod
 
 def _looks_like_bad_model(text: str) -> bool:
     t = text.lower()
-    return any(
-        s in t
-        for s in ("invalid_protobuf", "protobuf parsing failed", "invalid_graph", "load model from",
-                  "no graph was found", "model_path", "unable to load")
-    ) and "provider" not in t
+    return (
+        any(
+            s in t
+            for s in (
+                "invalid_protobuf",
+                "protobuf parsing failed",
+                "invalid_graph",
+                "load model from",
+                "no graph was found",
+                "model_path",
+                "unable to load",
+            )
+        )
+        and "provider" not in t
+    )
 
 
 class OpenCVSession:
@@ -455,8 +480,7 @@ def _opencv_session(path: Path, ort_session: Any, config: RuntimeConfig) -> Open
         return None
     if t_ort < _BACKEND_GAIN * t_cv:
         return None
-    log.info("%s runs on OpenCV DNN: %.1f ms vs %.1f ms on onnxruntime (CPU)", path.name,
-             t_cv * 1000, t_ort * 1000)
+    log.info("%s runs on OpenCV DNN: %.1f ms vs %.1f ms on onnxruntime (CPU)", path.name, t_cv * 1000, t_ort * 1000)
     return alt
 
 
@@ -537,8 +561,15 @@ class FixedShapeRunner:
         bind: force I/O binding on (True) or off (False); ``None`` = on CUDA/TensorRT only.
     """
 
-    def __init__(self, session: TimedSession, config: RuntimeConfig, path: str | Path, *, name: str = "",
-                 bind: bool | None = None) -> None:
+    def __init__(
+        self,
+        session: TimedSession,
+        config: RuntimeConfig,
+        path: str | Path,
+        *,
+        name: str = "",
+        bind: bool | None = None,
+    ) -> None:
         self.session = session
         self.config = config
         self.path = Path(path)
@@ -630,8 +661,11 @@ class FixedShapeRunner:
             feed = {k: v.astype("float32") if str(v.dtype) == "float16" else v for k, v in feed.items()}
         out = self._run(feed)
         if output_is_broken(out[check]) and not self.fell_back and self.half_precision:
-            _warn_once(f"fp16:{self.path}", f"{self.name}: half-precision output is NaN or black on "
-                       f"{self.provider}; switching to fp32 (slower, correct)")
+            _warn_once(
+                f"fp16:{self.path}",
+                f"{self.name}: half-precision output is NaN or black on "
+                f"{self.provider}; switching to fp32 (slower, correct)",
+            )
             self._fall_back()
             return self.run(feed, check=check)
         return out

@@ -64,8 +64,7 @@ class Detections:
         kps = _as_f32(self.keypoints, (5, 2), "keypoints")
         if not (len(xyxy) == len(scores) == len(kps)):
             raise ValueError(
-                f"xyxy, scores and keypoints must have the same length, got "
-                f"{len(xyxy)}, {len(scores)}, {len(kps)}"
+                f"xyxy, scores and keypoints must have the same length, got {len(xyxy)}, {len(scores)}, {len(kps)}"
             )
         object.__setattr__(self, "xyxy", xyxy)
         object.__setattr__(self, "scores", scores)
@@ -176,9 +175,7 @@ class SwapResult:
         if self.crop.ndim != 3 or self.crop.shape[2] != 3 or self.crop.dtype != np.uint8:
             raise ValueError(f"crop must be (h, w, 3) uint8, got {self.crop.shape} {self.crop.dtype}")
         if self.mask.shape != self.crop.shape[:2] or self.mask.dtype != np.uint8:
-            raise ValueError(
-                f"mask must be {self.crop.shape[:2]} uint8, got {self.mask.shape} {self.mask.dtype}"
-            )
+            raise ValueError(f"mask must be {self.crop.shape[:2]} uint8, got {self.mask.shape} {self.mask.dtype}")
         t = np.asarray(self.transform, dtype=np.float32)
         if t.shape != (2, 3):
             raise ValueError(f"transform must be (2, 3), got {t.shape}")
@@ -191,8 +188,14 @@ class SwapResult:
         """True when the transform only shifts the crop (no resampling needed on paste)."""
         rows: list[list[float]] = self.transform.tolist()  # per frame: plain floats, no numpy calls
         (a, b, tx), (c, d, ty) = rows
-        return (abs(a - 1) < 1e-6 and abs(d - 1) < 1e-6 and abs(b) < 1e-6 and abs(c) < 1e-6
-                and tx == round(tx) and ty == round(ty))
+        return (
+            abs(a - 1) < 1e-6
+            and abs(d - 1) < 1e-6
+            and abs(b) < 1e-6
+            and abs(c) < 1e-6
+            and tx == round(tx)
+            and ty == round(ty)
+        )
 
 
 @dataclass

@@ -41,8 +41,10 @@ def _fetched(env: str, missing: Path, kind: str) -> tuple[Path, str | None]:
             if e.kind == kind and (e.url or e.get("convert")):
                 store.path(name)
     except FaceSwapError as err:
-        return missing, (f"{env} directory {missing} does not exist, and fetching the public files into "
-                         f"{store.cache_dir} failed: {err}")
+        return missing, (
+            f"{env} directory {missing} does not exist, and fetching the public files into "
+            f"{store.cache_dir} failed: {err}"
+        )
     return store.cache_dir / kind, None
 
 
@@ -90,8 +92,13 @@ def media_dir() -> Path:
 def store(tmp_path_factory: pytest.TempPathFactory, models_dir: Path, media_dir: Path):
     from obs_faceswap.models import ModelStore
 
-    return ModelStore(models_dir, media_dir=media_dir, allow_download=False, progress=False,
-                      cache_dir=tmp_path_factory.mktemp("cache"))
+    return ModelStore(
+        models_dir,
+        media_dir=media_dir,
+        allow_download=False,
+        progress=False,
+        cache_dir=tmp_path_factory.mktemp("cache"),
+    )
 
 
 @pytest.fixture(scope="session")

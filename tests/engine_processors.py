@@ -69,8 +69,7 @@ class Invert:
         build_swapper(config, self.store)
         self.config = config
 
-    def process(self, frame: np.ndarray, timestamp: float | None = None
-                ) -> tuple[np.ndarray, FrameReport]:
+    def process(self, frame: np.ndarray, timestamp: float | None = None) -> tuple[np.ndarray, FrameReport]:
         if self.sleep:
             time.sleep(self.sleep)
         while self.hang is not None and self.hang.exists():
@@ -95,8 +94,7 @@ def invert(config: PipelineConfig, store: Any, source: str | None) -> Invert:
 class Unchanged(Invert):
     """Reports that nothing changed (no face in view)."""
 
-    def process(self, frame: np.ndarray, timestamp: float | None = None
-                ) -> tuple[np.ndarray, FrameReport]:
+    def process(self, frame: np.ndarray, timestamp: float | None = None) -> tuple[np.ndarray, FrameReport]:
         return frame, FrameReport(changed_xyxy=None)
 
 
@@ -107,8 +105,7 @@ def unchanged(config: PipelineConfig, store: Any, source: str | None) -> Unchang
 class Raises(Invert):
     """Fails on every frame."""
 
-    def process(self, frame: np.ndarray, timestamp: float | None = None
-                ) -> tuple[np.ndarray, FrameReport]:
+    def process(self, frame: np.ndarray, timestamp: float | None = None) -> tuple[np.ndarray, FrameReport]:
         raise RuntimeError("processor exploded")
 
 

@@ -39,11 +39,18 @@ from obs_faceswap.engine.shm import remove_stale_segments
 from obs_faceswap.engine.slots import APPLIED, UNAVAILABLE, UNCHANGED, FrameView, SlotRing, plane_copy_function
 from obs_faceswap.video_formats import SUPPORTED_FORMATS
 
-__all__ = ["APPLIED", "SUPPORTED_FORMATS", "UNAVAILABLE", "UNCHANGED", "EngineClient", "EngineStatus", "FrameView",
-           "plane_copy_function"]
+__all__ = [
+    "APPLIED",
+    "SUPPORTED_FORMATS",
+    "UNAVAILABLE",
+    "UNCHANGED",
+    "EngineClient",
+    "EngineStatus",
+    "FrameView",
+    "plane_copy_function",
+]
 
 log = logging.getLogger(__name__)
-
 
 
 class EngineClient:
@@ -65,11 +72,20 @@ class EngineClient:
         backoff_initial, backoff_max: restart delays double from the first to the cap (s).
     """
 
-    def __init__(self, python: str | None, settings: dict[str, object], *, slots: int = 8,
-                 env: dict[str, str] | None = None, log: Callable[[str], None] | None = None,
-                 processor: str | None = None, hang_timeout: float = 10.0,
-                 start_timeout: float = 120.0, backoff_initial: float = 1.0,
-                 backoff_max: float = 30.0) -> None:
+    def __init__(
+        self,
+        python: str | None,
+        settings: dict[str, object],
+        *,
+        slots: int = 8,
+        env: dict[str, str] | None = None,
+        log: Callable[[str], None] | None = None,
+        processor: str | None = None,
+        hang_timeout: float = 10.0,
+        start_timeout: float = 120.0,
+        backoff_initial: float = 1.0,
+        backoff_max: float = 30.0,
+    ) -> None:
         if slots < 1:
             raise ValueError(f"slots must be >= 1, got {slots}")
         self.python = python or sys.executable
@@ -81,9 +97,17 @@ class EngineClient:
         self._warned: set[str] = set()
         self.ring = SlotRing(slots, self._send, self._warn_once, self._emit)
         self.process = EngineProcess(
-            self.python, settings, self.ring, env=env, emit=self._emit2, processor=processor,
-            hang_timeout=hang_timeout, start_timeout=start_timeout, backoff_initial=backoff_initial,
-            backoff_max=backoff_max)
+            self.python,
+            settings,
+            self.ring,
+            env=env,
+            emit=self._emit2,
+            processor=processor,
+            hang_timeout=hang_timeout,
+            start_timeout=start_timeout,
+            backoff_initial=backoff_initial,
+            backoff_max=backoff_max,
+        )
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:

@@ -49,11 +49,15 @@ _KBKR = {"601": (0.114, 0.299), "709": (0.0722, 0.2126)}
 
 # byte index of Y0, Y1, U, V inside a packed 4:2:2 macropixel
 _PACKED: dict[int, tuple[int, int, int, int]] = {
-    VideoFormat.YUY2: (0, 2, 1, 3), VideoFormat.UYVY: (1, 3, 0, 2), VideoFormat.YVYU: (0, 2, 3, 1)}
+    VideoFormat.YUY2: (0, 2, 1, 3),
+    VideoFormat.UYVY: (1, 3, 0, 2),
+    VideoFormat.YVYU: (0, 2, 3, 1),
+}
 
 
-def _obs_matrix(kb: float, kr: float, full_range: bool) -> tuple[tuple[float, ...], tuple[float, ...],
-                                                                  tuple[float, ...]]:
+def _obs_matrix(
+    kb: float, kr: float, full_range: bool
+) -> tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...]]:
     """OBS's ``initialize_matrix`` for 8 bits: (12 matrix floats, range_min, range_max)."""
     if full_range:
         lo, hi = (0.0, 0.0, 0.0), (255.0, 255.0, 255.0)
@@ -65,11 +69,13 @@ def _obs_matrix(kb: float, kr: float, full_range: bool) -> tuple[tuple[float, ..
     us = 255.0 / ((hi[1] - lo[1]) / 2.0)
     vs = 255.0 / ((hi[2] - lo[2]) / 2.0)
     kg = 1.0 - kb - kr
-    m = np.array([
-        [ys, 0.0, vs * (1.0 - kr)],
-        [ys, us * (kb - 1.0) * kb / kg, vs * (kr - 1.0) * kr / kg],
-        [ys, us * (1.0 - kb), 0.0],
-    ])
+    m = np.array(
+        [
+            [ys, 0.0, vs * (1.0 - kr)],
+            [ys, us * (kb - 1.0) * kb / kg, vs * (kr - 1.0) * kr / kg],
+            [ys, us * (1.0 - kb), 0.0],
+        ]
+    )
     off = m @ (-np.array(black) / 255.0)
     mat = tuple(float(x) for x in np.hstack([m, off[:, None]]).ravel())
     if full_range:
@@ -113,9 +119,13 @@ class ColorParams:
         return cls(mat, lo, hi, full_range)  # type: ignore[arg-type]
 
     @classmethod
-    def from_obs(cls, color_matrix: Sequence[float], full_range: bool,
-                 range_min: Sequence[float] = (0.0, 0.0, 0.0),
-                 range_max: Sequence[float] = (1.0, 1.0, 1.0)) -> ColorParams:
+    def from_obs(
+        cls,
+        color_matrix: Sequence[float],
+        full_range: bool,
+        range_min: Sequence[float] = (0.0, 0.0, 0.0),
+        range_max: Sequence[float] = (1.0, 1.0, 1.0),
+    ) -> ColorParams:
         """From an ``obs_source_frame``'s fields.
 
         An empty or degenerate matrix (RGB sources often leave it zeroed) means OBS's
@@ -219,8 +229,7 @@ def align_roi(fmt: int, width: int, height: int, roi: Sequence[int] | None) -> B
     return x0, y0, x1, y1
 
 
-def plane_layout(fmt: int, width: int, height: int,
-                 linesizes: Sequence[int] | None = None) -> list[tuple[int, int]]:
+def plane_layout(fmt: int, width: int, height: int, linesizes: Sequence[int] | None = None) -> list[tuple[int, int]]:
     """``(rows, linesize)`` of each plane; ``linesizes`` default to the tightest rows.
 
     Raises:
@@ -232,23 +241,22 @@ def plane_layout(fmt: int, width: int, height: int,
         need = info.row_bytes(i, width)
         ls = need if linesizes is None else int(linesizes[i])
         if ls < need:
-            raise FrameFormatError(
-                f"{info.name} {width}x{height}: plane {i} linesize {ls} < {need} bytes per row"
-            )
+            raise FrameFormatError(f"{info.name} {width}x{height}: plane {i} linesize {ls} < {need} bytes per row")
         out.append((info.rows(i, height), ls))
     return out
 
 
-def plane_arrays(buffer: object, fmt: int, width: int, height: int, linesizes: Sequence[int],
-                 offsets: Sequence[int]) -> list[U8]:
+def plane_arrays(
+    buffer: object, fmt: int, width: int, height: int, linesizes: Sequence[int], offsets: Sequence[int]
+) -> list[U8]:
     """2-D ``(rows, linesize)`` views of the planes stored in ``buffer`` at ``offsets``."""
     flat = np.frombuffer(buffer, dtype=np.uint8)  # type: ignore[call-overload]
     planes = []
     layout = plane_layout(fmt, width, height, linesizes)
-    for (rows, ls), off in zip(layout, offsets[:len(layout)], strict=True):
+    for (rows, ls), off in zip(layout, offsets[: len(layout)], strict=True):
         if off + rows * ls > flat.size:
             raise FrameFormatError(f"plane at offset {off} ({rows}x{ls}) overruns the buffer")
-        planes.append(flat[off:off + rows * ls].reshape(rows, ls))
+        planes.append(flat[off : off + rows * ls].reshape(rows, ls))
     return planes
 
 
@@ -270,8 +278,7 @@ class FrameBuffer:
     offsets: tuple[int, ...]
 
     @classmethod
-    def allocate(cls, fmt: int, width: int, height: int, *, align: int = 32,
-                 padding: int = 0) -> FrameBuffer:
+    def allocate(cls, fmt: int, width: int, height: int, *, align: int = 32, padding: int = 0) -> FrameBuffer:
         """Zeroed planes with linesizes rounded up to ``align`` plus ``padding`` bytes."""
         info = format_info(fmt)
         linesizes, offsets, total = [], [], 0
@@ -284,8 +291,7 @@ class FrameBuffer:
 
     @property
     def planes(self) -> list[U8]:
-        return plane_arrays(self.data, self.format, self.width, self.height, self.linesizes,
-                            self.offsets)
+        return plane_arrays(self.data, self.format, self.width, self.height, self.linesizes, self.offsets)
 
     @property
     def addresses(self) -> tuple[int, ...]:
@@ -293,8 +299,7 @@ class FrameBuffer:
         return tuple(base + off for off in self.offsets)
 
     def copy(self) -> FrameBuffer:
-        return FrameBuffer(self.format, self.width, self.height, self.data.copy(),
-                           self.linesizes, self.offsets)
+        return FrameBuffer(self.format, self.width, self.height, self.data.copy(), self.linesizes, self.offsets)
 
 
 # -- conversions ---------------------------------------------------------------------------
@@ -320,8 +325,7 @@ def _upsample(chroma: U8, sx: int, sy: int, w: int, h: int, scratch: Scratch | N
         return chroma
     rows, cols = chroma.shape[:2]
     size = (cols * sx, rows * sy)
-    up = cv2.resize(chroma, size, dst=_buffer(scratch, "up", (size[1], size[0], 2)),
-                    interpolation=cv2.INTER_NEAREST)
+    up = cv2.resize(chroma, size, dst=_buffer(scratch, "up", (size[1], size[0], 2)), interpolation=cv2.INTER_NEAREST)
     return up[:h, :w]
 
 
@@ -336,9 +340,17 @@ def _downsample(chroma: U8, sx: int, sy: int) -> U8:
     return cv2.resize(chroma, ((w + pad_x) // sx, (h + pad_y) // sy), interpolation=cv2.INTER_AREA)
 
 
-def to_bgr(planes: Sequence[U8], fmt: int, width: int, height: int, color: ColorParams,
-           roi: Sequence[int] | None = None, *, out: U8 | None = None,
-           scratch: Scratch | None = None) -> U8:
+def to_bgr(
+    planes: Sequence[U8],
+    fmt: int,
+    width: int,
+    height: int,
+    color: ColorParams,
+    roi: Sequence[int] | None = None,
+    *,
+    out: U8 | None = None,
+    scratch: Scratch | None = None,
+) -> U8:
     """Convert a frame (or the region ``roi`` of it) to BGR.
 
     Args:
@@ -376,13 +388,13 @@ def to_bgr(planes: Sequence[U8], fmt: int, width: int, height: int, color: Color
     if not info.yuv:
         p = planes[0][y0:y1]
         if fmt == VideoFormat.BGR3:
-            bgr = p[:, 3 * x0:3 * x1].reshape(h, w, 3)
+            bgr = p[:, 3 * x0 : 3 * x1].reshape(h, w, 3)
             if out is None:
                 bgr = bgr.copy()
                 return bgr
             np.copyto(out, bgr)
             return out
-        px = p[:, 4 * x0:4 * x1].reshape(h, w, 4)
+        px = p[:, 4 * x0 : 4 * x1].reshape(h, w, 4)
         code = cv2.COLOR_RGBA2BGR if fmt == VideoFormat.RGBA else cv2.COLOR_BGRA2BGR
         bgr = cv2.cvtColor(px, code, dst=out)
         return bgr  # RGB formats are never subsampled: nothing to crop
@@ -400,7 +412,7 @@ def to_bgr(planes: Sequence[U8], fmt: int, width: int, height: int, color: Color
     uv: U8
     if fmt in _PACKED:
         iy0, iy1, iu, iv = _PACKED[fmt]
-        px = planes[0][y0:y1, 4 * cx0:4 * cx1].reshape(h, cw, 4)
+        px = planes[0][y0:y1, 4 * cx0 : 4 * cx1].reshape(h, cw, 4)
         yy = _buffer(scratch, "yy", (h, cw, 2))
         uv = _buffer(scratch, "uv", (h, cw, 2))  # type: ignore[assignment]
         if yy is None or uv is None:
@@ -409,11 +421,12 @@ def to_bgr(planes: Sequence[U8], fmt: int, width: int, height: int, color: Color
         y = yy.reshape(h, 2 * cw)[:, :w]
     elif fmt == VideoFormat.NV12:
         y = planes[0][y0:y1, x0:x1]
-        uv = planes[1][cy0:cy1, 2 * cx0:2 * cx1].reshape(ch, cw, 2)
+        uv = planes[1][cy0:cy1, 2 * cx0 : 2 * cx1].reshape(ch, cw, 2)
     else:  # I420, I422, I444
         y = planes[0][y0:y1, x0:x1]
-        uv = cv2.merge([planes[1][cy0:cy1, cx0:cx1], planes[2][cy0:cy1, cx0:cx1]],
-                       dst=_buffer(scratch, "uv", (ch, cw, 2)))
+        uv = cv2.merge(
+            [planes[1][cy0:cy1, cx0:cx1], planes[2][cy0:cy1, cx0:cx1]], dst=_buffer(scratch, "uv", (ch, cw, 2))
+        )
 
     luts = color.clamp_luts
     if luts is not None:
@@ -423,12 +436,19 @@ def to_bgr(planes: Sequence[U8], fmt: int, width: int, height: int, color: Color
     yuv = cv2.merge([y, uv], dst=_buffer(scratch, "yuv", (h, w, 3)))
     bgr = cv2.transform(yuv, color.yuv_to_bgr, dst=out)
     if cropped:
-        bgr = bgr[ry0 - y0:ry1 - y0, rx0 - x0:rx1 - x0].copy()
+        bgr = bgr[ry0 - y0 : ry1 - y0, rx0 - x0 : rx1 - x0].copy()
     return bgr
 
 
-def from_bgr(bgr: U8, planes: Sequence[U8], fmt: int, width: int, height: int,
-             color: ColorParams, roi: Sequence[int] | None = None) -> None:
+def from_bgr(
+    bgr: U8,
+    planes: Sequence[U8],
+    fmt: int,
+    width: int,
+    height: int,
+    color: ColorParams,
+    roi: Sequence[int] | None = None,
+) -> None:
     """Write a BGR image into the region ``roi`` of a frame's planes, in the frame's format.
 
     Only the bytes of ``roi`` change (row padding and, for BGRA / BGRX / RGBA, the fourth
@@ -457,9 +477,9 @@ def from_bgr(bgr: U8, planes: Sequence[U8], fmt: int, width: int, height: int,
     if not info.yuv:
         p = planes[0][y0:y1]
         if fmt == VideoFormat.BGR3:
-            p[:, 3 * x0:3 * x1] = bgr.reshape(h, 3 * w)
+            p[:, 3 * x0 : 3 * x1] = bgr.reshape(h, 3 * w)
         else:
-            px = p[:, 4 * x0:4 * x1].reshape(h, w, 4)
+            px = p[:, 4 * x0 : 4 * x1].reshape(h, w, 4)
             px[:, :, :3] = bgr[:, :, ::-1] if fmt == VideoFormat.RGBA else bgr
         return
 
@@ -477,7 +497,7 @@ def from_bgr(bgr: U8, planes: Sequence[U8], fmt: int, width: int, height: int,
     cx1, cy1 = cx0 + uv.shape[1], cy0 + uv.shape[0]
     if fmt in _PACKED:
         iy0, iy1, iu, iv = _PACKED[fmt]
-        px = planes[0][y0:y1, 4 * cx0:4 * cx1].reshape(h, cx1 - cx0, 4)
+        px = planes[0][y0:y1, 4 * cx0 : 4 * cx1].reshape(h, cx1 - cx0, 4)
         if w % 2:  # odd frame width: the last macropixel's second luma is padding
             y = cv2.copyMakeBorder(y, 0, 0, 0, 1, cv2.BORDER_REPLICATE)
         px[:, :, iy0] = y[:, 0::2]
@@ -487,15 +507,16 @@ def from_bgr(bgr: U8, planes: Sequence[U8], fmt: int, width: int, height: int,
         return
     planes[0][y0:y1, x0:x1] = y
     if fmt == VideoFormat.NV12:
-        planes[1][cy0:cy1, 2 * cx0:2 * cx1] = uv.reshape(cy1 - cy0, 2 * (cx1 - cx0))
+        planes[1][cy0:cy1, 2 * cx0 : 2 * cx1] = uv.reshape(cy1 - cy0, 2 * (cx1 - cx0))
     else:
         planes[1][cy0:cy1, cx0:cx1] = uv[:, :, 0]
         planes[2][cy0:cy1, cx0:cx1] = uv[:, :, 1]
 
 
 # -- lazy access for the pipeline ----------------------------------------------------------
-def scaled_region(planes: Sequence[U8], fmt: int, width: int, height: int, color: ColorParams,
-                  box: Box, size: tuple[int, int]) -> U8:
+def scaled_region(
+    planes: Sequence[U8], fmt: int, width: int, height: int, color: ColorParams, box: Box, size: tuple[int, int]
+) -> U8:
     """BGR of the region ``box`` (aligned to chroma blocks) scaled to about ``size``.
 
     Each plane is scaled on its own, in its own format (a packed 4:2:2 macropixel or an
@@ -512,12 +533,12 @@ def scaled_region(planes: Sequence[U8], fmt: int, width: int, height: int, color
         # samples that end up far apart. Split into I422 planes first.
         iy0, iy1, iu, iv = _PACKED[fmt]
         cx0, cx1 = x0 // 2, -(-x1 // 2)
-        px = planes[0][y0:y1, 4 * cx0:4 * cx1].reshape(y1 - y0, cx1 - cx0, 4)
+        px = planes[0][y0:y1, 4 * cx0 : 4 * cx1].reshape(y1 - y0, cx1 - cx0, 4)
         yy = np.empty((y1 - y0, cx1 - cx0, 2), np.uint8)
         u = np.empty((y1 - y0, cx1 - cx0), np.uint8)
         v = np.empty_like(u)
         cv2.mixChannels([px], [yy, u, v], [iy0, 0, iy1, 1, iu, 2, iv, 3])
-        split = [yy.reshape(y1 - y0, -1)[:, x0 - 2 * cx0:x1 - 2 * cx0], u, v]
+        split = [yy.reshape(y1 - y0, -1)[:, x0 - 2 * cx0 : x1 - 2 * cx0], u, v]
         return scaled_region(split, VideoFormat.I422, x1 - x0, y1 - y0, color, (0, 0, x1 - x0, y1 - y0), size)
     sx, sy = info.sub_x, info.sub_y
     w, h = size
@@ -526,7 +547,7 @@ def scaled_region(planes: Sequence[U8], fmt: int, width: int, height: int, color
     small = []
     for (dx, dy, unit), p in zip(info.planes, planes, strict=True):
         px0, px1, py0, py1 = x0 // dx, -(-x1 // dx), y0 // dy, -(-y1 // dy)
-        img = p[py0:py1, px0 * unit:px1 * unit]
+        img = p[py0:py1, px0 * unit : px1 * unit]
         if unit > 1:
             img = img.reshape(py1 - py0, px1 - px0, unit)
         nw, nh = -(-cw // dx), -(-ch // dy)
@@ -552,8 +573,7 @@ class PlanesFrame(LazyFrame):
     #: warps read the source at about this many times the output's resolution
     OVERSAMPLE = 2.0
 
-    def __init__(self, planes: Sequence[U8], fmt: int, width: int, height: int, color: ColorParams,
-                 out: U8) -> None:
+    def __init__(self, planes: Sequence[U8], fmt: int, width: int, height: int, color: ColorParams, out: U8) -> None:
         if out.shape != (height, width, 3) or out.dtype != np.uint8:
             raise FrameFormatError(f"output buffer must be ({height}, {width}, 3) uint8, got {out.shape}")
         self.planes, self.format, self.width, self.height = planes, fmt, width, height
@@ -590,15 +610,16 @@ class PlanesFrame(LazyFrame):
         for lx0, ly0, lx1, ly1 in self.loaded:
             if lx0 <= x0 and ly0 <= y0 and x1 <= lx1 and y1 <= ly1:
                 return b
-            keep[max(ly0, y0) - y0:max(min(ly1, y1) - y0, 0), max(lx0, x0) - x0:max(min(lx1, x1) - x0, 0)] = True
+            keep[max(ly0, y0) - y0 : max(min(ly1, y1) - y0, 0), max(lx0, x0) - x0 : max(min(lx1, x1) - x0, 0)] = True
         fresh = to_bgr(self.planes, self.format, self.width, self.height, self.color, b)
         np.copyto(self._out[y0:y1, x0:x1], fresh, where=~keep[..., None])
         self.loaded.append(b)
         return b
 
     def resize(self, size: tuple[int, int]) -> U8:
-        return scaled_region(self.planes, self.format, self.width, self.height, self.color,
-                             (0, 0, self.width, self.height), size)
+        return scaled_region(
+            self.planes, self.format, self.width, self.height, self.color, (0, 0, self.width, self.height), size
+        )
 
     def warp(self, matrix: npt.ArrayLike, size: tuple[int, int], border: int = cv2.BORDER_CONSTANT) -> U8:
         m = np.asarray(matrix, np.float64)

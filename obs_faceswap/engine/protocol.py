@@ -119,16 +119,43 @@ class FrameHeader:
     full_range: bool
 
 
-def pack_frame(buf: Any, fmt: int, width: int, height: int, linesizes: tuple[int, ...],
-               offsets: tuple[int, ...], sizes: tuple[int, ...], timestamp: int,
-               color_matrix: tuple[float, ...], range_min: tuple[float, float, float],
-               range_max: tuple[float, float, float], full_range: bool) -> None:
+def pack_frame(
+    buf: Any,
+    fmt: int,
+    width: int,
+    height: int,
+    linesizes: tuple[int, ...],
+    offsets: tuple[int, ...],
+    sizes: tuple[int, ...],
+    timestamp: int,
+    color_matrix: tuple[float, ...],
+    range_min: tuple[float, float, float],
+    range_max: tuple[float, float, float],
+    full_range: bool,
+) -> None:
     """Write the FRAME part of a header (tuples shorter than 4 / 16 are zero padded)."""
     n = len(linesizes)
     pad = (0,) * (MAX_PLANES - n)
     matrix = tuple(color_matrix) if len(color_matrix) == 16 else (0.0,) * 16
-    FRAME.pack_into(buf, FRAME_OFFSET, fmt, width, height, n, *linesizes, *pad, *offsets, *pad,
-                    *sizes, *pad, timestamp, *matrix, *range_min, *range_max, 1 if full_range else 0)
+    FRAME.pack_into(
+        buf,
+        FRAME_OFFSET,
+        fmt,
+        width,
+        height,
+        n,
+        *linesizes,
+        *pad,
+        *offsets,
+        *pad,
+        *sizes,
+        *pad,
+        timestamp,
+        *matrix,
+        *range_min,
+        *range_max,
+        1 if full_range else 0,
+    )
 
 
 def unpack_frame(buf: Any) -> FrameHeader:
@@ -137,10 +164,17 @@ def unpack_frame(buf: Any) -> FrameHeader:
     if not 0 < n <= MAX_PLANES:
         raise ValueError(f"slot header has {n} planes")
     return FrameHeader(
-        format=v[0], width=v[1], height=v[2],
-        linesizes=tuple(v[4:4 + n]), offsets=tuple(v[8:8 + n]), sizes=tuple(v[12:12 + n]),
-        timestamp=v[16], color_matrix=tuple(v[17:33]), range_min=(v[33], v[34], v[35]),
-        range_max=(v[36], v[37], v[38]), full_range=bool(v[39]),
+        format=v[0],
+        width=v[1],
+        height=v[2],
+        linesizes=tuple(v[4 : 4 + n]),
+        offsets=tuple(v[8 : 8 + n]),
+        sizes=tuple(v[12 : 12 + n]),
+        timestamp=v[16],
+        color_matrix=tuple(v[17:33]),
+        range_min=(v[33], v[34], v[35]),
+        range_max=(v[36], v[37], v[38]),
+        full_range=bool(v[39]),
     )
 
 

@@ -118,8 +118,9 @@ class EngineServer:
         store_factory: builds the model store from ``models_dir`` (None → default lookup).
     """
 
-    def __init__(self, factory: ProcessorFactory, out: IO[bytes],
-                 store_factory: Callable[[str | None], Any] | None = None) -> None:
+    def __init__(
+        self, factory: ProcessorFactory, out: IO[bytes], store_factory: Callable[[str | None], Any] | None = None
+    ) -> None:
         self.factory = factory
         self.out = out
         self.store_factory = store_factory or _default_store
@@ -222,8 +223,10 @@ class EngineServer:
         swapper = getattr(self.processor, "swapper", None)
         if source is None and not needs_photo and getattr(swapper, "needs_source", False):
             name = Path(str(config.swapper.model)).name if config is not None and config.swapper.model else "the model"
-            problems.append(f"{name} needs a source photo: pick a photo of the face to swap in "
-                            f"(only .dfm models carry their own face)")
+            problems.append(
+                f"{name} needs a source photo: pick a photo of the face to swap in "
+                f"(only .dfm models carry their own face)"
+            )
         if self.processor is None:
             self._set_state("error", "; ".join(problems) or "no processor")
         else:
@@ -246,8 +249,7 @@ class EngineServer:
             self._inplace = False
         self._lazy = bool(getattr(processor, "accepts_lazy_frames", False))
         self.config, self.source, self.models_dir = config, source, models_dir
-        log.info("processor ready in %.2f s (provider %s)", time.perf_counter() - t,
-                 self._provider())
+        log.info("processor ready in %.2f s (provider %s)", time.perf_counter() - t, self._provider())
 
     # -- frames ----------------------------------------------------------------------------
     def next_frame(self) -> tuple[int, int] | None:
@@ -299,7 +301,7 @@ class EngineServer:
         planes = att.planes.get(key)
         if planes is None:
             att.planes.clear()
-            data = mv[P.HEADER_SIZE:]
+            data = mv[P.HEADER_SIZE :]
             planes = F.plane_arrays(data, h.format, h.width, h.height, h.linesizes, h.offsets)
             att.planes[key] = planes
         ckey = (h.color_matrix, h.full_range, h.range_min, h.range_max)
@@ -319,12 +321,10 @@ class EngineServer:
             bgr = lazy.array
             out, report = self.processor.process(lazy, ts)
         elif self._inplace:
-            bgr = F.to_bgr(planes, h.format, h.width, h.height, color, out=self._bgr_buffer(h),
-                           scratch=self._scratch)
+            bgr = F.to_bgr(planes, h.format, h.width, h.height, color, out=self._bgr_buffer(h), scratch=self._scratch)
             out, report = self.processor.process(bgr, ts, inplace=True)  # type: ignore[call-arg]
         else:
-            bgr = F.to_bgr(planes, h.format, h.width, h.height, color, out=self._bgr_buffer(h),
-                           scratch=self._scratch)
+            bgr = F.to_bgr(planes, h.format, h.width, h.height, color, out=self._bgr_buffer(h), scratch=self._scratch)
             out, report = self.processor.process(bgr, ts)
         boxes = list(getattr(report, "changed_boxes", None) or [])
         changed = getattr(report, "changed_xyxy", None)
@@ -333,15 +333,13 @@ class EngineServer:
         if not boxes:
             return []
         if not isinstance(out, np.ndarray) or out.shape != bgr.shape or out.dtype != np.uint8:
-            raise EngineError(f"processor returned {getattr(out, 'shape', type(out))}, "
-                              f"expected {bgr.shape} uint8")
+            raise EngineError(f"processor returned {getattr(out, 'shape', type(out))}, expected {bgr.shape} uint8")
         aligned = [F.align_roi(h.format, h.width, h.height, b) for b in boxes]
         rects = merge_rects([r for r in aligned if r[2] > r[0] and r[3] > r[1]], P.MAX_RECTS)
         for x0, y0, x1, y1 in rects:
             if lazy is not None:  # a merged rect may reach pixels the pipeline never loaded
                 lazy.fill((x0, y0, x1, y1))
-            F.from_bgr(out[y0:y1, x0:x1], planes, h.format, h.width, h.height, color,
-                       (x0, y0, x1, y1))
+            F.from_bgr(out[y0:y1, x0:x1], planes, h.format, h.width, h.height, color, (x0, y0, x1, y1))
         return rects
 
     def _bgr_buffer(self, h: P.FrameHeader) -> np.ndarray:
@@ -352,14 +350,12 @@ class EngineServer:
         return self._bgr_pool[self._bgr_next]
 
     @staticmethod
-    def _finish(mv: memoryview, seq: int, state: int,
-                rects: list[tuple[int, int, int, int]] | None = None) -> None:
+    def _finish(mv: memoryview, seq: int, state: int, rects: list[tuple[int, int, int, int]] | None = None) -> None:
         submit, deadline = P.TIMES.unpack_from(mv, P.TIMES_OFFSET)[:2]
         rects = rects or []
         x0, y0, x1, y1 = rects[0] if rects else (0, 0, 0, 0)
         P.pack_rects(mv, rects)
-        P.TIMES.pack_into(mv, P.TIMES_OFFSET, submit, deadline, time.perf_counter_ns(),
-                          x0, y0, x1, y1, 0, 0)
+        P.TIMES.pack_into(mv, P.TIMES_OFFSET, submit, deadline, time.perf_counter_ns(), x0, y0, x1, y1, 0, 0)
         # the state word last: once the client sees it, the planes and rect are complete
         P.STATE.pack_into(mv, P.STATE_OFFSET, P.MAGIC, state, seq)
 
@@ -393,10 +389,16 @@ class EngineServer:
         state = self.state
         if state == "running" and not self.enabled:
             state = "disabled"
-        self.send(P.encode_status(state=state, message=message, provider=self._provider(),
-                                  fps=round(fps, 2),
-                                  latency_ms=round(lat[len(lat) // 2], 2) if lat else 0.0,
-                                  pid=os.getpid()))
+        self.send(
+            P.encode_status(
+                state=state,
+                message=message,
+                provider=self._provider(),
+                fps=round(fps, 2),
+                latency_ms=round(lat[len(lat) // 2], 2) if lat else 0.0,
+                pid=os.getpid(),
+            )
+        )
 
     def _fps(self) -> float:
         now = time.perf_counter_ns() / 1e9
@@ -546,8 +548,7 @@ def run(server: EngineServer, fd: int, parent_pid: int = 0) -> int:
     stop = threading.Event()
     threading.Thread(target=_read_stdin, args=(fd, inbox), name="stdin", daemon=True).start()
     if parent_pid:
-        threading.Thread(target=_watch_parent, args=(parent_pid, inbox, stop), name="parent",
-                         daemon=True).start()
+        threading.Thread(target=_watch_parent, args=(parent_pid, inbox, stop), name="parent", daemon=True).start()
     try:
         while True:
             msgs = inbox.take(0 if server.pending else 1.0)
@@ -585,15 +586,24 @@ def lower_priority(amount: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m obs_faceswap.engine``."""
-    ap = argparse.ArgumentParser(prog="python -m obs_faceswap.engine",
-                                 description="obs-faceswap engine process (started by the OBS "
-                                             "filter; speaks a private protocol on stdin/stdout)")
+    ap = argparse.ArgumentParser(
+        prog="python -m obs_faceswap.engine",
+        description="obs-faceswap engine process (started by the OBS "
+        "filter; speaks a private protocol on stdin/stdout)",
+    )
     ap.add_argument("--parent-pid", type=int, default=0, help="exit when this process is gone")
-    ap.add_argument("--processor", default=os.environ.get("OBS_FACESWAP_ENGINE_PROCESSOR", ""),
-                    help="module:callable building the processor (default: the pipeline)")
+    ap.add_argument(
+        "--processor",
+        default=os.environ.get("OBS_FACESWAP_ENGINE_PROCESSOR", ""),
+        help="module:callable building the processor (default: the pipeline)",
+    )
     ap.add_argument("--log-level", default=os.environ.get("OBS_FACESWAP_LOG", "INFO"))
-    ap.add_argument("--nice", type=int, default=int(os.environ.get("OBS_FACESWAP_ENGINE_NICE", "5")),
-                    help="lower the engine's CPU priority by this much (default 5; 0 = as OBS)")
+    ap.add_argument(
+        "--nice",
+        type=int,
+        default=int(os.environ.get("OBS_FACESWAP_ENGINE_NICE", "5")),
+        help="lower the engine's CPU priority by this much (default 5; 0 = as OBS)",
+    )
     args = ap.parse_args(argv)
     lower_priority(args.nice)
 
@@ -602,8 +612,7 @@ def main(argv: list[str] | None = None) -> int:
     proto = os.fdopen(os.dup(sys.stdout.fileno()), "wb", buffering=0)
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     sys.stdout = sys.stderr
-    logging.basicConfig(stream=sys.stderr, level=args.log_level.upper(),
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(stream=sys.stderr, level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
 
     server: EngineServer | None = None
     try:

@@ -119,7 +119,7 @@ def remove_stale_segments(directory: str = "/dev/shm") -> list[str]:
     for name in names:
         if not name.startswith(_PREFIX):
             continue
-        pid_hex, sep, tail = name[len(_PREFIX):].partition("_")
+        pid_hex, sep, tail = name[len(_PREFIX) :].partition("_")
         try:
             pid = int(pid_hex, 16)
         except ValueError:

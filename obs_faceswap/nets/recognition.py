@@ -38,14 +38,17 @@ class FaceEmbedder:
         ModelLoadError: the file's input or outputs differ from the spec's.
     """
 
-    def __init__(self, path: str | Path, runtime: RuntimeConfig | None = None,
-                 spec: RecognitionSpec | None = None) -> None:
+    def __init__(
+        self, path: str | Path, runtime: RuntimeConfig | None = None, spec: RecognitionSpec | None = None
+    ) -> None:
         from obs_faceswap.models import default_spec
 
         self.spec = spec = spec or default_spec("faceres", RecognitionSpec)
         if spec.input_hw[0] != spec.input_hw[1] or spec.input_hw[0] <= 0:
-            raise ModelLoadError(f"manifest entry {spec.name!r}: a recognition model needs a fixed square "
-                                 f"input, got input {list(spec.input_hw)}")
+            raise ModelLoadError(
+                f"manifest entry {spec.name!r}: a recognition model needs a fixed square "
+                f"input, got input {list(spec.input_hw)}"
+            )
         self.session = create_session(path, runtime)
         check_input(self.session, spec, path, spec.name)
         self.input_name = self.session.get_inputs()[0].name
@@ -71,8 +74,10 @@ class FaceEmbedder:
         x = (batch.astype(np.float32) - self.mean) / self.std
         if self.layout == "NCHW":
             x = x.transpose(0, 3, 1, 2)
-        out = [self.session.run([self.output_name], {self.input_name: np.ascontiguousarray(x[i:i + 1])})[0]
-               for i in range(len(x))]
+        out = [
+            self.session.run([self.output_name], {self.input_name: np.ascontiguousarray(x[i : i + 1])})[0]
+            for i in range(len(x))
+        ]
         emb = np.concatenate(out).reshape(len(x), -1).astype(np.float32)
         unit: FloatArray = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
         return unit
@@ -88,5 +93,3 @@ def cosine(a: npt.ArrayLike, b: npt.ArrayLike) -> float:
     a = np.asarray(a, np.float64).ravel()
     b = np.asarray(b, np.float64).ravel()
     return float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12))
-
-

@@ -52,9 +52,22 @@ from obs_faceswap.obs.timing import (
 )
 from obs_faceswap.video_formats import VideoFormat
 
-__all__ = ["AUTO_LATE_LIMIT", "AUTO_MAX_DEPTH", "AUTO_START_DEPTH", "AUTO_WINDOW", "HOTKEY_PREFIX",
-           "INVALID_HOTKEY_ID", "SLOTS", "AsyncFaceSwap", "CallbackTimer", "Counters", "FilterBase", "Held",
-           "RenderFaceSwap", "load_engine_api"]
+__all__ = [
+    "AUTO_LATE_LIMIT",
+    "AUTO_MAX_DEPTH",
+    "AUTO_START_DEPTH",
+    "AUTO_WINDOW",
+    "HOTKEY_PREFIX",
+    "INVALID_HOTKEY_ID",
+    "SLOTS",
+    "AsyncFaceSwap",
+    "CallbackTimer",
+    "Counters",
+    "FilterBase",
+    "Held",
+    "RenderFaceSwap",
+    "load_engine_api",
+]
 
 log = logging.getLogger(__name__)
 
@@ -86,9 +99,17 @@ class FilterBase:
 
     kind = "base"
 
-    def __init__(self, api: Any, source: int, values: dict[str, Any], *, engine_api: Any,
-                 engine_error: str = "", env: dict[str, str] | None = None,
-                 clock: Callable[[], int] = time.perf_counter_ns) -> None:
+    def __init__(
+        self,
+        api: Any,
+        source: int,
+        values: dict[str, Any],
+        *,
+        engine_api: Any,
+        engine_error: str = "",
+        env: dict[str, str] | None = None,
+        clock: Callable[[], int] = time.perf_counter_ns,
+    ) -> None:
         self.api = api
         self.source = source
         self.clock = clock
@@ -97,8 +118,9 @@ class FilterBase:
         self.guard = cover.Guard(clock)
         self.link = EngineLink(self.name, engine_api, engine_error, env, clock, self._frame_interval_s)
         self.hotkey = ToggleHotkey(api, self.name)
-        self.results = Results(self.name, lambda: self.link.client, lambda: self.diag.counters, self.guard,
-                               self._log_once)
+        self.results = Results(
+            self.name, lambda: self.link.client, lambda: self.diag.counters, self.guard, self._log_once
+        )
         self.values: dict[str, Any] = {}
         self.mode = st.SYNC
         self.hold = HoldDepth(st.sync_frames(values))
@@ -154,8 +176,12 @@ class FilterBase:
         self.hold.configure(st.sync_frames(values))
         self.swap_on = bool(values.get("swap_enabled", True))
         self.results.swap_on = self.swap_on
-        self.guard.configure(str(values.get("unavailable", cover.COVER)), bool(values.get("badge_enabled", True)),
-                             str(values.get("badge_text", "") or ""), str(values.get("badge_corner", "bottom-right")))
+        self.guard.configure(
+            str(values.get("unavailable", cover.COVER)),
+            bool(values.get("badge_enabled", True)),
+            str(values.get("badge_text", "") or ""),
+            str(values.get("badge_corner", "bottom-right")),
+        )
 
     def update(self, values: dict[str, Any]) -> None:
         """New settings: apply live; the engine gets them coalesced, a new interpreter is
@@ -196,11 +222,23 @@ class FilterBase:
             pid = getattr(s, "pid", None)
         delay_frames = self.depth if self.mode == st.SYNC else 0
         delay_ms = self.delay_ns / 1e6 or delay_frames * self._frame_interval_ms()
-        return {"name": self.name, "kind": self.kind, "state": state, "message": message,
-                "provider": provider, "fps": fps, "latency_ms": latency, "restarts": restarts,
-                "pid": pid, "mode": self.mode, "swap_enabled": self.swap_on,
-                "delay_frames": delay_frames, "delay_ms": delay_ms,
-                "passthrough": self.passthrough, "unavailable": self.guard.fallback}
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "state": state,
+            "message": message,
+            "provider": provider,
+            "fps": fps,
+            "latency_ms": latency,
+            "restarts": restarts,
+            "pid": pid,
+            "mode": self.mode,
+            "swap_enabled": self.swap_on,
+            "delay_frames": delay_frames,
+            "delay_ms": delay_ms,
+            "passthrough": self.passthrough,
+            "unavailable": self.guard.fallback,
+        }
 
     def delay_frames(self) -> int:
         return self.depth if self.mode == st.SYNC else 0
@@ -224,8 +262,11 @@ class FilterBase:
         if not s["swap_enabled"]:
             parts.append("swap off")
         elif s["state"] != "running":
-            parts.append({"cover": "face covered", "freeze": "last swapped frame shown",
-                          "original": "original shown"}.get(s["unavailable"], ""))
+            parts.append(
+                {"cover": "face covered", "freeze": "last swapped frame shown", "original": "original shown"}.get(
+                    s["unavailable"], ""
+                )
+            )
         return " · ".join(p for p in parts if p), s["message"]
 
     def _frame_interval_s(self) -> float:
@@ -245,10 +286,14 @@ class FilterBase:
         key = (s["state"], s["message"], s["provider"], s["restarts"])
         if key != self._status_key:
             self._status_key = key
-            log.info("Face Swap %r: engine %s%s%s%s", self.name, s["state"],
-                     f" ({s['provider']})" if s["provider"] else "",
-                     f", restarts {s['restarts']}" if s["restarts"] else "",
-                     f": {s['message']}" if s["message"] else "")
+            log.info(
+                "Face Swap %r: engine %s%s%s%s",
+                self.name,
+                s["state"],
+                f" ({s['provider']})" if s["provider"] else "",
+                f", restarts {s['restarts']}" if s["restarts"] else "",
+                f": {s['message']}" if s["message"] else "",
+            )
             with contextlib.suppress(Exception):
                 # Properties do not refresh by themselves; this makes an open dialog reload.
                 self.api.obs_source_update_properties(self.source)
@@ -322,7 +367,7 @@ class FilterBase:
 
 
 class AsyncFaceSwap(FilterBase):
-    """"Face Swap" for cameras and media sources: edits each ``obs_source_frame`` in place.
+    """ "Face Swap" for cameras and media sources: edits each ``obs_source_frame`` in place.
 
     Frame ownership: a frame returned as None from ``filter_video`` belongs to this filter
     until it is returned later or handed back with ``obs_source_release_frame(parent, f)``.
@@ -355,14 +400,25 @@ class AsyncFaceSwap(FilterBase):
         if planes is None or (self.supported and fmt not in self.supported) or self.engine_api is None:
             if ("fmt", fmt) not in self._logged:
                 self._logged.add(("fmt", fmt))
-                log.warning("Face Swap %r: %s frames pass through untouched (format not supported)",
-                            self.name, structs.VIDEO_FORMAT_NAMES.get(fmt, str(fmt)))
+                log.warning(
+                    "Face Swap %r: %s frames pass through untouched (format not supported)",
+                    self.name,
+                    structs.VIDEO_FORMAT_NAMES.get(fmt, str(fmt)),
+                )
             return None
         n = len(planes)
         return self.engine_api.FrameView(
-            fmt, f.width, f.height, tuple(f.data[:n]), tuple(f.linesize[:n]), timestamp=f.timestamp,
-            color_matrix=tuple(f.color_matrix), full_range=bool(f.full_range),
-            range_min=tuple(f.color_range_min), range_max=tuple(f.color_range_max))
+            fmt,
+            f.width,
+            f.height,
+            tuple(f.data[:n]),
+            tuple(f.linesize[:n]),
+            timestamp=f.timestamp,
+            color_matrix=tuple(f.color_matrix),
+            full_range=bool(f.full_range),
+            range_min=tuple(f.color_range_min),
+            range_max=tuple(f.color_range_max),
+        )
 
     def frame_planes(self, frame: int) -> cover.Planes | None:
         """Where an ``obs_source_frame*``'s pixels are (for covering it), None if unknown."""
@@ -493,8 +549,12 @@ class AsyncFaceSwap(FilterBase):
             self.parent_gone = True
         self.hotkey.drop()
         self.results.drop_inflight()
-        log.info("Face Swap %r removed from its source (%d held frames released, %s thread)", self.name,
-                 len(items), threading.current_thread().name)
+        log.info(
+            "Face Swap %r removed from its source (%d held frames released, %s thread)",
+            self.name,
+            len(items),
+            threading.current_thread().name,
+        )
 
     def suspend(self) -> None:
         self.passthrough = True
@@ -512,7 +572,7 @@ class AsyncFaceSwap(FilterBase):
 
 
 class RenderFaceSwap(FilterBase):
-    """"Face Swap (any source)": reads the rendered source back from the GPU.
+    """ "Face Swap (any source)": reads the rendered source back from the GPU.
 
     Each video tick the target is rendered into a texture, copied to a staging surface and
     mapped (BGRA), submitted like an async frame, and the chosen buffer (with its result
@@ -599,8 +659,7 @@ class RenderFaceSwap(FilterBase):
     def _readback(self, buf: Any) -> bool:
         api = self.api
         w, h = self.size
-        if not api.obs_source_process_filter_begin(self.source, structs.GS_BGRA,
-                                                    structs.OBS_NO_DIRECT_RENDERING):
+        if not api.obs_source_process_filter_begin(self.source, structs.GS_BGRA, structs.OBS_NO_DIRECT_RENDERING):
             return False
         api.gs_texrender_reset(self.texrender)
         if not api.gs_texrender_begin(self.texrender, w, h):
@@ -609,8 +668,7 @@ class RenderFaceSwap(FilterBase):
         api.gs_ortho(0.0, float(w), 0.0, float(h), -100.0, 100.0)
         api.gs_blend_state_push()
         api.gs_blend_function(structs.GS_BLEND_ONE, structs.GS_BLEND_ZERO)
-        api.obs_source_process_filter_end(self.source, api.obs_get_base_effect(structs.OBS_EFFECT_DEFAULT),
-                                          w, h)
+        api.obs_source_process_filter_end(self.source, api.obs_get_base_effect(structs.OBS_EFFECT_DEFAULT), w, h)
         api.gs_blend_state_pop()
         api.gs_texrender_end(self.texrender)
         api.gs_stage_texture(self.stage, api.gs_texrender_get_texture(self.texrender))
@@ -641,9 +699,15 @@ class RenderFaceSwap(FilterBase):
         if self.engine_api is None:
             return None
         w, h = self.size
-        return self.engine_api.FrameView(VideoFormat.BGRA, w, h, (ctypes.addressof(buf),), (w * 4,),
-                                         timestamp=int(self.api.obs_get_video_frame_time()),
-                                         full_range=True)
+        return self.engine_api.FrameView(
+            VideoFormat.BGRA,
+            w,
+            h,
+            (ctypes.addressof(buf),),
+            (w * 4,),
+            timestamp=int(self.api.obs_get_video_frame_time()),
+            full_range=True,
+        )
 
     def _process(self) -> None:
         api = self.api

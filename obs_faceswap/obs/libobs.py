@@ -101,13 +101,10 @@ PROTOTYPES: tuple[Prototype, ...] = (
     ("obs_properties_get", c_void_p, (c_void_p, c_char_p), V28),
     ("obs_properties_add_bool", c_void_p, (c_void_p, c_char_p, c_char_p), V28),
     ("obs_properties_add_int", c_void_p, (c_void_p, c_char_p, c_char_p, c_int, c_int, c_int), V28),
-    ("obs_properties_add_int_slider", c_void_p,
-     (c_void_p, c_char_p, c_char_p, c_int, c_int, c_int), V28),
-    ("obs_properties_add_float_slider", c_void_p,
-     (c_void_p, c_char_p, c_char_p, c_double, c_double, c_double), V28),
+    ("obs_properties_add_int_slider", c_void_p, (c_void_p, c_char_p, c_char_p, c_int, c_int, c_int), V28),
+    ("obs_properties_add_float_slider", c_void_p, (c_void_p, c_char_p, c_char_p, c_double, c_double, c_double), V28),
     ("obs_properties_add_text", c_void_p, (c_void_p, c_char_p, c_char_p, c_int), V28),
-    ("obs_properties_add_path", c_void_p,
-     (c_void_p, c_char_p, c_char_p, c_int, c_char_p, c_char_p), V28),
+    ("obs_properties_add_path", c_void_p, (c_void_p, c_char_p, c_char_p, c_int, c_char_p, c_char_p), V28),
     ("obs_properties_add_list", c_void_p, (c_void_p, c_char_p, c_char_p, c_int, c_int), V28),
     ("obs_properties_add_button2", c_void_p, (c_void_p, c_char_p, c_char_p, c_void_p, c_void_p), V28),
     ("obs_properties_add_group", c_void_p, (c_void_p, c_char_p, c_char_p, c_int, c_void_p), V28),
@@ -223,9 +220,7 @@ class LibObs:
             setattr(self, name, fn)
         self.version = structs.unpack_version(int(self.obs_get_version()))
         if self.version[:2] < structs.MIN_OBS_VERSION:
-            raise LibObsError(
-                f"OBS {'.'.join(map(str, self.version))} is too old; obs-faceswap needs OBS 28 or newer"
-            )
+            raise LibObsError(f"OBS {'.'.join(map(str, self.version))} is too old; obs-faceswap needs OBS 28 or newer")
         self._blog = self._bind_blog()
 
     def _bind_blog(self) -> Callable[[int, bytes], None] | None:

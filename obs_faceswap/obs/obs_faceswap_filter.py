@@ -14,7 +14,8 @@ import os
 import sys
 
 _ROOT = os.environ.get("OBS_FACESWAP_ROOT") or os.path.dirname(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+)
 
 
 def _import_package() -> None:
@@ -26,7 +27,8 @@ def _import_package() -> None:
         return
     pkg = os.path.join(_ROOT, "obs_faceswap")
     spec = importlib.util.spec_from_file_location(
-        "obs_faceswap", os.path.join(pkg, "__init__.py"), submodule_search_locations=[pkg])
+        "obs_faceswap", os.path.join(pkg, "__init__.py"), submodule_search_locations=[pkg]
+    )
     if spec is None or spec.loader is None:
         raise ImportError(f"obs-faceswap not found in {_ROOT} (set OBS_FACESWAP_ROOT)")
     module = importlib.util.module_from_spec(spec)

@@ -7,8 +7,7 @@ from typing import Any
 
 from obs_faceswap.obs import structs
 
-_LEVELS = ((logging.ERROR, structs.LOG_ERROR), (logging.WARNING, structs.LOG_WARNING),
-           (logging.INFO, structs.LOG_INFO))
+_LEVELS = ((logging.ERROR, structs.LOG_ERROR), (logging.WARNING, structs.LOG_WARNING), (logging.INFO, structs.LOG_INFO))
 
 
 class ObsLogHandler(logging.Handler):

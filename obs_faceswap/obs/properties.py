@@ -14,17 +14,52 @@ from obs_faceswap.obs import settings as st
 from obs_faceswap.obs import structs
 
 GROUPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("grp_face", "Face", ("swap_enabled", "source_photo", "model_file", "model_recognizer", "model_morph",
-                          "model_keep_mouth", "model_color")),
-    ("grp_detect", "Detection and tracking",
-     ("detector", "landmarks", "selection_mode", "selection_index", "selection_reference",
-      "detect_interval", "smoothing")),
-    ("grp_mask", "Mask and blending",
-     ("shape_strength", "mask_feather", "mask_keep_mouth", "mask_keep_eyes", "mask_keep_occluders", "color_mode",
-      "blend_mode", "opacity")),
+    (
+        "grp_face",
+        "Face",
+        (
+            "swap_enabled",
+            "source_photo",
+            "model_file",
+            "model_recognizer",
+            "model_morph",
+            "model_keep_mouth",
+            "model_color",
+        ),
+    ),
+    (
+        "grp_detect",
+        "Detection and tracking",
+        (
+            "detector",
+            "landmarks",
+            "selection_mode",
+            "selection_index",
+            "selection_reference",
+            "detect_interval",
+            "smoothing",
+        ),
+    ),
+    (
+        "grp_mask",
+        "Mask and blending",
+        (
+            "shape_strength",
+            "mask_feather",
+            "mask_keep_mouth",
+            "mask_keep_eyes",
+            "mask_keep_occluders",
+            "color_mode",
+            "blend_mode",
+            "opacity",
+        ),
+    ),
     ("grp_badge", "Disclosure", ("badge_enabled", "badge_text", "badge_corner")),
-    ("grp_engine", "Engine and timing",
-     ("timing_mode", "sync_frames", "unavailable", "provider", "engine_python", "models_dir", "swapper_plugin")),
+    (
+        "grp_engine",
+        "Engine and timing",
+        ("timing_mode", "sync_frames", "unavailable", "provider", "engine_python", "models_dir", "swapper_plugin"),
+    ),
 )
 
 #: Properties whose visibility depends on another setting: name → (setting, shown when).
@@ -35,7 +70,12 @@ DEPENDENT = {
 }
 #: Shown only while no face-swap model is chosen (the photo swapper's own controls) ...
 PHOTO_ONLY = (
-    "shape_strength", "mask_feather", "mask_keep_mouth", "mask_keep_eyes", "mask_keep_occluders", "color_mode",
+    "shape_strength",
+    "mask_feather",
+    "mask_keep_mouth",
+    "mask_keep_eyes",
+    "mask_keep_occluders",
+    "color_mode",
 )
 #: ... and only while one is.
 MODEL_ONLY = ("model_recognizer", "model_morph", "model_keep_mouth", "model_color")
@@ -52,13 +92,11 @@ def _add(api: Any, props: int, s: st.Setting) -> int:
     elif s.kind == "float":
         p = api.obs_properties_add_float_slider(props, key, label, float(s.lo), float(s.hi), float(s.step))
     elif s.kind == "path":
-        p = api.obs_properties_add_path(props, key, label, structs.OBS_PATH_FILE,
-                                        s.file_filter.encode() or None, None)
+        p = api.obs_properties_add_path(props, key, label, structs.OBS_PATH_FILE, s.file_filter.encode() or None, None)
     elif s.kind == "dir":
         p = api.obs_properties_add_path(props, key, label, structs.OBS_PATH_DIRECTORY, None, None)
     elif s.kind == "list":
-        p = api.obs_properties_add_list(props, key, label, structs.OBS_COMBO_TYPE_LIST,
-                                        structs.OBS_COMBO_FORMAT_STRING)
+        p = api.obs_properties_add_list(props, key, label, structs.OBS_COMBO_TYPE_LIST, structs.OBS_COMBO_FORMAT_STRING)
         for value, text in s.choices:
             api.obs_property_list_add_string(p, text.encode(), value.encode())
     else:
@@ -81,8 +119,7 @@ def build(api: Any, status: tuple[str, str] | None, refresh_cb: int, modified_cb
     props = api.obs_properties_create()
     line, error = status or ("Engine: not started (add the filter to a source)", "")
     p = api.obs_properties_add_text(props, b"status", line.encode(), structs.OBS_TEXT_INFO)
-    e = api.obs_properties_add_text(props, b"last_error", f"Last error: {error}".encode(),
-                                    structs.OBS_TEXT_INFO)
+    e = api.obs_properties_add_text(props, b"last_error", f"Last error: {error}".encode(), structs.OBS_TEXT_INFO)
     if e:
         api.obs_property_text_set_info_type(e, structs.OBS_TEXT_INFO_ERROR)
         api.obs_property_set_visible(e, bool(error))

@@ -66,8 +66,9 @@ class Registry:
             self._errors_logged.add(key)
             log.error("%s failed:\n%s", where, text)
 
-    def _guarded(self, where: str, fn: Callable[..., Any],
-                 fallback: Callable[..., Any] | None = None) -> Callable[..., Any]:
+    def _guarded(
+        self, where: str, fn: Callable[..., Any], fallback: Callable[..., Any] | None = None
+    ) -> Callable[..., Any]:
         """``fn`` such that nothing escapes into C: an exception is logged once and the
         callback returns ``fallback(*args)`` (None when no fallback)."""
 
@@ -120,8 +121,7 @@ class Registry:
 
         def get_properties(data: int | None) -> int | None:
             i = inst.get(data or 0)
-            return properties.build(reg.api, i.status_lines() if i else None,
-                                    reg.addr("refresh"), reg.addr("modified"))
+            return properties.build(reg.api, i.status_lines() if i else None, reg.addr("refresh"), reg.addr("modified"))
 
         def update(data: int | None, settings: int | None) -> None:
             i = inst.get(data or 0)
@@ -171,8 +171,7 @@ class Registry:
             "get_properties": structs.GET_PROPERTIES(g("get_properties", get_properties)),
             "update": structs.UPDATE(g("update", update)),
             "video_tick": structs.VIDEO_TICK(g("video_tick", self._instance_call("video_tick"))),
-            "video_render": structs.VIDEO_RENDER(g("video_render", self._instance_call("video_render"),
-                                                   skip_filter)),
+            "video_render": structs.VIDEO_RENDER(g("video_render", self._instance_call("video_render"), skip_filter)),
             "filter_video": structs.FILTER_VIDEO(g("filter_video", filter_video, same_frame)),
             "filter_remove": structs.FILTER_REMOVE(g("filter_remove", self._instance_call("filter_remove"))),
             "hotkey": structs.HOTKEY_FUNC(g("hotkey", hotkey)),
@@ -241,8 +240,11 @@ class Registry:
         left = engine_link.join_all(timeout=4.0)
         if left:
             log.warning("%d engines were still stopping when the script unloaded", left)
-        log.info("unloaded (%d live filters pass frames through, %s thread)", len(self.instances),
-                 threading.current_thread().name)
+        log.info(
+            "unloaded (%d live filters pass frames through, %s thread)",
+            len(self.instances),
+            threading.current_thread().name,
+        )
 
     def _register(self, type_id: str, name: str, flags: int, tag: int) -> None:
         api = self.api
@@ -255,8 +257,16 @@ class Registry:
         info.output_flags = flags
         info.type_data = tag
         self.names[tag] = name_buf
-        for field in ("get_name", "create", "destroy", "get_defaults", "get_properties", "update",
-                      "video_tick", "filter_remove"):
+        for field in (
+            "get_name",
+            "create",
+            "destroy",
+            "get_defaults",
+            "get_properties",
+            "update",
+            "video_tick",
+            "filter_remove",
+        ):
             setattr(info, field, self.addr(field))
         if flags & structs.OBS_SOURCE_ASYNC:
             info.filter_video = self.addr("filter_video")

@@ -60,8 +60,18 @@ VIDEO_FORMAT_NAMES: dict[int, str] = FORMAT_NAMES
 #: subsampling (rows = height // div, rounded up), from the one table of plane layouts.
 PLANE_LAYOUT: dict[int, tuple[int, ...]] = {
     f: FORMATS[f].row_divisors
-    for f in (VideoFormat.I420, VideoFormat.NV12, VideoFormat.YUY2, VideoFormat.UYVY, VideoFormat.YVYU,
-              VideoFormat.I422, VideoFormat.I444, VideoFormat.BGRA, VideoFormat.BGRX, VideoFormat.RGBA)
+    for f in (
+        VideoFormat.I420,
+        VideoFormat.NV12,
+        VideoFormat.YUY2,
+        VideoFormat.UYVY,
+        VideoFormat.YVYU,
+        VideoFormat.I422,
+        VideoFormat.I444,
+        VideoFormat.BGRA,
+        VideoFormat.BGRX,
+        VideoFormat.RGBA,
+    )
 }
 
 # --- graphics (graphics/graphics.h, obs.h) ---------------------------------------------

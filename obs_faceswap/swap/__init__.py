@@ -29,7 +29,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from obs_faceswap.models import ModelStore
 
 
-
 @dataclass(frozen=True)
 class SwapperContext:
     """What a swapper factory may use to build a swapper.
@@ -73,8 +72,9 @@ def create_swapper(config: SwapperConfig, ctx: SwapperContext) -> Swapper:
 
             canonical = load_canonical_face(str(ctx.store.path("canonical_face")))
         photo = config.photo
-        return PhotoSwapper(canonical, texture_size=photo.texture_size, mask=photo.mask, color=photo.color,
-                            shape=photo.shape)
+        return PhotoSwapper(
+            canonical, texture_size=photo.texture_size, mask=photo.mask, color=photo.color, shape=photo.shape
+        )
     if config.kind == "model":
         from obs_faceswap.swap.neural import create_model_swapper
 
@@ -88,8 +88,10 @@ def _plugin_factory(spec: str) -> SwapperFactory:
     try:
         module = importlib.import_module(module_name.strip())
     except Exception as e:  # any import failure is the plugin's, reported in the user's words
-        raise ConfigError(f"swapper plugin {spec!r}: cannot import {module_name.strip()!r} ({e}); "
-                          "check the module is installed in the engine's Python") from e
+        raise ConfigError(
+            f"swapper plugin {spec!r}: cannot import {module_name.strip()!r} ({e}); "
+            "check the module is installed in the engine's Python"
+        ) from e
     factory = getattr(module, attr.strip(), None)
     if not callable(factory):
         raise ConfigError(f"swapper plugin {spec!r}: {module_name.strip()} has no callable {attr.strip()!r}")
@@ -97,9 +99,11 @@ def _plugin_factory(spec: str) -> SwapperFactory:
     def build(config: SwapperConfig, ctx: SwapperContext) -> Swapper:
         swapper = factory(config, ctx)
         if not isinstance(swapper, Swapper):
-            raise ConfigError(f"swapper plugin {spec!r} returned {type(swapper).__name__}, which does not "
-                              "implement obs_faceswap.swap.Swapper (needs_source, set_source, reads, swap, "
-                              "reset, close)")
+            raise ConfigError(
+                f"swapper plugin {spec!r} returned {type(swapper).__name__}, which does not "
+                "implement obs_faceswap.swap.Swapper (needs_source, set_source, reads, swap, "
+                "reset, close)"
+            )
         return swapper
 
     return build

@@ -292,8 +292,10 @@ class OneShotSwapper:
         spec = self.spec
         live, m = align.warp_face(frame, face.keypoints, spec.template, spec.size)
         target = cv2.dnn.blobFromImageWithParams(live, self._target, self._blob)  # preprocess(), in place
-        feed = {"target": target if self._dtype == np.float32 else target.astype(self._dtype),
-                "source": self._feed_source}
+        feed = {
+            "target": target if self._dtype == np.float32 else target.astype(self._dtype),
+            "source": self._feed_source,
+        }
         out = self._runner.run(feed)[0]
         if output_is_broken(out):
             return None

@@ -56,10 +56,18 @@ def stats(values: list[float]) -> str:
 
 
 def make_view(fb: F.FrameBuffer, ts: int, color: F.ColorParams) -> FrameView:
-    return FrameView(fb.format, fb.width, fb.height, fb.addresses, fb.linesizes, timestamp=ts,
-                     color_matrix=color.matrix + (0.0, 0.0, 0.0, 1.0),
-                     full_range=color.full_range, range_min=color.range_min,
-                     range_max=color.range_max)
+    return FrameView(
+        fb.format,
+        fb.width,
+        fb.height,
+        fb.addresses,
+        fb.linesizes,
+        timestamp=ts,
+        color_matrix=color.matrix + (0.0, 0.0, 0.0, 1.0),
+        full_range=color.full_range,
+        range_min=color.range_min,
+        range_max=color.range_max,
+    )
 
 
 def wait_ready(client: EngineClient, seq: int, timeout: float = 5.0) -> float | None:
@@ -81,9 +89,12 @@ def run_mode(name: str, w: int, h: int, frames: int, same_frame: bool) -> dict[s
         F.from_bgr(np.roll(img, 5 * i, axis=1), fb.planes, VideoFormat.I420, w, h, color)
         bufs.append(fb)
     box = face_box(w, h)
-    client = EngineClient(None, {"source": str(MEDIA / "astronaut.png")},
-                          processor="tests.engine_processors:invert",
-                          env={"OFS_TEST_RECT": ",".join(map(str, box))})
+    client = EngineClient(
+        None,
+        {"source": str(MEDIA / "astronaut.png")},
+        processor="tests.engine_processors:invert",
+        env={"OFS_TEST_RECT": ",".join(map(str, box))},
+    )
     client.max_age = 3 / FPS
     out: dict[str, list[float]] = {k: [] for k in ("submit", "apply", "ready", "poll", "rtt")}
     try:
@@ -180,26 +191,35 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=150, help="frames per mode (default 150)")
     args = ap.parse_args()
-    print(f"# engine client benchmark -- {platform.node()}, {os.cpu_count()} CPUs, "
-          f"Python {platform.python_version()}, OpenCV {cv2.__version__}")
+    print(
+        f"# engine client benchmark -- {platform.node()}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}, OpenCV {cv2.__version__}"
+    )
     print(f"# ctypes.memmove call overhead here: {memmove_cost() * 1e6:.2f} µs")
-    print(f"# {args.frames} frames per mode at {FPS:g} fps, I420 BT.709, trivial processor; "
-          "times in ms, median / p99\n")
-    print(f"| {'size':5} | {'mode':27} | {'submit':>16} | {'apply':>16} | {'ready':>16} | "
-          f"{'poll':>16} | {'round trip':>16} |")
+    print(
+        f"# {args.frames} frames per mode at {FPS:g} fps, I420 BT.709, trivial processor; times in ms, median / p99\n"
+    )
+    print(
+        f"| {'size':5} | {'mode':27} | {'submit':>16} | {'apply':>16} | {'ready':>16} | "
+        f"{'poll':>16} | {'round trip':>16} |"
+    )
     print("|" + "---|" * 7)
     for label, (w, h) in SIZES.items():
-        for mode, same in (("sync (apply to same frame)", True),
-                           ("low latency (newer frame)", False)):
+        for mode, same in (("sync (apply to same frame)", True), ("low latency (newer frame)", False)):
             r = run_mode(mode, w, h, args.frames, same)
-            print(f"| {label:5} | {mode:27} | {stats(r['submit'])} | {stats(r['apply'])} | "
-                  f"{stats(r['ready'])} | {stats(r['poll'])} | {stats(r['rtt'])} |", flush=True)
+            print(
+                f"| {label:5} | {mode:27} | {stats(r['submit'])} | {stats(r['apply'])} | "
+                f"{stats(r['ready'])} | {stats(r['poll'])} | {stats(r['rtt'])} |",
+                flush=True,
+            )
     print("\nengine side (this process), ms median / p99:")
     for label, (w, h) in SIZES.items():
         full, back = conversions(w, h)
         box = face_box(w, h)
-        print(f"  {label}: whole frame I420→BGR {stats(full)};  face box "
-              f"{box[2] - box[0]}x{box[3] - box[1]} BGR→I420 {stats(back)}")
+        print(
+            f"  {label}: whole frame I420→BGR {stats(full)};  face box "
+            f"{box[2] - box[0]}x{box[3] - box[1]} BGR→I420 {stats(back)}"
+        )
 
 
 if __name__ == "__main__":

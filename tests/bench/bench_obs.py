@@ -56,26 +56,56 @@ def make_clip(src: Path, size: tuple[int, int], out: Path) -> Path:
     """The test video scaled (and padded) to ``size``, H.264 in I420 like a typical camera file."""
     w, h = size
     vf = f"scale={w}:{h}:force_original_aspect_ratio=decrease,pad={w}:{h}:(ow-iw)/2:(oh-ih)/2"
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(src), "-vf", vf, "-c:v", "libx264",
-                    "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p", "-an", str(out)],
-                   check=True, timeout=600)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-i",
+            str(src),
+            "-vf",
+            vf,
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-crf",
+            "18",
+            "-pix_fmt",
+            "yuv420p",
+            "-an",
+            str(out),
+        ],
+        check=True,
+        timeout=600,
+    )
     return out
 
 
-def measure(workdir: Path, clip: Path, size: tuple[int, int], fps: int, seconds: float,
-            filt: FilterSpec | None, warmup_timeout: float = 180.0) -> dict[str, Any]:
+def measure(
+    workdir: Path,
+    clip: Path,
+    size: tuple[int, int],
+    fps: int,
+    seconds: float,
+    filt: FilterSpec | None,
+    warmup_timeout: float = 180.0,
+) -> dict[str, Any]:
     """One OBS launch: steady-state GetStats deltas and the filter's callback timings."""
     media = [MediaSpec("Media", clip, [filt] if filt else [])]
     config = ObsConfig(media=media, width=size[0], height=size[1], fps=fps)
     result: dict[str, Any] = {}
     with running_obs(workdir, config, budget_s=warmup_timeout + seconds + 120) as obs:
         if filt is not None:
-            obs.wait_for(lambda: (s := obs.stats(filt.name)) and s["state"] == "running", warmup_timeout,
-                         "engine running")
+            obs.wait_for(
+                lambda: (s := obs.stats(filt.name)) and s["state"] == "running", warmup_timeout, "engine running"
+            )
             time.sleep(5.0)  # tracking, colour statistics and the automatic hold settle
             (obs.stats_dir / (stats_stem(filt.name) + ".reset")).write_text("")
-            obs.wait_for(lambda: (s := obs.stats(filt.name)) and s["counters"]["frames"] < fps * 3, 10,
-                         "the stats reset")
+            obs.wait_for(
+                lambda: (s := obs.stats(filt.name)) and s["counters"]["frames"] < fps * 3, 10, "the stats reset"
+            )
         else:
             time.sleep(5.0)
         before = obs.call("GetStats")
@@ -118,8 +148,9 @@ def micro(size: tuple[int, int], mode: str, frames: int, fps: int, python: str, 
     def factory(python: str | None, settings: dict[str, Any], **kw: Any) -> Any:
         return engine_client.EngineClient(python, settings, processor="tests.engine_processors:invert", **kw)
 
-    engine = types.SimpleNamespace(EngineClient=factory, FrameView=engine_client.FrameView,
-                                   SUPPORTED_FORMATS=engine_client.SUPPORTED_FORMATS)
+    engine = types.SimpleNamespace(
+        EngineClient=factory, FrameView=engine_client.FrameView, SUPPORTED_FORMATS=engine_client.SUPPORTED_FORMATS
+    )
     v = st.defaults()
     v.update(engine_python=python, source_photo=str(photo), timing_mode=mode)
     api = FakeApi()
@@ -160,18 +191,24 @@ def micro(size: tuple[int, int], mode: str, frames: int, fps: int, python: str, 
 
 
 def summarize(name: str, r: dict[str, Any]) -> str:
-    line = (f"  {name:<22} rendered {r['renderTotalFrames']:>5}  skipped {r['renderSkippedFrames']:>4}"
-            f"  avg render {r['averageFrameRenderTime_ms']:.1f} ms")
+    line = (
+        f"  {name:<22} rendered {r['renderTotalFrames']:>5}  skipped {r['renderSkippedFrames']:>4}"
+        f"  avg render {r['averageFrameRenderTime_ms']:.1f} ms"
+    )
     f = r.get("filter")
     if f:
         c = f["counters"]
         cb = {k: v for k, v in f["callbacks"].items() if v["n"]}
-        line += (f"  | delay {f['delay_frames']} fr / {f['delay_ms']:.0f} ms"
-                 f"  swapped {c['swapped']}/{c['frames']} late {c['late']} unsubmitted {c['unsubmitted']}"
-                 f"  engine {f['fps']:.1f} fps {f['latency_ms']:.0f} ms")
+        line += (
+            f"  | delay {f['delay_frames']} fr / {f['delay_ms']:.0f} ms"
+            f"  swapped {c['swapped']}/{c['frames']} late {c['late']} unsubmitted {c['unsubmitted']}"
+            f"  engine {f['fps']:.1f} fps {f['latency_ms']:.0f} ms"
+        )
         for k, v in cb.items():
-            line += (f"\n      {k:<13} wall p50 {v['p50_us']:7.1f} p99 {v['p99_us']:8.1f} max {v['max_us']:8.1f} us"
-                     f" | cpu p50 {v['cpu_p50_us']:7.1f} p99 {v['cpu_p99_us']:7.1f} us")
+            line += (
+                f"\n      {k:<13} wall p50 {v['p50_us']:7.1f} p99 {v['p99_us']:8.1f} max {v['max_us']:8.1f} us"
+                f" | cpu p50 {v['cpu_p50_us']:7.1f} p99 {v['cpu_p99_us']:7.1f} us"
+            )
     return line
 
 
@@ -186,8 +223,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--python", default=sys.executable, help="engine interpreter")
     ap.add_argument("--render", action="store_true", help="also measure 'Face Swap (any source)'")
     ap.add_argument("--out", type=Path, help="write all numbers as JSON here")
-    ap.add_argument("--micro-frames", type=int, default=300,
-                    help="frames for the outside-OBS measurement of the filter's own cost (0 = skip)")
+    ap.add_argument(
+        "--micro-frames",
+        type=int,
+        default=300,
+        help="frames for the outside-OBS measurement of the filter's own cost (0 = skip)",
+    )
     ap.add_argument("--no-obs", action="store_true", help="only the outside-OBS measurement")
     args = ap.parse_args(argv)
 
@@ -200,10 +241,18 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if args.render:
         configs.append(("any source, sync", FilterSpec(FILTER, RENDER_ID, {**base, "timing_mode": "sync"})))
-    report: dict[str, Any] = {"obs": ".".join(map(str, obs_version())), "machine": platform.platform(),
-                              "cpus": os.cpu_count(), "fps": args.fps, "seconds": args.seconds, "results": {}}
-    print(f"OBS {report['obs']} on {report['machine']} ({report['cpus']} CPUs), {args.fps} fps, "
-          f"{args.seconds:.0f} s per configuration")
+    report: dict[str, Any] = {
+        "obs": ".".join(map(str, obs_version())),
+        "machine": platform.platform(),
+        "cpus": os.cpu_count(),
+        "fps": args.fps,
+        "seconds": args.seconds,
+        "results": {},
+    }
+    print(
+        f"OBS {report['obs']} on {report['machine']} ({report['cpus']} CPUs), {args.fps} fps, "
+        f"{args.seconds:.0f} s per configuration"
+    )
     with tempfile.TemporaryDirectory(prefix="bench-obs-") as tmp:
         for label in (int(s) for s in args.sizes.split(",")):
             size = SIZES[label]
@@ -212,12 +261,17 @@ def main(argv: list[str] | None = None) -> int:
                 for mode in ("sync", "latency"):
                     m = micro(size, mode, args.micro_frames, args.fps, args.python, photo)
                     report["results"].setdefault(f"{label}p", {})[f"outside OBS, {mode}"] = m
-                    print(f"  outside OBS, {mode:<8} (real engine client, face-sized change): "
-                          f"swapped {m['counters']['swapped']}/{m['counters']['frames']}")
+                    print(
+                        f"  outside OBS, {mode:<8} (real engine client, face-sized change): "
+                        f"swapped {m['counters']['swapped']}/{m['counters']['frames']}"
+                    )
                     for k, v in m["callbacks"].items():
-                        print(f"      {k:<13} wall p50 {v['p50_us']:7.1f} p99 {v['p99_us']:8.1f} "
-                              f"max {v['max_us']:8.1f} us | cpu p50 {v['cpu_p50_us']:7.1f} "
-                              f"p99 {v['cpu_p99_us']:7.1f} us", flush=True)
+                        print(
+                            f"      {k:<13} wall p50 {v['p50_us']:7.1f} p99 {v['p99_us']:8.1f} "
+                            f"max {v['max_us']:8.1f} us | cpu p50 {v['cpu_p50_us']:7.1f} "
+                            f"p99 {v['cpu_p99_us']:7.1f} us",
+                            flush=True,
+                        )
             if args.no_obs:
                 continue
             clip = make_clip(video, size, Path(tmp) / f"clip{label}.mp4")

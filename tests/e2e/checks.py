@@ -20,27 +20,38 @@ def counters(obs: Obs, name: str = FILTER) -> dict[str, int]:
 
 def wait_state(obs: Obs, state: str, timeout: float = 90.0, name: str = FILTER) -> dict[str, Any]:
     """Wait until the filter's engine reports ``state``; returns the stats."""
-    return obs.wait_for(lambda: (s := obs.stats(name)) and s["state"] == state and s, timeout,
-                        f"engine state {state!r} of {name!r} (stats: {obs.stats(name)})")
+    return obs.wait_for(
+        lambda: (s := obs.stats(name)) and s["state"] == state and s,
+        timeout,
+        f"engine state {state!r} of {name!r} (stats: {obs.stats(name)})",
+    )
 
 
 def wait_swapping(obs: Obs, frames: int = 8, timeout: float = 90.0, name: str = FILTER) -> dict[str, Any]:
     """Wait until ``frames`` more frames came back swapped; returns the stats."""
     start = counters(obs, name).get("swapped", 0)
-    return obs.wait_for(lambda: (s := obs.stats(name)) and s["counters"]["swapped"] >= start + frames and s,
-                        timeout, f"{frames} more swapped frames from {name!r} (stats: {obs.stats(name)})")
+    return obs.wait_for(
+        lambda: (s := obs.stats(name)) and s["counters"]["swapped"] >= start + frames and s,
+        timeout,
+        f"{frames} more swapped frames from {name!r} (stats: {obs.stats(name)})",
+    )
 
 
 def wait_frames(obs: Obs, frames: int = 8, timeout: float = 30.0, name: str = FILTER) -> dict[str, Any]:
     """Wait until ``frames`` more frames went through the filter (swapped or not)."""
     start = counters(obs, name).get("frames", 0)
-    return obs.wait_for(lambda: (s := obs.stats(name)) and s["counters"]["frames"] >= start + frames and s,
-                        timeout, f"{frames} more frames through {name!r}")
+    return obs.wait_for(
+        lambda: (s := obs.stats(name)) and s["counters"]["frames"] >= start + frames and s,
+        timeout,
+        f"{frames} more frames through {name!r}",
+    )
 
 
 def set_filter(obs: Obs, settings: dict[str, Any], source: str = SOURCE, name: str = FILTER) -> None:
-    obs.call("SetSourceFilterSettings", {"sourceName": source, "filterName": name,
-                                         "filterSettings": settings, "overlay": True})
+    obs.call(
+        "SetSourceFilterSettings",
+        {"sourceName": source, "filterName": name, "filterSettings": settings, "overlay": True},
+    )
 
 
 def filter_settings_now(obs: Obs, source: str = SOURCE, name: str = FILTER) -> dict[str, Any]:

@@ -41,13 +41,18 @@ def engine_python() -> str:
 
 
 @pytest.fixture(scope="session")
-def filter_settings(media: Callable[[str], Path], models_dir: Path,
-                    engine_python: str) -> Callable[..., dict[str, Any]]:
+def filter_settings(
+    media: Callable[[str], Path], models_dir: Path, engine_python: str
+) -> Callable[..., dict[str, Any]]:
     """Settings of a Face Swap filter for the tests (interpreter and models given explicitly)."""
 
     def make(**overrides: Any) -> dict[str, Any]:
-        s: dict[str, Any] = {"source_photo": str(media(PHOTO)), "engine_python": engine_python,
-                             "models_dir": str(models_dir), "timing_mode": "sync"}
+        s: dict[str, Any] = {
+            "source_photo": str(media(PHOTO)),
+            "engine_python": engine_python,
+            "models_dir": str(models_dir),
+            "timing_mode": "sync",
+        }
         s.update(overrides)
         return s
 
@@ -63,10 +68,36 @@ def still_clip(media: Callable[[str], Path], tmp_path_factory: pytest.TempPathFa
     """
     out = tmp_path_factory.mktemp("clips")
     png, clip = out / "still.png", out / "still.mp4"
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-ss", "1.0", "-i", str(media(VIDEO)), "-frames:v", "1",
-                    str(png)], check=True, timeout=60)
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-loop", "1", "-i", str(png), "-t", "3", "-r", "30",
-                    "-c:v", "libx264", "-qp", "0", "-pix_fmt", "yuv420p", str(clip)], check=True, timeout=120)
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-ss", "1.0", "-i", str(media(VIDEO)), "-frames:v", "1", str(png)],
+        check=True,
+        timeout=60,
+    )
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-loop",
+            "1",
+            "-i",
+            str(png),
+            "-t",
+            "3",
+            "-r",
+            "30",
+            "-c:v",
+            "libx264",
+            "-qp",
+            "0",
+            "-pix_fmt",
+            "yuv420p",
+            str(clip),
+        ],
+        check=True,
+        timeout=120,
+    )
     return clip
 
 

@@ -45,7 +45,8 @@ def require_binaries() -> tuple[str, str]:
     if missing:
         raise ObsHarnessError(
             f"{' and '.join(missing)} not installed: the end-to-end tests drive real OBS Studio "
-            f"under Xvfb. Install them with `{INSTALL_HINT}`.")
+            f"under Xvfb. Install them with `{INSTALL_HINT}`."
+        )
     return obs, xvfb  # type: ignore[return-value]
 
 
@@ -72,8 +73,7 @@ def obs_environment() -> dict[str, str]:
     ("Could not load the Qt platform plugin"). The venv's Python variables are not OBS's
     business either.
     """
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PYTHON", "VIRTUAL_ENV", "QT_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV", "QT_"))}
     ld = [p for p in env.get("LD_LIBRARY_PATH", "").split(os.pathsep) if p and "site-packages" not in p]
     if ld:
         env["LD_LIBRARY_PATH"] = os.pathsep.join(ld)
@@ -98,8 +98,13 @@ class FilterSpec:
     enabled: bool = True
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.kind, "versioned_id": self.kind, "name": self.name,
-                "enabled": self.enabled, "settings": self.settings}
+        return {
+            "id": self.kind,
+            "versioned_id": self.kind,
+            "name": self.name,
+            "enabled": self.enabled,
+            "settings": self.settings,
+        }
 
 
 @dataclass
@@ -116,33 +121,79 @@ def scene_collection(name: str, media: list[MediaSpec], scripts: list[Path]) -> 
     """A minimal OBS 28–29 scene collection: one scene holding the media sources."""
     items = []
     for i, m in enumerate(media, start=1):
-        items.append({
-            "name": m.name, "id": i, "visible": True, "locked": False, "rot": 0.0,
-            "pos": {"x": 0.0, "y": 0.0}, "scale": {"x": 1.0, "y": 1.0}, "align": 5,
-            "bounds_type": 0, "bounds_align": 0, "bounds": {"x": 0.0, "y": 0.0},
-            "crop_left": 0, "crop_top": 0, "crop_right": 0, "crop_bottom": 0,
-            "scale_filter": "disable", "blend_method": "default", "blend_type": "normal",
-            "private_settings": {},
-        })
-    sources: list[dict[str, Any]] = [{
-        "id": "scene", "versioned_id": "scene", "name": "Scene", "enabled": True, "flags": 0,
-        "mixers": 0, "filters": [], "hotkeys": {},
-        "settings": {"id_counter": len(items), "custom_size": False, "items": items},
-    }]
+        items.append(
+            {
+                "name": m.name,
+                "id": i,
+                "visible": True,
+                "locked": False,
+                "rot": 0.0,
+                "pos": {"x": 0.0, "y": 0.0},
+                "scale": {"x": 1.0, "y": 1.0},
+                "align": 5,
+                "bounds_type": 0,
+                "bounds_align": 0,
+                "bounds": {"x": 0.0, "y": 0.0},
+                "crop_left": 0,
+                "crop_top": 0,
+                "crop_right": 0,
+                "crop_bottom": 0,
+                "scale_filter": "disable",
+                "blend_method": "default",
+                "blend_type": "normal",
+                "private_settings": {},
+            }
+        )
+    sources: list[dict[str, Any]] = [
+        {
+            "id": "scene",
+            "versioned_id": "scene",
+            "name": "Scene",
+            "enabled": True,
+            "flags": 0,
+            "mixers": 0,
+            "filters": [],
+            "hotkeys": {},
+            "settings": {"id_counter": len(items), "custom_size": False, "items": items},
+        }
+    ]
     for m in media:
-        sources.append({
-            "id": "ffmpeg_source", "versioned_id": "ffmpeg_source", "name": m.name,
-            "enabled": True, "flags": 0, "mixers": 255, "muted": True, "volume": 1.0,
-            "hotkeys": {}, "filters": [f.to_json() for f in m.filters],
-            "settings": {"local_file": str(m.path), "is_local_file": True, "looping": m.looping,
-                         "restart_on_activate": False, "close_when_inactive": False,
-                         "hw_decode": False, "clear_on_media_end": False},
-        })
+        sources.append(
+            {
+                "id": "ffmpeg_source",
+                "versioned_id": "ffmpeg_source",
+                "name": m.name,
+                "enabled": True,
+                "flags": 0,
+                "mixers": 255,
+                "muted": True,
+                "volume": 1.0,
+                "hotkeys": {},
+                "filters": [f.to_json() for f in m.filters],
+                "settings": {
+                    "local_file": str(m.path),
+                    "is_local_file": True,
+                    "looping": m.looping,
+                    "restart_on_activate": False,
+                    "close_when_inactive": False,
+                    "hw_decode": False,
+                    "clear_on_media_end": False,
+                },
+            }
+        )
     return {
-        "name": name, "current_scene": "Scene", "current_program_scene": "Scene",
-        "scene_order": [{"name": "Scene"}], "sources": sources, "groups": [],
-        "transitions": [], "current_transition": "Fade", "transition_duration": 300,
-        "quick_transitions": [], "preview_locked": False, "scaling_enabled": False,
+        "name": name,
+        "current_scene": "Scene",
+        "current_program_scene": "Scene",
+        "scene_order": [{"name": "Scene"}],
+        "sources": sources,
+        "groups": [],
+        "transitions": [],
+        "current_transition": "Fade",
+        "transition_duration": 300,
+        "quick_transitions": [],
+        "preview_locked": False,
+        "scaling_enabled": False,
         "modules": {"scripts-tool": [{"path": str(p), "settings": {}} for p in scripts]},
     }
 
@@ -205,7 +256,8 @@ class Obs:
             "[BasicWindow]\nSysTrayEnabled=false\nSysTrayWhenStarted=false\n"
             "[OBSWebSocket]\nFirstLoad=false\nServerEnabled=true\n"
             f"ServerPort={self.port}\nAlertsEnabled=false\nAuthRequired=false\nServerPassword=x\n",
-            encoding="utf-8")
+            encoding="utf-8",
+        )
         (base / "basic" / "profiles" / "P" / "basic.ini").write_text(
             "[General]\nName=P\n"
             f"[Video]\nBaseCX={cfg.width}\nBaseCY={cfg.height}\nOutputCX={cfg.width}\n"
@@ -216,20 +268,25 @@ class Obs:
             "RecEncoder=x264\nRecQuality=Stream\nVBitrate=2500\nStreamEncoder=x264\n"
             "Preset=veryfast\nFileNameWithoutSpace=true\n"
             "[Audio]\nSampleRate=48000\nChannelSetup=Stereo\n",
-            encoding="utf-8")
+            encoding="utf-8",
+        )
         collections = {"C": cfg.media, **cfg.extra_collections}
         for name, media in collections.items():
             (base / "basic" / "scenes" / f"{name}.json").write_text(
-                json.dumps(scene_collection(name, media, cfg.scripts), indent=1), encoding="utf-8")
+                json.dumps(scene_collection(name, media, cfg.scripts), indent=1), encoding="utf-8"
+            )
 
     def _start_xvfb(self, xvfb: str) -> None:
         r, w = os.pipe()
         try:
             with open(self.workdir / "xvfb.log", "wb") as xlog:  # the child keeps its own copy
                 self.xvfb = subprocess.Popen(
-                    [xvfb, "-displayfd", str(w), "-screen", "0", "1280x800x24", "-nolisten", "tcp",
-                     "-noreset"], pass_fds=(w,), stdout=subprocess.DEVNULL, stderr=xlog,
-                    start_new_session=True)
+                    [xvfb, "-displayfd", str(w), "-screen", "0", "1280x800x24", "-nolisten", "tcp", "-noreset"],
+                    pass_fds=(w,),
+                    stdout=subprocess.DEVNULL,
+                    stderr=xlog,
+                    start_new_session=True,
+                )
             os.close(w)
             w = -1
             deadline = time.monotonic() + 30
@@ -258,38 +315,46 @@ class Obs:
         self._write_config()
         self._start_xvfb(xvfb)
         env = obs_environment()
-        env.update({
-            "HOME": str(self.home), "XDG_CONFIG_HOME": str(self.home / ".config"),
-            "DISPLAY": self.display, "QT_QPA_PLATFORM": "xcb", "LIBGL_ALWAYS_SOFTWARE": "1",
-            TAG_VAR: self.tag, "OBS_FACESWAP_STATS_DIR": str(self.stats_dir),
-        })
+        env.update(
+            {
+                "HOME": str(self.home),
+                "XDG_CONFIG_HOME": str(self.home / ".config"),
+                "DISPLAY": self.display,
+                "QT_QPA_PLATFORM": "xcb",
+                "LIBGL_ALWAYS_SOFTWARE": "1",
+                TAG_VAR: self.tag,
+                "OBS_FACESWAP_STATS_DIR": str(self.stats_dir),
+            }
+        )
         env.update(self.config.env)
         # OBS_E2E_WRAPPER: a debugging aid, e.g. a script running OBS under gdb.
         wrapper = os.environ.get("OBS_E2E_WRAPPER")
         with open(self.workdir / "obs.stdout", "wb") as out:  # the child keeps its own copy
             self.proc = subprocess.Popen(
                 [wrapper or obs, "--multi", "--verbose", "--collection", "C", "--profile", "P", "--scene", "Scene"],
-                env=env, cwd=str(self.workdir), stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True, preexec_fn=_allow_core_dumps)
+                env=env,
+                cwd=str(self.workdir),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_allow_core_dumps,
+            )
         deadline = time.monotonic() + timeout
         last: Exception | None = None
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise ObsHarnessError(f"OBS exited with {self.proc.returncode} during start-up\n"
-                                      + self.log_tail())
+                raise ObsHarnessError(f"OBS exited with {self.proc.returncode} during start-up\n" + self.log_tail())
             try:
                 # Probe first: obsws-python logs a traceback for every refused connection.
                 socket.create_connection(("127.0.0.1", self.port), timeout=2).close()
-                self.client = obsws_python.ReqClient(host="127.0.0.1", port=self.port, password="",
-                                                     timeout=30)
+                self.client = obsws_python.ReqClient(host="127.0.0.1", port=self.port, password="", timeout=30)
                 break
             except Exception as e:  # refused until obs-websocket is listening
                 last = e
                 time.sleep(0.5)
         else:
             self.kill()
-            raise ObsHarnessError(f"OBS did not open its websocket in {timeout:.0f} s ({last})\n"
-                                  + self.log_tail())
+            raise ObsHarnessError(f"OBS did not open its websocket in {timeout:.0f} s ({last})\n" + self.log_tail())
         return self
 
     # --- requests ----------------------------------------------------------------------
@@ -456,8 +521,7 @@ class Obs:
 
     # --- logs --------------------------------------------------------------------------
     def log_path(self) -> Path | None:
-        logs = sorted((self.home / ".config" / "obs-studio" / "logs").glob("*.txt"),
-                      key=lambda p: p.stat().st_mtime)
+        logs = sorted((self.home / ".config" / "obs-studio" / "logs").glob("*.txt"), key=lambda p: p.stat().st_mtime)
         return logs[-1] if logs else None
 
     def log_text(self) -> str:

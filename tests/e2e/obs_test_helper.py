@@ -78,7 +78,8 @@ def script_load(settings):
     _state["task"] = _TASK(_reload_face_swap)
     _state["quit"] = _TASK(_close_main_window)
     _state["hotkey"] = obs.obs_hotkey_register_frontend(
-        "obs_faceswap_test.reload", "obs-faceswap test: reload the Face Swap script", _on_reload_hotkey)
+        "obs_faceswap_test.reload", "obs-faceswap test: reload the Face Swap script", _on_reload_hotkey
+    )
     _state["quit_hotkey"] = obs.obs_hotkey_register_frontend(
-        "obs_faceswap_test.quit", "obs-faceswap test: close OBS like the window's close button",
-        _on_quit_hotkey)
+        "obs_faceswap_test.quit", "obs-faceswap test: close OBS like the window's close button", _on_quit_hotkey
+    )

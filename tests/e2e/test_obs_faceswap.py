@@ -48,8 +48,12 @@ HOTKEY = f"obs_faceswap.toggle:{FILTER}"
 
 
 @pytest.fixture(scope="module")
-def obs(obs_installed: None, media: Callable[[str], Path], filter_settings: Callable[..., dict[str, Any]],
-        tmp_path_factory: pytest.TempPathFactory) -> Iterator[Obs]:
+def obs(
+    obs_installed: None,
+    media: Callable[[str], Path],
+    filter_settings: Callable[..., dict[str, Any]],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Obs]:
     config = ObsConfig(media=[MediaSpec(SOURCE, media(VIDEO), [FilterSpec(FILTER, ASYNC_ID, filter_settings())])])
     with running_obs(tmp_path_factory.mktemp("obs-main"), config, budget_s=300) as o:
         wait_state(o, "running", timeout=120)
@@ -94,8 +98,9 @@ def steady_shot(obs: Obs, timeout: float = 20.0) -> np.ndarray:
     raise AssertionError("the still clip never showed a steady picture")
 
 
-def verdicts(obs: Obs, identity: Identity, target: np.ndarray, other: np.ndarray, n: int = 3,
-             source: str = SOURCE) -> list[tuple[float, float]]:
+def verdicts(
+    obs: Obs, identity: Identity, target: np.ndarray, other: np.ndarray, n: int = 3, source: str = SOURCE
+) -> list[tuple[float, float]]:
     """``(cos to target, cos to other)`` for the face in ``n`` screenshots 0.4 s apart.
 
     A screenshot without a face is skipped (a frame whose result came late is covered, not
@@ -129,8 +134,9 @@ def test_filters_registered_and_engine_running(obs: Obs) -> None:
     assert s["state"] == "running" and s["provider"] and s["pid"]
 
 
-def test_screenshot_shows_swapped_face(obs: Obs, identity: Identity, photo_embeddings: dict[str, np.ndarray],
-                                       original_identity: np.ndarray) -> None:
+def test_screenshot_shows_swapped_face(
+    obs: Obs, identity: Identity, photo_embeddings: dict[str, np.ndarray], original_identity: np.ndarray
+) -> None:
     wait_swapping(obs, frames=10)
     results = verdicts(obs, identity, photo_embeddings[PHOTO], original_identity, n=5)
     assert mostly_closer(results), f"faces in screenshots not closer to {PHOTO} than to the original: {results}"
@@ -138,15 +144,20 @@ def test_screenshot_shows_swapped_face(obs: Obs, identity: Identity, photo_embed
     assert s["mode"] == "sync" and s["delay_frames"] >= 1 and s["delay_ms"] > 0
 
 
-def test_background_unchanged_on_the_same_frame(obs: Obs, identity: Identity, still_clip: Path,
-                                                media: Callable[[str], Path],
-                                                photo_embeddings: dict[str, np.ndarray]) -> None:
+def test_background_unchanged_on_the_same_frame(
+    obs: Obs,
+    identity: Identity,
+    still_clip: Path,
+    media: Callable[[str], Path],
+    photo_embeddings: dict[str, np.ndarray],
+) -> None:
     """Filtered and unfiltered screenshots of one video frame differ only in the face and badge."""
     from obs_faceswap.config import BadgeConfig
     from obs_faceswap.disclosure import badge_box
 
-    obs.call("SetInputSettings", {"inputName": SOURCE, "inputSettings": {"local_file": str(still_clip)},
-                                  "overlay": True})
+    obs.call(
+        "SetInputSettings", {"inputName": SOURCE, "inputSettings": {"local_file": str(still_clip)}, "overlay": True}
+    )
     try:
         wait_swapping(obs, frames=10)
         swapped = steady_shot(obs)
@@ -155,8 +166,10 @@ def test_background_unchanged_on_the_same_frame(obs: Obs, identity: Identity, st
         original = steady_shot(obs)
     finally:
         obs.call("SetSourceFilterEnabled", {"sourceName": SOURCE, "filterName": FILTER, "filterEnabled": True})
-        obs.call("SetInputSettings", {"inputName": SOURCE, "inputSettings": {"local_file": str(media(VIDEO))},
-                                      "overlay": True})
+        obs.call(
+            "SetInputSettings",
+            {"inputName": SOURCE, "inputSettings": {"local_file": str(media(VIDEO))}, "overlay": True},
+        )
     face_orig = identity.face(original)
     face_swap = identity.face(swapped)
     assert face_orig is not None and face_swap is not None
@@ -172,12 +185,14 @@ def test_background_unchanged_on_the_same_frame(obs: Obs, identity: Identity, st
     assert changed > 0.25, f"the face barely changed ({changed:.0%} of its box by more than 8 levels)"
     assert float(np.percentile(diff[outside], 99.9)) <= 3, "pixels outside the face and badge changed"
     assert diff[by0:by1, bx0:bx1].mean() > 10.0, "the disclosure badge (on by default) is missing"
-    assert identity.cos(face_swap[0], photo_embeddings[PHOTO]) > identity.cos(face_swap[0], face_orig[0]), \
+    assert identity.cos(face_swap[0], photo_embeddings[PHOTO]) > identity.cos(face_swap[0], face_orig[0]), (
         "the swapped face is not closer to the source photo than to the same frame's original face"
+    )
 
 
-def test_recording_shows_swapped_face(obs: Obs, identity: Identity, photo_embeddings: dict[str, np.ndarray],
-                                      original_identity: np.ndarray) -> None:
+def test_recording_shows_swapped_face(
+    obs: Obs, identity: Identity, photo_embeddings: dict[str, np.ndarray], original_identity: np.ndarray
+) -> None:
     import cv2
 
     wait_swapping(obs, frames=5)
@@ -195,15 +210,16 @@ def test_recording_shows_swapped_face(obs: Obs, identity: Identity, photo_embedd
     cap.release()
     assert len(frames) >= 25, f"recording {path} has only {len(frames)} frames"
     results = []
-    for f in frames[2::max(1, len(frames) // 8)][:8]:
+    for f in frames[2 :: max(1, len(frames) // 8)][:8]:
         face = identity.face(f)
         assert face is not None, "no face in a recorded frame"
         results.append((identity.cos(face[0], photo_embeddings[PHOTO]), identity.cos(face[0], original_identity)))
     assert mostly_closer(results), f"recorded faces not closer to {PHOTO} than to the original: {results}"
 
 
-def test_settings_changed_through_websocket_take_effect(obs: Obs, identity: Identity, media: Callable[[str], Path],
-                                                        photo_embeddings: dict[str, np.ndarray]) -> None:
+def test_settings_changed_through_websocket_take_effect(
+    obs: Obs, identity: Identity, media: Callable[[str], Path], photo_embeddings: dict[str, np.ndarray]
+) -> None:
     set_filter(obs, {"source_photo": str(media(OTHER_PHOTO))})
     try:
         settle(3.0)  # the engine loads the new photo, then frames swap with it
@@ -216,8 +232,9 @@ def test_settings_changed_through_websocket_take_effect(obs: Obs, identity: Iden
     wait_swapping(obs, frames=5)
 
 
-def test_hotkey_toggles_the_swap(obs: Obs, identity: Identity, photo_embeddings: dict[str, np.ndarray],
-                                 original_identity: np.ndarray) -> None:
+def test_hotkey_toggles_the_swap(
+    obs: Obs, identity: Identity, photo_embeddings: dict[str, np.ndarray], original_identity: np.ndarray
+) -> None:
     obs.call("TriggerHotkeyByName", {"hotkeyName": HOTKEY})
     obs.wait_for(lambda: filter_settings_now(obs).get("swap_enabled") is False, 10, "swap_enabled off")
     obs.wait_for(lambda: obs.stats(FILTER)["swap_enabled"] is False, 10, "the filter to see swap off")
@@ -252,8 +269,11 @@ def test_killed_engine_passes_frames_and_restarts(obs: Obs) -> None:
     obs.wait_for(lambda: obs.stats(FILTER)["state"] != "running", 15, "the filter to notice the crash")
     assert obs.responsive()
     wait_frames(obs, frames=5)  # frames keep flowing (untouched) while the engine is down
-    s = obs.wait_for(lambda: (s := obs.stats(FILTER)) and s["state"] == "running" and s["pid"] != old and s,
-                     90, "the engine to be restarted")
+    s = obs.wait_for(
+        lambda: (s := obs.stats(FILTER)) and s["state"] == "running" and s["pid"] != old and s,
+        90,
+        "the engine to be restarted",
+    )
     assert s["restarts"] >= 1
     assert old not in obs.engine_pids()
     wait_swapping(obs, frames=5)
@@ -267,8 +287,11 @@ def test_hung_engine_is_killed_and_restarted_while_frames_pass(obs: Obs) -> None
     try:
         wait_frames(obs, frames=20, timeout=20)  # frames keep flowing while it hangs
         assert obs.responsive()
-        s = obs.wait_for(lambda: (s := obs.stats(FILTER)) and s["state"] == "running" and s["pid"] != old and s,
-                         90, "the hung engine to be replaced")
+        s = obs.wait_for(
+            lambda: (s := obs.stats(FILTER)) and s["state"] == "running" and s["pid"] != old and s,
+            90,
+            "the hung engine to be replaced",
+        )
         assert "hung" in obs.log_text()
         assert s["restarts"] >= 1
     finally:
@@ -295,13 +318,21 @@ def test_missing_engine_interpreter_shows_reason(obs: Obs, engine_python: str) -
     wait_swapping(obs, frames=5)
 
 
-def test_unusable_model_shows_reason_and_passes_through(obs: Obs, media: Callable[[str], Path],
-                                                        filter_settings: Callable[..., dict[str, Any]]) -> None:
+def test_unusable_model_shows_reason_and_passes_through(
+    obs: Obs, media: Callable[[str], Path], filter_settings: Callable[..., dict[str, Any]]
+) -> None:
     """A filter whose model cannot be loaded passes frames through and says why."""
     bad = "Face Swap (bad model)"
     obs.call("SetSourceFilterEnabled", {"sourceName": SOURCE, "filterName": FILTER, "filterEnabled": False})
-    obs.call("CreateSourceFilter", {"sourceName": SOURCE, "filterName": bad, "filterKind": ASYNC_ID,
-                                    "filterSettings": filter_settings(model_file=str(media(PHOTO)))})
+    obs.call(
+        "CreateSourceFilter",
+        {
+            "sourceName": SOURCE,
+            "filterName": bad,
+            "filterKind": ASYNC_ID,
+            "filterSettings": filter_settings(model_file=str(media(PHOTO))),
+        },
+    )
     try:
         s = obs.wait_for(lambda: (s := obs.stats(bad)) and s["message"] and s, 60, "a model error message")
         assert "model" in s["message"].lower()
@@ -316,19 +347,27 @@ def test_unusable_model_shows_reason_and_passes_through(obs: Obs, media: Callabl
     wait_swapping(obs, frames=5, timeout=60)
 
 
-def test_plugin_swapper_runs_behind_the_filter(obs: Obs, still_clip: Path, media: Callable[[str], Path],
-                                              filter_settings: Callable[..., dict[str, Any]]) -> None:
+def test_plugin_swapper_runs_behind_the_filter(
+    obs: Obs, still_clip: Path, media: Callable[[str], Path], filter_settings: Callable[..., dict[str, Any]]
+) -> None:
     """A swapper written against the protocol alone (tests/swappers.py: the face box inverted),
     chosen by the "Swapper plugin" setting: OBS shows the inverted face and nothing else changed."""
     from tests.swappers import INVERT as INVERT_FACE
 
     name = "Face Swap (plugin)"
     obs.call("SetSourceFilterEnabled", {"sourceName": SOURCE, "filterName": FILTER, "filterEnabled": False})
-    obs.call("SetInputSettings", {"inputName": SOURCE, "inputSettings": {"local_file": str(still_clip)},
-                                  "overlay": True})
-    obs.call("CreateSourceFilter", {"sourceName": SOURCE, "filterName": name, "filterKind": ASYNC_ID,
-                                    "filterSettings": filter_settings(source_photo="", swapper_plugin=INVERT_FACE,
-                                                                      badge_enabled=False)})
+    obs.call(
+        "SetInputSettings", {"inputName": SOURCE, "inputSettings": {"local_file": str(still_clip)}, "overlay": True}
+    )
+    obs.call(
+        "CreateSourceFilter",
+        {
+            "sourceName": SOURCE,
+            "filterName": name,
+            "filterKind": ASYNC_ID,
+            "filterSettings": filter_settings(source_photo="", swapper_plugin=INVERT_FACE, badge_enabled=False),
+        },
+    )
     try:
         wait_state(obs, "running", name=name)
         wait_swapping(obs, frames=10, name=name)
@@ -339,8 +378,10 @@ def test_plugin_swapper_runs_behind_the_filter(obs: Obs, still_clip: Path, media
     finally:
         obs.call("RemoveSourceFilter", {"sourceName": SOURCE, "filterName": name})
         obs.call("SetSourceFilterEnabled", {"sourceName": SOURCE, "filterName": FILTER, "filterEnabled": True})
-        obs.call("SetInputSettings", {"inputName": SOURCE, "inputSettings": {"local_file": str(media(VIDEO))},
-                                      "overlay": True})
+        obs.call(
+            "SetInputSettings",
+            {"inputName": SOURCE, "inputSettings": {"local_file": str(media(VIDEO))}, "overlay": True},
+        )
     diff = np.abs(inverted.astype(np.int16) - original.astype(np.int16)).max(axis=2)
     ys, xs = np.nonzero(diff > 40)
     assert len(xs) > 2000, "the plugin's inverted face is not in the OBS output"
@@ -350,14 +391,18 @@ def test_plugin_swapper_runs_behind_the_filter(obs: Obs, still_clip: Path, media
     err = np.abs(inverted[inner].astype(np.int16) - (255 - original[inner].astype(np.int16))).mean()
     assert err < 8.0, f"inside the face box the output is not the inverted input (mean error {err:.1f})"
     outside = np.ones(diff.shape, bool)
-    outside[max(0, y0 - 2):y1 + 2, max(0, x0 - 2):x1 + 2] = False
+    outside[max(0, y0 - 2) : y1 + 2, max(0, x0 - 2) : x1 + 2] = False
     assert float(np.percentile(diff[outside], 99.9)) <= 3, "pixels outside the face box changed"
     wait_swapping(obs, frames=5, timeout=60)
 
 
-def test_dfm_model_file_runs_behind_the_filter(obs: Obs, still_clip: Path, media: Callable[[str], Path],
-                                               filter_settings: Callable[..., dict[str, Any]],
-                                               tmp_path: Path) -> None:
+def test_dfm_model_file_runs_behind_the_filter(
+    obs: Obs,
+    still_clip: Path,
+    media: Callable[[str], Path],
+    filter_settings: Callable[..., dict[str, Any]],
+    tmp_path: Path,
+) -> None:
     """The "Face-swap model" setting with a .dfm (a graph with DeepFaceLive's signature that
     inverts the face, no photo): OBS shows the inverted face, and nothing far from it changed."""
     from tests import swap_graphs
@@ -367,11 +412,20 @@ def test_dfm_model_file_runs_behind_the_filter(obs: Obs, still_clip: Path, media
     model = swap_graphs.dfm_model(tmp_path / "invert.dfm", 224, "invert", mask_box=0.3)
     name = "Face Swap (dfm)"
     obs.call("SetSourceFilterEnabled", {"sourceName": SOURCE, "filterName": FILTER, "filterEnabled": False})
-    obs.call("SetInputSettings", {"inputName": SOURCE, "inputSettings": {"local_file": str(still_clip)},
-                                  "overlay": True})
-    obs.call("CreateSourceFilter", {"sourceName": SOURCE, "filterName": name, "filterKind": ASYNC_ID,
-                                    "filterSettings": filter_settings(source_photo="", model_file=str(model),
-                                                                      model_color="none", badge_enabled=False)})
+    obs.call(
+        "SetInputSettings", {"inputName": SOURCE, "inputSettings": {"local_file": str(still_clip)}, "overlay": True}
+    )
+    obs.call(
+        "CreateSourceFilter",
+        {
+            "sourceName": SOURCE,
+            "filterName": name,
+            "filterKind": ASYNC_ID,
+            "filterSettings": filter_settings(
+                source_photo="", model_file=str(model), model_color="none", badge_enabled=False
+            ),
+        },
+    )
     try:
         wait_state(obs, "running", name=name)
         wait_swapping(obs, frames=10, name=name)
@@ -382,8 +436,10 @@ def test_dfm_model_file_runs_behind_the_filter(obs: Obs, still_clip: Path, media
     finally:
         obs.call("RemoveSourceFilter", {"sourceName": SOURCE, "filterName": name})
         obs.call("SetSourceFilterEnabled", {"sourceName": SOURCE, "filterName": FILTER, "filterEnabled": True})
-        obs.call("SetInputSettings", {"inputName": SOURCE, "inputSettings": {"local_file": str(media(VIDEO))},
-                                      "overlay": True})
+        obs.call(
+            "SetInputSettings",
+            {"inputName": SOURCE, "inputSettings": {"local_file": str(media(VIDEO))}, "overlay": True},
+        )
     diff = np.abs(swapped.astype(np.int16) - original.astype(np.int16)).max(axis=2)
     ys, xs = np.nonzero(diff > 40)
     assert len(xs) > 1000, "the model's inverted face is not in the OBS output"
@@ -395,24 +451,43 @@ def test_dfm_model_file_runs_behind_the_filter(obs: Obs, still_clip: Path, media
     assert err < 12.0, f"at the face centre the output is not the inverted input (mean error {err:.1f})"
     far = np.ones(diff.shape, bool)
     w = x1 - x0
-    far[max(0, y0 - w):y1 + w, max(0, x0 - w):x1 + w] = False
+    far[max(0, y0 - w) : y1 + w, max(0, x0 - w) : x1 + w] = False
     if far.any():
         assert float(np.percentile(diff[far], 99.9)) <= 3, "pixels a face-width away changed"
     wait_swapping(obs, frames=5, timeout=60)
 
 
-def test_render_filter_swaps_a_non_async_source(obs: Obs, identity: Identity, still_clip: Path,
-                                                filter_settings: Callable[..., dict[str, Any]],
-                                                photo_embeddings: dict[str, np.ndarray]) -> None:
+def test_render_filter_swaps_a_non_async_source(
+    obs: Obs,
+    identity: Identity,
+    still_clip: Path,
+    filter_settings: Callable[..., dict[str, Any]],
+    photo_embeddings: dict[str, np.ndarray],
+) -> None:
     """ "Face Swap (any source)" on an image source (rendered, read back from the GPU)."""
     png = still_clip.with_suffix(".png")
-    obs.call("CreateInput", {"sceneName": "Scene", "inputName": "Photo", "inputKind": "image_source",
-                             "inputSettings": {"file": str(png)}, "sceneItemEnabled": True})
+    obs.call(
+        "CreateInput",
+        {
+            "sceneName": "Scene",
+            "inputName": "Photo",
+            "inputKind": "image_source",
+            "inputSettings": {"file": str(png)},
+            "sceneItemEnabled": True,
+        },
+    )
     try:
         plain = identity.face(shot(obs, "Photo"))
         assert plain is not None
-        obs.call("CreateSourceFilter", {"sourceName": "Photo", "filterName": "Face Swap (any source)",
-                                        "filterKind": RENDER_ID, "filterSettings": filter_settings()})
+        obs.call(
+            "CreateSourceFilter",
+            {
+                "sourceName": "Photo",
+                "filterName": "Face Swap (any source)",
+                "filterKind": RENDER_ID,
+                "filterSettings": filter_settings(),
+            },
+        )
         wait_state(obs, "running", name="Face Swap (any source)")
         wait_swapping(obs, frames=8, name="Face Swap (any source)")
         settle(0.5)

@@ -22,8 +22,9 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def obs(obs_installed: None, media: Callable[[str], Path], filter_settings: Callable[..., dict[str, Any]],
-        tmp_path: Path) -> Iterator[Obs]:
+def obs(
+    obs_installed: None, media: Callable[[str], Path], filter_settings: Callable[..., dict[str, Any]], tmp_path: Path
+) -> Iterator[Obs]:
     def spec() -> list[MediaSpec]:
         return [MediaSpec(SOURCE, media(VIDEO), [FilterSpec(FILTER, ASYNC_ID, filter_settings())])]
 
@@ -77,8 +78,11 @@ def test_script_reload_three_times(obs: Obs) -> None:
         obs.wait_for(lambda n=n: obs.log_text().count("obs_script_reload -> True") >= n, 30, f"reload {n}")
         assert obs.responsive()
         obs.wait_for(lambda old=old: old not in obs.engine_pids(), 15, "the old engine to stop")
-        new = obs.wait_for(lambda old=old: (s := obs.stats(FILTER)) and s["state"] == "running"
-                           and s["pid"] != old and s["pid"], 90, "the engine after the reload")
+        new = obs.wait_for(
+            lambda old=old: (s := obs.stats(FILTER)) and s["state"] == "running" and s["pid"] != old and s["pid"],
+            90,
+            "the engine after the reload",
+        )
         assert new in obs.engine_pids()
         wait_swapping(obs, frames=5)
     log = obs.log_text()
@@ -93,8 +97,11 @@ def test_scene_collection_switch(obs: Obs) -> None:
     obs.call("SetCurrentSceneCollection", {"sceneCollectionName": "C2"})
     obs.wait_for(lambda: obs.call("GetSceneCollectionList")["currentSceneCollectionName"] == "C2", 30, "C2")
     obs.wait_for(lambda: first not in obs.engine_pids(), 20, "C's engine to stop")
-    second = obs.wait_for(lambda: (s := obs.stats(FILTER)) and s["state"] == "running" and s["pid"] != first
-                          and s["pid"], 90, "C2's engine")
+    second = obs.wait_for(
+        lambda: (s := obs.stats(FILTER)) and s["state"] == "running" and s["pid"] != first and s["pid"],
+        90,
+        "C2's engine",
+    )
     wait_swapping(obs, frames=5)
     obs.call("SetCurrentSceneCollection", {"sceneCollectionName": "C"})
     obs.wait_for(lambda: obs.call("GetSceneCollectionList")["currentSceneCollectionName"] == "C", 30, "C")
@@ -112,10 +119,15 @@ def test_filter_remove_and_readd(obs: Obs, filter_settings: Callable[..., dict[s
     obs.wait_for(lambda: old not in obs.engine_pids(), 20, "the engine to stop with its filter")
     assert obs.responsive()
     assert "held frames released" in obs.log_text()
-    obs.call("CreateSourceFilter", {"sourceName": SOURCE, "filterName": FILTER, "filterKind": ASYNC_ID,
-                                    "filterSettings": filter_settings()})
-    obs.wait_for(lambda: (s := obs.stats(FILTER)) and s["state"] == "running" and s["pid"] != old, 90,
-                 "the re-added filter's engine")
+    obs.call(
+        "CreateSourceFilter",
+        {"sourceName": SOURCE, "filterName": FILTER, "filterKind": ASYNC_ID, "filterSettings": filter_settings()},
+    )
+    obs.wait_for(
+        lambda: (s := obs.stats(FILTER)) and s["state"] == "running" and s["pid"] != old,
+        90,
+        "the re-added filter's engine",
+    )
     wait_swapping(obs, frames=5)
     assert len(obs.engine_pids()) == 1
     exits_cleanly(obs)

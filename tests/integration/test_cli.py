@@ -39,9 +39,29 @@ def decode_all(path: Path) -> list[np.ndarray]:
 def talking_clip(tmp_path_factory, media) -> Path:
     """24 frames of the talking-head clip at 30000/1001 fps with a sine-wave audio track."""
     out = tmp_path_factory.mktemp("clip") / "talk.mp4"
-    ffmpeg("-i", str(media("dfl_Obama_speaking.mp4")), "-f", "lavfi", "-i", "sine=frequency=440:duration=3",
-           "-map", "0:v", "-map", "1:a", "-frames:v", "24", "-r", "30000/1001", "-c:v", "libx264", "-crf", "16",
-           "-c:a", "aac", str(out))
+    ffmpeg(
+        "-i",
+        str(media("dfl_Obama_speaking.mp4")),
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:duration=3",
+        "-map",
+        "0:v",
+        "-map",
+        "1:a",
+        "-frames:v",
+        "24",
+        "-r",
+        "30000/1001",
+        "-c:v",
+        "libx264",
+        "-crf",
+        "16",
+        "-c:a",
+        "aac",
+        str(out),
+    )
     return out
 
 
@@ -61,12 +81,45 @@ def av_offset(path: Path) -> tuple[float, float, float]:
         the flash.
     """
     video = subprocess.run(
-        [ffmpeg_exe(), "-v", "error", "-i", str(path), "-map", "0:v:0", "-vf",
-         f"fps={ENVELOPE_HZ}:start_time=0,scale=8:8,format=gray", "-f", "rawvideo", "-"],
-        capture_output=True, check=True).stdout
+        [
+            ffmpeg_exe(),
+            "-v",
+            "error",
+            "-i",
+            str(path),
+            "-map",
+            "0:v:0",
+            "-vf",
+            f"fps={ENVELOPE_HZ}:start_time=0,scale=8:8,format=gray",
+            "-f",
+            "rawvideo",
+            "-",
+        ],
+        capture_output=True,
+        check=True,
+    ).stdout
     audio = subprocess.run(
-        [ffmpeg_exe(), "-v", "error", "-i", str(path), "-map", "0:a:0", "-af", "aresample=async=1:first_pts=0",
-         "-ac", "1", "-ar", "48000", "-f", "s16le", "-"], capture_output=True, check=True).stdout
+        [
+            ffmpeg_exe(),
+            "-v",
+            "error",
+            "-i",
+            str(path),
+            "-map",
+            "0:a:0",
+            "-af",
+            "aresample=async=1:first_pts=0",
+            "-ac",
+            "1",
+            "-ar",
+            "48000",
+            "-f",
+            "s16le",
+            "-",
+        ],
+        capture_output=True,
+        check=True,
+    ).stdout
     bright = np.frombuffer(video, np.uint8).reshape(-1, 64).mean(axis=1)
     pcm = np.abs(np.frombuffer(audio, np.int16).astype(np.float32))
     loud = pcm[: len(pcm) // 96 * 96].reshape(-1, 96).max(axis=1)  # 2 ms bins
@@ -87,14 +140,57 @@ def sync_clips(tmp_path_factory, media) -> dict[str, Path]:
     """
     d = tmp_path_factory.mktemp("sync")
     talk = str(media("dfl_Obama_speaking.mp4"))
-    ffmpeg("-i", talk, "-t", "2.5", "-vf", f"fps=25,{FLASH}:enable='between(t,1.16,1.195)'", "-c:v", "libx264",
-           "-an", str(d / "v.mp4"))
+    ffmpeg(
+        "-i",
+        talk,
+        "-t",
+        "2.5",
+        "-vf",
+        f"fps=25,{FLASH}:enable='between(t,1.16,1.195)'",
+        "-c:v",
+        "libx264",
+        "-an",
+        str(d / "v.mp4"),
+    )
     ffmpeg("-f", "lavfi", "-i", f"{BEEP}:d=4", "-c:a", "aac", str(d / "a.m4a"))
-    ffmpeg("-itsoffset", "0.84", "-i", str(d / "v.mp4"), "-i", str(d / "a.m4a"), "-map", "0:v", "-map", "1:a",
-           "-c", "copy", str(d / "late.mp4"))
-    ffmpeg("-i", talk, "-f", "lavfi", "-i", f"{BEEP}:d=3", "-t", "3", "-vf",
-           f"fps=30,{FLASH}:enable='between(t,2.0,2.03)',select='lt(t,0.5)+gte(t,1.5)+not(mod(n,3))'",
-           "-fps_mode", "vfr", "-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-c:a", "aac", str(d / "vfr.mp4"))
+    ffmpeg(
+        "-itsoffset",
+        "0.84",
+        "-i",
+        str(d / "v.mp4"),
+        "-i",
+        str(d / "a.m4a"),
+        "-map",
+        "0:v",
+        "-map",
+        "1:a",
+        "-c",
+        "copy",
+        str(d / "late.mp4"),
+    )
+    ffmpeg(
+        "-i",
+        talk,
+        "-f",
+        "lavfi",
+        "-i",
+        f"{BEEP}:d=3",
+        "-t",
+        "3",
+        "-vf",
+        f"fps=30,{FLASH}:enable='between(t,2.0,2.03)',select='lt(t,0.5)+gte(t,1.5)+not(mod(n,3))'",
+        "-fps_mode",
+        "vfr",
+        "-map",
+        "0:v",
+        "-map",
+        "1:a",
+        "-c:v",
+        "libx264",
+        "-c:a",
+        "aac",
+        str(d / "vfr.mp4"),
+    )
     return {"late": d / "late.mp4", "vfr": d / "vfr.mp4"}
 
 
@@ -108,8 +204,10 @@ def test_swap_keeps_sound_and_picture_together(media, sync_clips, tmp_path, caps
     rc = main(["swap", "--source", str(media("astronaut.png")), "--input", str(src), "--output", str(out), "-q"])
     assert rc == 0, capsys.readouterr().err
     offset, audio, video = av_offset(out)
-    print(f"{clip}: audio/video offset {offset * 1000:+.0f} ms (input {offset_in * 1000:+.0f} ms), audio "
-          f"{audio:.2f} s (input {audio_in:.2f} s), video {video:.2f} s (input {video_in:.2f} s)")
+    print(
+        f"{clip}: audio/video offset {offset * 1000:+.0f} ms (input {offset_in * 1000:+.0f} ms), audio "
+        f"{audio:.2f} s (input {audio_in:.2f} s), video {video:.2f} s (input {video_in:.2f} s)"
+    )
     assert abs(offset) < frame_s, f"sound and picture {offset * 1000:+.0f} ms apart"
     assert audio == pytest.approx(audio_in, abs=0.05), "the audio was cut"
     assert video == pytest.approx(video_in, abs=frame_s + 0.005)
@@ -119,8 +217,18 @@ def test_swap_keeps_sound_and_picture_together(media, sync_clips, tmp_path, caps
 # -- images ---------------------------------------------------------------------------------------
 def test_swap_image(media, tmp_path, capsys):
     out = tmp_path / "swapped.png"
-    rc = main(["swap", "--source", str(media("frec_obama.jpg")), "--input", str(media("frec_biden.jpg")),
-               "--output", str(out), "-q"])
+    rc = main(
+        [
+            "swap",
+            "--source",
+            str(media("frec_obama.jpg")),
+            "--input",
+            str(media("frec_biden.jpg")),
+            "--output",
+            str(out),
+            "-q",
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     assert "1 face(s) found, 1 swapped" in capsys.readouterr().out
     before = cv2.imread(str(media("frec_biden.jpg")))
@@ -137,8 +245,19 @@ def test_swap_image(media, tmp_path, capsys):
 
 def test_swap_video_keeps_frames_rate_audio_and_marks_output(media, talking_clip, tmp_path, capsys):
     out = tmp_path / "out.mp4"
-    rc = main(["swap", "--source", str(media("astronaut.png")), "--input", str(talking_clip),
-               "--output", str(out), "--badge", "-q"])
+    rc = main(
+        [
+            "swap",
+            "--source",
+            str(media("astronaut.png")),
+            "--input",
+            str(talking_clip),
+            "--output",
+            str(out),
+            "--badge",
+            "-q",
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     stdout = capsys.readouterr().out
     assert "24 frames, faces found in 100%" in stdout
@@ -164,8 +283,20 @@ def test_swap_video_keeps_frames_rate_audio_and_marks_output(media, talking_clip
 
 def test_max_frames_trims_video_and_audio(media, talking_clip, tmp_path, capsys):
     out = tmp_path / "short.mkv"
-    rc = main(["swap", "--source", str(media("astronaut.png")), "--input", str(talking_clip),
-               "--output", str(out), "--max-frames", "9", "-q"])
+    rc = main(
+        [
+            "swap",
+            "--source",
+            str(media("astronaut.png")),
+            "--input",
+            str(talking_clip),
+            "--output",
+            str(out),
+            "--max-frames",
+            "9",
+            "-q",
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     assert len(decode_all(out)) == 9
     info = probe(out)
@@ -224,14 +355,18 @@ def test_corrupt_model_names_file_digest_and_fix(media, models_dir, tmp_path, ca
     assert "obs-faceswap models fetch mesh468" in err
 
 
-@pytest.mark.parametrize(("flags", "file"), [
-    (("--detector", "yunet", "--detector-model"), "scrfd_500m_bnkps.onnx"),
-    (("--detector", "scrfd", "--detector-model"), "yunet_n_dynamic.onnx"),
-    (("--landmarks", "mesh478", "--landmarks-model"), "mediapipe_face_landmark_468.onnx"),
-])
+@pytest.mark.parametrize(
+    ("flags", "file"),
+    [
+        (("--detector", "yunet", "--detector-model"), "scrfd_500m_bnkps.onnx"),
+        (("--detector", "scrfd", "--detector-model"), "yunet_n_dynamic.onnx"),
+        (("--landmarks", "mesh478", "--landmarks-model"), "mediapipe_face_landmark_468.onnx"),
+    ],
+)
 def test_a_model_file_for_another_kind_is_a_clear_error(media, models_dir, tmp_path, capsys, flags, file):
-    err = _run_bad(capsys, tmp_path, media("astronaut.png"), media("dfl_Obama_speaking.mp4"), *flags,
-                   str(models_dir / file))
+    err = _run_bad(
+        capsys, tmp_path, media("astronaut.png"), media("dfl_Obama_speaking.mp4"), *flags, str(models_dir / file)
+    )
     assert file in err and "KeyError" not in err
     assert f"not a {flags[1]} model" in err or "does not look like an SCRFD model" in err
 
@@ -240,9 +375,22 @@ def test_error_exit_code_in_a_real_process(media, tmp_path):
     """The installed entry point: exit status 2 and one line on stderr, no traceback."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.run(
-        [sys.executable, "-m", "obs_faceswap", "swap", "--source", str(media("astronaut.png")),
-         "--input", str(tmp_path / "missing.mp4"), "--output", str(tmp_path / "o.mp4")],
-        capture_output=True, text=True, env=env, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "obs_faceswap",
+            "swap",
+            "--source",
+            str(media("astronaut.png")),
+            "--input",
+            str(tmp_path / "missing.mp4"),
+            "--output",
+            str(tmp_path / "o.mp4"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"obs-faceswap: error: input not found: {tmp_path / 'missing.mp4'}"
@@ -255,9 +403,22 @@ def test_ctrl_c_finalises_the_output(media, tmp_path):
     out = tmp_path / "out.mp4"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "obs_faceswap", "swap", "--source", str(media("astronaut.png")),
-         "--input", str(long_clip), "--output", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        [
+            sys.executable,
+            "-m",
+            "obs_faceswap",
+            "swap",
+            "--source",
+            str(media("astronaut.png")),
+            "--input",
+            str(long_clip),
+            "--output",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     deadline = time.monotonic() + 120
     while not list(tmp_path.glob(".out.*partial*")) and time.monotonic() < deadline and proc.poll() is None:
@@ -319,8 +480,20 @@ def test_bench_table(capsys):
 def test_reference_not_in_the_picture_swaps_nobody_and_says_so(media, tmp_path, capsys, caplog):
     out = tmp_path / "out.png"
     # frec_two_people.jpg shows Obama and Biden; astronaut.png is neither.
-    rc = main(["swap", "--source", str(media("astronaut.png")), "--input", str(media("frec_two_people.jpg")),
-               "--output", str(out), "--reference", str(media("astronaut.png")), "-q"])
+    rc = main(
+        [
+            "swap",
+            "--source",
+            str(media("astronaut.png")),
+            "--input",
+            str(media("frec_two_people.jpg")),
+            "--output",
+            str(out),
+            "--reference",
+            str(media("astronaut.png")),
+            "-q",
+        ]
+    )
     cap = capsys.readouterr()
     assert rc == 0, cap.err
     assert "0 swapped" in cap.out and "no face like the --reference person" in cap.out
@@ -332,8 +505,20 @@ def test_reference_not_in_the_picture_swaps_nobody_and_says_so(media, tmp_path, 
 
 def test_reference_in_the_picture_is_swapped(media, tmp_path, capsys):
     out = tmp_path / "out.png"
-    rc = main(["swap", "--source", str(media("astronaut.png")), "--input", str(media("frec_two_people.jpg")),
-               "--output", str(out), "--reference", str(media("frec_biden.jpg")), "-q"])
+    rc = main(
+        [
+            "swap",
+            "--source",
+            str(media("astronaut.png")),
+            "--input",
+            str(media("frec_two_people.jpg")),
+            "--output",
+            str(out),
+            "--reference",
+            str(media("frec_biden.jpg")),
+            "-q",
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     assert "1 face(s) found, 1 swapped" in capsys.readouterr().out
     changed = np.abs(cv2.imread(str(out)).astype(int) - cv2.imread(str(media("frec_two_people.jpg"))).astype(int))
@@ -344,8 +529,22 @@ def test_reference_in_the_picture_is_swapped(media, tmp_path, capsys):
 
 def test_reference_missing_from_a_video_is_in_the_summary(media, talking_clip, tmp_path, capsys):
     out = tmp_path / "out.mp4"
-    rc = main(["swap", "--source", str(media("astronaut.png")), "--input", str(talking_clip), "--output", str(out),
-               "--reference", str(media("astronaut.png")), "--max-frames", "6", "-q"])
+    rc = main(
+        [
+            "swap",
+            "--source",
+            str(media("astronaut.png")),
+            "--input",
+            str(talking_clip),
+            "--output",
+            str(out),
+            "--reference",
+            str(media("astronaut.png")),
+            "--max-frames",
+            "6",
+            "-q",
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     stdout = capsys.readouterr().out
     assert "6 frames, faces found in 100%, swapped in 0" in stdout
@@ -363,7 +562,7 @@ def six_faces(tmp_path_factory, media) -> Path:
         h, w = img.shape[:2]
         img = cv2.resize(img, (int(w * 300 / h), 300))
         c = img.shape[1] // 2
-        img = img[:, max(0, c - 120): c + 120]
+        img = img[:, max(0, c - 120) : c + 120]
         tiles.append(cv2.copyMakeBorder(img, 0, 0, 0, 240 - img.shape[1], cv2.BORDER_CONSTANT))
     path = tmp_path_factory.mktemp("crowd") / "six.png"
     cv2.imwrite(str(path), np.hstack(tiles))
@@ -374,8 +573,20 @@ def six_faces(tmp_path_factory, media) -> Path:
 @pytest.mark.parametrize("index", [0, 1, 4])
 def test_face_index_counts_from_the_left(media, six_faces, tmp_path, capsys, index):
     out = tmp_path / "out.png"
-    rc = main(["swap", "--source", str(media("astronaut.png")), "--input", str(six_faces), "--output", str(out),
-               "--face-index", str(index), "-q"])
+    rc = main(
+        [
+            "swap",
+            "--source",
+            str(media("astronaut.png")),
+            "--input",
+            str(six_faces),
+            "--output",
+            str(out),
+            "--face-index",
+            str(index),
+            "-q",
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     changed = np.abs(cv2.imread(str(out)).astype(int) - cv2.imread(str(six_faces)).astype(int)).max(axis=2) > 20
     xs = np.nonzero(changed)[1]
@@ -385,8 +596,17 @@ def test_face_index_counts_from_the_left(media, six_faces, tmp_path, capsys, ind
 # -- damaged input, wrong model file ------------------------------------------------------------------
 def test_truncated_input_is_reported(media, tmp_path, capsys, caplog):
     full, cut = tmp_path / "full.mp4", tmp_path / "cut.mp4"
-    ffmpeg("-i", str(media("dfl_Obama_speaking.mp4")), "-frames:v", "60", "-c:v", "libx264", "-movflags", "+faststart",
-           str(full))
+    ffmpeg(
+        "-i",
+        str(media("dfl_Obama_speaking.mp4")),
+        "-frames:v",
+        "60",
+        "-c:v",
+        "libx264",
+        "-movflags",
+        "+faststart",
+        str(full),
+    )
     data = full.read_bytes()
     cut.write_bytes(data[: len(data) * 2 // 3])  # an interrupted download: the index lists all 60 frames
     out = tmp_path / "out.mp4"
@@ -399,8 +619,18 @@ def test_truncated_input_is_reported(media, tmp_path, capsys, caplog):
 
 
 def test_a_complete_input_gives_no_truncation_warning(media, talking_clip, tmp_path, capsys, caplog):
-    rc = main(["swap", "--source", str(media("astronaut.png")), "--input", str(talking_clip),
-               "--output", str(tmp_path / "o.mkv"), "-q"])
+    rc = main(
+        [
+            "swap",
+            "--source",
+            str(media("astronaut.png")),
+            "--input",
+            str(talking_clip),
+            "--output",
+            str(tmp_path / "o.mkv"),
+            "-q",
+        ]
+    )
     assert rc == 0
     assert "truncated" not in capsys.readouterr().err + caplog.text
 
@@ -410,10 +640,26 @@ def test_wrong_detector_file_is_one_clear_line(media, models_dir, tmp_path):
     """A YuNet file given as the SCRFD detector: a ModelError naming the file, no traceback."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.run(
-        [sys.executable, "-m", "obs_faceswap", "swap", "--source", str(media("astronaut.png")),
-         "--input", str(media("frec_biden.jpg")), "--output", str(tmp_path / "o.png"),
-         "--detector", "scrfd", "--detector-model", str(models_dir / "yunet_n_320_320.onnx")],
-        capture_output=True, text=True, env=env, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "obs_faceswap",
+            "swap",
+            "--source",
+            str(media("astronaut.png")),
+            "--input",
+            str(media("frec_biden.jpg")),
+            "--output",
+            str(tmp_path / "o.png"),
+            "--detector",
+            "scrfd",
+            "--detector-model",
+            str(models_dir / "yunet_n_320_320.onnx"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith("obs-faceswap: error: ") and proc.stderr.count("\n") == 1, proc.stderr
@@ -426,8 +672,19 @@ def test_wrong_detector_file_is_one_clear_line(media, models_dir, tmp_path):
 def test_overwrite_replaces_an_existing_output(media, tmp_path, capsys):
     out = tmp_path / "o.png"
     out.write_bytes(b"old")
-    rc = main(["swap", "--source", str(media("astronaut.png")), "--input", str(media("frec_biden.jpg")),
-               "--output", str(out), "-y", "-q"])
+    rc = main(
+        [
+            "swap",
+            "--source",
+            str(media("astronaut.png")),
+            "--input",
+            str(media("frec_biden.jpg")),
+            "--output",
+            str(out),
+            "-y",
+            "-q",
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     assert is_marked(read_image_metadata(out))
     assert [p.name for p in tmp_path.iterdir()] == ["o.png"]
@@ -441,9 +698,22 @@ def test_sigterm_finalises_the_output_like_ctrl_c(media, tmp_path):
     out = tmp_path / "out.mp4"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "obs_faceswap", "swap", "--source", str(media("astronaut.png")),
-         "--input", str(long_clip), "--output", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        [
+            sys.executable,
+            "-m",
+            "obs_faceswap",
+            "swap",
+            "--source",
+            str(media("astronaut.png")),
+            "--input",
+            str(long_clip),
+            "--output",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     deadline = time.monotonic() + 120
     while not list(tmp_path.glob(".out.*partial*")) and time.monotonic() < deadline and proc.poll() is None:

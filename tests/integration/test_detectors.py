@@ -79,7 +79,8 @@ def test_detects_the_faces_with_ordered_keypoints(detectors, read_image, kind: s
         _check_order(dets.keypoints[i])
         box = dets.xyxy[i]
         inside = (dets.keypoints[i] >= box[:2] - 0.1 * (box[2:] - box[:2])) & (
-            dets.keypoints[i] <= box[2:] + 0.1 * (box[2:] - box[:2]))
+            dets.keypoints[i] <= box[2:] + 0.1 * (box[2:] - box[:2])
+        )
         assert inside.all(), (box, dets.keypoints[i])
 
 
@@ -105,13 +106,17 @@ def test_returns_empty_when_no_face(detectors, read_image, kind: str) -> None:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("bad", [
-    np.zeros((64, 64, 3), np.float32),
-    np.zeros((64, 64), np.uint8),
-    np.zeros((64, 64, 4), np.uint8),
-    np.zeros((4, 4, 3), np.uint8),
-    [[0, 0, 0]],
-], ids=["float32", "gray2d", "bgra", "tiny", "list"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        np.zeros((64, 64, 3), np.float32),
+        np.zeros((64, 64), np.uint8),
+        np.zeros((64, 64, 4), np.uint8),
+        np.zeros((4, 4, 3), np.uint8),
+        [[0, 0, 0]],
+    ],
+    ids=["float32", "gray2d", "bgra", "tiny", "list"],
+)
 def test_rejects_bad_frames(detectors, kind: str, bad) -> None:
     with pytest.raises(FrameFormatError):
         detectors[kind].detect(bad)
@@ -132,8 +137,8 @@ def test_detects_in_non_square_and_rotated_frames(detectors, read_image) -> None
 
 # --- SCRFD files in other layouts (users' det_10g.onnx) -----------------------------------
 
-def _rewrite_scrfd(src: Path, dst: Path, order: list[str], rename: dict[str, str],
-                   flatten: bool = False) -> Path:
+
+def _rewrite_scrfd(src: Path, dst: Path, order: list[str], rename: dict[str, str], flatten: bool = False) -> Path:
     """Copy of an SCRFD graph with outputs renamed/reordered, optionally unbatched ([A, C])."""
     from onnx import helper, numpy_helper
 

@@ -32,21 +32,41 @@ ROOT = Path(__file__).resolve().parents[2]
 INVERT = "tests.engine_processors:invert"
 C709 = F.ColorParams.standard("709", full_range=False)
 C601_FULL = F.ColorParams.standard("601", full_range=True)
-FORMATS = [VideoFormat.I420, VideoFormat.NV12, VideoFormat.YUY2, VideoFormat.UYVY, VideoFormat.YVYU, VideoFormat.I422,
-           VideoFormat.I444, VideoFormat.BGRA, VideoFormat.BGRX, VideoFormat.RGBA, VideoFormat.Y800, VideoFormat.BGR3]
+FORMATS = [
+    VideoFormat.I420,
+    VideoFormat.NV12,
+    VideoFormat.YUY2,
+    VideoFormat.UYVY,
+    VideoFormat.YVYU,
+    VideoFormat.I422,
+    VideoFormat.I444,
+    VideoFormat.BGRA,
+    VideoFormat.BGRX,
+    VideoFormat.RGBA,
+    VideoFormat.Y800,
+    VideoFormat.BGR3,
+]
 
 
 # -- helpers --------------------------------------------------------------------------------
-def view(fb: F.FrameBuffer, ts: int = 0, color: F.ColorParams | None = None,
-         planes: tuple[int, ...] | None = None) -> FrameView:
+def view(
+    fb: F.FrameBuffer, ts: int = 0, color: F.ColorParams | None = None, planes: tuple[int, ...] | None = None
+) -> FrameView:
     """The FrameView the OBS filter would build for ``fb`` (color None = empty matrix)."""
     if color is None:
-        return FrameView(fb.format, fb.width, fb.height, planes or fb.addresses, fb.linesizes,
-                         timestamp=ts)
-    return FrameView(fb.format, fb.width, fb.height, planes or fb.addresses, fb.linesizes,
-                     timestamp=ts, color_matrix=color.matrix + (0.0, 0.0, 0.0, 1.0),
-                     full_range=color.full_range, range_min=color.range_min,
-                     range_max=color.range_max)
+        return FrameView(fb.format, fb.width, fb.height, planes or fb.addresses, fb.linesizes, timestamp=ts)
+    return FrameView(
+        fb.format,
+        fb.width,
+        fb.height,
+        planes or fb.addresses,
+        fb.linesizes,
+        timestamp=ts,
+        color_matrix=color.matrix + (0.0, 0.0, 0.0, 1.0),
+        full_range=color.full_range,
+        range_min=color.range_min,
+        range_max=color.range_max,
+    )
 
 
 def engine_color(color: F.ColorParams | None) -> F.ColorParams:
@@ -54,13 +74,15 @@ def engine_color(color: F.ColorParams | None) -> F.ColorParams:
     if color is None:
         return F.ColorParams.from_obs((), False)
     f32 = [float(np.float32(v)) for v in color.matrix + (0.0, 0.0, 0.0, 1.0)]
-    return F.ColorParams.from_obs(f32, color.full_range,
-                                  [float(np.float32(v)) for v in color.range_min],
-                                  [float(np.float32(v)) for v in color.range_max])
+    return F.ColorParams.from_obs(
+        f32,
+        color.full_range,
+        [float(np.float32(v)) for v in color.range_min],
+        [float(np.float32(v)) for v in color.range_max],
+    )
 
 
-def expected_result(before: F.FrameBuffer, color: F.ColorParams,
-                    rect: tuple[int, int, int, int]) -> F.FrameBuffer:
+def expected_result(before: F.FrameBuffer, color: F.ColorParams, rect: tuple[int, int, int, int]) -> F.FrameBuffer:
     """What the engine must write: the invert processor's output converted back in place."""
     fmt, w, h = before.format, before.width, before.height
     bgr = F.to_bgr(before.planes, fmt, w, h, color)
@@ -68,7 +90,7 @@ def expected_result(before: F.FrameBuffer, color: F.ColorParams,
     bgr[y0:y1, x0:x1] = 255 - bgr[y0:y1, x0:x1]
     a = F.align_roi(fmt, w, h, rect)
     out = before.copy()
-    F.from_bgr(bgr[a[1]:a[3], a[0]:a[2]], out.planes, fmt, w, h, color, a)
+    F.from_bgr(bgr[a[1] : a[3], a[0] : a[2]], out.planes, fmt, w, h, color, a)
     return out
 
 
@@ -124,8 +146,9 @@ def photo(read_image) -> np.ndarray:
 def make_client(media) -> Iterator[Callable[..., EngineClient]]:
     clients: list[EngineClient] = []
 
-    def make(processor: str | None = INVERT, python: str | None = None,
-             settings: dict | None = None, **kw) -> EngineClient:
+    def make(
+        processor: str | None = INVERT, python: str | None = None, settings: dict | None = None, **kw
+    ) -> EngineClient:
         lines: list[str] = []
         s = {"source": str(media("astronaut.png"))} if settings is None else settings
         c = EngineClient(python, s, processor=processor, log=lines.append, **kw)
@@ -190,11 +213,10 @@ def test_result_applied_to_a_newer_frame_changes_only_the_rectangle(engine, phot
     assert engine.apply(seq, view(target, ts=2, color=color))
     result = expected_result(first, engine_color(color), default_rect(641, 361))
     x0, y0, x1, y1 = F.align_roi(VideoFormat.I420, 641, 361, default_rect(641, 361))
-    for i, (got, new, res) in enumerate(zip(target.planes, newer.planes, result.planes,
-                                            strict=True)):
+    for i, (got, new, res) in enumerate(zip(target.planes, newer.planes, result.planes, strict=True)):
         dx, dy, _ = P.FORMATS[VideoFormat.I420].planes[i]
         inside = np.zeros(got.shape, bool)
-        inside[y0 // dy:-(-y1 // dy), x0 // dx:-(-x1 // dx)] = True
+        inside[y0 // dy : -(-y1 // dy), x0 // dx : -(-x1 // dx)] = True
         np.testing.assert_array_equal(got[inside], res[inside])
         np.testing.assert_array_equal(got[~inside], new[~inside])
 
@@ -268,8 +290,11 @@ def test_synchronised_mode_each_frame_gets_its_own_result(make_client, photo):
                 applied.append(j)
         time.sleep(max(0.0, t0 + (i + 1) / 30 - time.monotonic()))
     for seq, j in held:
-        if seq is not None and wait_for(client, lambda s=seq: client.ready(s), 5.0) and \
-                client.apply(seq, view(stream[j], ts=j + 1, color=C709)):
+        if (
+            seq is not None
+            and wait_for(client, lambda s=seq: client.ready(s), 5.0)
+            and client.apply(seq, view(stream[j], ts=j + 1, color=C709))
+        ):
             applied.append(j)
     assert len(applied) >= len(stream) // 2, f"only {len(applied)} results: {client.status}"
     ecolor = engine_color(C709)
@@ -313,11 +338,10 @@ def test_lowest_latency_mode_applies_the_previous_frames_result(make_client, pho
     ecolor = engine_color(C709)
     for i, j in applied.items():
         res = expected_result(originals[j], ecolor, rect)
-        for k, (got, new, r) in enumerate(zip(stream[i].planes, originals[i].planes, res.planes,
-                                              strict=True)):
+        for k, (got, new, r) in enumerate(zip(stream[i].planes, originals[i].planes, res.planes, strict=True)):
             dx, dy, _ = P.FORMATS[VideoFormat.I420].planes[k]
             inside = np.zeros(got.shape, bool)
-            inside[y0 // dy:-(-y1 // dy), x0 // dx:-(-x1 // dx)] = True
+            inside[y0 // dy : -(-y1 // dy), x0 // dx : -(-x1 // dx)] = True
             np.testing.assert_array_equal(got[inside], r[inside])
             np.testing.assert_array_equal(got[~inside], new[~inside])
 
@@ -331,8 +355,10 @@ def test_deadline_skips_frames_the_engine_cannot_finish_in_time(make_client, pho
     seqs = [client.submit(view(fb, ts=i + 1, color=C709)) for i, fb in enumerate(fbs)]
     assert None not in seqs
     assert wait_for(client, lambda: all(client.ready(s) for s in seqs), 10.0)  # type: ignore[arg-type]
-    results = [client.apply(s, view(fb, ts=i + 1, color=C709))  # type: ignore[arg-type]
-               for i, (s, fb) in enumerate(zip(seqs, fbs, strict=True))]
+    results = [
+        client.apply(s, view(fb, ts=i + 1, color=C709))  # type: ignore[arg-type]
+        for i, (s, fb) in enumerate(zip(seqs, fbs, strict=True))
+    ]
     # the first is processed (1 s); by then the others are past their 0.5 s deadline
     assert results == [True, False, False]
 
@@ -395,8 +421,7 @@ def test_backoff_doubles_on_repeated_crashes(make_client):
         restarts = client.status.restarts
         assert wait_for(client, lambda r=restarts: client.status.restarts > r, 20.0)
     assert delays == ["0.2 s", "0.4 s", "0.8 s"]
-    assert "cannot load processor" in client.status.message or any(
-        "cannot load processor" in x for x in client.lines)  # type: ignore[attr-defined]
+    assert "cannot load processor" in client.status.message or any("cannot load processor" in x for x in client.lines)  # type: ignore[attr-defined]
 
 
 def test_hung_engine_is_killed_by_the_watchdog(make_client, photo, tmp_path):
@@ -438,9 +463,11 @@ def test_bad_interpreter_is_reported_not_raised(make_client, photo):
 def test_interpreter_without_the_engine_dependencies(make_client, tmp_path):
     # a Python that cannot import numpy: the engine dies at import, the reason is shown
     fake = tmp_path / "python"
-    fake.write_text(f"#!/bin/sh\nexec {sys.executable} -S -I -c "
-                    "'import sys; sys.stderr.write(\"ModuleNotFoundError: No module named numpy\\n\");"
-                    " sys.exit(1)'\n")
+    fake.write_text(
+        f"#!/bin/sh\nexec {sys.executable} -S -I -c "
+        '\'import sys; sys.stderr.write("ModuleNotFoundError: No module named numpy\\n");'
+        " sys.exit(1)'\n"
+    )
     fake.chmod(0o755)
     client = make_client(python=str(fake))
     client.start()
@@ -555,8 +582,13 @@ def test_engine_exits_when_its_parent_dies(media, tmp_path, hung):
         print(c.status.pid, flush=True)
         time.sleep(60)
     """)
-    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
-                              cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    parent = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     try:
         line = parent.stdout.readline()  # type: ignore[union-attr]
         engine_pid = int(line)
@@ -618,8 +650,7 @@ def test_real_pipeline_with_a_corrupt_model(make_client, media, tmp_path, models
     bad.mkdir()
     good = (models_dir / "yunet_n_dynamic.onnx").read_bytes()
     (bad / "yunet_n_dynamic.onnx").write_bytes(good[: len(good) // 2] + b"\0" * (len(good) // 2))
-    client = make_client(processor=None, settings={"source": str(media("astronaut.png")),
-                                                   "models_dir": str(bad)})
+    client = make_client(processor=None, settings={"source": str(media("astronaut.png")), "models_dir": str(bad)})
     client.start()
     assert wait_for(client, lambda: client.status.state == "error", 120.0), client.status
     msg = client.status.message
@@ -633,8 +664,10 @@ def test_real_pipeline_with_a_corrupt_model(make_client, media, tmp_path, models
 def test_real_pipeline_with_the_badge_changes_only_the_face_and_the_badge(make_client, media):
     """The face and a badge in the opposite corner come back as two rectangles: nothing between
     them is touched (they are converted separately, never as one frame-spanning box)."""
-    client = make_client(processor=None, settings={"source": str(media("astronaut.png")),
-                                                   "badge.enabled": True, "badge.corner": "top-left"})
+    client = make_client(
+        processor=None,
+        settings={"source": str(media("astronaut.png")), "badge.enabled": True, "badge.corner": "top-left"},
+    )
     client.start()
     wait_running(client, 120.0)
     img = cv2.resize(obama_frame(media), (1280, 720), interpolation=cv2.INTER_LINEAR)
@@ -656,7 +689,7 @@ def test_real_pipeline_with_the_badge_changes_only_the_face_and_the_badge(make_c
     # the face of the clip scaled to 720p is ~360 px wide, around (640, 360)
     assert fx.min() > 380 and fx.max() < 900 and fy.min() > 100 and fy.max() < 650
     # between them, e.g. the whole band left of the face and below the badge: untouched
-    assert not y_changed[100:, :fx.min()].any()
+    assert not y_changed[100:, : fx.min()].any()
 
 
 @pytest.mark.slow
@@ -685,8 +718,8 @@ def test_plugin_swapper_runs_in_the_engine_process(make_client, media):
     assert 90 < x1 - x0 < 260 and 150 < (x0 + x1) / 2 < 350
     # inside the box (away from its chroma-shared edge) the pixels are the input's inverse
     c = engine_color(C709)
-    got = F.to_bgr(fb.planes, VideoFormat.I420, w, h, c).astype(int)[y0 + 2:y1 - 2, x0 + 2:x1 - 2]
-    src = F.to_bgr(before.planes, VideoFormat.I420, w, h, c).astype(int)[y0 + 2:y1 - 2, x0 + 2:x1 - 2]
+    got = F.to_bgr(fb.planes, VideoFormat.I420, w, h, c).astype(int)[y0 + 2 : y1 - 2, x0 + 2 : x1 - 2]
+    src = F.to_bgr(before.planes, VideoFormat.I420, w, h, c).astype(int)[y0 + 2 : y1 - 2, x0 + 2 : x1 - 2]
     assert np.abs(got - (255 - src)).mean() < 4.0
     # and nothing outside it changed
     changed = before.planes[0][:h, :w] != fb.planes[0][:h, :w]

@@ -95,8 +95,14 @@ def test_the_test_suite_without_shared_and_network_says_so_in_one_line_and_runs_
     env = _env(tmp_path, https_proxy="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9")
 
     def pytest(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args], env=env,
-                              capture_output=True, text=True, timeout=300, cwd=ROOT)
+        return subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=ROOT,
+        )
 
     pure = pytest("tests/unit/test_config.py")
     out = pure.stdout + pure.stderr

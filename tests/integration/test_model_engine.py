@@ -95,11 +95,16 @@ def test_model_swaps_read_only_loaded_pixels_of_lazy_frames(store, media, tmp_pa
     cap = cv2.VideoCapture(str(media("dfl_Obama_speaking.mp4")))
     clip = [cap.read()[1] for _ in range(3)]
     cap.release()
-    config = apply_updates(PipelineConfig(), {
-        "swapper.kind": "model", "swapper.model": str(g.dfm_model(tmp_path / "inv.dfm", 224, "invert")),
-        "swapper.neural.masks": "box,mouth", "swapper.neural.color": "rct",
-        "swapper.neural.enhancer": str(g.enhancer_model(tmp_path / "gpen.onnx", 256, "identity")),
-    })
+    config = apply_updates(
+        PipelineConfig(),
+        {
+            "swapper.kind": "model",
+            "swapper.model": str(g.dfm_model(tmp_path / "inv.dfm", 224, "invert")),
+            "swapper.neural.masks": "box,mouth",
+            "swapper.neural.color": "rct",
+            "swapper.neural.enhancer": str(g.enhancer_model(tmp_path / "gpen.onnx", 256, "identity")),
+        },
+    )
     pairs = run_both(config, store, clip)
     assert all(rep.swapped == 1 and "enhance" in rep.timings_ms for _, _, rep in pairs)
     assert_same_inside_changes(pairs)

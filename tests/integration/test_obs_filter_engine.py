@@ -31,8 +31,17 @@ from tests.unit.fake_libobs import FakeApi
 
 W, H = 96, 64
 COLOR = F.ColorParams.standard("709", full_range=False)
-FORMATS = [VideoFormat.I420, VideoFormat.NV12, VideoFormat.YUY2, VideoFormat.UYVY, VideoFormat.I422, VideoFormat.I444,
-           VideoFormat.BGRA, VideoFormat.BGRX, VideoFormat.RGBA]
+FORMATS = [
+    VideoFormat.I420,
+    VideoFormat.NV12,
+    VideoFormat.YUY2,
+    VideoFormat.UYVY,
+    VideoFormat.I422,
+    VideoFormat.I444,
+    VideoFormat.BGRA,
+    VideoFormat.BGRX,
+    VideoFormat.RGBA,
+]
 
 
 #: Frames stay alive until the filter has handed them back (libobs owns them in OBS).
@@ -74,8 +83,9 @@ def engine_module() -> Any:
     def factory(python: str | None, settings: dict[str, Any], **kw: Any) -> engine_client.EngineClient:
         return engine_client.EngineClient(python, settings, processor="tests.engine_processors:invert", **kw)
 
-    return types.SimpleNamespace(EngineClient=factory, FrameView=engine_client.FrameView,
-                                 SUPPORTED_FORMATS=engine_client.SUPPORTED_FORMATS)
+    return types.SimpleNamespace(
+        EngineClient=factory, FrameView=engine_client.FrameView, SUPPORTED_FORMATS=engine_client.SUPPORTED_FORMATS
+    )
 
 
 @pytest.fixture
@@ -103,7 +113,7 @@ def make_filter(media: Any) -> Iterator[Any]:
 
 def inside(img: np.ndarray) -> np.ndarray:
     x0, y0, x1, y1 = default_rect(W, H)
-    return img[y0 + 4:y1 - 4, x0 + 4:x1 - 4].reshape(-1, 3).astype(np.int16)
+    return img[y0 + 4 : y1 - 4, x0 + 4 : x1 - 4].reshape(-1, 3).astype(np.int16)
 
 
 def outside(img: np.ndarray) -> np.ndarray:

@@ -72,8 +72,9 @@ def test_photo_swapper_is_the_default_and_needs_a_source(store, clip):
         assert report.swapped == 0 and np.array_equal(out, clip[0])
 
 
-@pytest.mark.parametrize(("content", "needle"), [(None, "face-swap model not found"),
-                                                  ("not a model\n", "corrupt or not an ONNX model")])
+@pytest.mark.parametrize(
+    ("content", "needle"), [(None, "face-swap model not found"), ("not a model\n", "corrupt or not an ONNX model")]
+)
 def test_unusable_model_files_are_a_clear_model_error(store, tmp_path, content, needle):
     model = tmp_path / "face.dfm"
     if content is not None:

@@ -55,8 +55,9 @@ PLANE_SHAPES = {  # format -> [(bytes per row factor (num, den), rows div)]
 }
 
 
-def make_frame(value: int, fmt: int = VideoFormat.I420, w: int = 64, h: int = 48,
-               ts: int = 0, full_range: bool = False) -> FakeFrame:
+def make_frame(
+    value: int, fmt: int = VideoFormat.I420, w: int = 64, h: int = 48, ts: int = 0, full_range: bool = False
+) -> FakeFrame:
     """A frame whose every byte is ``value``, as libobs hands it to a filter (refs = 2:
     one for the source's frame cache, one taken by ``filter_frame``)."""
     f = structs.ObsSourceFrame()
@@ -229,8 +230,16 @@ class FakeApi:
     # -- properties --------------------------------------------------------------------
     def _prop(self, props: int, name: bytes, desc: bytes, kind: str, **extra: Any) -> int:
         pid = next(self._ids)
-        p = {"id": pid, "name": name.decode(), "desc": desc.decode(), "kind": kind, "visible": True,
-             "items": [], "parent": props, **extra}
+        p = {
+            "id": pid,
+            "name": name.decode(),
+            "desc": desc.decode(),
+            "kind": kind,
+            "visible": True,
+            "items": [],
+            "parent": props,
+            **extra,
+        }
         self.props[pid] = p
         self.props[props]["children"].append(pid)
         return pid
@@ -254,19 +263,20 @@ class FakeApi:
     def obs_properties_add_bool(self, props: int, name: bytes, desc: bytes) -> int:
         return self._prop(props, name, desc, "bool")
 
-    def obs_properties_add_int_slider(self, props: int, name: bytes, desc: bytes, lo: int, hi: int,
-                                      step: int) -> int:
+    def obs_properties_add_int_slider(self, props: int, name: bytes, desc: bytes, lo: int, hi: int, step: int) -> int:
         return self._prop(props, name, desc, "int", lo=lo, hi=hi, step=step)
 
-    def obs_properties_add_float_slider(self, props: int, name: bytes, desc: bytes, lo: float, hi: float,
-                                        step: float) -> int:
+    def obs_properties_add_float_slider(
+        self, props: int, name: bytes, desc: bytes, lo: float, hi: float, step: float
+    ) -> int:
         return self._prop(props, name, desc, "float", lo=lo, hi=hi, step=step)
 
     def obs_properties_add_text(self, props: int, name: bytes, desc: bytes, kind: int) -> int:
         return self._prop(props, name, desc, "text", text_type=kind)
 
-    def obs_properties_add_path(self, props: int, name: bytes, desc: bytes, kind: int, filt: bytes | None,
-                                default: bytes | None) -> int:
+    def obs_properties_add_path(
+        self, props: int, name: bytes, desc: bytes, kind: int, filt: bytes | None, default: bytes | None
+    ) -> int:
         return self._prop(props, name, desc, "path", path_type=kind)
 
     def obs_properties_add_list(self, props: int, name: bytes, desc: bytes, kind: int, fmt: int) -> int:

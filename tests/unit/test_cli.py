@@ -32,32 +32,35 @@ def test_no_options_give_the_default_config():
     assert config_for() == PipelineConfig()
 
 
-@pytest.mark.parametrize(("argv", "field", "value"), [
-    (["--detector", "scrfd"], "detector.kind", "scrfd"),
-    (["--detector-model", "det.onnx"], "detector.model", "det.onnx"),
-    (["--det-threshold", "0.4"], "detector.score_threshold", 0.4),
-    (["--det-size", "640"], "detector.input_size", 640),
-    (["--landmarks", "mesh478"], "landmarks.kind", "mesh478"),
-    (["--detect-interval", "1"], "tracking.detect_interval", 1),
-    (["--max-faces", "2"], "tracking.max_faces", 2),
-    (["--no-smoothing"], "tracking.smoothing", False),
-    (["--select", "all"], "selection.mode", "all"),
-    (["--feather", "0.2"], "swapper.photo.mask.feather", 0.2),
-    (["--erode", "0.05"], "swapper.photo.mask.erode", 0.05),
-    (["--keep-eyes"], "swapper.photo.mask.keep_eyes", True),
-    (["--no-keep-mouth"], "swapper.photo.mask.keep_mouth", False),
-    (["--no-trim-hair"], "swapper.photo.mask.trim_hair", False),
-    (["--color", "linear"], "swapper.photo.color.mode", "linear"),
-    (["--color-strength", "0.5"], "swapper.photo.color.strength", 0.5),
-    (["--blend", "seamless"], "blend.mode", "seamless"),
-    (["--opacity", "0.7"], "blend.opacity", 0.7),
-    (["--texture-size", "1024"], "swapper.photo.texture_size", 1024),
-    (["--badge"], "badge.enabled", True),
-    (["--threads", "2"], "runtime.threads", 2),
-    (["--device-id", "1"], "runtime.device_id", 1),
-    (["--provider", "cuda,cpu"], "runtime.providers", ("cuda", "cpu")),
-    (["--provider", "CPU"], "runtime.providers", ("cpu",)),
-])
+@pytest.mark.parametrize(
+    ("argv", "field", "value"),
+    [
+        (["--detector", "scrfd"], "detector.kind", "scrfd"),
+        (["--detector-model", "det.onnx"], "detector.model", "det.onnx"),
+        (["--det-threshold", "0.4"], "detector.score_threshold", 0.4),
+        (["--det-size", "640"], "detector.input_size", 640),
+        (["--landmarks", "mesh478"], "landmarks.kind", "mesh478"),
+        (["--detect-interval", "1"], "tracking.detect_interval", 1),
+        (["--max-faces", "2"], "tracking.max_faces", 2),
+        (["--no-smoothing"], "tracking.smoothing", False),
+        (["--select", "all"], "selection.mode", "all"),
+        (["--feather", "0.2"], "swapper.photo.mask.feather", 0.2),
+        (["--erode", "0.05"], "swapper.photo.mask.erode", 0.05),
+        (["--keep-eyes"], "swapper.photo.mask.keep_eyes", True),
+        (["--no-keep-mouth"], "swapper.photo.mask.keep_mouth", False),
+        (["--no-trim-hair"], "swapper.photo.mask.trim_hair", False),
+        (["--color", "linear"], "swapper.photo.color.mode", "linear"),
+        (["--color-strength", "0.5"], "swapper.photo.color.strength", 0.5),
+        (["--blend", "seamless"], "blend.mode", "seamless"),
+        (["--opacity", "0.7"], "blend.opacity", 0.7),
+        (["--texture-size", "1024"], "swapper.photo.texture_size", 1024),
+        (["--badge"], "badge.enabled", True),
+        (["--threads", "2"], "runtime.threads", 2),
+        (["--device-id", "1"], "runtime.device_id", 1),
+        (["--provider", "cuda,cpu"], "runtime.providers", ("cuda", "cpu")),
+        (["--provider", "CPU"], "runtime.providers", ("cpu",)),
+    ],
+)
 def test_option_maps_to_config_field(argv, field, value):
     cfg = config_for(*argv)
     obj = cfg
@@ -101,12 +104,15 @@ def test_reference_threshold_needs_a_reference():
         config_for("--reference-threshold", "0.6")
 
 
-@pytest.mark.parametrize("argv", [
-    ["models", "--offline", "fetch", "mesh468"],
-    ["models", "fetch", "--offline", "mesh468"],
-    ["--offline", "models", "fetch", "mesh468"],
-    ["models", "fetch", "mesh468", "--offline"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["models", "--offline", "fetch", "mesh468"],
+        ["models", "fetch", "--offline", "mesh468"],
+        ["--offline", "models", "fetch", "mesh468"],
+        ["models", "fetch", "mesh468", "--offline"],
+    ],
+)
 def test_common_options_work_anywhere_on_the_line(argv):
     args = parse_args(argv)
     assert args.offline is True
@@ -121,18 +127,21 @@ def test_options_before_and_after_the_command_combine():
     assert (args.verbose, args.quiet) == (1, True)
 
 
-@pytest.mark.parametrize("argv", [
-    ["--select", "all", "--reference", "me.jpg"],
-    ["--reference", "me.jpg", "--face-index", "1"],
-    ["--select", "reference"],  # reference mode without a photo
-    ["--opacity", "1.5"],
-    ["--feather", "-0.1"],
-    ["--detect-interval", "0"],
-    ["--provider", "auto,cuda"],
-    ["--provider", "quantum"],
-    ["--threads", "-1"],
-    ["--badge-text", "x" * 65],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--select", "all", "--reference", "me.jpg"],
+        ["--reference", "me.jpg", "--face-index", "1"],
+        ["--select", "reference"],  # reference mode without a photo
+        ["--opacity", "1.5"],
+        ["--feather", "-0.1"],
+        ["--detect-interval", "0"],
+        ["--provider", "auto,cuda"],
+        ["--provider", "quantum"],
+        ["--threads", "-1"],
+        ["--badge-text", "x" * 65],
+    ],
+)
 def test_contradictory_or_out_of_range_options_are_config_errors(argv):
     with pytest.raises(ConfigError):
         config_for(*argv)
@@ -151,15 +160,18 @@ def test_bad_option_value_exits_2_with_one_line_and_no_traceback(capsys):
     assert "Traceback" not in err and err.count("\n") == 1
 
 
-@pytest.mark.parametrize(("argv", "expected"), [
-    (["--opacity", "3"], "--opacity must be in [0.0, 1.0]; got 3.0"),
-    (["--feather", "0.9"], "--feather must be in [0.0, 0.5]; got 0.9"),
-    (["--det-threshold", "2"], "--det-threshold must be in [0.0, 1.0]; got 2.0"),
-    (["--detect-interval", "0"], "--detect-interval must be in [1, 1000]; got 0"),
-    (["--threads", "-1"], "--threads"),
-    (["--select", "reference"], "--select 'reference' needs --reference"),
-    (["--reference", "me.jpg", "--reference-threshold", "1.5"], "--reference-threshold must be in [0.0, 1.0]"),
-])
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--opacity", "3"], "--opacity must be in [0.0, 1.0]; got 3.0"),
+        (["--feather", "0.9"], "--feather must be in [0.0, 0.5]; got 0.9"),
+        (["--det-threshold", "2"], "--det-threshold must be in [0.0, 1.0]; got 2.0"),
+        (["--detect-interval", "0"], "--detect-interval must be in [1, 1000]; got 0"),
+        (["--threads", "-1"], "--threads"),
+        (["--select", "reference"], "--select 'reference' needs --reference"),
+        (["--reference", "me.jpg", "--reference-threshold", "1.5"], "--reference-threshold must be in [0.0, 1.0]"),
+    ],
+)
 def test_errors_name_the_flags_not_the_config_keys(argv, expected):
     with pytest.raises(ConfigError) as e:
         config_for(*argv)
@@ -173,15 +185,39 @@ def test_swap_needs_output_or_preview(capsys):
 
 
 def test_missing_input_file_is_reported(capsys, media, tmp_path):
-    assert main(["swap", "--source", str(media("astronaut.png")), "--input", str(tmp_path / "nope.mp4"),
-                 "--output", str(tmp_path / "o.mp4")]) == 2
+    assert (
+        main(
+            [
+                "swap",
+                "--source",
+                str(media("astronaut.png")),
+                "--input",
+                str(tmp_path / "nope.mp4"),
+                "--output",
+                str(tmp_path / "o.mp4"),
+            ]
+        )
+        == 2
+    )
     assert "input not found" in capsys.readouterr().err
     assert not (tmp_path / "o.mp4").exists()
 
 
 def test_output_type_must_match_input(capsys, media, tmp_path):
-    assert main(["swap", "--source", str(media("astronaut.png")), "--input", str(media("frec_biden.jpg")),
-                 "--output", str(tmp_path / "o.mp4")]) == 2
+    assert (
+        main(
+            [
+                "swap",
+                "--source",
+                str(media("astronaut.png")),
+                "--input",
+                str(media("frec_biden.jpg")),
+                "--output",
+                str(tmp_path / "o.mp4"),
+            ]
+        )
+        == 2
+    )
     assert "the input is an image" in capsys.readouterr().err
     clip = str(media("dfl_Obama_speaking.mp4"))
     assert main(["swap", "--source", str(media("astronaut.png")), "--input", clip, "--output", clip]) == 2
@@ -299,19 +335,42 @@ def test_missing_media_hint_names_media_not_models(capsys, tmp_path, monkeypatch
 def test_existing_output_is_not_replaced_without_overwrite(capsys, media, tmp_path):
     out = tmp_path / "o.png"
     out.write_bytes(b"precious")
-    argv = ["swap", "--source", str(media("astronaut.png")), "--input", str(media("frec_biden.jpg")),
-            "--output", str(out), "-q"]
+    argv = [
+        "swap",
+        "--source",
+        str(media("astronaut.png")),
+        "--input",
+        str(media("frec_biden.jpg")),
+        "--output",
+        str(out),
+        "-q",
+    ]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert err == f"obs-faceswap: error: --output {out} already exists; add -y (--overwrite) to replace it, " \
-                  "or choose another name\n"
+    assert (
+        err == f"obs-faceswap: error: --output {out} already exists; add -y (--overwrite) to replace it, "
+        "or choose another name\n"
+    )
     assert out.read_bytes() == b"precious"
     assert parse_args([*argv, "-y"]).overwrite and parse_args([*argv, "--overwrite"]).overwrite
 
 
 def test_output_that_is_a_directory_is_refused(capsys, media, tmp_path):
-    assert main(["swap", "--source", str(media("astronaut.png")), "--input", str(media("frec_biden.jpg")),
-                 "--output", str(tmp_path), "-y"]) == 2
+    assert (
+        main(
+            [
+                "swap",
+                "--source",
+                str(media("astronaut.png")),
+                "--input",
+                str(media("frec_biden.jpg")),
+                "--output",
+                str(tmp_path),
+                "-y",
+            ]
+        )
+        == 2
+    )
     assert "is a directory" in capsys.readouterr().err
 
 
@@ -327,8 +386,9 @@ def test_errors_raised_deeper_also_name_flags(capsys, monkeypatch):
 
     _failing_swap(monkeypatch, ModelLoadError("det.onnx is not a SCRFD model (detector.model): expected ..."))
     assert main(SWAP) == 2
-    assert capsys.readouterr().err == ("obs-faceswap: error: det.onnx is not a SCRFD model (--detector-model): "
-                                       "expected ...\n")
+    assert capsys.readouterr().err == (
+        "obs-faceswap: error: det.onnx is not a SCRFD model (--detector-model): expected ...\n"
+    )
 
 
 def test_unexpected_errors_are_one_line_without_traceback(capsys, monkeypatch):

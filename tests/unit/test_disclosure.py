@@ -63,7 +63,7 @@ def test_badge_scales_with_frame_height():
     sizes = {}
     for w, h in ((640, 360), (1280, 720), (1920, 1080), (3840, 2160)):
         x0, y0, x1, y1 = badge_box((h, w), BadgeConfig(enabled=True))
-        sizes[h] = (y1 - y0)
+        sizes[h] = y1 - y0
     assert sizes[360] < sizes[720] < sizes[1080] < sizes[2160]
     assert 1.7 < sizes[2160] / sizes[1080] < 2.3
     assert badge_text_px(100) == 10  # never below a readable minimum
@@ -76,8 +76,9 @@ def test_badge_text_is_configurable_and_unicode():
     box = burn_badge(b, BadgeConfig(enabled=True, text="échange de visage"))
     assert box is not None
     assert not np.array_equal(a, b)
-    assert box[2] - box[0] > 1.3 * (badge_box((720, 1280), BadgeConfig(enabled=True))[2]
-                                    - badge_box((720, 1280), BadgeConfig(enabled=True))[0])
+    assert box[2] - box[0] > 1.3 * (
+        badge_box((720, 1280), BadgeConfig(enabled=True))[2] - badge_box((720, 1280), BadgeConfig(enabled=True))[0]
+    )
 
 
 def test_badge_is_deterministic_and_in_place():
@@ -105,8 +106,9 @@ def test_empty_text_draws_nothing():
     assert not frame.any()
 
 
-@pytest.mark.parametrize("bad", [np.zeros((10, 10), np.uint8), np.zeros((10, 10, 3), np.float32),
-                                 np.zeros((10, 10, 4), np.uint8)])
+@pytest.mark.parametrize(
+    "bad", [np.zeros((10, 10), np.uint8), np.zeros((10, 10, 3), np.float32), np.zeros((10, 10, 4), np.uint8)]
+)
 def test_badge_rejects_wrong_frames(bad):
     with pytest.raises(FrameFormatError):
         burn_badge(bad, BadgeConfig(enabled=True))

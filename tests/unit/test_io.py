@@ -52,23 +52,86 @@ def clips(tmp_path_factory, media):
     d = tmp_path_factory.mktemp("clips")
     obama = str(media("dfl_Obama_speaking.mp4"))
     # 15 frames at 30000/1001 with a 440 Hz AAC track that is *longer* than the video.
-    ffmpeg("-i", obama, "-f", "lavfi", "-i", "sine=frequency=440:duration=2", "-map", "0:v", "-map", "1:a",
-           "-frames:v", "15", "-r", "30000/1001", "-c:v", "libx264", "-c:a", "aac", str(d / "aac.mp4"))
+    ffmpeg(
+        "-i",
+        obama,
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:duration=2",
+        "-map",
+        "0:v",
+        "-map",
+        "1:a",
+        "-frames:v",
+        "15",
+        "-r",
+        "30000/1001",
+        "-c:v",
+        "libx264",
+        "-c:a",
+        "aac",
+        str(d / "aac.mp4"),
+    )
     # PCM audio (not allowed in MP4 as is): in a .mov.
-    ffmpeg("-i", obama, "-f", "lavfi", "-i", "sine=frequency=300:duration=2", "-map", "0:v", "-map", "1:a",
-           "-frames:v", "10", "-c:v", "libx264", "-c:a", "pcm_s16le", str(d / "pcm.mov"))
+    ffmpeg(
+        "-i",
+        obama,
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=300:duration=2",
+        "-map",
+        "0:v",
+        "-map",
+        "1:a",
+        "-frames:v",
+        "10",
+        "-c:v",
+        "libx264",
+        "-c:a",
+        "pcm_s16le",
+        str(d / "pcm.mov"),
+    )
     # "Empty" video: a valid MP4 with no frames; an audio-only file.
-    ffmpeg("-f", "lavfi", "-i", "color=c=black:s=64x64:d=1", "-frames:v", "0", "-c:v", "libx264",
-           str(d / "empty.mp4"))
+    ffmpeg("-f", "lavfi", "-i", "color=c=black:s=64x64:d=1", "-frames:v", "0", "-c:v", "libx264", str(d / "empty.mp4"))
     ffmpeg("-f", "lavfi", "-i", "sine=duration=1", "-c:a", "aac", str(d / "audio_only.mp4"))
     # Picture starting 0.84 s after the sound (a camera that starts late, a cut): 10 frames
     # at 25 fps from 0.84 s, 2 s of audio from 0.
     ffmpeg("-i", obama, "-frames:v", "10", "-r", "25", "-c:v", "libx264", "-an", str(d / "v25.mp4"))
-    ffmpeg("-itsoffset", "0.84", "-i", str(d / "v25.mp4"), "-f", "lavfi", "-i", "sine=frequency=440:duration=2",
-           "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "aac", str(d / "late_video.mp4"))
+    ffmpeg(
+        "-itsoffset",
+        "0.84",
+        "-i",
+        str(d / "v25.mp4"),
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:duration=2",
+        "-map",
+        "0:v",
+        "-map",
+        "1:a",
+        "-c:v",
+        "copy",
+        "-c:a",
+        "aac",
+        str(d / "late_video.mp4"),
+    )
     # Variable frame rate: 30 fps, except every third frame only between 0.5 s and 1.5 s.
-    ffmpeg("-i", obama, "-t", "2", "-vf", "fps=30,select='lt(t,0.5)+gte(t,1.5)+not(mod(n,3))'",
-           "-fps_mode", "vfr", "-c:v", "libx264", str(d / "vfr.mp4"))
+    ffmpeg(
+        "-i",
+        obama,
+        "-t",
+        "2",
+        "-vf",
+        "fps=30,select='lt(t,0.5)+gte(t,1.5)+not(mod(n,3))'",
+        "-fps_mode",
+        "vfr",
+        "-c:v",
+        "libx264",
+        str(d / "vfr.mp4"),
+    )
     return d
 
 
@@ -127,18 +190,22 @@ def test_parse_ffmpeg_banner_with_multiline_tags():
 
 def test_parse_ffmpeg_error_names_file():
     with pytest.raises(InputError, match=r"bad\.mp4.*Invalid data"):
-        parse_ffmpeg_info("[mov @ 0x1] moov atom not found\nbad.mp4: Invalid data found when processing input\n",
-                          Path("bad.mp4"))
+        parse_ffmpeg_info(
+            "[mov @ 0x1] moov atom not found\nbad.mp4: Invalid data found when processing input\n", Path("bad.mp4")
+        )
 
 
-@pytest.mark.parametrize(("fps", "exact"), [
-    (29.97002997002997, Fraction(30000, 1001)),
-    (30.0, Fraction(30)),
-    (23.976023976023978, Fraction(24000, 1001)),
-    (59.94005994005994, Fraction(60000, 1001)),
-    (25.0, Fraction(25)),
-    (12.5, Fraction(25, 2)),
-])
+@pytest.mark.parametrize(
+    ("fps", "exact"),
+    [
+        (29.97002997002997, Fraction(30000, 1001)),
+        (30.0, Fraction(30)),
+        (23.976023976023978, Fraction(24000, 1001)),
+        (59.94005994005994, Fraction(60000, 1001)),
+        (25.0, Fraction(25)),
+        (12.5, Fraction(25, 2)),
+    ],
+)
 def test_exact_fps(fps, exact):
     assert exact_fps(fps) == exact
 
@@ -184,13 +251,16 @@ def test_input_is_read_once(media):
             next(iter(src))
 
 
-@pytest.mark.parametrize(("make", "message"), [
-    (lambda d: d / "missing.mp4", "not found"),
-    (lambda d: d, "not a file"),
-    (lambda d: _write(d / "zero.mp4", b""), r"empty \(0 bytes\)"),
-    (lambda d: _write(d / "junk.mp4", os.urandom(4000)), "cannot read .*junk.mp4"),
-    (lambda d: _write(d / "junk.png", os.urandom(4000)), "cannot read .*junk.png as an image"),
-])
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda d: d / "missing.mp4", "not found"),
+        (lambda d: d, "not a file"),
+        (lambda d: _write(d / "zero.mp4", b""), r"empty \(0 bytes\)"),
+        (lambda d: _write(d / "junk.mp4", os.urandom(4000)), "cannot read .*junk.mp4"),
+        (lambda d: _write(d / "junk.png", os.urandom(4000)), "cannot read .*junk.png as an image"),
+    ],
+)
 def test_unreadable_inputs_are_clear_errors(tmp_path, make, message):
     path = make(tmp_path)
     with pytest.raises(InputError, match=message):
@@ -349,8 +419,10 @@ def test_writer_marks_the_file_only_when_a_frame_was_synthetic(tmp_path):
 
 def test_writer_keeps_a_late_video_start_relative_to_the_audio(clips, tmp_path):
     out = tmp_path / "late.mp4"
-    with open_input(clips / "late_video.mp4") as src, \
-            VideoWriter(out, src.size, src.fps, audio_from=clips / "late_video.mp4") as w:
+    with (
+        open_input(clips / "late_video.mp4") as src,
+        VideoWriter(out, src.size, src.fps, audio_from=clips / "late_video.mp4") as w,
+    ):
         for frame in src:
             w.write(frame.image, frame.time_s)
         w.whole_input = True
@@ -362,8 +434,10 @@ def test_writer_keeps_a_late_video_start_relative_to_the_audio(clips, tmp_path):
 
 def test_writer_cuts_the_audio_where_a_partial_run_ends(clips, tmp_path):
     out = tmp_path / "first4.mp4"
-    with open_input(clips / "late_video.mp4") as src, \
-            VideoWriter(out, src.size, src.fps, audio_from=clips / "late_video.mp4") as w:
+    with (
+        open_input(clips / "late_video.mp4") as src,
+        VideoWriter(out, src.size, src.fps, audio_from=clips / "late_video.mp4") as w,
+    ):
         for frame, _ in zip(src, range(4), strict=False):
             w.write(frame.image, frame.time_s)
     # Not the whole input (Ctrl-C, --max-frames): the audio ends with the 4th frame.
@@ -422,9 +496,9 @@ def test_png_chunks_are_well_formed(read_image, tmp_path):
     data = write_image(tmp_path / "a.png", read_image("astronaut.png")).read_bytes()
     pos, kinds = 8, []
     while pos < len(data):
-        (n,) = struct.unpack(">I", data[pos: pos + 4])
-        kind, body = data[pos + 4: pos + 8], data[pos + 8: pos + 8 + n]
-        (crc,) = struct.unpack(">I", data[pos + 8 + n: pos + 12 + n])
+        (n,) = struct.unpack(">I", data[pos : pos + 4])
+        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + n]
+        (crc,) = struct.unpack(">I", data[pos + 8 + n : pos + 12 + n])
         assert crc == zlib.crc32(kind + body) & 0xFFFFFFFF, kind
         kinds.append(kind)
         pos += 12 + n

@@ -60,8 +60,7 @@ def test_a_provider_that_fails_to_start_falls_back_to_cpu_with_one_warning(model
     def session(path, sess_options=None, providers=None, provider_options=None):
         tried.append(providers[0])
         if providers[0] == CUDA:
-            raise RuntimeError("LoadLibrary failed with error 126 when trying to load "
-                               "onnxruntime_providers_cuda.dll")
+            raise RuntimeError("LoadLibrary failed with error 126 when trying to load onnxruntime_providers_cuda.dll")
         return real(path, sess_options=sess_options, providers=providers)
 
     monkeypatch.setattr(ort, "get_available_providers", lambda: [CUDA, CPU])
@@ -112,8 +111,10 @@ def test_cpu_backend_choice_gives_the_same_outputs(models_dir):
 
 
 def test_models_with_a_dynamic_input_or_a_gpu_stay_on_onnxruntime(models_dir, monkeypatch):
-    assert create_session(models_dir / "yunet_n_dynamic.onnx",
-                          RuntimeConfig(cpu_backend="opencv")).get_providers()[0] == CPU
+    assert (
+        create_session(models_dir / "yunet_n_dynamic.onnx", RuntimeConfig(cpu_backend="opencv")).get_providers()[0]
+        == CPU
+    )
     # OpenCV failing to read a model means onnxruntime, silently
     import cv2
 

@@ -11,27 +11,80 @@ from obs_faceswap.engine import protocol as P
 from obs_faceswap.errors import FrameFormatError
 from obs_faceswap.video_formats import VideoFormat
 
-YUV_FORMATS = [VideoFormat.I420, VideoFormat.NV12, VideoFormat.I422, VideoFormat.I444, VideoFormat.YUY2,
-               VideoFormat.UYVY, VideoFormat.YVYU]
+YUV_FORMATS = [
+    VideoFormat.I420,
+    VideoFormat.NV12,
+    VideoFormat.I422,
+    VideoFormat.I444,
+    VideoFormat.YUY2,
+    VideoFormat.UYVY,
+    VideoFormat.YVYU,
+]
 RGB_FORMATS = [VideoFormat.BGRA, VideoFormat.BGRX, VideoFormat.RGBA, VideoFormat.BGR3]
 ALL_FORMATS = YUV_FORMATS + RGB_FORMATS + [VideoFormat.Y800]
 NAMES = {f: P.FORMAT_NAMES[f] for f in ALL_FORMATS}
 
 # YUV → RGB matrices OBS computes (libobs/media-io/video-matrices.c precomputed tables, 8 bit)
-OBS_601_LIMITED = (1.164384, 0.000000, 1.596027, -0.874202,
-                   1.164384, -0.391762, -0.812968, 0.531668,
-                   1.164384, 2.017232, 0.000000, -1.085631)
-OBS_709_LIMITED = (1.164384, 0.000000, 1.792741, -0.972945,
-                   1.164384, -0.213249, -0.532909, 0.301483,
-                   1.164384, 2.112402, 0.000000, -1.133402)
+OBS_601_LIMITED = (
+    1.164384,
+    0.000000,
+    1.596027,
+    -0.874202,
+    1.164384,
+    -0.391762,
+    -0.812968,
+    0.531668,
+    1.164384,
+    2.017232,
+    0.000000,
+    -1.085631,
+)
+OBS_709_LIMITED = (
+    1.164384,
+    0.000000,
+    1.792741,
+    -0.972945,
+    1.164384,
+    -0.213249,
+    -0.532909,
+    0.301483,
+    1.164384,
+    2.112402,
+    0.000000,
+    -1.133402,
+)
 
 # 100 % colour bars, BGR, and their published 8-bit Y'CbCr codes (limited range)
-BARS_BGR = [(255, 255, 255), (0, 255, 255), (255, 255, 0), (0, 255, 0),
-            (255, 0, 255), (0, 0, 255), (255, 0, 0), (0, 0, 0)]
-BARS_601 = [(235, 128, 128), (210, 16, 146), (170, 166, 16), (145, 54, 34),
-            (106, 202, 222), (81, 90, 240), (41, 240, 110), (16, 128, 128)]
-BARS_709 = [(235, 128, 128), (219, 16, 138), (188, 154, 16), (173, 42, 26),
-            (78, 214, 230), (63, 102, 240), (32, 240, 118), (16, 128, 128)]
+BARS_BGR = [
+    (255, 255, 255),
+    (0, 255, 255),
+    (255, 255, 0),
+    (0, 255, 0),
+    (255, 0, 255),
+    (0, 0, 255),
+    (255, 0, 0),
+    (0, 0, 0),
+]
+BARS_601 = [
+    (235, 128, 128),
+    (210, 16, 146),
+    (170, 166, 16),
+    (145, 54, 34),
+    (106, 202, 222),
+    (81, 90, 240),
+    (41, 240, 110),
+    (16, 128, 128),
+]
+BARS_709 = [
+    (235, 128, 128),
+    (219, 16, 138),
+    (188, 154, 16),
+    (173, 42, 26),
+    (78, 214, 230),
+    (63, 102, 240),
+    (32, 240, 118),
+    (16, 128, 128),
+]
 
 # YUV → BGR → YUV changes a code by at most 1 (8-bit rounding) ... unless subsampled chroma
 # shared by a 2x1 / 2x2 block puts one of its pixels outside the RGB gamut (dark or bright
@@ -71,7 +124,7 @@ def yuv_at(fb: F.FrameBuffer, x: int, y: int) -> tuple[int, int, int]:
         return int(p[0][y, x]), int(p[1][y // 2, 2 * (x // 2)]), int(p[1][y // 2, 2 * (x // 2) + 1])
     packed = {VideoFormat.YUY2: (0, 2, 1, 3), VideoFormat.UYVY: (1, 3, 0, 2), VideoFormat.YVYU: (0, 2, 3, 1)}
     iy0, iy1, iu, iv = packed[fmt]
-    mp = p[0][y, 4 * (x // 2):4 * (x // 2) + 4]
+    mp = p[0][y, 4 * (x // 2) : 4 * (x // 2) + 4]
     return int(mp[iy0 if x % 2 == 0 else iy1]), int(mp[iu]), int(mp[iv])
 
 
@@ -237,8 +290,7 @@ def test_region_conversion_matches_full_frame(fmt, photo):
 @pytest.mark.parametrize("fmt", ALL_FORMATS, ids=lambda f: NAMES[f])
 def test_output_buffer_and_scratch_reuse(fmt, photo):
     color = F.ColorParams.standard("709", full_range=False)
-    frames = [make_frame(fmt, cv2.resize(np.roll(photo, 50 * i, axis=1), (641, 361)), color)
-              for i in range(2)]
+    frames = [make_frame(fmt, cv2.resize(np.roll(photo, 50 * i, axis=1), (641, 361)), color) for i in range(2)]
     scratch: F.Scratch = {}
     out = np.empty((361, 641, 3), np.uint8)
     for fb in frames:  # the second frame reuses the first one's intermediates
@@ -260,7 +312,7 @@ def test_region_write_touches_only_the_aligned_region(fmt, roi, photo):
     w, h = 641, 361
     fb = make_frame(fmt, cv2.resize(photo, (w, h)), color, padding=9)
     for p in fb.planes:
-        p[:, p.shape[1] - 9:] = 0xAB  # mark the row padding (allocated with padding=9)
+        p[:, p.shape[1] - 9 :] = 0xAB  # mark the row padding (allocated with padding=9)
     before = fb.copy()
     x0, y0, x1, y1 = F.align_roi(fmt, w, h, roi)
     patch = np.full((y1 - y0, x1 - x0, 3), (10, 200, 30), np.uint8)
@@ -275,7 +327,7 @@ def test_region_write_touches_only_the_aligned_region(fmt, roi, photo):
         inside[r0:r1, b0:b1] = True
         assert not changed[~inside].any(), f"plane {i} changed outside the region"
         assert changed[inside].any(), f"plane {i} unchanged inside the region"
-        assert (p[:, p.shape[1] - 9:] == 0xAB).all(), "row padding was written"
+        assert (p[:, p.shape[1] - 9 :] == 0xAB).all(), "row padding was written"
     got = F.to_bgr(fb.planes, fmt, w, h, color, (x0, y0, x1, y1))
     expect: tuple[int, ...] = (10, 200, 30)
     if fmt == VideoFormat.Y800:
@@ -286,8 +338,7 @@ def test_region_write_touches_only_the_aligned_region(fmt, roi, photo):
 def test_bgra_keeps_alpha():
     fb = F.FrameBuffer.allocate(VideoFormat.BGRA, 4, 2)
     fb.planes[0][:, 3:16:4] = 77
-    F.from_bgr(np.full((2, 4, 3), 200, np.uint8), fb.planes, VideoFormat.BGRA, 4, 2,
-               F.ColorParams.standard())
+    F.from_bgr(np.full((2, 4, 3), 200, np.uint8), fb.planes, VideoFormat.BGRA, 4, 2, F.ColorParams.standard())
     assert (fb.planes[0][:, 3:16:4] == 77).all()
     assert (fb.planes[0][:, 0:16:4] == 200).all()
 
@@ -300,17 +351,20 @@ def test_rgba_channel_order():
 
 
 # -- geometry and errors --------------------------------------------------------------------
-@pytest.mark.parametrize(("fmt", "roi", "expected"), [
-    (VideoFormat.I420, (3, 5, 10, 11), (2, 4, 10, 12)),
-    (VideoFormat.I420, (-10, -10, 5000, 5000), (0, 0, 641, 361)),  # clipped; odd edges stay
-    (VideoFormat.I420, (639, 359, 700, 400), (638, 358, 641, 361)),
-    (VideoFormat.I422, (3, 5, 10, 11), (2, 5, 10, 11)),
-    (VideoFormat.YUY2, (3, 5, 10, 11), (2, 5, 10, 11)),
-    (VideoFormat.I444, (3, 5, 10, 11), (3, 5, 10, 11)),
-    (VideoFormat.BGRA, (3, 5, 10, 11), (3, 5, 10, 11)),
-    (VideoFormat.I420, (700, 0, 800, 10), (0, 0, 0, 0)),  # outside: empty
-    (VideoFormat.I420, None, (0, 0, 641, 361)),
-])
+@pytest.mark.parametrize(
+    ("fmt", "roi", "expected"),
+    [
+        (VideoFormat.I420, (3, 5, 10, 11), (2, 4, 10, 12)),
+        (VideoFormat.I420, (-10, -10, 5000, 5000), (0, 0, 641, 361)),  # clipped; odd edges stay
+        (VideoFormat.I420, (639, 359, 700, 400), (638, 358, 641, 361)),
+        (VideoFormat.I422, (3, 5, 10, 11), (2, 5, 10, 11)),
+        (VideoFormat.YUY2, (3, 5, 10, 11), (2, 5, 10, 11)),
+        (VideoFormat.I444, (3, 5, 10, 11), (3, 5, 10, 11)),
+        (VideoFormat.BGRA, (3, 5, 10, 11), (3, 5, 10, 11)),
+        (VideoFormat.I420, (700, 0, 800, 10), (0, 0, 0, 0)),  # outside: empty
+        (VideoFormat.I420, None, (0, 0, 641, 361)),
+    ],
+)
 def test_align_roi(fmt, roi, expected):
     assert F.align_roi(fmt, 641, 361, roi) == expected
 

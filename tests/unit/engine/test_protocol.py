@@ -31,13 +31,18 @@ M16 = COLOR.matrix + (0.0, 0.0, 0.0, 1.0)
 
 
 # -- messages and headers -------------------------------------------------------------------
-@pytest.mark.parametrize(("data", "expected"), [
-    (P.encode_frame(3, 12345678901), ("F", 3, 12345678901)),
-    (P.encode_attach(7, "ofs1a2b_deadbeef", 4096), ("A", 7, "ofs1a2b_deadbeef", 4096)),
-    (P.encode_settings({"source": "/a b/\nphoto.png", "blend.opacity": 0.5}),
-     ("S", {"source": "/a b/\nphoto.png", "blend.opacity": 0.5})),
-    (P.QUIT, ("Q",)),
-])
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (P.encode_frame(3, 12345678901), ("F", 3, 12345678901)),
+        (P.encode_attach(7, "ofs1a2b_deadbeef", 4096), ("A", 7, "ofs1a2b_deadbeef", 4096)),
+        (
+            P.encode_settings({"source": "/a b/\nphoto.png", "blend.opacity": 0.5}),
+            ("S", {"source": "/a b/\nphoto.png", "blend.opacity": 0.5}),
+        ),
+        (P.QUIT, ("Q",)),
+    ],
+)
 def test_messages_round_trip(data, expected):
     assert data.endswith(b"\n") and data.count(b"\n") == 1
     assert P.decode_message(data) == expected
@@ -59,8 +64,20 @@ def test_status_lines():
 
 def test_frame_header_round_trip():
     buf = bytearray(P.HEADER_SIZE)
-    P.pack_frame(buf, VideoFormat.NV12, 1921, 1081, (1952, 1952), (0, 2110112), (2110112, 1056608),
-                 2**63 + 5, M16, (0.1, 0.2, 0.3), (0.7, 0.8, 0.9), True)
+    P.pack_frame(
+        buf,
+        VideoFormat.NV12,
+        1921,
+        1081,
+        (1952, 1952),
+        (0, 2110112),
+        (2110112, 1056608),
+        2**63 + 5,
+        M16,
+        (0.1, 0.2, 0.3),
+        (0.7, 0.8, 0.9),
+        True,
+    )
     h = P.unpack_frame(buf)
     assert (h.format, h.width, h.height) == (VideoFormat.NV12, 1921, 1081)
     assert h.linesizes == (1952, 1952) and h.offsets == (0, 2110112)
@@ -116,8 +133,13 @@ def test_shared_memory_never_starts_the_resource_tracker():
         "b.close(); a.unlink()\n"
         "print(rt._resource_tracker._pid)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                         cwd=Path(__file__).resolve().parents[3])
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[3],
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "None"
     assert "leaked" not in out.stderr and "Warning" not in out.stderr
@@ -125,8 +147,9 @@ def test_shared_memory_never_starts_the_resource_tracker():
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="segments are files on Linux")
 def test_segments_of_dead_processes_are_removed():
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
     dead_pid = int(dead.stdout)  # exited: its pid is free (reuse within this test is unlikely)
     orphan = f"/dev/shm/ofs{dead_pid:x}_0badf00d"
     other = "/dev/shm/ofsnotapid_12345678"
@@ -159,13 +182,23 @@ class Slot:
 
     def submit(self, seq: int, deadline_ns: int = 0, timestamp: int = 0) -> None:
         fb = self.fb
-        self.seg.buf[P.HEADER_SIZE:P.HEADER_SIZE + fb.data.size] = fb.data.tobytes()
-        sizes = tuple(ls * rows for (rows, ls) in F.plane_layout(fb.format, fb.width, fb.height,
-                                                                  fb.linesizes))
-        P.pack_frame(self.seg.buf, fb.format, fb.width, fb.height, fb.linesizes, fb.offsets,
-                     sizes, timestamp, M16, COLOR.range_min, COLOR.range_max, False)
-        P.TIMES.pack_into(self.seg.buf, P.TIMES_OFFSET, time.perf_counter_ns(), deadline_ns,
-                          0, 0, 0, 0, 0, 0, 0)
+        self.seg.buf[P.HEADER_SIZE : P.HEADER_SIZE + fb.data.size] = fb.data.tobytes()
+        sizes = tuple(ls * rows for (rows, ls) in F.plane_layout(fb.format, fb.width, fb.height, fb.linesizes))
+        P.pack_frame(
+            self.seg.buf,
+            fb.format,
+            fb.width,
+            fb.height,
+            fb.linesizes,
+            fb.offsets,
+            sizes,
+            timestamp,
+            M16,
+            COLOR.range_min,
+            COLOR.range_max,
+            False,
+        )
+        P.TIMES.pack_into(self.seg.buf, P.TIMES_OFFSET, time.perf_counter_ns(), deadline_ns, 0, 0, 0, 0, 0, 0, 0)
         P.STATE.pack_into(self.seg.buf, P.STATE_OFFSET, P.MAGIC, P.SUBMITTED, seq)
 
     def state(self) -> tuple[int, int]:
@@ -226,7 +259,7 @@ def test_server_processes_a_frame_and_writes_back_only_the_region(server, photo_
         for i, (p, q) in enumerate(zip(out.planes, photo_frame.planes, strict=True)):
             dx, dy, _ = info.planes[i]
             mask = np.ones(p.shape, bool)
-            mask[y0 // dy:-(-y1 // dy), x0 // dx:-(-x1 // dx)] = False
+            mask[y0 // dy : -(-y1 // dy), x0 // dx : -(-x1 // dx)] = False
             np.testing.assert_array_equal(p[mask], q[mask])
         # inside the requested rect the colours are inverted
         before = F.to_bgr(photo_frame.planes, VideoFormat.I420, 641, 361, COLOR)
@@ -326,13 +359,18 @@ def test_settings_errors_keep_the_last_good_configuration(server, media, tmp_pat
     assert server.config.detector.kind == "scrfd"
 
 
-@pytest.mark.parametrize(("settings", "message"), [
-    ({}, "no source photo"),
-    ({"source": "/nonexistent/photo.png"}, "source photo not found: /nonexistent/photo.png"),
-    ({"source": "PHOTO", "swapper.kind": "model", "swapper.model": "/m/face.dfm"},
-     "face-swap model not found: /m/face.dfm"),
-    ({"source": "PHOTO", "swapper.photo.mask.feather": "wide"}, "cannot use 'wide'"),
-])
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({}, "no source photo"),
+        ({"source": "/nonexistent/photo.png"}, "source photo not found: /nonexistent/photo.png"),
+        (
+            {"source": "PHOTO", "swapper.kind": "model", "swapper.model": "/m/face.dfm"},
+            "face-swap model not found: /m/face.dfm",
+        ),
+        ({"source": "PHOTO", "swapper.photo.mask.feather": "wide"}, "cannot use 'wide'"),
+    ],
+)
 def test_settings_without_a_good_configuration_are_an_error(server, media, settings, message):
     settings = {k: (str(media("astronaut.png")) if v == "PHOTO" else v) for k, v in settings.items()}
     server.handle(("S", settings))
@@ -382,8 +420,13 @@ def test_client_side_modules_import_only_the_standard_library():
         "new = {m.split('.')[0] for m in set(sys.modules) - before if not m.startswith('__')}\n"
         "print(sorted(new - set(sys.stdlib_module_names) - {'obs_faceswap'}))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                         cwd=Path(__file__).resolve().parents[3])
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[3],
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
 

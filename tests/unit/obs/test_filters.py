@@ -36,8 +36,9 @@ def values(**overrides: Any) -> dict[str, Any]:
     return v
 
 
-def new_async(api: FakeApi | None = None, engine: FakeEngineModule | None = None,
-              **settings: Any) -> tuple[AsyncFaceSwap, FakeApi, FakeEngineModule]:
+def new_async(
+    api: FakeApi | None = None, engine: FakeEngineModule | None = None, **settings: Any
+) -> tuple[AsyncFaceSwap, FakeApi, FakeEngineModule]:
     api = api or FakeApi()
     engine = engine or FakeEngineModule()
     return AsyncFaceSwap(api, SOURCE, values(**settings), engine_api=engine), api, engine
@@ -58,6 +59,7 @@ def by_addr(frames: list[FakeFrame]) -> dict[int, FakeFrame]:
 
 
 # --- synchronised mode ------------------------------------------------------------------
+
 
 def test_sync_holds_frames_and_each_carries_its_own_result() -> None:
     f, api, engine = new_async(sync_frames=3)
@@ -112,8 +114,7 @@ def test_lowering_the_depth_releases_frames_to_libobs_exactly_once() -> None:
 def test_frames_keep_flowing_without_an_engine_and_keep_the_delay() -> None:
     engine = FakeEngineModule()
     api = FakeApi()
-    f = AsyncFaceSwap(api, SOURCE, values(sync_frames=2, engine_python="/nonexistent/python"),
-                      engine_api=engine)
+    f = AsyncFaceSwap(api, SOURCE, values(sync_frames=2, engine_python="/nonexistent/python"), engine_api=engine)
     assert f.client is None and "does not exist" in f.error
     frames = [make_frame(i) for i in range(6)]
     out = run(f, frames)
@@ -125,8 +126,13 @@ def test_frames_keep_flowing_without_an_engine_and_keep_the_delay() -> None:
 
 def test_missing_client_module_passes_through() -> None:
     api = FakeApi()
-    f = AsyncFaceSwap(api, SOURCE, values(timing_mode="latency"), engine_api=None,
-                      engine_error="engine client unavailable: ImportError")
+    f = AsyncFaceSwap(
+        api,
+        SOURCE,
+        values(timing_mode="latency"),
+        engine_api=None,
+        engine_error="engine client unavailable: ImportError",
+    )
     fr = make_frame(5)
     assert f.filter_video(fr.addr) == fr.addr
     assert "ImportError" in f.status_lines()[1]
@@ -181,6 +187,7 @@ def test_frame_view_mirrors_the_obs_frame(fmt: int) -> None:
 
 # --- lowest-latency mode ------------------------------------------------------------------
 
+
 def test_latency_applies_a_result_only_to_the_next_frame() -> None:
     f, api, engine = new_async(timing_mode="latency")
     client = engine.clients[0]
@@ -221,6 +228,7 @@ def test_switching_to_latency_hands_held_frames_back() -> None:
 
 # --- lifecycle ------------------------------------------------------------------------------
 
+
 def test_filter_remove_releases_held_frames_once() -> None:
     f, api, engine = new_async(sync_frames=3)
     frames = [make_frame(i) for i in range(3)]
@@ -259,8 +267,7 @@ def test_unload_then_load_passes_through_and_restarts_the_engine() -> None:
     assert not f.passthrough and len(engine.clients) == 2 and engine.clients[1].started
 
 
-def test_destroy_with_a_stray_frame_warns_instead_of_touching_a_dead_parent(
-        caplog: pytest.LogCaptureFixture) -> None:
+def test_destroy_with_a_stray_frame_warns_instead_of_touching_a_dead_parent(caplog: pytest.LogCaptureFixture) -> None:
     f, api, _ = new_async(sync_frames=2)
     run(f, [make_frame(1)])
     with caplog.at_level(logging.WARNING):
@@ -269,6 +276,7 @@ def test_destroy_with_a_stray_frame_warns_instead_of_touching_a_dead_parent(
 
 
 # --- settings, status, hotkey ---------------------------------------------------------
+
 
 def test_only_changed_settings_reach_the_engine_live() -> None:
     f, _, engine = new_async()
@@ -302,8 +310,7 @@ def test_changing_the_interpreter_restarts_the_engine_once_typing_stops(tmp_path
 
 
 def test_engine_settings_mapping() -> None:
-    e = st.engine_settings(values(source_photo="/a.png", provider="cuda", selection_reference="",
-                                  detect_interval=5))
+    e = st.engine_settings(values(source_photo="/a.png", provider="cuda", selection_reference="", detect_interval=5))
     assert e["source"] == "/a.png" and e["swapper.model"] is None and e["selection.reference"] is None
     assert e["swapper.kind"] == "photo" and e["swapper.plugin"] is None
     assert e["runtime.providers"] == "cuda,cpu"
@@ -312,8 +319,9 @@ def test_engine_settings_mapping() -> None:
     assert st.engine_settings(values(provider="cpu"))["runtime.providers"] == "cpu"
     # every engine key is a real PipelineConfig field (or an engine-level key)
     pipeline_keys = {k for k in e if "." in k}
-    cfg.apply_updates(cfg.PipelineConfig(), {k: e[k] for k in pipeline_keys
-                                            if e[k] is not None and k != "runtime.providers"})
+    cfg.apply_updates(
+        cfg.PipelineConfig(), {k: e[k] for k in pipeline_keys if e[k] is not None and k != "runtime.providers"}
+    )
 
 
 def test_the_swapper_kind_follows_what_is_filled_in() -> None:
@@ -376,7 +384,7 @@ def test_hotkey_lives_on_the_parent_and_toggles_the_setting() -> None:
     f, api, _ = new_async()
     f.set_hotkey_callback(0xCAFE, 7)
     f.video_tick(0.1)
-    (hid, (src, name, desc, cb, data)), = api.hotkeys.items()
+    ((hid, (src, name, desc, cb, data)),) = api.hotkeys.items()
     assert src == api.parent and name == "obs_faceswap.toggle:Face Swap" and (cb, data) == (0xCAFE, 7)
     f.toggle_swap()
     assert api.source_updates == [{"swap_enabled": False}]
@@ -385,6 +393,7 @@ def test_hotkey_lives_on_the_parent_and_toggles_the_setting() -> None:
 
 
 # --- properties ---------------------------------------------------------------------
+
 
 def test_properties_show_every_setting_once_with_the_status_first() -> None:
     api = FakeApi()
@@ -415,6 +424,7 @@ def test_refresh_and_visibility_callbacks_rewrite_the_dialog() -> None:
 
 
 # --- render filter ----------------------------------------------------------------------
+
 
 def test_render_filter_reads_back_holds_and_uploads_each_frame_with_its_result() -> None:
     api, engine = FakeApi(), FakeEngineModule()
@@ -449,6 +459,7 @@ def test_render_filter_skips_when_idle_in_latency_mode_and_frees_gpu_on_destroy(
 
 # --- registry and trampolines ---------------------------------------------------------
 
+
 def make_registry() -> tuple[Registry, FakeApi, FakeEngineModule]:
     reg, api, engine = Registry(), FakeApi(), FakeEngineModule()
     reg.load(api, engine_loader=lambda: (engine, ""))
@@ -471,8 +482,12 @@ def test_registry_registers_both_types_once_and_reenables_on_reload() -> None:
     reg.unload()
     reg.load(api, engine_loader=lambda: (engine, ""))
     assert len(api.registered) == 2
-    assert api.enabled_types == [(ASYNC_ID.encode(), False), (RENDER_ID.encode(), False),
-                                 (ASYNC_ID.encode(), True), (RENDER_ID.encode(), True)]
+    assert api.enabled_types == [
+        (ASYNC_ID.encode(), False),
+        (RENDER_ID.encode(), False),
+        (ASYNC_ID.encode(), True),
+        (RENDER_ID.encode(), True),
+    ]
 
 
 def test_trampolines_create_dispatch_and_survive_exceptions() -> None:
@@ -514,8 +529,13 @@ def test_obs_package_imports_only_the_standard_library() -> None:
         heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('numpy', 'cv2', 'onnxruntime', 'scipy', 'numba'))
         print(heavy)
     """)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                         cwd=Path(__file__).resolve().parents[3])
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[3],
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
 
@@ -531,16 +551,16 @@ def test_script_file_finds_its_package_from_anywhere(tmp_path: Path) -> None:
         print(callable(m.script_load), callable(m.script_unload), 'Face Swap' in m.script_description())
         print(obs_faceswap.__file__)
     """)
-    out = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, timeout=60,
-                         cwd=tmp_path)
+    out = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     first, second = out.stdout.strip().splitlines()
     assert first == "True True True"
     assert Path(second).resolve().parent == script.parent.parent
 
 
-def test_stats_file_is_written_after_the_timed_tick_and_can_be_reset(tmp_path: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_stats_file_is_written_after_the_timed_tick_and_can_be_reset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import json
 
     monkeypatch.setenv("OBS_FACESWAP_STATS_DIR", str(tmp_path))
