@@ -156,6 +156,8 @@ _OCCLUSION_MIN_TEXELS = 12
 _REFERENCE_RATE = 0.05
 # A re-estimated colour is cross-faded in over this many frames (at most the interval).
 _FADE_FRAMES = 8
+# Stands for "no bound" in the hue guard's L* plane (finite: it is resized).
+_GUARD_OFF = 1e6
 # Temporal smoothing of the live statistics at each re-estimate (1 = no smoothing):
 # re-estimating every few frames otherwise makes the colour step visibly.
 _STATS_MIX = 0.5
@@ -502,6 +504,10 @@ class PhotoSwapper:
         self.texture_bgr = tex
         self.texture_alpha = alpha
         self._texture_lab = tex_lab
+        # The hue guard's floor from the source: its a*, b* (contiguous, with L* out of play),
+        # so the guard runs as two whole-image OpenCV calls instead of strided numpy.
+        self._guard_source = tex_lab.copy()
+        self._guard_source[..., 0] = -_GUARD_OFF
         self._texture_lab_small = cv2.resize(self._texture_lab, (_SHADING_SIZE, _SHADING_SIZE),
                                              interpolation=cv2.INTER_AREA)
         self._base_texture = _with_alpha(tex, alpha)
@@ -863,7 +869,7 @@ class PhotoSwapper:
                         (1 - _STATS_MIX) * track.guard + _STATS_MIX * guard
                 if track.shading is not None:
                     up = cv2.resize(track.shading, (self.size, self.size), interpolation=cv2.INTER_LINEAR)
-                    lab += np.float32(cfg.strength) * up
+                    cv2.scaleAdd(up, cfg.strength, lab, dst=lab)
                 # Eyes take the live lighting but keep their own colour: a skin-to-skin map
                 # turns eye whites orange.
                 for (y0, y1, x0, x1), wgt in self._eye_weights:
@@ -899,8 +905,13 @@ class PhotoSwapper:
         and the live face's minimum nearby (in place): no texel turns greener or bluer than
         either face is there (blue brows, grey-blue blotches from an overflowing transfer).
         An upper bound is not applied: clamping warm overshoots makes grey patches."""
-        up = cv2.resize(guard[..., :2], (self.size, self.size), interpolation=cv2.INTER_LINEAR)
-        np.maximum(lab[..., 1:], np.minimum(self._texture_lab[..., 1:], up), out=lab[..., 1:])
+        n = guard.shape[0]
+        low = np.empty((n, n, 3), np.float32)
+        low[..., 0] = _GUARD_OFF  # L* is not guarded: min(off, -off) = -off, max(L*, -off) = L*
+        low[..., 1:] = guard[..., :2]
+        up = np.asarray(cv2.resize(low, (self.size, self.size), interpolation=cv2.INTER_LINEAR), np.float32)
+        cv2.min(up, self._guard_source, dst=up)
+        cv2.max(lab, up, dst=lab)
 
     def _live_view(self, frame: ImageBGR, lm: FloatArray, *, measure: bool = True) -> _LiveView | None:
         """The live face unwrapped into a small UV image, how well each texel is seen, which
@@ -973,8 +984,7 @@ def _live_range(ab: npt.NDArray[np.float32], seen: npt.NDArray[np.bool_]) -> npt
     n = ab.shape[0]
     if seen.sum() < 16:
         return np.concatenate([np.full_like(ab, -128.0), np.full_like(ab, 127.0)], axis=2)
-    lo_all = np.percentile(ab[seen], 1, axis=0).astype(np.float32)
-    hi_all = np.percentile(ab[seen], 99, axis=0).astype(np.float32)
+    lo_all, hi_all = np.percentile(ab[seen], [1, 99], axis=0).astype(np.float32)
     k = _disc(_GUARD_WINDOW * n)
     lo = cv2.erode(np.where(seen[..., None], ab, hi_all), k)
     hi = cv2.dilate(np.where(seen[..., None], ab, lo_all), k)
