@@ -41,6 +41,7 @@ import numpy.typing as npt
 
 from obs_faceswap import merge
 from obs_faceswap.config import ColorConfig, MaskConfig, ShapeConfig, SwapperConfig
+from obs_faceswap.cvtyped import above, f32, u8, zero
 from obs_faceswap.errors import InputError
 from obs_faceswap.frame import clip_box
 from obs_faceswap.geometry import (
@@ -215,7 +216,7 @@ def _uv_distance(face: CanonicalFace, polygons: list[tuple[int, ...]], *, inside
     if not inside:
         m = 255 - m
     d = cv2.distanceTransform(m, cv2.DIST_L2, 5) / n
-    return d[px[:, 1], px[:, 0]]
+    return np.asarray(d[px[:, 1], px[:, 0]], np.float64)
 
 
 def edge_distance(face: CanonicalFace) -> npt.NDArray[np.float64]:
@@ -293,10 +294,10 @@ class PhotoSwapper:
         self._uv_small = (face.uv * n).astype(np.float32)
         nonskin = _polygon_mask((n, n), [self._uv_small[list(p)] for p in
                                          (RIGHT_EYE, LEFT_EYE, LIPS_OUTER, _NOSTRILS)])
-        nonskin = cv2.dilate(nonskin, _disc(n * 0.04))
+        nonskin = u8(cv2.dilate(nonskin, _disc(n * 0.04)))
         # Real brows are often thicker than the mesh's brow contour: keep well clear of them.
         brows = _polygon_mask((n, n), [self._uv_small[list(p)] for p in (RIGHT_EYEBROW, LEFT_EYEBROW)])
-        nonskin = cv2.max(nonskin, cv2.dilate(brows, _disc(n * _BROW_MARGIN)))
+        nonskin = u8(cv2.max(nonskin, cv2.dilate(brows, _disc(n * _BROW_MARGIN))))
         self._shading_skin = (nonskin == 0).astype(np.float32)
         k = _OCCLUSION_SIZE
         self._uv_occ = (face.uv * k).astype(np.float32)
@@ -340,11 +341,11 @@ class PhotoSwapper:
         for eye in (RIGHT_EYE, LEFT_EYE):
             pts = self._uv_px[list(eye)]
             m = _polygon_mask((self.size, self.size), [pts])
-            m = cv2.GaussianBlur(m.astype(np.float32) / 255, (0, 0), self.size * 0.004)
+            blurred = f32(cv2.GaussianBlur(m.astype(np.float32) / 255, (0, 0), self.size * 0.004))
             pad = int(self.size * 0.02)
             x0, y0 = np.maximum(np.floor(pts.min(axis=0)).astype(int) - pad, 0)
             x1, y1 = np.minimum(np.ceil(pts.max(axis=0)).astype(int) + pad, self.size)
-            box = m[y0:y1, x0:x1, None]
+            box = blurred[y0:y1, x0:x1, None]
             self._eye_weights.append(((y0, y1, x0, x1),
                                       (1 - box * (1 - _EYE_TRANSFER)).astype(np.float32)))
         # The upper face, from just above the brows (brows are a strong identity cue and stay
@@ -413,7 +414,7 @@ class PhotoSwapper:
         xy = lm[:, :2]
         mx, my, ids = raster.rasterise(uvp, xy, tris, (size, size), with_ids=True)
         assert ids is not None
-        self._direct = cv2.remap(image, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        self._direct = u8(cv2.remap(image, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
         # The mirror view takes each triangle's pixels from its counterpart on the other side
         # of the face (vertex i sampled where mirror[i] is): exact, whatever the UV layout.
         mx, my, _ = raster.rasterise(uvp, xy[self.face.mirror], tris, (size, size))
@@ -515,7 +516,7 @@ class PhotoSwapper:
         small_alpha = cv2.resize(alpha, (n, n), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
         self._trusted_small = cv2.resize(trusted.astype(np.float32), (n, n), interpolation=cv2.INTER_AREA)
         # ... except near the outline, where the swapped skin meets the live skin.
-        inside = cv2.compare(cv2.resize(alpha, (n, n), interpolation=cv2.INTER_AREA), 0, cv2.CMP_GT)
+        inside = above(u8(cv2.resize(alpha, (n, n), interpolation=cv2.INTER_AREA)), 0)
         depth = cv2.distanceTransform(cv2.copyMakeBorder(inside, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0),
                                       cv2.DIST_L2, 5)[1:-1, 1:-1]
         self._trusted_small *= np.clip(depth / (_EDGE_FOLLOW * n), 0.0, 1.0)
@@ -567,7 +568,7 @@ class PhotoSwapper:
         centre = labels[nose[1], nose[0]]
         if centre > 0:
             keep = (labels == centre).astype(np.uint8)
-        keep = cv2.morphologyEx(keep, cv2.MORPH_OPEN, _disc(size * 0.02))
+        keep = u8(cv2.morphologyEx(keep, cv2.MORPH_OPEN, _disc(size * 0.02)))
         # Glasses frames and strands across the inner face: thin and much darker than what
         # is around them (a black-hat response), away from the features themselves.
         thin = cv2.morphologyEx(lab[..., 0], cv2.MORPH_BLACKHAT, _disc(size * _OCCLUDER_WIDTH))
@@ -690,13 +691,13 @@ class PhotoSwapper:
         include = ~self._mouth if self.mask_config.keep_mouth else None
         order, _ = raster.draw_order(dst, shaped[:, 2], self.face.triangles, self._uv_sign, include)
         mx, my, _ = raster.rasterise(dst, self._uv_px, self.face.triangles, (w, h), order)
-        rendered = cv2.remap(texture, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                             borderValue=(0, 0, 0, 0))
-        crop = cv2.cvtColor(rendered, cv2.COLOR_BGRA2BGR)
+        rendered = u8(cv2.remap(texture, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                                borderValue=(0, 0, 0, 0)))
+        crop = u8(cv2.cvtColor(rendered, cv2.COLOR_BGRA2BGR))
         alpha = np.ascontiguousarray(rendered[..., 3])
         # Where nothing was rendered, carry the frame: a soft mask edge then blends frame
         # with frame instead of pulling in black (the "dark rim").
-        cv2.copyTo(frame[y0:y1, x0:x1], cv2.compare(alpha, 0, cv2.CMP_EQ), crop)
+        cv2.copyTo(frame[y0:y1, x0:x1], zero(alpha), crop)
         # mouth and eye cuts follow the LIVE features: that is where the real ones are
         occluded = self._live_occlusion(track, frame, lm)
         mask = self._mask(alpha, lm[:, :2] - origin, face_w, occluded)
@@ -744,7 +745,7 @@ class PhotoSwapper:
         inside = (mx >= 0) & (my >= 0) & (mx <= fw - 1) & (my <= fh - 1)
         if inside.sum() < k * k // 8:
             return None
-        live = to_lab(cv2.remap(frame, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
+        live = to_lab(u8(cv2.remap(frame, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)))
         # Only where the face is seen squarely: where it turns away, the ear, the collar and
         # the background come and go at the mesh's edge.
         facing = self._vertex_field(facing_ratio(lm, self.face.triangles, self._uv_sign))
@@ -774,7 +775,7 @@ class PhotoSwapper:
                                    track.reference).astype(np.float32)
         if not occ.any():
             return None
-        return cv2.compare(occ.astype(np.uint8), 0, cv2.CMP_GT)
+        return above(occ.astype(np.uint8), 0)
 
     def _mask(self, alpha: Mask, dst: FloatArray, face_w: float, occluded: Mask | None = None) -> Mask:
         """Soft mask from the rendered coverage × hair trim, minus mouth and eyes, feathered,
@@ -789,11 +790,11 @@ class PhotoSwapper:
         sw, sh = max(1, round(w * s)), max(1, round(h * s))
         # INTER_LINEAR, not INTER_AREA: 25x faster at non-integer factors, and this edge is
         # blurred below anyway.
-        small = cv2.resize(alpha, (sw, sh), interpolation=cv2.INTER_LINEAR)
+        small = u8(cv2.resize(alpha, (sw, sh), interpolation=cv2.INTER_LINEAR))
         # Fill interior holes (nostril slivers, the undrawn mouth) so only the outer
         # silhouette is feathered; mouth and eyes get their own soft cuts below.
         solid = np.zeros_like(small)
-        contours, _ = cv2.findContours(cv2.compare(small, 8, cv2.CMP_GT), cv2.RETR_EXTERNAL,
+        contours, _ = cv2.findContours(above(small, 8), cv2.RETR_EXTERNAL,
                                        cv2.CHAIN_APPROX_SIMPLE)
         cv2.drawContours(solid, contours, -1, 255, cv2.FILLED)
         fw_small = face_w * s
@@ -801,13 +802,13 @@ class PhotoSwapper:
         # feathered edge is 0 at the silhouette: no unrendered pixel can bleed in as a rim.
         blur = cfg.feather * fw_small
         erode = cfg.erode * fw_small + blur + 1
-        solid = cv2.erode(solid, _disc(2 * erode + 1))
+        solid = u8(cv2.erode(solid, _disc(2 * erode + 1)))
         if blur >= 0.5:
-            solid = cv2.GaussianBlur(solid, (0, 0), blur / 3)
+            solid = u8(cv2.GaussianBlur(solid, (0, 0), blur / 3))
         # Inside the silhouette the rendered alpha carries the hair trim; holes count as 255.
         inner = small.copy()
         inner[(small == 0) & (solid > 0)] = 255
-        m = cv2.min(solid, inner)
+        m = u8(cv2.min(solid, inner))
         pts = dst * s
         if cfg.keep_mouth:
             m = _cut(m, [pts[list(LIPS_INNER)]], grow=0.01 * fw_small, soft=0.03 * fw_small)
@@ -820,9 +821,9 @@ class PhotoSwapper:
             # grown and softened, so the occluder's edge and its anti-aliased rim stay live
             hole = cv2.dilate(hole, _disc(0.04 * fw_small))
             sigma = max(0.3, 0.01 * fw_small)
-            m = cv2.subtract(m, cv2.GaussianBlur(cv2.dilate(hole, _disc(6 * sigma + 1)), (0, 0), sigma))
+            m = u8(cv2.subtract(m, cv2.GaussianBlur(cv2.dilate(hole, _disc(6 * sigma + 1)), (0, 0), sigma)))
         if (sw, sh) != (w, h):
-            m = cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR)
+            m = u8(cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR))
         return m
 
     def _track(self, track_id: int) -> _Track:
@@ -856,10 +857,10 @@ class PhotoSwapper:
                 m = transfer_matrix(cfg.mode, self.source_stats, track.stats, cfg.strength,
                                     max_chroma_gain=_CHROMA_GAIN)
                 m32 = m.astype(np.float32)
-                lab = cv2.transform(self._texture_lab, m32)
+                lab = f32(cv2.transform(self._texture_lab, m32))
                 if view is not None:
                     # The map is affine, so shrinking commutes with it: use the pre-shrunk texture.
-                    shading = self._shading(view, cv2.transform(self._texture_lab_small, m32))
+                    shading = self._shading(view, f32(cv2.transform(self._texture_lab_small, m32)))
                     # The guard compares each texel with the live face where it will land.
                     landing = view if shaped is None or shaped is lm else self._live_view(frame, shaped, measure=False)
                     guard = _live_range((landing or view).lab[..., 1:], (landing or view).weight > 0.5)
@@ -897,8 +898,9 @@ class PhotoSwapper:
             track.shown = track.texture
             return track.texture
         t = step / frames
-        track.shown = cv2.addWeighted(track.fade_from, 1.0 - t, track.texture, t, 0.0)
-        return track.shown
+        shown = u8(cv2.addWeighted(track.fade_from, 1.0 - t, track.texture, t, 0.0))
+        track.shown = shown
+        return shown
 
     def _guard_hue(self, lab: npt.NDArray[np.float32], guard: npt.NDArray[np.float32]) -> None:
         """Keep each texel's a* and b* from falling below both the source's own value there
@@ -929,7 +931,7 @@ class PhotoSwapper:
         inside = (mx >= 0) & (my >= 0) & (mx <= fw - 1) & (my <= fh - 1)
         if inside.sum() < n * n // 8:
             return None
-        lab = to_lab(cv2.remap(frame, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
+        lab = to_lab(u8(cv2.remap(frame, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)))
         facing = self._vertex_field(facing_ratio(lm, self.face.triangles, self._uv_sign))
         # The live image is real even where the face turns away (unlike a smear of a few
         # source pixels): only the most oblique rim, where background leaks in, is left out.
@@ -963,7 +965,7 @@ class PhotoSwapper:
         # painted-over skin has no identity to keep and follows the live skin closely.
         t = self._trusted_small[..., None]
         field = fields[0] * t + fields[1] * (1 - t)
-        return np.clip(field, -_SHADING_MAX, _SHADING_MAX)
+        return np.asarray(np.clip(field, -_SHADING_MAX, _SHADING_MAX), np.float32)
 
 
 def facing_ratio(landmarks: npt.ArrayLike, triangles: npt.NDArray[np.int32],
@@ -976,7 +978,8 @@ def facing_ratio(landmarks: npt.ArrayLike, triangles: npt.NDArray[np.int32],
     p = np.asarray(landmarks, np.float64)[:, :3]
     a, b, c = p[triangles[:, 0]], p[triangles[:, 1]], p[triangles[:, 2]]
     true_area = np.linalg.norm(np.cross(b - a, c - a), axis=1)
-    return raster.signed_areas(p[:, :2], triangles) * uv_sign / np.maximum(true_area, 1e-9)
+    ratio: npt.NDArray[np.float64] = raster.signed_areas(p[:, :2], triangles) * uv_sign / np.maximum(true_area, 1e-9)
+    return ratio
 
 
 def _live_range(ab: npt.NDArray[np.float32], seen: npt.NDArray[np.bool_]) -> npt.NDArray[np.float32]:
@@ -1009,8 +1012,8 @@ def live_skin_stats(frame: ImageBGR, landmarks: FloatArray) -> LabStats | None:
     # Statistics do not need every pixel of a big face: shrink to about 128 px across.
     s = min(1.0, 128.0 / (x1 - x0))
     if s < 1.0:
-        roi = cv2.resize(roi, (max(2, round(roi.shape[1] * s)), max(2, round(roi.shape[0] * s))),
-                         interpolation=cv2.INTER_AREA)
+        roi = u8(cv2.resize(roi, (max(2, round(roi.shape[1] * s)), max(2, round(roi.shape[0] * s))),
+                         interpolation=cv2.INTER_AREA))
         polys = [p * s for p in polys]
     m = _polygon_mask(roi.shape[:2], polys)
     px = roi[m > 0]
@@ -1043,10 +1046,10 @@ def _cut(m: Mask, polygons: list[FloatArray], *, grow: float, soft: float) -> Ma
         cv2.polylines(hole, pts, True, 255, 1, cv2.LINE_8, 4)
     sigma = soft / 3  # the Gaussian reaches about 3 sigma
     reach = grow + 3 * sigma  # the blur must not eat into the polygon itself
-    hole = cv2.dilate(hole, _disc(2 * reach + 1))
+    hole = u8(cv2.dilate(hole, _disc(2 * reach + 1)))
     if sigma >= 0.3:
-        hole = cv2.GaussianBlur(hole, (0, 0), sigma)
-    return cv2.subtract(m, hole)
+        hole = u8(cv2.GaussianBlur(hole, (0, 0), sigma))
+    return u8(cv2.subtract(m, hole))
 
 
 def _push_pull_fill(image: ImageBGR, valid: npt.NDArray[np.bool_]) -> ImageBGR:
@@ -1060,8 +1063,8 @@ def _push_pull_fill(image: ImageBGR, valid: npt.NDArray[np.bool_]) -> ImageBGR:
     levels: list[tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]] = []
     while min(img.shape[:2]) > 4:
         levels.append((img, w))
-        img = cv2.resize(img, (img.shape[1] // 2, img.shape[0] // 2), interpolation=cv2.INTER_AREA)
-        w = cv2.resize(w, (w.shape[1] // 2, w.shape[0] // 2), interpolation=cv2.INTER_AREA)
+        img = f32(cv2.resize(img, (img.shape[1] // 2, img.shape[0] // 2), interpolation=cv2.INTER_AREA))
+        w = f32(cv2.resize(w, (w.shape[1] // 2, w.shape[0] // 2), interpolation=cv2.INTER_AREA))
     cur = img / np.maximum(w, 1e-6)[..., None]
     # Coarsest cells without any valid pixel take the overall mean (not black).
     total = float(w.sum())
@@ -1073,7 +1076,7 @@ def _push_pull_fill(image: ImageBGR, valid: npt.NDArray[np.bool_]) -> ImageBGR:
         lw3 = np.clip(lw, 0.0, 1.0)[..., None]
         own = lim / np.maximum(lw, 1e-6)[..., None]
         cur = own * lw3 + up * (1 - lw3)
-    out = cv2.convertScaleAbs(cur)
+    out = u8(cv2.convertScaleAbs(cur))
     out[valid] = image[valid]
     return out
 
@@ -1092,7 +1095,7 @@ def _skin_distance(lab: npt.NDArray[np.float32], samples: npt.NDArray[np.float32
     sd = np.maximum(1.4826 * np.median(np.abs(samples - med), axis=0), floor)
     d = (lab - med.astype(np.float32)) / sd.astype(np.float32)
     dl = np.minimum(d[..., 0], 0.0)
-    return np.sqrt(dl * dl + d[..., 1] ** 2 + d[..., 2] ** 2)
+    return np.asarray(np.sqrt(dl * dl + d[..., 1] ** 2 + d[..., 2] ** 2), np.float32)
 
 
 def _live_skin(lab: npt.NDArray[np.float32], samples: npt.NDArray[np.float32]) -> npt.NDArray[np.bool_]:
@@ -1137,8 +1140,8 @@ def _normalised_blur(values: npt.NDArray[np.float32], weight: npt.NDArray[np.flo
     n = values.shape[0]
     work = int(np.clip(round(3.0 / sigma), 8, n))
     if work < n:
-        values = cv2.resize(values, (work, work), interpolation=cv2.INTER_AREA)
-        weight = cv2.resize(weight, (work, work), interpolation=cv2.INTER_AREA)
+        values = f32(cv2.resize(values, (work, work), interpolation=cv2.INTER_AREA))
+        weight = f32(cv2.resize(weight, (work, work), interpolation=cv2.INTER_AREA))
     num = cv2.GaussianBlur(values, (0, 0), sigma * work)
     den = cv2.GaussianBlur(weight, (0, 0), sigma * work)
     out = num / (den + 0.05)[..., None]
@@ -1149,7 +1152,7 @@ def _normalised_blur(values: npt.NDArray[np.float32], weight: npt.NDArray[np.flo
 
 def _with_alpha(bgr: ImageBGR, alpha: Mask) -> npt.NDArray[np.uint8]:
     """BGRA image from BGR and an alpha plane (cvtColor + one plane copy: 10x cv2.merge)."""
-    out = cv2.cvtColor(bgr, cv2.COLOR_BGR2BGRA)
+    out = u8(cv2.cvtColor(bgr, cv2.COLOR_BGR2BGRA))
     out[..., 3] = alpha
     return out
 
@@ -1157,12 +1160,12 @@ def _with_alpha(bgr: ImageBGR, alpha: Mask) -> npt.NDArray[np.uint8]:
 def _disc(d: float) -> npt.NDArray[np.uint8]:
     """Elliptic structuring element of (odd) diameter about ``d``."""
     k = _odd(d)
-    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+    return u8(cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
 
 
 def _mirror_u(image: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     """Mirror a UV-space image about u = 0.5 (the canonical layout is symmetric to 0.1 %)."""
     n = image.shape[1]
     m = np.array([[-1.0, 0.0, float(n)], [0.0, 1.0, 0.0]])
-    return cv2.warpAffine(image, m, (n, image.shape[0]), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return f32(cv2.warpAffine(image, m, (n, image.shape[0]), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0))
