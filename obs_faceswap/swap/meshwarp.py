@@ -738,41 +738,47 @@ class PhotoSwapper:
 
     def _live_occlusion(self, track: _Track, frame: ImageBGR, lm: FloatArray) -> Mask | None:
         """UV map (:data:`_OCCLUSION_SIZE`, uint8 0/255) of what is in front of the live face
-        on this frame, or None when nothing is; updates the track's reference."""
+        on this frame, or None when nothing is; updates the track's reference.
+
+        Runs every frame: the work beyond unwrapping and comparing (how squarely each texel
+        is seen, the persistence and size tests) is done only when some texel changed.
+        """
         k = _OCCLUSION_SIZE
         fh, fw = frame.shape[:2]
         mx, my, _ = raster.rasterise(self._uv_occ, lm[:, :2], self.face.triangles, (k, k))
         inside = (mx >= 0) & (my >= 0) & (mx <= fw - 1) & (my <= fh - 1)
-        if inside.sum() < k * k // 8:
+        if np.count_nonzero(inside) < k * k // 8:
             return None
         live = to_lab(u8(cv2.remap(frame, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)))
-        # Only where the face is seen squarely: where it turns away, the ear, the collar and
-        # the background come and go at the mesh's edge.
-        facing = self._vertex_field(facing_ratio(lm, self.face.triangles, self._uv_sign))
-        square = self._interpolate(facing, None, k)[0] > _OCCLUSION_FACING
-        judged = inside & self._occ_judged & square
-        occ = np.zeros((k, k), bool)
-        # (Colour alone cannot tell a microphone from a beard, which must not show through:
-        # only a change from the face's usual look counts.)
         if track.reference is None:
             track.reference = live
-        else:  # unlike the face's usual look there: a hand, a strand, anything that came in front
-            de = np.sqrt(((live - track.reference) ** 2).sum(axis=2))
-            occ |= de > _OCCLUSION_DE
-        occ &= judged
+            track.changed = None
+            return None
+        # (Colour alone cannot tell a microphone from a beard, which must not show through:
+        # only a change from the face's usual look counts.) Unlike the face's usual look
+        # there: a hand, a strand, anything that came in front.
+        d = live - track.reference
+        occ = (np.einsum("ijk,ijk->ij", d, d) > _OCCLUSION_DE**2) & inside & self._occ_judged
+        if occ.any():
+            # Only where the face is seen squarely: where it turns away, the ear, the collar
+            # and the background come and go at the mesh's edge.
+            facing = self._vertex_field(facing_ratio(lm, self.face.triangles, self._uv_sign))
+            occ &= self._interpolate(facing, None, k)[0] > _OCCLUSION_FACING
         # Only what stays: a change on one frame alone (a blink, a twitch) is the face's own.
-        before = track.changed if track.changed is not None else np.zeros_like(occ)
+        before = track.changed
         track.changed = occ
-        occ = occ & cv2.dilate(before.astype(np.uint8), _disc(3)).astype(bool)
-        # ... and is a sizeable patch (a hand, a microphone, a strand's length): specks are
-        # the face's own (a shadow moving, the mesh's jitter).
-        _, labels, cc, _ = cv2.connectedComponentsWithStats(occ.astype(np.uint8))
-        big = np.flatnonzero(cc[:, cv2.CC_STAT_AREA] >= _OCCLUSION_MIN_TEXELS)
-        occ = np.isin(labels, big[big > 0])
+        if before is not None and occ.any() and before.any():
+            occ = occ & (cv2.dilate(before.astype(np.uint8), _disc(3)) > 0)
+            # ... and is a sizeable patch (a hand, a microphone, a strand's length): specks
+            # are the face's own (a shadow moving, the mesh's jitter).
+            _, labels, cc, _ = cv2.connectedComponentsWithStats(occ.astype(np.uint8))
+            big = np.flatnonzero(cc[:, cv2.CC_STAT_AREA] >= _OCCLUSION_MIN_TEXELS)
+            occ = np.isin(labels, big[big > 0])
+        else:
+            occ = np.zeros_like(occ)
         # the reference follows the face where it is seen and nothing is in front
-        follow = (inside & ~cv2.dilate(occ.astype(np.uint8), _disc(7)).astype(bool))[..., None]
-        track.reference = np.where(follow, track.reference + _REFERENCE_RATE * (live - track.reference),
-                                   track.reference).astype(np.float32)
+        follow = inside & ~(cv2.dilate(occ.astype(np.uint8), _disc(7)) > 0) if occ.any() else inside
+        cv2.accumulateWeighted(live, track.reference, _REFERENCE_RATE, mask=follow.astype(np.uint8))
         if not occ.any():
             return None
         return above(occ.astype(np.uint8), 0)
@@ -976,9 +982,15 @@ def facing_ratio(landmarks: npt.ArrayLike, triangles: npt.NDArray[np.int32],
     the triangle's normal and the viewing direction; negative = facing away.
     """
     p = np.asarray(landmarks, np.float64)[:, :3]
-    a, b, c = p[triangles[:, 0]], p[triangles[:, 1]], p[triangles[:, 2]]
-    true_area = np.linalg.norm(np.cross(b - a, c - a), axis=1)
-    ratio: npt.NDArray[np.float64] = raster.signed_areas(p[:, :2], triangles) * uv_sign / np.maximum(true_area, 1e-9)
+    a = p[triangles[:, 0]]
+    u, v = p[triangles[:, 1]] - a, p[triangles[:, 2]] - a
+    # the cross product u x v written out (np.cross costs more than the arithmetic here);
+    # its z is twice the signed image area (raster.signed_areas)
+    cx = u[:, 1] * v[:, 2] - u[:, 2] * v[:, 1]
+    cy = u[:, 2] * v[:, 0] - u[:, 0] * v[:, 2]
+    cz = u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0]
+    true_area = np.sqrt(cx * cx + cy * cy + cz * cz)
+    ratio: npt.NDArray[np.float64] = cz * uv_sign / np.maximum(true_area, 1e-9)
     return ratio
 
 
