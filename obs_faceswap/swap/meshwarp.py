@@ -157,6 +157,9 @@ _OCCLUSION_MIN_TEXELS = 12
 _REFERENCE_RATE = 0.05
 # A re-estimated colour is cross-faded in over this many frames (at most the interval).
 _FADE_FRAMES = 8
+# A re-estimated texture is built over this many frames (a third each; at most interval - 1),
+# then cross-faded in over the rest of the interval (at most _FADE_FRAMES).
+_BUILD_FRAMES = 3
 # Stands for "no bound" in the hue guard's L* plane (finite: it is resized).
 _GUARD_OFF = 1e6
 # Temporal smoothing of the live statistics at each re-estimate (1 = no smoothing):
@@ -189,6 +192,18 @@ class _LiveView:
 
 
 @dataclass
+class _Rebuild:
+    """A re-estimated colour map being applied to the texture a band of rows per frame
+    (:data:`_BUILD_FRAMES`), so no frame pays for the whole 512² rebuild."""
+
+    matrix: npt.NDArray[np.float32]  # (3, 4) L*a*b* affine map
+    shading: npt.NDArray[np.float32] | None  # full-size shading offsets × strength
+    floor: npt.NDArray[np.float32] | None  # full-size hue-guard floor (L* plane out of play)
+    out: npt.NDArray[np.uint8]  # the new BGRA texture, valid above ``row``
+    row: int = 0
+
+
+@dataclass
 class _Track:
     """Per-face state: the colour-corrected texture, the live skin statistics and the live
     face's running average shape (in the source face's frame)."""
@@ -201,6 +216,8 @@ class _Track:
     shown: npt.NDArray[np.uint8] | None = None  # the texture shown last frame (cross-fades)
     changed: npt.NDArray[np.bool_] | None = None  # texels unlike the reference last frame
     fade_from: npt.NDArray[np.uint8] | None = None
+    fade_step: int = 0  # frames the current cross-fade has run
+    pending: _Rebuild | None = None  # a re-estimated texture being built, band by band
     age: int = 0
     mean_shape: npt.NDArray[np.float64] | None = None
 
@@ -854,72 +871,107 @@ class PhotoSwapper:
             track.texture = self._base_texture
             return track.texture
         # Until the live skin has been measured once (cheeks out of view), try every frame.
-        if track.age % cfg.interval == 0 or track.stats is None:
-            view = self._live_view(frame, lm)
-            live = view.stats if view is not None else live_skin_stats(frame, lm)
-            if live is not None:
-                track.stats = live if track.stats is None else track.stats.mix(live, _STATS_MIX)
-            if track.stats is not None:
-                m = transfer_matrix(cfg.mode, self.source_stats, track.stats, cfg.strength,
-                                    max_chroma_gain=_CHROMA_GAIN)
-                m32 = m.astype(np.float32)
-                lab = f32(cv2.transform(self._texture_lab, m32))
-                if view is not None:
-                    # The map is affine, so shrinking commutes with it: use the pre-shrunk texture.
-                    shading = self._shading(view, f32(cv2.transform(self._texture_lab_small, m32)))
-                    # The guard compares each texel with the live face where it will land.
-                    landing = view if shaped is None or shaped is lm else self._live_view(frame, shaped, measure=False)
-                    guard = _live_range((landing or view).lab[..., 1:], (landing or view).weight > 0.5)
-                    track.shading = shading if track.shading is None else \
-                        (1 - _STATS_MIX) * track.shading + _STATS_MIX * shading
-                    track.guard = guard if track.guard is None else \
-                        (1 - _STATS_MIX) * track.guard + _STATS_MIX * guard
-                if track.shading is not None:
-                    up = cv2.resize(track.shading, (self.size, self.size), interpolation=cv2.INTER_LINEAR)
-                    cv2.scaleAdd(up, cfg.strength, lab, dst=lab)
-                # Eyes take the live lighting but keep their own colour: a skin-to-skin map
-                # turns eye whites orange.
-                for (y0, y1, x0, x1), wgt in self._eye_weights:
-                    orig = self._texture_lab[y0:y1, x0:x1]
-                    lab[y0:y1, x0:x1] = orig + (lab[y0:y1, x0:x1] - orig) * wgt
-                if track.guard is not None:
-                    self._guard_hue(lab, track.guard)
-                new = _with_alpha(from_lab(lab), self.texture_alpha)
-                # Cross-fade from what was shown over the next frames: a re-estimate that
-                # switches the colour at once is a visible step (flicker every interval).
-                track.fade_from = track.shown if track.shown is not None else None
-                track.texture = new
+        first = track.stats is None
+        band = -(-self.size // self._build_frames())
+        if track.age % cfg.interval == 0 or first:
+            job = self._estimate(track, frame, lm, shaped)
+            if job is not None:
+                track.pending = job
+                self._build(track, job, self.size if first else band)  # a new face: its colour at once
+        elif track.pending is not None:
+            self._build(track, track.pending, band)
         track.age += 1
-        return self._faded(track, min(cfg.interval - 1, _FADE_FRAMES))
+        return self._faded(track, min(cfg.interval - self._build_frames(), _FADE_FRAMES))
+
+    def _build_frames(self) -> int:
+        return max(1, min(_BUILD_FRAMES, self.color_config.interval - 1))
+
+    def _estimate(self, track: _Track, frame: ImageBGR, lm: FloatArray, shaped: FloatArray | None
+                  ) -> _Rebuild | None:
+        """Measure the live skin, update the track's statistics, shading and hue guard, and
+        return a rebuild of its texture to run (None without statistics)."""
+        cfg = self.color_config
+        view = self._live_view(frame, lm)
+        live = view.stats if view is not None else live_skin_stats(frame, lm)
+        if live is not None:
+            track.stats = live if track.stats is None else track.stats.mix(live, _STATS_MIX)
+        if track.stats is None:
+            return None
+        m = transfer_matrix(cfg.mode, self.source_stats, track.stats, cfg.strength, max_chroma_gain=_CHROMA_GAIN)
+        m32 = m.astype(np.float32)
+        if view is not None:
+            # The map is affine, so shrinking commutes with it: use the pre-shrunk texture.
+            shading = self._shading(view, f32(cv2.transform(self._texture_lab_small, m32)))
+            # The guard compares each texel with the live face where it will land.
+            landing = view if shaped is None or shaped is lm else self._live_view(frame, shaped, measure=False)
+            guard = _live_range((landing or view).lab[..., 1:], (landing or view).weight > 0.5)
+            track.shading = shading if track.shading is None else \
+                (1 - _STATS_MIX) * track.shading + _STATS_MIX * shading
+            track.guard = guard if track.guard is None else \
+                (1 - _STATS_MIX) * track.guard + _STATS_MIX * guard
+        full = (self.size, self.size)
+        up = None
+        if track.shading is not None:
+            up = f32(cv2.resize(track.shading, full, interpolation=cv2.INTER_LINEAR))
+            up *= np.float32(cfg.strength)
+        floor = None
+        if track.guard is not None:
+            # The hue guard: each texel's a*, b* may not fall below both the source's own value
+            # there and the live face's minimum nearby: no texel turns greener or bluer than
+            # either face is there (blue brows, grey-blue blotches from an overflowing
+            # transfer). No upper bound: clamping warm overshoots makes grey patches.
+            n = track.guard.shape[0]
+            low = np.empty((n, n, 3), np.float32)
+            low[..., 0] = _GUARD_OFF  # L* is not guarded: min(off, -off) = -off, max(L*, -off) = L*
+            low[..., 1:] = track.guard[..., :2]
+            floor = f32(cv2.resize(low, full, interpolation=cv2.INTER_LINEAR))
+            cv2.min(floor, self._guard_source, dst=floor)
+        return _Rebuild(m32, up, floor, np.empty((self.size, self.size, 4), np.uint8))
+
+    def _build(self, track: _Track, job: _Rebuild, rows: int) -> None:
+        """Build the next ``rows`` rows of a rebuild; the finished texture starts cross-fading in.
+
+        Per texel: the global map, the shading field, the eyes' own colour, the hue guard.
+        """
+        r0, r1 = job.row, min(job.row + rows, self.size)
+        lab = f32(cv2.transform(self._texture_lab[r0:r1], job.matrix))
+        if job.shading is not None:
+            cv2.add(lab, job.shading[r0:r1], dst=lab)
+        # Eyes take the live lighting but keep their own colour: a skin-to-skin map turns eye
+        # whites orange.
+        for (y0, y1, x0, x1), wgt in self._eye_weights:
+            ya, yb = max(y0, r0), min(y1, r1)
+            if ya < yb:
+                orig = self._texture_lab[ya:yb, x0:x1]
+                band = lab[ya - r0:yb - r0, x0:x1]
+                band[:] = orig + (band - orig) * wgt[ya - y0:yb - y0]
+        if job.floor is not None:
+            cv2.max(lab, job.floor[r0:r1], dst=lab)
+        job.out[r0:r1] = _with_alpha(from_lab(lab), self.texture_alpha[r0:r1])
+        job.row = r1
+        if r1 < self.size:
+            return
+        # Cross-fade from what was shown over the next frames: a re-estimate that switches
+        # the colour at once is a visible step (flicker every interval).
+        track.fade_from = track.shown
+        track.fade_step = 0
+        track.texture = job.out
+        track.pending = None
 
     def _faded(self, track: _Track, frames: int) -> npt.NDArray[np.uint8]:
         """The texture to show this frame: part way from the previous one to the current."""
         if track.fade_from is None or frames <= 1:
             track.shown = track.texture
             return track.texture
-        interval = self.color_config.interval
-        step = track.age % interval or interval  # frames since the re-estimate, 1 .. interval
-        if step >= frames:
+        track.fade_step += 1  # frames since the new texture was finished, 1 .. frames
+        if track.fade_step >= frames:
             track.fade_from = None
             track.shown = track.texture
             return track.texture
-        t = step / frames
+        t = track.fade_step / frames
         shown = u8(cv2.addWeighted(track.fade_from, 1.0 - t, track.texture, t, 0.0))
         track.shown = shown
         return shown
-
-    def _guard_hue(self, lab: npt.NDArray[np.float32], guard: npt.NDArray[np.float32]) -> None:
-        """Keep each texel's a* and b* from falling below both the source's own value there
-        and the live face's minimum nearby (in place): no texel turns greener or bluer than
-        either face is there (blue brows, grey-blue blotches from an overflowing transfer).
-        An upper bound is not applied: clamping warm overshoots makes grey patches."""
-        n = guard.shape[0]
-        low = np.empty((n, n, 3), np.float32)
-        low[..., 0] = _GUARD_OFF  # L* is not guarded: min(off, -off) = -off, max(L*, -off) = L*
-        low[..., 1:] = guard[..., :2]
-        up = np.asarray(cv2.resize(low, (self.size, self.size), interpolation=cv2.INTER_LINEAR), np.float32)
-        cv2.min(up, self._guard_source, dst=up)
-        cv2.max(lab, up, dst=lab)
 
     def _live_view(self, frame: ImageBGR, lm: FloatArray, *, measure: bool = True) -> _LiveView | None:
         """The live face unwrapped into a small UV image, how well each texel is seen, which
