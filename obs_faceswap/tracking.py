@@ -329,15 +329,20 @@ class FaceTracker:
         ref = self._reference
         if ref is None or ref.shape != samples.shape:
             return True
-        changed = cv2.absdiff(samples, ref).max(axis=2) > CHANGE_LEVEL
-        if self._shape is None:
-            return bool(changed.sum() >= CHANGE_SAMPLES)
-        s = samples.shape[1] / self._shape[1]  # grid samples per frame pixel
-        for x0, y0, x1, y1 in [*boxes, *self._reference_boxes]:
-            gx, gy = CHANGE_FACE_GROW * (x1 - x0), CHANGE_FACE_GROW * (y1 - y0)
-            changed[max(0, int((y0 - gy) * s)):max(0, math.ceil((y1 + gy) * s)),
-                    max(0, int((x0 - gx) * s)):max(0, math.ceil((x1 + gx) * s))] = False
-        return bool(changed.sum() >= CHANGE_SAMPLES)
+        b, g, r = cv2.split(cv2.absdiff(samples, ref))  # (numpy's max over 3 channels is 20x slower)
+        changed = np.asarray(cv2.max(cv2.max(b, g), r), np.uint8) > CHANGE_LEVEL
+        if np.count_nonzero(changed) < CHANGE_SAMPLES or self._shape is None:
+            return bool(np.count_nonzero(changed) >= CHANGE_SAMPLES)  # (ignoring faces only lowers it)
+        faces = [*boxes, *self._reference_boxes]
+        if faces:
+            xyxy = np.asarray(faces, np.float64).reshape(-1, 4)
+            grow = CHANGE_FACE_GROW * (xyxy[:, 2:] - xyxy[:, :2])
+            s = samples.shape[1] / self._shape[1]  # grid samples per frame pixel
+            lo = np.maximum(np.floor((xyxy[:, :2] - grow) * s), 0).astype(int)
+            hi = np.maximum(np.ceil((xyxy[:, 2:] + grow) * s), 0).astype(int)
+            for (x0, y0), (x1, y1) in zip(lo.tolist(), hi.tolist(), strict=True):
+                changed[y0:y1, x0:x1] = False
+        return bool(np.count_nonzero(changed) >= CHANGE_SAMPLES)
 
     def _start_track(self, frame: ImageBGR | LazyFrame, xyxy: FloatArray, keypoints: FloatArray,
                      score: float) -> _Track | None:
