@@ -1048,18 +1048,25 @@ def facing_ratio(landmarks: npt.ArrayLike, triangles: npt.NDArray[np.int32],
 
 def _live_range(ab: npt.NDArray[np.float32], seen: npt.NDArray[np.bool_]) -> npt.NDArray[np.float32]:
     """``(n, n, 4)``: local minima of a*, b* then local maxima, over ``seen`` texels."""
-    n = ab.shape[0]
-    if seen.sum() < 16:
+    if np.count_nonzero(seen) < 16:
         return np.concatenate([np.full_like(ab, -128.0), np.full_like(ab, 127.0)], axis=2)
+    ab = np.ascontiguousarray(ab)
     lo_all, hi_all = np.percentile(ab[seen], [1, 99], axis=0).astype(np.float32)
-    k = _disc(_GUARD_WINDOW * n)
-    lo = cv2.erode(np.where(seen[..., None], ab, hi_all), k)
-    hi = cv2.dilate(np.where(seen[..., None], ab, lo_all), k)
+    k = _disc(_GUARD_WINDOW * ab.shape[0])
+    mask = seen.astype(np.uint8)
+    # (OpenCV's masked copies: numpy's where on these small 2-channel images costs more)
+    def masked(src: npt.NDArray[np.float32], m: npt.NDArray[np.uint8], fill: npt.NDArray[np.float32]
+               ) -> npt.NDArray[np.float32]:
+        out = np.empty_like(src)
+        out[:] = fill
+        cv2.copyTo(src, m, out)
+        return out
+
+    lo = f32(cv2.erode(masked(ab, mask, hi_all), k))
+    hi = f32(cv2.dilate(masked(ab, mask, lo_all), k))
     # where no seen texel is near, the face's overall range
-    near = cv2.dilate(seen.astype(np.uint8), k) > 0
-    lo = np.where(near[..., None], lo, lo_all)
-    hi = np.where(near[..., None], hi, hi_all)
-    return np.concatenate([lo, hi], axis=2).astype(np.float32)
+    near = u8(cv2.dilate(mask, k))
+    return np.concatenate([masked(lo, near, lo_all), masked(hi, near, hi_all)], axis=2)
 
 
 def live_skin_stats(frame: ImageBGR, landmarks: FloatArray) -> LabStats | None:
