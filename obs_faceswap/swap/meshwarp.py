@@ -197,8 +197,8 @@ class _Rebuild:
     (:data:`_BUILD_FRAMES`), so no frame pays for the whole 512² rebuild."""
 
     matrix: npt.NDArray[np.float32]  # (3, 4) L*a*b* affine map
-    shading: npt.NDArray[np.float32] | None  # full-size shading offsets × strength
-    floor: npt.NDArray[np.float32] | None  # full-size hue-guard floor (L* plane out of play)
+    shading: npt.NDArray[np.float32] | None  # small shading offsets × strength (upsampled per band)
+    floor: npt.NDArray[np.float32] | None  # small live a*, b* minima, L* plane out of play (ditto)
     out: npt.NDArray[np.uint8]  # the new BGRA texture, valid above ``row``
     row: int = 0
 
@@ -909,11 +909,9 @@ class PhotoSwapper:
                 (1 - _STATS_MIX) * track.shading + _STATS_MIX * shading
             track.guard = guard if track.guard is None else \
                 (1 - _STATS_MIX) * track.guard + _STATS_MIX * guard
-        full = (self.size, self.size)
         up = None
         if track.shading is not None:
-            up = f32(cv2.resize(track.shading, full, interpolation=cv2.INTER_LINEAR))
-            up *= np.float32(cfg.strength)
+            up = track.shading * np.float32(cfg.strength)
         floor = None
         if track.guard is not None:
             # The hue guard: each texel's a*, b* may not fall below both the source's own value
@@ -921,11 +919,9 @@ class PhotoSwapper:
             # either face is there (blue brows, grey-blue blotches from an overflowing
             # transfer). No upper bound: clamping warm overshoots makes grey patches.
             n = track.guard.shape[0]
-            low = np.empty((n, n, 3), np.float32)
-            low[..., 0] = _GUARD_OFF  # L* is not guarded: min(off, -off) = -off, max(L*, -off) = L*
-            low[..., 1:] = track.guard[..., :2]
-            floor = f32(cv2.resize(low, full, interpolation=cv2.INTER_LINEAR))
-            cv2.min(floor, self._guard_source, dst=floor)
+            floor = np.empty((n, n, 3), np.float32)
+            floor[..., 0] = _GUARD_OFF  # L* is not guarded: min(off, -off) = -off, max(L*, -off) = L*
+            floor[..., 1:] = track.guard[..., :2]
         return _Rebuild(m32, up, floor, np.empty((self.size, self.size, 4), np.uint8))
 
     def _build(self, track: _Track, job: _Rebuild, rows: int) -> None:
@@ -936,7 +932,7 @@ class PhotoSwapper:
         r0, r1 = job.row, min(job.row + rows, self.size)
         lab = f32(cv2.transform(self._texture_lab[r0:r1], job.matrix))
         if job.shading is not None:
-            cv2.add(lab, job.shading[r0:r1], dst=lab)
+            cv2.add(lab, _band_resize(job.shading, self.size, r0, r1), dst=lab)
         # Eyes take the live lighting but keep their own colour: a skin-to-skin map turns eye
         # whites orange.
         for (y0, y1, x0, x1), wgt in self._eye_weights:
@@ -946,7 +942,9 @@ class PhotoSwapper:
                 band = lab[ya - r0:yb - r0, x0:x1]
                 band[:] = orig + (band - orig) * wgt[ya - y0:yb - y0]
         if job.floor is not None:
-            cv2.max(lab, job.floor[r0:r1], dst=lab)
+            floor = _band_resize(job.floor, self.size, r0, r1)
+            cv2.min(floor, self._guard_source[r0:r1], dst=floor)
+            cv2.max(lab, floor, dst=lab)
         job.out[r0:r1] = _with_alpha(from_lab(lab), self.texture_alpha[r0:r1])
         job.row = r1
         if r1 < self.size:
@@ -1044,6 +1042,19 @@ def facing_ratio(landmarks: npt.ArrayLike, triangles: npt.NDArray[np.int32],
     true_area = np.sqrt(cx * cx + cy * cy + cz * cz)
     ratio: npt.NDArray[np.float64] = cz * uv_sign / np.maximum(true_area, 1e-9)
     return ratio
+
+
+def _band_resize(small: npt.NDArray[np.float32], size: int, r0: int, r1: int) -> npt.NDArray[np.float32]:
+    """Rows ``r0:r1`` of ``small`` (square) resized to ``size`` (bilinear), computed from the
+    few source rows they need: equal to ``cv2.resize(small, (size, size))[r0:r1]`` when size is
+    a multiple of small's (the same sample positions and weights)."""
+    n = small.shape[0]
+    if size % n:
+        return f32(cv2.resize(small, (size, size), interpolation=cv2.INTER_LINEAR))[r0:r1]
+    k = size // n
+    s0, s1 = max(0, r0 // k - 1), min(n, -(-r1 // k) + 1)
+    up = f32(cv2.resize(small[s0:s1], (size, (s1 - s0) * k), interpolation=cv2.INTER_LINEAR))
+    return up[r0 - s0 * k:r1 - s0 * k]
 
 
 def _live_range(ab: npt.NDArray[np.float32], seen: npt.NDArray[np.bool_]) -> npt.NDArray[np.float32]:
