@@ -134,9 +134,9 @@ class TrackingConfig:
     Attributes:
         detect_interval: run the detector every this many frames (1 = every frame); in between
             the next landmark crop comes from the current landmarks.
-        change_interval: between scheduled detections, run the detector as soon as this many
-            frames have passed since the last one if the picture outside the tracked faces has
-            changed since then (something came into view); 0 = on schedule only.
+        change_interval: between scheduled detections, every this many frames, run the
+            detector if the picture outside the tracked faces has changed since its last run
+            (something came into view); 0 = on schedule only.
         presence_threshold: a track whose face-presence score drops below this is dropped and
             the detector runs on the same frame.
         smoothing: One Euro filtering of the mesh points.
