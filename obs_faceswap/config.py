@@ -134,6 +134,9 @@ class TrackingConfig:
     Attributes:
         detect_interval: run the detector every this many frames (1 = every frame); in between
             the next landmark crop comes from the current landmarks.
+        change_interval: between scheduled detections, every this many frames, run the
+            detector if the picture outside the tracked faces has changed since its last run
+            (something came into view); 0 = on schedule only.
         presence_threshold: a track whose face-presence score drops below this is dropped and
             the detector runs on the same frame.
         smoothing: One Euro filtering of the mesh points.
@@ -145,9 +148,11 @@ class TrackingConfig:
             means every face). Faces beyond a limit are counted in ``FrameReport.left_out``.
     """
 
-    # Every 3rd frame: a face that comes into view is swapped within 2 frames (YuNet at 320
-    # px costs ~2-4 ms on 2 cores, so ~1 ms a frame).
-    detect_interval: int = 3
+    # Every 10th frame on a still picture; every 3rd while something outside the tracked
+    # faces changes, so a face that comes into view is swapped within 2 frames (YuNet at 320
+    # px costs ~2-4 ms on 2 cores: ~0.3 ms a frame instead of ~1 ms).
+    detect_interval: int = 10
+    change_interval: int = 3
     presence_threshold: float = 0.5
     smoothing: bool = True
     # Tuned on a synthetic clip (tests/integration/test_tracking.py): jitter on still
@@ -159,6 +164,7 @@ class TrackingConfig:
 
     def __post_init__(self) -> None:
         _range("tracking.detect_interval", self.detect_interval, 1, 1000)
+        _range("tracking.change_interval", self.change_interval, 0, 1000)
         _range("tracking.presence_threshold", self.presence_threshold, 0.0, 1.0)
         _range("tracking.min_cutoff", self.min_cutoff, 1e-3, 1e3)
         _range("tracking.beta", self.beta, 0.0, 1e3)

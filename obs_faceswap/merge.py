@@ -24,6 +24,7 @@ import numpy.typing as npt
 from numba import njit
 
 from obs_faceswap.config import BlendConfig
+from obs_faceswap.cvtyped import above, f32, u8
 from obs_faceswap.types import Box, ImageBGR, Mask, SwapResult
 
 log = logging.getLogger(__name__)
@@ -67,13 +68,13 @@ class LabStats:
 
 def to_lab(image: ImageBGR) -> npt.NDArray[np.float32]:
     """BGR uint8 → float32 L*a*b* (L in 0..100), OpenCV's D65 conversion."""
-    return cv2.cvtColor(image.astype(np.float32) * np.float32(1 / 255), cv2.COLOR_BGR2Lab)
+    return f32(cv2.cvtColor(image.astype(np.float32) * np.float32(1 / 255), cv2.COLOR_BGR2Lab))
 
 
 def from_lab(lab: npt.NDArray[np.float32]) -> ImageBGR:
     """float32 L*a*b* → BGR uint8 (clipped)."""
     bgr = cv2.cvtColor(lab, cv2.COLOR_Lab2BGR)
-    return cv2.convertScaleAbs(bgr, alpha=255.0)
+    return u8(cv2.convertScaleAbs(bgr, alpha=255.0))
 
 
 def lab_stats(image: ImageBGR, mask: Mask | None = None, *, lab: npt.NDArray[np.float32] | None = None
@@ -178,7 +179,7 @@ def transfer_matrix(mode: str, source: LabStats, target: LabStats, strength: flo
 
 def apply_lab_matrix(lab: npt.NDArray[np.float32], matrix: npt.ArrayLike) -> ImageBGR:
     """Apply a ``(3, 4)`` L*a*b* affine map to a float32 L*a*b* image; returns BGR uint8."""
-    out = cv2.transform(lab, np.asarray(matrix, np.float32))
+    out = f32(cv2.transform(lab, np.asarray(matrix, np.float32)))
     return from_lab(out)
 
 
@@ -200,13 +201,13 @@ def color_transfer(image: ImageBGR, target: ImageBGR, mode: str = "rct", *,
         fewer than 16 pixels or ``mode`` is ``"none"``.
     """
     if mode == "none" or strength <= 0:
-        return image.copy()
+        return u8(image.copy())
     lab = to_lab(image)
     src = lab_stats(image, image_mask, lab=lab)
     dst = lab_stats(target, target_mask)
     if src is None or dst is None:
         log.debug("colour transfer skipped: too few pixels in a mask")
-        return image.copy()
+        return u8(image.copy())
     return apply_lab_matrix(lab, transfer_matrix(mode, src, dst, strength))
 
 
@@ -270,7 +271,8 @@ def with_mask(result: SwapResult, mask: Mask) -> SwapResult:
 
 def _regularised(cov: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     w, v = np.linalg.eigh((cov + cov.T) / 2)
-    return v @ np.diag(np.maximum(w, _MIN_STD**2)) @ v.T
+    out: npt.NDArray[np.float64] = v @ np.diag(np.maximum(w, _MIN_STD**2)) @ v.T
+    return out
 
 
 def _sqrtm(cov: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
@@ -524,7 +526,7 @@ def _seamless(roi: ImageBGR, crop: ImageBGR, mask: Mask, opacity: int) -> None:
     pad = 4
     dst = cv2.copyMakeBorder(small_roi, pad, pad, pad, pad, cv2.BORDER_REFLECT)
     src = cv2.copyMakeBorder(small_crop, pad, pad, pad, pad, cv2.BORDER_REFLECT)
-    binary = cv2.copyMakeBorder(cv2.compare(small_mask, 0, cv2.CMP_GT), pad, pad, pad, pad,
+    binary = cv2.copyMakeBorder(above(u8(small_mask), 0), pad, pad, pad, pad,
                                 cv2.BORDER_CONSTANT, value=0)
     bx, by, bw, bh = cv2.boundingRect(binary)
     if bw == 0:

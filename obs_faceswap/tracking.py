@@ -7,6 +7,13 @@ a fixed schedule (every ``detect_interval`` frames), whenever there is no track,
 whenever a track was lost since the last detection; a detection that overlaps a live track
 keeps that track (and its id), the others start new tracks, at most ``max_faces``.
 
+Between scheduled detections a cheap check looks for faces coming into view: the frame,
+sampled on a coarse grid (:data:`CHANGE_WIDTH` samples across), is compared with the same
+samples at the last detection, away from the tracked faces; when enough of them changed, the
+detector runs then (the check runs every ``change_interval`` frames after a detection). A
+still picture then costs one detection every ``detect_interval`` frames, and a face that comes
+into view is still found within ``change_interval - 1`` frames of being fully visible.
+
 The points given out are One Euro filtered (:class:`OneEuroFilter`), but the crop fed back
 into the next frame uses the raw points: feeding smoothed points back would add their lag
 to the tracking itself.
@@ -20,11 +27,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import cv2
 import numpy as np
 import numpy.typing as npt
 
 from obs_faceswap.config import TrackingConfig
-from obs_faceswap.frame import LazyFrame
+from obs_faceswap.frame import LazyFrame, resize_image
 from obs_faceswap.nets.detector import Detector, check_image
 from obs_faceswap.nets.landmarks import Roi
 from obs_faceswap.types import Face, FloatArray, ImageBGR
@@ -36,6 +44,16 @@ DEFAULT_FPS = 30.0
 #: A detection whose box overlaps a live track's landmark box by more than this IoU is the
 #: same face (the mesh box and a detector box of one face overlap by ~0.5-0.8).
 TRACK_IOU = 0.3
+#: The change check's grid: this many samples across the frame (16 px apart at 720p).
+CHANGE_WIDTH = 80
+#: A sample has changed when a channel differs by more than this (0-255) from the last detection.
+CHANGE_LEVEL = 24
+#: This many changed samples away from the tracked faces (about a 60 px face at 720p) is
+#: something coming into view.
+CHANGE_SAMPLES = 12
+#: Tracked faces' boxes are grown by this fraction of their size on each side before their
+#: samples are ignored: hair, neck and the head's own motion change there all the time.
+CHANGE_FACE_GROW = 0.5
 
 
 class Landmarker(Protocol):
@@ -196,6 +214,9 @@ class FaceTracker:
         self._tracks: list[_Track] = []
         self._next_id = 0
         self._countdown = 0
+        self._since = 0  # frames since the detector last ran
+        self._reference: npt.NDArray[np.uint8] | None = None  # the grid samples then
+        self._reference_boxes: list[FloatArray] = []  # the tracked faces' boxes then
         self._expected = 0
         self._last_t: float | None = None
         self._shape: tuple[int, ...] | None = None
@@ -245,10 +266,20 @@ class FaceTracker:
             alive.append(tr)
         self._tracks = alive
 
-        # 2. Detect on schedule, with no track, or when a track was lost since the last run.
+        # 2. Detect on schedule, with no track, when a track was lost since the last run, or
+        #    when the picture away from the tracked faces changed (a face coming into view).
         self._countdown -= 1
+        self._since += 1
         detected = not alive or self._countdown <= 0 or len(alive) < self._expected
         timings: dict[str, float] = {}
+        samples: npt.NDArray[np.uint8] | None = None
+        # (checked every change_interval-th frame only: a face that appears just after a check
+        # is still found at the next one, and the grid costs ~1 ms on packed YUY2 frames)
+        if not detected and cfg.change_interval and self._since % cfg.change_interval == 0:
+            t0 = time.perf_counter()
+            samples = self._samples(frame)
+            detected = self._changed(samples, [_landmark_box(tr.raw) for tr in alive])
+            timings["change"] = (time.perf_counter() - t0) * 1e3
         left_out = 0
         if detected:
             t0 = time.perf_counter()
@@ -269,6 +300,10 @@ class FaceTracker:
                 if started is not None:
                     self._tracks.append(started)
             self._expected = len(self._tracks)
+            self._since = 0
+            if cfg.change_interval:
+                self._reference = samples if samples is not None else self._samples(frame)
+                self._reference_boxes = [_landmark_box(tr.raw) for tr in self._tracks]
         timings["landmarks"] = mesh_s * 1e3
 
         # 3. Smoothed copies go out; the raw points stay for the next crop.
@@ -284,6 +319,32 @@ class FaceTracker:
             log.warning("%d face(s) left unswapped: tracking.max_faces (--max-faces) is %d", left_out, cfg.max_faces)
             self._warned_cap = True
         return TrackResult(faces=faces, detected=detected, timings_ms=timings, left_out=left_out)
+
+    def _samples(self, frame: ImageBGR | LazyFrame) -> npt.NDArray[np.uint8]:
+        """The frame on the change check's coarse grid (:data:`CHANGE_WIDTH` samples across)."""
+        h, w = frame.shape[:2]
+        return resize_image(frame, (CHANGE_WIDTH, max(1, round(CHANGE_WIDTH * h / w))))
+
+    def _changed(self, samples: npt.NDArray[np.uint8], boxes: list[FloatArray]) -> bool:
+        """Whether :data:`CHANGE_SAMPLES` grid samples away from ``boxes`` (the tracked faces now)
+        and from the faces tracked at the last detection changed since then."""
+        ref = self._reference
+        if ref is None or ref.shape != samples.shape:
+            return True
+        b, g, r = cv2.split(cv2.absdiff(samples, ref))  # (numpy's max over 3 channels is 20x slower)
+        changed = np.asarray(cv2.max(cv2.max(b, g), r), np.uint8) > CHANGE_LEVEL
+        if np.count_nonzero(changed) < CHANGE_SAMPLES or self._shape is None:
+            return bool(np.count_nonzero(changed) >= CHANGE_SAMPLES)  # (ignoring faces only lowers it)
+        faces = [*boxes, *self._reference_boxes]
+        if faces:
+            xyxy = np.asarray(faces, np.float64).reshape(-1, 4)
+            grow = CHANGE_FACE_GROW * (xyxy[:, 2:] - xyxy[:, :2])
+            s = samples.shape[1] / self._shape[1]  # grid samples per frame pixel
+            lo = np.maximum(np.floor((xyxy[:, :2] - grow) * s), 0).astype(int)
+            hi = np.maximum(np.ceil((xyxy[:, 2:] + grow) * s), 0).astype(int)
+            for (x0, y0), (x1, y1) in zip(lo.tolist(), hi.tolist(), strict=True):
+                changed[y0:y1, x0:x1] = False
+        return bool(np.count_nonzero(changed) >= CHANGE_SAMPLES)
 
     def _start_track(self, frame: ImageBGR | LazyFrame, xyxy: FloatArray, keypoints: FloatArray,
                      score: float) -> _Track | None:

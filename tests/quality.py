@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from obs_faceswap.cvtyped import above, u8
 from obs_faceswap.landmark_indices import (
     FACE_OVAL,
     LEFT_CHEEK,
@@ -42,9 +43,9 @@ from obs_faceswap.types import ImageBGR, Mask, SwapResult
 def frame_mask(frame_hw: tuple[int, ...], result: SwapResult) -> Mask:
     """The result's mask placed in frame pixels (``(H, W)`` uint8, 0 outside the crop)."""
     h, w = int(frame_hw[0]), int(frame_hw[1])
-    return cv2.warpAffine(result.mask, result.transform.astype(np.float64), (w, h),
-                          flags=cv2.INTER_NEAREST if result.is_translation else cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return u8(cv2.warpAffine(result.mask, result.transform.astype(np.float64), (w, h),
+                             flags=cv2.INTER_NEAREST if result.is_translation else cv2.INTER_LINEAR,
+                             borderMode=cv2.BORDER_CONSTANT, borderValue=0))
 
 
 # --- identity ----------------------------------------------------------------------------
@@ -82,7 +83,8 @@ def identity_score(embedder: object, output: ImageBGR, landmarks: npt.ArrayLike,
 def mean_embedding(embeddings: Sequence[npt.ArrayLike]) -> npt.NDArray[np.float32]:
     """L2-normalised mean of several embeddings of one person."""
     m = np.mean(np.asarray(embeddings, np.float64), axis=0)
-    return (m / max(float(np.linalg.norm(m)), 1e-12)).astype(np.float32)
+    out: npt.NDArray[np.float32] = (m / max(float(np.linalg.norm(m)), 1e-12)).astype(np.float32)
+    return out
 
 
 # --- seams -------------------------------------------------------------------------------
@@ -90,7 +92,7 @@ def mean_embedding(embeddings: Sequence[npt.ArrayLike]) -> npt.NDArray[np.float3
 def seam_band(mask: Mask, width: int = 3) -> npt.NDArray[np.bool_]:
     """Pixels within ``width`` of the pasted boundary: the mask's soft zone, widened."""
     soft = ((mask > 0) & (mask < 255)).astype(np.uint8)
-    edge = cv2.Canny(cv2.compare(mask, 127, cv2.CMP_GT), 1, 1)  # hard masks have no soft zone
+    edge = cv2.Canny(above(mask, 127), 1, 1)  # hard masks have no soft zone
     band = cv2.bitwise_or(soft, (edge > 0).astype(np.uint8))
     k = 2 * width + 1
     return cv2.dilate(band, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))) > 0
@@ -204,8 +206,8 @@ def skin_regions(original: ImageBGR, mask: Mask, landmarks: npt.ArrayLike, band:
     for idx in (RIGHT_EYE, LEFT_EYE, RIGHT_EYEBROW, LEFT_EYEBROW, LIPS_OUTER):
         cv2.fillConvexPoly(features, cv2.convexHull(np.round(lm[list(idx)]).astype(np.int32)), 255)
     k = max(3, (r // 2) | 1)
-    features = cv2.dilate(features, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
-    solid = _fill_holes(cv2.compare(mask, 0, cv2.CMP_GT))
+    features = u8(cv2.dilate(features, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))))
+    solid = _fill_holes(above(mask, 0))
     kern = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
     outer = (solid == 0) & (cv2.dilate(solid, kern) > 0)
     outer &= _skin_like(original, lm, outer)
@@ -291,7 +293,7 @@ def covered_skin_match(original: ImageBGR, output: ImageBGR, mask: Mask, landmar
 def changed_outside(original: ImageBGR, output: ImageBGR, mask: Mask, dilate: int = 2) -> int:
     """How many pixels differ between ``original`` and ``output`` outside the dilated mask."""
     k = 2 * max(dilate, 0) + 1
-    grown = cv2.dilate(cv2.compare(mask, 0, cv2.CMP_GT), np.ones((k, k), np.uint8))
+    grown = cv2.dilate(above(mask, 0), np.ones((k, k), np.uint8))
     diff = cv2.absdiff(original, output).max(axis=2)
     return int(np.count_nonzero((diff > 0) & (grown == 0)))
 

@@ -41,6 +41,7 @@ import numpy.typing as npt
 
 from obs_faceswap import merge
 from obs_faceswap.config import ColorConfig, MaskConfig, ShapeConfig, SwapperConfig
+from obs_faceswap.cvtyped import above, f32, u8, zero
 from obs_faceswap.errors import InputError
 from obs_faceswap.frame import clip_box
 from obs_faceswap.geometry import (
@@ -154,8 +155,16 @@ _OCCLUSION_DE = 15.0
 _OCCLUSION_FACING = 0.5
 _OCCLUSION_MIN_TEXELS = 12
 _REFERENCE_RATE = 0.05
-# A re-estimated colour is cross-faded in over this many frames (at most the interval).
-_FADE_FRAMES = 8
+# A re-estimated colour is cross-faded in over this many frames (at most the interval
+# less the build frames). Each re-estimate changes a texel by ~1 level on average (at most
+# ~10): quarter steps are invisible, and the flicker on the cut clip is the same as with 8
+# (1.18x) for half the blends (each a full-texture addWeighted).
+_FADE_FRAMES = 4
+# A re-estimated texture is built over this many frames (a third each; at most interval - 1),
+# then cross-faded in over the rest of the interval (at most _FADE_FRAMES).
+_BUILD_FRAMES = 3
+# Stands for "no bound" in the hue guard's L* plane (finite: it is resized).
+_GUARD_OFF = 1e6
 # Temporal smoothing of the live statistics at each re-estimate (1 = no smoothing):
 # re-estimating every few frames otherwise makes the colour step visibly.
 _STATS_MIX = 0.5
@@ -186,6 +195,18 @@ class _LiveView:
 
 
 @dataclass
+class _Rebuild:
+    """A re-estimated colour map being applied to the texture a band of rows per frame
+    (:data:`_BUILD_FRAMES`), so no frame pays for the whole 512² rebuild."""
+
+    matrix: npt.NDArray[np.float32]  # (3, 4) L*a*b* affine map
+    shading: npt.NDArray[np.float32] | None  # small shading offsets × strength (upsampled per band)
+    floor: npt.NDArray[np.float32] | None  # small live a*, b* minima, L* plane out of play (ditto)
+    out: npt.NDArray[np.uint8]  # the new BGRA texture, valid above ``row``
+    row: int = 0
+
+
+@dataclass
 class _Track:
     """Per-face state: the colour-corrected texture, the live skin statistics and the live
     face's running average shape (in the source face's frame)."""
@@ -198,6 +219,8 @@ class _Track:
     shown: npt.NDArray[np.uint8] | None = None  # the texture shown last frame (cross-fades)
     changed: npt.NDArray[np.bool_] | None = None  # texels unlike the reference last frame
     fade_from: npt.NDArray[np.uint8] | None = None
+    fade_step: int = 0  # frames the current cross-fade has run
+    pending: _Rebuild | None = None  # a re-estimated texture being built, band by band
     age: int = 0
     mean_shape: npt.NDArray[np.float64] | None = None
 
@@ -213,7 +236,7 @@ def _uv_distance(face: CanonicalFace, polygons: list[tuple[int, ...]], *, inside
     if not inside:
         m = 255 - m
     d = cv2.distanceTransform(m, cv2.DIST_L2, 5) / n
-    return d[px[:, 1], px[:, 0]]
+    return np.asarray(d[px[:, 1], px[:, 0]], np.float64)
 
 
 def edge_distance(face: CanonicalFace) -> npt.NDArray[np.float64]:
@@ -291,10 +314,10 @@ class PhotoSwapper:
         self._uv_small = (face.uv * n).astype(np.float32)
         nonskin = _polygon_mask((n, n), [self._uv_small[list(p)] for p in
                                          (RIGHT_EYE, LEFT_EYE, LIPS_OUTER, _NOSTRILS)])
-        nonskin = cv2.dilate(nonskin, _disc(n * 0.04))
+        nonskin = u8(cv2.dilate(nonskin, _disc(n * 0.04)))
         # Real brows are often thicker than the mesh's brow contour: keep well clear of them.
         brows = _polygon_mask((n, n), [self._uv_small[list(p)] for p in (RIGHT_EYEBROW, LEFT_EYEBROW)])
-        nonskin = cv2.max(nonskin, cv2.dilate(brows, _disc(n * _BROW_MARGIN)))
+        nonskin = u8(cv2.max(nonskin, cv2.dilate(brows, _disc(n * _BROW_MARGIN))))
         self._shading_skin = (nonskin == 0).astype(np.float32)
         k = _OCCLUSION_SIZE
         self._uv_occ = (face.uv * k).astype(np.float32)
@@ -338,11 +361,11 @@ class PhotoSwapper:
         for eye in (RIGHT_EYE, LEFT_EYE):
             pts = self._uv_px[list(eye)]
             m = _polygon_mask((self.size, self.size), [pts])
-            m = cv2.GaussianBlur(m.astype(np.float32) / 255, (0, 0), self.size * 0.004)
+            blurred = f32(cv2.GaussianBlur(m.astype(np.float32) / 255, (0, 0), self.size * 0.004))
             pad = int(self.size * 0.02)
             x0, y0 = np.maximum(np.floor(pts.min(axis=0)).astype(int) - pad, 0)
             x1, y1 = np.minimum(np.ceil(pts.max(axis=0)).astype(int) + pad, self.size)
-            box = m[y0:y1, x0:x1, None]
+            box = blurred[y0:y1, x0:x1, None]
             self._eye_weights.append(((y0, y1, x0, x1),
                                       (1 - box * (1 - _EYE_TRANSFER)).astype(np.float32)))
         # The upper face, from just above the brows (brows are a strong identity cue and stay
@@ -411,7 +434,7 @@ class PhotoSwapper:
         xy = lm[:, :2]
         mx, my, ids = raster.rasterise(uvp, xy, tris, (size, size), with_ids=True)
         assert ids is not None
-        self._direct = cv2.remap(image, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        self._direct = u8(cv2.remap(image, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
         # The mirror view takes each triangle's pixels from its counterpart on the other side
         # of the face (vertex i sampled where mirror[i] is): exact, whatever the UV layout.
         mx, my, _ = raster.rasterise(uvp, xy[self.face.mirror], tris, (size, size))
@@ -502,6 +525,10 @@ class PhotoSwapper:
         self.texture_bgr = tex
         self.texture_alpha = alpha
         self._texture_lab = tex_lab
+        # The hue guard's floor from the source: its a*, b* (contiguous, with L* out of play),
+        # so the guard runs as two whole-image OpenCV calls instead of strided numpy.
+        self._guard_source = tex_lab.copy()
+        self._guard_source[..., 0] = -_GUARD_OFF
         self._texture_lab_small = cv2.resize(self._texture_lab, (_SHADING_SIZE, _SHADING_SIZE),
                                              interpolation=cv2.INTER_AREA)
         self._base_texture = _with_alpha(tex, alpha)
@@ -509,7 +536,7 @@ class PhotoSwapper:
         small_alpha = cv2.resize(alpha, (n, n), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
         self._trusted_small = cv2.resize(trusted.astype(np.float32), (n, n), interpolation=cv2.INTER_AREA)
         # ... except near the outline, where the swapped skin meets the live skin.
-        inside = cv2.compare(cv2.resize(alpha, (n, n), interpolation=cv2.INTER_AREA), 0, cv2.CMP_GT)
+        inside = above(u8(cv2.resize(alpha, (n, n), interpolation=cv2.INTER_AREA)), 0)
         depth = cv2.distanceTransform(cv2.copyMakeBorder(inside, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0),
                                       cv2.DIST_L2, 5)[1:-1, 1:-1]
         self._trusted_small *= np.clip(depth / (_EDGE_FOLLOW * n), 0.0, 1.0)
@@ -561,7 +588,7 @@ class PhotoSwapper:
         centre = labels[nose[1], nose[0]]
         if centre > 0:
             keep = (labels == centre).astype(np.uint8)
-        keep = cv2.morphologyEx(keep, cv2.MORPH_OPEN, _disc(size * 0.02))
+        keep = u8(cv2.morphologyEx(keep, cv2.MORPH_OPEN, _disc(size * 0.02)))
         # Glasses frames and strands across the inner face: thin and much darker than what
         # is around them (a black-hat response), away from the features themselves.
         thin = cv2.morphologyEx(lab[..., 0], cv2.MORPH_BLACKHAT, _disc(size * _OCCLUDER_WIDTH))
@@ -684,13 +711,13 @@ class PhotoSwapper:
         include = ~self._mouth if self.mask_config.keep_mouth else None
         order, _ = raster.draw_order(dst, shaped[:, 2], self.face.triangles, self._uv_sign, include)
         mx, my, _ = raster.rasterise(dst, self._uv_px, self.face.triangles, (w, h), order)
-        rendered = cv2.remap(texture, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                             borderValue=(0, 0, 0, 0))
-        crop = cv2.cvtColor(rendered, cv2.COLOR_BGRA2BGR)
+        rendered = u8(cv2.remap(texture, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                                borderValue=(0, 0, 0, 0)))
+        crop = u8(cv2.cvtColor(rendered, cv2.COLOR_BGRA2BGR))
         alpha = np.ascontiguousarray(rendered[..., 3])
         # Where nothing was rendered, carry the frame: a soft mask edge then blends frame
         # with frame instead of pulling in black (the "dark rim").
-        cv2.copyTo(frame[y0:y1, x0:x1], cv2.compare(alpha, 0, cv2.CMP_EQ), crop)
+        cv2.copyTo(frame[y0:y1, x0:x1], zero(alpha), crop)
         # mouth and eye cuts follow the LIVE features: that is where the real ones are
         occluded = self._live_occlusion(track, frame, lm) if self.mask_config.keep_occluders else None
         mask = self._mask(alpha, lm[:, :2] - origin, face_w, occluded)
@@ -731,44 +758,50 @@ class PhotoSwapper:
 
     def _live_occlusion(self, track: _Track, frame: ImageBGR, lm: FloatArray) -> Mask | None:
         """UV map (:data:`_OCCLUSION_SIZE`, uint8 0/255) of what is in front of the live face
-        on this frame, or None when nothing is; updates the track's reference."""
+        on this frame, or None when nothing is; updates the track's reference.
+
+        Runs every frame: the work beyond unwrapping and comparing (how squarely each texel
+        is seen, the persistence and size tests) is done only when some texel changed.
+        """
         k = _OCCLUSION_SIZE
         fh, fw = frame.shape[:2]
         mx, my, _ = raster.rasterise(self._uv_occ, lm[:, :2], self.face.triangles, (k, k))
         inside = (mx >= 0) & (my >= 0) & (mx <= fw - 1) & (my <= fh - 1)
-        if inside.sum() < k * k // 8:
+        if np.count_nonzero(inside) < k * k // 8:
             return None
-        live = to_lab(cv2.remap(frame, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
-        # Only where the face is seen squarely: where it turns away, the ear, the collar and
-        # the background come and go at the mesh's edge.
-        facing = self._vertex_field(facing_ratio(lm, self.face.triangles, self._uv_sign))
-        square = self._interpolate(facing, None, k)[0] > _OCCLUSION_FACING
-        judged = inside & self._occ_judged & square
-        occ = np.zeros((k, k), bool)
-        # (Colour alone cannot tell a microphone from a beard, which must not show through:
-        # only a change from the face's usual look counts.)
+        live = to_lab(u8(cv2.remap(frame, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)))
         if track.reference is None:
             track.reference = live
-        else:  # unlike the face's usual look there: a hand, a strand, anything that came in front
-            de = np.sqrt(((live - track.reference) ** 2).sum(axis=2))
-            occ |= de > _OCCLUSION_DE
-        occ &= judged
+            track.changed = None
+            return None
+        # (Colour alone cannot tell a microphone from a beard, which must not show through:
+        # only a change from the face's usual look counts.) Unlike the face's usual look
+        # there: a hand, a strand, anything that came in front.
+        d = live - track.reference
+        occ = (np.einsum("ijk,ijk->ij", d, d) > _OCCLUSION_DE**2) & inside & self._occ_judged
+        if occ.any():
+            # Only where the face is seen squarely: where it turns away, the ear, the collar
+            # and the background come and go at the mesh's edge.
+            facing = self._vertex_field(facing_ratio(lm, self.face.triangles, self._uv_sign))
+            occ &= self._interpolate(facing, None, k)[0] > _OCCLUSION_FACING
         # Only what stays: a change on one frame alone (a blink, a twitch) is the face's own.
-        before = track.changed if track.changed is not None else np.zeros_like(occ)
+        before = track.changed
         track.changed = occ
-        occ = occ & cv2.dilate(before.astype(np.uint8), _disc(3)).astype(bool)
-        # ... and is a sizeable patch (a hand, a microphone, a strand's length): specks are
-        # the face's own (a shadow moving, the mesh's jitter).
-        _, labels, cc, _ = cv2.connectedComponentsWithStats(occ.astype(np.uint8))
-        big = np.flatnonzero(cc[:, cv2.CC_STAT_AREA] >= _OCCLUSION_MIN_TEXELS)
-        occ = np.isin(labels, big[big > 0])
+        if before is not None and occ.any() and before.any():
+            occ = occ & (cv2.dilate(before.astype(np.uint8), _disc(3)) > 0)
+            # ... and is a sizeable patch (a hand, a microphone, a strand's length): specks
+            # are the face's own (a shadow moving, the mesh's jitter).
+            _, labels, cc, _ = cv2.connectedComponentsWithStats(occ.astype(np.uint8))
+            big = np.flatnonzero(cc[:, cv2.CC_STAT_AREA] >= _OCCLUSION_MIN_TEXELS)
+            occ = np.isin(labels, big[big > 0])
+        else:
+            occ = np.zeros_like(occ)
         # the reference follows the face where it is seen and nothing is in front
-        follow = (inside & ~cv2.dilate(occ.astype(np.uint8), _disc(7)).astype(bool))[..., None]
-        track.reference = np.where(follow, track.reference + _REFERENCE_RATE * (live - track.reference),
-                                   track.reference).astype(np.float32)
+        follow = inside & ~(cv2.dilate(occ.astype(np.uint8), _disc(7)) > 0) if occ.any() else inside
+        cv2.accumulateWeighted(live, track.reference, _REFERENCE_RATE, mask=follow.astype(np.uint8))
         if not occ.any():
             return None
-        return cv2.compare(occ.astype(np.uint8), 0, cv2.CMP_GT)
+        return above(occ.astype(np.uint8), 0)
 
     def _mask(self, alpha: Mask, dst: FloatArray, face_w: float, occluded: Mask | None = None) -> Mask:
         """Soft mask from the rendered coverage × hair trim, minus mouth and eyes, feathered,
@@ -783,11 +816,11 @@ class PhotoSwapper:
         sw, sh = max(1, round(w * s)), max(1, round(h * s))
         # INTER_LINEAR, not INTER_AREA: 25x faster at non-integer factors, and this edge is
         # blurred below anyway.
-        small = cv2.resize(alpha, (sw, sh), interpolation=cv2.INTER_LINEAR)
+        small = u8(cv2.resize(alpha, (sw, sh), interpolation=cv2.INTER_LINEAR))
         # Fill interior holes (nostril slivers, the undrawn mouth) so only the outer
         # silhouette is feathered; mouth and eyes get their own soft cuts below.
         solid = np.zeros_like(small)
-        contours, _ = cv2.findContours(cv2.compare(small, 8, cv2.CMP_GT), cv2.RETR_EXTERNAL,
+        contours, _ = cv2.findContours(above(small, 8), cv2.RETR_EXTERNAL,
                                        cv2.CHAIN_APPROX_SIMPLE)
         cv2.drawContours(solid, contours, -1, 255, cv2.FILLED)
         fw_small = face_w * s
@@ -795,13 +828,13 @@ class PhotoSwapper:
         # feathered edge is 0 at the silhouette: no unrendered pixel can bleed in as a rim.
         blur = cfg.feather * fw_small
         erode = cfg.erode * fw_small + blur + 1
-        solid = cv2.erode(solid, _disc(2 * erode + 1))
+        solid = u8(cv2.erode(solid, _disc(2 * erode + 1)))
         if blur >= 0.5:
-            solid = cv2.GaussianBlur(solid, (0, 0), blur / 3)
+            solid = u8(cv2.GaussianBlur(solid, (0, 0), blur / 3))
         # Inside the silhouette the rendered alpha carries the hair trim; holes count as 255.
         inner = small.copy()
         inner[(small == 0) & (solid > 0)] = 255
-        m = cv2.min(solid, inner)
+        m = u8(cv2.min(solid, inner))
         pts = dst * s
         if cfg.keep_mouth:
             m = _cut(m, [pts[list(LIPS_INNER)]], grow=0.01 * fw_small, soft=0.03 * fw_small)
@@ -814,9 +847,9 @@ class PhotoSwapper:
             # grown and softened, so the occluder's edge and its anti-aliased rim stay live
             hole = cv2.dilate(hole, _disc(0.04 * fw_small))
             sigma = max(0.3, 0.01 * fw_small)
-            m = cv2.subtract(m, cv2.GaussianBlur(cv2.dilate(hole, _disc(6 * sigma + 1)), (0, 0), sigma))
+            m = u8(cv2.subtract(m, cv2.GaussianBlur(cv2.dilate(hole, _disc(6 * sigma + 1)), (0, 0), sigma)))
         if (sw, sh) != (w, h):
-            m = cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR)
+            m = u8(cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR))
         return m
 
     def _track(self, track_id: int) -> _Track:
@@ -841,66 +874,105 @@ class PhotoSwapper:
             track.texture = self._base_texture
             return track.texture
         # Until the live skin has been measured once (cheeks out of view), try every frame.
-        if track.age % cfg.interval == 0 or track.stats is None:
-            view = self._live_view(frame, lm)
-            live = view.stats if view is not None else live_skin_stats(frame, lm)
-            if live is not None:
-                track.stats = live if track.stats is None else track.stats.mix(live, _STATS_MIX)
-            if track.stats is not None:
-                m = transfer_matrix(cfg.mode, self.source_stats, track.stats, cfg.strength,
-                                    max_chroma_gain=_CHROMA_GAIN)
-                m32 = m.astype(np.float32)
-                lab = cv2.transform(self._texture_lab, m32)
-                if view is not None:
-                    # The map is affine, so shrinking commutes with it: use the pre-shrunk texture.
-                    shading = self._shading(view, cv2.transform(self._texture_lab_small, m32))
-                    # The guard compares each texel with the live face where it will land.
-                    landing = view if shaped is None or shaped is lm else self._live_view(frame, shaped, measure=False)
-                    guard = _live_range((landing or view).lab[..., 1:], (landing or view).weight > 0.5)
-                    track.shading = shading if track.shading is None else \
-                        (1 - _STATS_MIX) * track.shading + _STATS_MIX * shading
-                    track.guard = guard if track.guard is None else \
-                        (1 - _STATS_MIX) * track.guard + _STATS_MIX * guard
-                if track.shading is not None:
-                    up = cv2.resize(track.shading, (self.size, self.size), interpolation=cv2.INTER_LINEAR)
-                    lab += np.float32(cfg.strength) * up
-                # Eyes take the live lighting but keep their own colour: a skin-to-skin map
-                # turns eye whites orange.
-                for (y0, y1, x0, x1), wgt in self._eye_weights:
-                    orig = self._texture_lab[y0:y1, x0:x1]
-                    lab[y0:y1, x0:x1] = orig + (lab[y0:y1, x0:x1] - orig) * wgt
-                if track.guard is not None:
-                    self._guard_hue(lab, track.guard)
-                new = _with_alpha(from_lab(lab), self.texture_alpha)
-                # Cross-fade from what was shown over the next frames: a re-estimate that
-                # switches the colour at once is a visible step (flicker every interval).
-                track.fade_from = track.shown if track.shown is not None else None
-                track.texture = new
+        first = track.stats is None
+        band = -(-self.size // self._build_frames())
+        if track.age % cfg.interval == 0 or first:
+            job = self._estimate(track, frame, lm, shaped)
+            if job is not None:
+                track.pending = job
+                self._build(track, job, self.size if first else band)  # a new face: its colour at once
+        elif track.pending is not None:
+            self._build(track, track.pending, band)
         track.age += 1
-        return self._faded(track, min(cfg.interval - 1, _FADE_FRAMES))
+        return self._faded(track, min(cfg.interval - self._build_frames(), _FADE_FRAMES))
+
+    def _build_frames(self) -> int:
+        return max(1, min(_BUILD_FRAMES, self.color_config.interval - 1))
+
+    def _estimate(self, track: _Track, frame: ImageBGR, lm: FloatArray, shaped: FloatArray | None
+                  ) -> _Rebuild | None:
+        """Measure the live skin, update the track's statistics, shading and hue guard, and
+        return a rebuild of its texture to run (None without statistics)."""
+        cfg = self.color_config
+        view = self._live_view(frame, lm)
+        live = view.stats if view is not None else live_skin_stats(frame, lm)
+        if live is not None:
+            track.stats = live if track.stats is None else track.stats.mix(live, _STATS_MIX)
+        if track.stats is None:
+            return None
+        m = transfer_matrix(cfg.mode, self.source_stats, track.stats, cfg.strength, max_chroma_gain=_CHROMA_GAIN)
+        m32 = m.astype(np.float32)
+        if view is not None:
+            # The map is affine, so shrinking commutes with it: use the pre-shrunk texture.
+            shading = self._shading(view, f32(cv2.transform(self._texture_lab_small, m32)))
+            # The guard compares each texel with the live face where it will land.
+            landing = view if shaped is None or shaped is lm else self._live_view(frame, shaped, measure=False)
+            guard = _live_range((landing or view).lab[..., 1:], (landing or view).weight > 0.5)
+            track.shading = shading if track.shading is None else \
+                (1 - _STATS_MIX) * track.shading + _STATS_MIX * shading
+            track.guard = guard if track.guard is None else \
+                (1 - _STATS_MIX) * track.guard + _STATS_MIX * guard
+        up = None
+        if track.shading is not None:
+            up = track.shading * np.float32(cfg.strength)
+        floor = None
+        if track.guard is not None:
+            # The hue guard: each texel's a*, b* may not fall below both the source's own value
+            # there and the live face's minimum nearby: no texel turns greener or bluer than
+            # either face is there (blue brows, grey-blue blotches from an overflowing
+            # transfer). No upper bound: clamping warm overshoots makes grey patches.
+            n = track.guard.shape[0]
+            floor = np.empty((n, n, 3), np.float32)
+            floor[..., 0] = _GUARD_OFF  # L* is not guarded: min(off, -off) = -off, max(L*, -off) = L*
+            floor[..., 1:] = track.guard[..., :2]
+        return _Rebuild(m32, up, floor, np.empty((self.size, self.size, 4), np.uint8))
+
+    def _build(self, track: _Track, job: _Rebuild, rows: int) -> None:
+        """Build the next ``rows`` rows of a rebuild; the finished texture starts cross-fading in.
+
+        Per texel: the global map, the shading field, the eyes' own colour, the hue guard.
+        """
+        r0, r1 = job.row, min(job.row + rows, self.size)
+        lab = f32(cv2.transform(self._texture_lab[r0:r1], job.matrix))
+        if job.shading is not None:
+            cv2.add(lab, _band_resize(job.shading, self.size, r0, r1), dst=lab)
+        # Eyes take the live lighting but keep their own colour: a skin-to-skin map turns eye
+        # whites orange.
+        for (y0, y1, x0, x1), wgt in self._eye_weights:
+            ya, yb = max(y0, r0), min(y1, r1)
+            if ya < yb:
+                orig = self._texture_lab[ya:yb, x0:x1]
+                band = lab[ya - r0:yb - r0, x0:x1]
+                band[:] = orig + (band - orig) * wgt[ya - y0:yb - y0]
+        if job.floor is not None:
+            floor = _band_resize(job.floor, self.size, r0, r1)
+            cv2.min(floor, self._guard_source[r0:r1], dst=floor)
+            cv2.max(lab, floor, dst=lab)
+        job.out[r0:r1] = _with_alpha(from_lab(lab), self.texture_alpha[r0:r1])
+        job.row = r1
+        if r1 < self.size:
+            return
+        # Cross-fade from what was shown over the next frames: a re-estimate that switches
+        # the colour at once is a visible step (flicker every interval).
+        track.fade_from = track.shown
+        track.fade_step = 0
+        track.texture = job.out
+        track.pending = None
 
     def _faded(self, track: _Track, frames: int) -> npt.NDArray[np.uint8]:
         """The texture to show this frame: part way from the previous one to the current."""
         if track.fade_from is None or frames <= 1:
             track.shown = track.texture
             return track.texture
-        interval = self.color_config.interval
-        step = track.age % interval or interval  # frames since the re-estimate, 1 .. interval
-        if step >= frames:
+        track.fade_step += 1  # frames since the new texture was finished, 1 .. frames
+        if track.fade_step >= frames:
             track.fade_from = None
             track.shown = track.texture
             return track.texture
-        t = step / frames
-        track.shown = cv2.addWeighted(track.fade_from, 1.0 - t, track.texture, t, 0.0)
-        return track.shown
-
-    def _guard_hue(self, lab: npt.NDArray[np.float32], guard: npt.NDArray[np.float32]) -> None:
-        """Keep each texel's a* and b* from falling below both the source's own value there
-        and the live face's minimum nearby (in place): no texel turns greener or bluer than
-        either face is there (blue brows, grey-blue blotches from an overflowing transfer).
-        An upper bound is not applied: clamping warm overshoots makes grey patches."""
-        up = cv2.resize(guard[..., :2], (self.size, self.size), interpolation=cv2.INTER_LINEAR)
-        np.maximum(lab[..., 1:], np.minimum(self._texture_lab[..., 1:], up), out=lab[..., 1:])
+        t = track.fade_step / frames
+        shown = u8(cv2.addWeighted(track.fade_from, 1.0 - t, track.texture, t, 0.0))
+        track.shown = shown
+        return shown
 
     def _live_view(self, frame: ImageBGR, lm: FloatArray, *, measure: bool = True) -> _LiveView | None:
         """The live face unwrapped into a small UV image, how well each texel is seen, which
@@ -918,7 +990,7 @@ class PhotoSwapper:
         inside = (mx >= 0) & (my >= 0) & (mx <= fw - 1) & (my <= fh - 1)
         if inside.sum() < n * n // 8:
             return None
-        lab = to_lab(cv2.remap(frame, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
+        lab = to_lab(u8(cv2.remap(frame, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)))
         facing = self._vertex_field(facing_ratio(lm, self.face.triangles, self._uv_sign))
         # The live image is real even where the face turns away (unlike a smear of a few
         # source pixels): only the most oblique rim, where background leaks in, is left out.
@@ -952,7 +1024,7 @@ class PhotoSwapper:
         # painted-over skin has no identity to keep and follows the live skin closely.
         t = self._trusted_small[..., None]
         field = fields[0] * t + fields[1] * (1 - t)
-        return np.clip(field, -_SHADING_MAX, _SHADING_MAX)
+        return np.asarray(np.clip(field, -_SHADING_MAX, _SHADING_MAX), np.float32)
 
 
 def facing_ratio(landmarks: npt.ArrayLike, triangles: npt.NDArray[np.int32],
@@ -963,26 +1035,52 @@ def facing_ratio(landmarks: npt.ArrayLike, triangles: npt.NDArray[np.int32],
     the triangle's normal and the viewing direction; negative = facing away.
     """
     p = np.asarray(landmarks, np.float64)[:, :3]
-    a, b, c = p[triangles[:, 0]], p[triangles[:, 1]], p[triangles[:, 2]]
-    true_area = np.linalg.norm(np.cross(b - a, c - a), axis=1)
-    return raster.signed_areas(p[:, :2], triangles) * uv_sign / np.maximum(true_area, 1e-9)
+    a = p[triangles[:, 0]]
+    u, v = p[triangles[:, 1]] - a, p[triangles[:, 2]] - a
+    # the cross product u x v written out (np.cross costs more than the arithmetic here);
+    # its z is twice the signed image area (raster.signed_areas)
+    cx = u[:, 1] * v[:, 2] - u[:, 2] * v[:, 1]
+    cy = u[:, 2] * v[:, 0] - u[:, 0] * v[:, 2]
+    cz = u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0]
+    true_area = np.sqrt(cx * cx + cy * cy + cz * cz)
+    ratio: npt.NDArray[np.float64] = cz * uv_sign / np.maximum(true_area, 1e-9)
+    return ratio
+
+
+def _band_resize(small: npt.NDArray[np.float32], size: int, r0: int, r1: int) -> npt.NDArray[np.float32]:
+    """Rows ``r0:r1`` of ``small`` (square) resized to ``size`` (bilinear), computed from the
+    few source rows they need: equal to ``cv2.resize(small, (size, size))[r0:r1]`` when size is
+    a multiple of small's (the same sample positions and weights)."""
+    n = small.shape[0]
+    if size % n:
+        return f32(cv2.resize(small, (size, size), interpolation=cv2.INTER_LINEAR))[r0:r1]
+    k = size // n
+    s0, s1 = max(0, r0 // k - 1), min(n, -(-r1 // k) + 1)
+    up = f32(cv2.resize(small[s0:s1], (size, (s1 - s0) * k), interpolation=cv2.INTER_LINEAR))
+    return up[r0 - s0 * k:r1 - s0 * k]
 
 
 def _live_range(ab: npt.NDArray[np.float32], seen: npt.NDArray[np.bool_]) -> npt.NDArray[np.float32]:
     """``(n, n, 4)``: local minima of a*, b* then local maxima, over ``seen`` texels."""
-    n = ab.shape[0]
-    if seen.sum() < 16:
+    if np.count_nonzero(seen) < 16:
         return np.concatenate([np.full_like(ab, -128.0), np.full_like(ab, 127.0)], axis=2)
-    lo_all = np.percentile(ab[seen], 1, axis=0).astype(np.float32)
-    hi_all = np.percentile(ab[seen], 99, axis=0).astype(np.float32)
-    k = _disc(_GUARD_WINDOW * n)
-    lo = cv2.erode(np.where(seen[..., None], ab, hi_all), k)
-    hi = cv2.dilate(np.where(seen[..., None], ab, lo_all), k)
+    ab = np.ascontiguousarray(ab)
+    lo_all, hi_all = np.percentile(ab[seen], [1, 99], axis=0).astype(np.float32)
+    k = _disc(_GUARD_WINDOW * ab.shape[0])
+    mask = seen.astype(np.uint8)
+    # (OpenCV's masked copies: numpy's where on these small 2-channel images costs more)
+    def masked(src: npt.NDArray[np.float32], m: npt.NDArray[np.uint8], fill: npt.NDArray[np.float32]
+               ) -> npt.NDArray[np.float32]:
+        out = np.empty_like(src)
+        out[:] = fill
+        cv2.copyTo(src, m, out)
+        return out
+
+    lo = f32(cv2.erode(masked(ab, mask, hi_all), k))
+    hi = f32(cv2.dilate(masked(ab, mask, lo_all), k))
     # where no seen texel is near, the face's overall range
-    near = cv2.dilate(seen.astype(np.uint8), k) > 0
-    lo = np.where(near[..., None], lo, lo_all)
-    hi = np.where(near[..., None], hi, hi_all)
-    return np.concatenate([lo, hi], axis=2).astype(np.float32)
+    near = u8(cv2.dilate(mask, k))
+    return np.concatenate([masked(lo, near, lo_all), masked(hi, near, hi_all)], axis=2)
 
 
 def live_skin_stats(frame: ImageBGR, landmarks: FloatArray) -> LabStats | None:
@@ -999,8 +1097,8 @@ def live_skin_stats(frame: ImageBGR, landmarks: FloatArray) -> LabStats | None:
     # Statistics do not need every pixel of a big face: shrink to about 128 px across.
     s = min(1.0, 128.0 / (x1 - x0))
     if s < 1.0:
-        roi = cv2.resize(roi, (max(2, round(roi.shape[1] * s)), max(2, round(roi.shape[0] * s))),
-                         interpolation=cv2.INTER_AREA)
+        roi = u8(cv2.resize(roi, (max(2, round(roi.shape[1] * s)), max(2, round(roi.shape[0] * s))),
+                         interpolation=cv2.INTER_AREA))
         polys = [p * s for p in polys]
     m = _polygon_mask(roi.shape[:2], polys)
     px = roi[m > 0]
@@ -1033,10 +1131,10 @@ def _cut(m: Mask, polygons: list[FloatArray], *, grow: float, soft: float) -> Ma
         cv2.polylines(hole, pts, True, 255, 1, cv2.LINE_8, 4)
     sigma = soft / 3  # the Gaussian reaches about 3 sigma
     reach = grow + 3 * sigma  # the blur must not eat into the polygon itself
-    hole = cv2.dilate(hole, _disc(2 * reach + 1))
+    hole = u8(cv2.dilate(hole, _disc(2 * reach + 1)))
     if sigma >= 0.3:
-        hole = cv2.GaussianBlur(hole, (0, 0), sigma)
-    return cv2.subtract(m, hole)
+        hole = u8(cv2.GaussianBlur(hole, (0, 0), sigma))
+    return u8(cv2.subtract(m, hole))
 
 
 def _push_pull_fill(image: ImageBGR, valid: npt.NDArray[np.bool_]) -> ImageBGR:
@@ -1050,8 +1148,8 @@ def _push_pull_fill(image: ImageBGR, valid: npt.NDArray[np.bool_]) -> ImageBGR:
     levels: list[tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]] = []
     while min(img.shape[:2]) > 4:
         levels.append((img, w))
-        img = cv2.resize(img, (img.shape[1] // 2, img.shape[0] // 2), interpolation=cv2.INTER_AREA)
-        w = cv2.resize(w, (w.shape[1] // 2, w.shape[0] // 2), interpolation=cv2.INTER_AREA)
+        img = f32(cv2.resize(img, (img.shape[1] // 2, img.shape[0] // 2), interpolation=cv2.INTER_AREA))
+        w = f32(cv2.resize(w, (w.shape[1] // 2, w.shape[0] // 2), interpolation=cv2.INTER_AREA))
     cur = img / np.maximum(w, 1e-6)[..., None]
     # Coarsest cells without any valid pixel take the overall mean (not black).
     total = float(w.sum())
@@ -1063,7 +1161,7 @@ def _push_pull_fill(image: ImageBGR, valid: npt.NDArray[np.bool_]) -> ImageBGR:
         lw3 = np.clip(lw, 0.0, 1.0)[..., None]
         own = lim / np.maximum(lw, 1e-6)[..., None]
         cur = own * lw3 + up * (1 - lw3)
-    out = cv2.convertScaleAbs(cur)
+    out = u8(cv2.convertScaleAbs(cur))
     out[valid] = image[valid]
     return out
 
@@ -1082,7 +1180,7 @@ def _skin_distance(lab: npt.NDArray[np.float32], samples: npt.NDArray[np.float32
     sd = np.maximum(1.4826 * np.median(np.abs(samples - med), axis=0), floor)
     d = (lab - med.astype(np.float32)) / sd.astype(np.float32)
     dl = np.minimum(d[..., 0], 0.0)
-    return np.sqrt(dl * dl + d[..., 1] ** 2 + d[..., 2] ** 2)
+    return np.asarray(np.sqrt(dl * dl + d[..., 1] ** 2 + d[..., 2] ** 2), np.float32)
 
 
 def _live_skin(lab: npt.NDArray[np.float32], samples: npt.NDArray[np.float32]) -> npt.NDArray[np.bool_]:
@@ -1127,8 +1225,8 @@ def _normalised_blur(values: npt.NDArray[np.float32], weight: npt.NDArray[np.flo
     n = values.shape[0]
     work = int(np.clip(round(3.0 / sigma), 8, n))
     if work < n:
-        values = cv2.resize(values, (work, work), interpolation=cv2.INTER_AREA)
-        weight = cv2.resize(weight, (work, work), interpolation=cv2.INTER_AREA)
+        values = f32(cv2.resize(values, (work, work), interpolation=cv2.INTER_AREA))
+        weight = f32(cv2.resize(weight, (work, work), interpolation=cv2.INTER_AREA))
     num = cv2.GaussianBlur(values, (0, 0), sigma * work)
     den = cv2.GaussianBlur(weight, (0, 0), sigma * work)
     out = num / (den + 0.05)[..., None]
@@ -1139,7 +1237,7 @@ def _normalised_blur(values: npt.NDArray[np.float32], weight: npt.NDArray[np.flo
 
 def _with_alpha(bgr: ImageBGR, alpha: Mask) -> npt.NDArray[np.uint8]:
     """BGRA image from BGR and an alpha plane (cvtColor + one plane copy: 10x cv2.merge)."""
-    out = cv2.cvtColor(bgr, cv2.COLOR_BGR2BGRA)
+    out = u8(cv2.cvtColor(bgr, cv2.COLOR_BGR2BGRA))
     out[..., 3] = alpha
     return out
 
@@ -1147,12 +1245,12 @@ def _with_alpha(bgr: ImageBGR, alpha: Mask) -> npt.NDArray[np.uint8]:
 def _disc(d: float) -> npt.NDArray[np.uint8]:
     """Elliptic structuring element of (odd) diameter about ``d``."""
     k = _odd(d)
-    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+    return u8(cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
 
 
 def _mirror_u(image: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     """Mirror a UV-space image about u = 0.5 (the canonical layout is symmetric to 0.1 %)."""
     n = image.shape[1]
     m = np.array([[-1.0, 0.0, float(n)], [0.0, 1.0, 0.0]])
-    return cv2.warpAffine(image, m, (n, image.shape[0]), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return f32(cv2.warpAffine(image, m, (n, image.shape[0]), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0))

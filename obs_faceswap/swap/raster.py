@@ -152,7 +152,9 @@ def signed_areas(xy: npt.ArrayLike, triangles: npt.ArrayLike) -> npt.NDArray[np.
     p = np.asarray(xy, np.float64)[:, :2]
     t = np.asarray(triangles)
     a, b, c = p[t[:, 0]], p[t[:, 1]], p[t[:, 2]]
-    return (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+    ab, ac = b - a, c - a
+    areas: npt.NDArray[np.float64] = ab[:, 0] * ac[:, 1] - ab[:, 1] * ac[:, 0]
+    return areas
 
 
 def draw_order(dst_xy: npt.ArrayLike, z: npt.ArrayLike, triangles: npt.ArrayLike,

@@ -90,8 +90,8 @@ def test_swapped_face_flickers_no_more_than_the_original(clip, store, media, rea
     before, after = flicker(frames, starts, masks), flicker(out, starts, masks)
     print(f"\n{clip}: flicker of the original {before:.2f}, swapped {after:.2f}, ratio {after / before:.2f}")
     # The issue asks for 1.1x. Measured: the still clip 0.41x (the source's texture does not
-    # carry the sensor noise); the cut clip 1.19x (1.17x before this issue's work): the
+    # carry the sensor noise); the cut clip 1.18x (1.17x before this issue's work): the
     # swapped eyes and mouth follow the mesh's frame-to-frame jitter, and the source's
     # high-contrast eyes make that jitter visible. Not met yet for real footage; asserted at
-    # what is reached so that it cannot get worse.
-    assert after <= (1.1 if clip == "still" else 1.25) * before
+    # what is reached (with a little margin) so that it cannot get worse.
+    assert after <= (1.1 if clip == "still" else 1.2) * before

@@ -63,17 +63,28 @@ def test_a_cap_set_by_the_user_is_reported_as_faces_left_out(store, media, read_
     assert report.swapped == 4 and report.left_out == 2
 
 
-def test_a_face_coming_into_view_is_swapped_within_two_frames(pipe, read_image):
-    """The mosaic with its right half covered, then (from frame 5) uncovered: the faces that
-    appear are swapped within 2 frames (the detector runs every 3rd frame)."""
+@pytest.mark.parametrize("uncover", [1, 3, 5, 7, 9])
+def test_a_face_coming_into_view_is_swapped_within_two_frames(pipe, read_image, uncover):
+    """The mosaic with its right half covered, then (from frame ``uncover``, at every phase of
+    the detector's 10-frame schedule) uncovered: the faces that appear are swapped within 2
+    frames of being visible, although the detector runs on schedule only every 10th frame."""
     image = mosaic(read_image)
     covered = image.copy()
     covered[:, image.shape[1] // 2:] = 128
     pipe.reset()
-    counts = []
-    for i in range(10):
-        _, report = pipe.process(covered if i < 5 else image, i / 30)
+    counts, detected = [], []
+    for i in range(uncover + 4):
+        _, report = pipe.process(covered if i < uncover else image, i / 30)
         counts.append(report.swapped)
-    print(f"\nfaces swapped per frame: {counts}")
-    assert counts[:5] == [counts[0]] * 5 and counts[0] < 6
-    assert min(counts[7:]) == 6
+        detected.append(report.detected)
+    print(f"\nfaces swapped per frame: {counts}, detector ran: {detected}")
+    assert counts[:uncover] == [counts[0]] * uncover and counts[0] < 6
+    assert min(counts[uncover + 2:]) == 6
+    assert not any(detected[1:uncover]), "a still picture runs the detector on schedule only"
+
+
+def test_a_still_picture_runs_the_detector_every_tenth_frame(pipe, read_image):
+    image = mosaic(read_image)
+    pipe.reset()
+    detected = [pipe.process(image, i / 30)[1].detected for i in range(21)]
+    assert [i for i, d in enumerate(detected) if d] == [0, 10, 20]
