@@ -201,9 +201,13 @@ def _pipeline_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--det-size", type=int, metavar="PX", help="detector input size, long side (default 320)")
     g.add_argument("--landmarks", choices=LANDMARK_MODELS, help="landmark model (default mesh468)")
     g.add_argument("--landmarks-model", metavar="ONNX", help="use this landmark file instead of the manifest's")
-    g.add_argument("--detect-interval", type=int, metavar="N",
-                   help="run the detector every N frames, track in between (default 10; every 3rd while "
-                        "something new comes into view)")
+    g.add_argument(
+        "--detect-interval",
+        type=int,
+        metavar="N",
+        help="run the detector every N frames, track in between (default 10; every 3rd while "
+        "something new comes into view)",
+    )
     g.add_argument("--max-faces", type=int, metavar="N", help="most faces tracked at once (default: no limit)")
     g.add_argument("--no-smoothing", action="store_true", help="turn off landmark smoothing")
 

@@ -80,14 +80,11 @@ class RuntimeConfig:
     def __post_init__(self) -> None:
         for p in self.providers:
             if p != "auto" and p not in PROVIDERS:
-                raise ConfigError(
-                    f"unknown execution provider {p!r}; choose from auto, {', '.join(PROVIDERS)}"
-                )
+                raise ConfigError(f"unknown execution provider {p!r}; choose from auto, {', '.join(PROVIDERS)}")
         if self.threads < 0:
             raise ConfigError(f"threads must be >= 0, got {self.threads}")
         if self.cpu_backend not in CPU_BACKENDS:
-            raise ConfigError(f"runtime.cpu_backend must be one of {', '.join(CPU_BACKENDS)}; "
-                              f"got {self.cpu_backend!r}")
+            raise ConfigError(f"runtime.cpu_backend must be one of {', '.join(CPU_BACKENDS)}; got {self.cpu_backend!r}")
 
 
 @dataclass(frozen=True)
@@ -404,8 +401,9 @@ class SwapperConfig:
         if self.kind == "plugin":
             module, _, name = (self.plugin or "").partition(":")
             if not module.strip() or not name.strip():
-                raise ConfigError(f"swapper.plugin must be 'package.module:factory' for swapper.kind 'plugin'; "
-                                  f"got {self.plugin!r}")
+                raise ConfigError(
+                    f"swapper.plugin must be 'package.module:factory' for swapper.kind 'plugin'; got {self.plugin!r}"
+                )
 
     @property
     def needs_photo(self) -> bool:
@@ -447,9 +445,7 @@ def apply_updates(config: Any, updates: dict[str, Any], _prefix: str = "") -> An
     changes: dict[str, Any] = {}
     for key, value in nested.items():
         if key not in names:
-            raise ConfigError(
-                f"unknown setting {_prefix + key!r}; valid here: {', '.join(_prefix + n for n in names)}"
-            )
+            raise ConfigError(f"unknown setting {_prefix + key!r}; valid here: {', '.join(_prefix + n for n in names)}")
         current = getattr(config, key)
         if dataclasses.is_dataclass(current) and isinstance(value, dict):
             changes[key] = apply_updates(current, value, f"{_prefix}{key}.")
@@ -480,4 +476,3 @@ def _coerce(name: str, value: Any, current: Any) -> Any:
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{name}: cannot use {value!r} as {type(current).__name__}") from e
     return value
-

@@ -62,8 +62,9 @@ class LabStats:
 
     def mix(self, other: LabStats, weight: float) -> LabStats:
         """``(1 - weight) * self + weight * other`` (for temporal smoothing)."""
-        return LabStats((1 - weight) * self.mean + weight * other.mean,
-                        (1 - weight) * self.cov + weight * other.cov, other.count)
+        return LabStats(
+            (1 - weight) * self.mean + weight * other.mean, (1 - weight) * self.cov + weight * other.cov, other.count
+        )
 
 
 def to_lab(image: ImageBGR) -> npt.NDArray[np.float32]:
@@ -77,8 +78,9 @@ def from_lab(lab: npt.NDArray[np.float32]) -> ImageBGR:
     return u8(cv2.convertScaleAbs(bgr, alpha=255.0))
 
 
-def lab_stats(image: ImageBGR, mask: Mask | None = None, *, lab: npt.NDArray[np.float32] | None = None
-              ) -> LabStats | None:
+def lab_stats(
+    image: ImageBGR, mask: Mask | None = None, *, lab: npt.NDArray[np.float32] | None = None
+) -> LabStats | None:
     """Mean and covariance in L*a*b* of the pixels where ``mask`` > 0 (all when ``None``).
 
     Args:
@@ -127,9 +129,9 @@ def robust_lab_stats(lab: npt.NDArray[np.float32], clip: float = 2.5) -> LabStat
     return LabStats(px.mean(axis=0), np.cov(px, rowvar=False), len(px))
 
 
-
-def rct_matrix(source: LabStats, target: LabStats, strength: float = 1.0, *,
-               max_chroma_gain: float = _MAX_SCALE) -> npt.NDArray[np.float64]:
+def rct_matrix(
+    source: LabStats, target: LabStats, strength: float = 1.0, *, max_chroma_gain: float = _MAX_SCALE
+) -> npt.NDArray[np.float64]:
     """Reinhard colour transfer as a ``(3, 4)`` affine map in L*a*b*.
 
     Each channel is shifted and scaled so the source's mean and standard deviation become
@@ -164,8 +166,9 @@ def linear_matrix(source: LabStats, target: LabStats, strength: float = 1.0) -> 
     return _with_strength(a, b, strength)
 
 
-def transfer_matrix(mode: str, source: LabStats, target: LabStats, strength: float = 1.0, *,
-                    max_chroma_gain: float = _MAX_SCALE) -> npt.NDArray[np.float64]:
+def transfer_matrix(
+    mode: str, source: LabStats, target: LabStats, strength: float = 1.0, *, max_chroma_gain: float = _MAX_SCALE
+) -> npt.NDArray[np.float64]:
     """The ``(3, 4)`` L*a*b* affine map for ``mode`` ``"rct"``, ``"linear"`` or ``"none"``
     (``max_chroma_gain``: see :func:`rct_matrix`; rct only)."""
     if mode == "rct":
@@ -183,9 +186,15 @@ def apply_lab_matrix(lab: npt.NDArray[np.float32], matrix: npt.ArrayLike) -> Ima
     return from_lab(out)
 
 
-def color_transfer(image: ImageBGR, target: ImageBGR, mode: str = "rct", *,
-                   image_mask: Mask | None = None, target_mask: Mask | None = None,
-                   strength: float = 1.0) -> ImageBGR:
+def color_transfer(
+    image: ImageBGR,
+    target: ImageBGR,
+    mode: str = "rct",
+    *,
+    image_mask: Mask | None = None,
+    target_mask: Mask | None = None,
+    strength: float = 1.0,
+) -> ImageBGR:
     """Recolour ``image`` so the statistics of its masked pixels match ``target``'s.
 
     Args:
@@ -282,8 +291,7 @@ def _sqrtm(cov: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.float64], npt.N
     return v @ np.diag(np.sqrt(w)) @ v.T, v @ np.diag(1 / np.sqrt(w)) @ v.T
 
 
-def _with_strength(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64], strength: float
-                   ) -> npt.NDArray[np.float64]:
+def _with_strength(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64], strength: float) -> npt.NDArray[np.float64]:
     s = float(np.clip(strength, 0.0, 1.0))
     a = np.eye(3) + s * (a - np.eye(3))
     return np.hstack([a, (s * b)[:, None]])
@@ -296,8 +304,9 @@ _SEAMLESS_SIZE = 128
 
 
 @njit(cache=True, nogil=True)
-def _blend_inplace(dst: npt.NDArray[np.uint8], src: npt.NDArray[np.uint8],
-                   mask: npt.NDArray[np.uint8], opacity: int) -> None:
+def _blend_inplace(
+    dst: npt.NDArray[np.uint8], src: npt.NDArray[np.uint8], mask: npt.NDArray[np.uint8], opacity: int
+) -> None:
     """``dst = round((src * a + dst * (255 - a)) / 255)`` with ``a = round(mask * opacity / 255)``."""
     lut = np.empty(256, np.int64)
     for m in range(256):
@@ -320,8 +329,9 @@ def _blend_inplace(dst: npt.NDArray[np.uint8], src: npt.NDArray[np.uint8],
 
 
 @njit(cache=True, nogil=True)
-def _blend_bgra_inplace(dst: npt.NDArray[np.uint8], src: npt.NDArray[np.uint8],
-                        opacity: int) -> tuple[int, int, int, int]:
+def _blend_bgra_inplace(
+    dst: npt.NDArray[np.uint8], src: npt.NDArray[np.uint8], opacity: int
+) -> tuple[int, int, int, int]:
     """:func:`_blend_inplace` with the mask in ``src``'s fourth channel (one warped BGRA patch).
 
     Returns the ``(x0, y0, x1, y1)`` box (exclusive end) of the pixels it blended with a
@@ -398,7 +408,7 @@ def paste_back(frame: ImageBGR, result: SwapResult, blend: BlendConfig | None = 
             return None
         (wx, wy, _, _), bgra = warped
         h, w = bgra.shape[:2]
-        bx0, by0, bx1, by1 = _blend_bgra_inplace(frame[wy:wy + h, wx:wx + w], bgra, opacity)
+        bx0, by0, bx1, by1 = _blend_bgra_inplace(frame[wy : wy + h, wx : wx + w], bgra, opacity)
         return (wx + bx0, wy + by0, wx + bx1, wy + by1) if bx1 > bx0 else None
     placed = _place(frame.shape[:2], result)
     if placed is None:
@@ -444,8 +454,8 @@ def _place(frame_hw: tuple[int, ...], result: SwapResult) -> tuple[Box, ImageBGR
     t = result.transform.astype(np.float64)
     if result.is_translation:
         tx, ty = int(round(t[0, 2])), int(round(t[1, 2]))
-        crop = result.crop[y0 - ty:y1 - ty, x0 - tx:x1 - tx]
-        mask = result.mask[y0 - ty:y1 - ty, x0 - tx:x1 - tx]
+        crop = result.crop[y0 - ty : y1 - ty, x0 - tx : x1 - tx]
+        mask = result.mask[y0 - ty : y1 - ty, x0 - tx : x1 - tx]
     else:
         warped = _warp_bgra(frame_hw, result)
         if warped is None:
@@ -456,13 +466,12 @@ def _place(frame_hw: tuple[int, ...], result: SwapResult) -> tuple[Box, ImageBGR
     bx, by, bw, bh = cv2.boundingRect(mask)
     if bw == 0 or bh == 0:
         return None
-    crop = crop[by:by + bh, bx:bx + bw]
-    mask = mask[by:by + bh, bx:bx + bw]
+    crop = crop[by : by + bh, bx : bx + bw]
+    mask = mask[by : by + bh, bx : bx + bw]
     return (x0 + bx, y0 + by, x0 + bx + bw, y0 + by + bh), crop, mask
 
 
-def _warp_bgra(frame_hw: tuple[int, ...], result: SwapResult
-               ) -> tuple[Box, npt.NDArray[np.uint8]] | None:
+def _warp_bgra(frame_hw: tuple[int, ...], result: SwapResult) -> tuple[Box, npt.NDArray[np.uint8]] | None:
     """A resampled (non-translation) result as one BGRA patch in frame pixels, and its box.
 
     Only the frame pixels that can get a non-zero mask are produced: the mask's bounding box in
@@ -482,8 +491,10 @@ def _warp_bgra(frame_hw: tuple[int, ...], result: SwapResult
     t = result.transform.astype(np.float64)
     # frame pixels whose sample lies strictly inside (bx - 1, bx + bw) x (by - 1, by + bh), within
     # the crop's box (what result_box promises a lazily converted frame has loaded)
-    corners = np.array([[bx - 1, by - 1], [bx + bw, by - 1], [bx - 1, by + bh], [bx + bw, by + bh]],
-                       np.float64) @ t[:, :2].T + t[:, 2]
+    corners = (
+        np.array([[bx - 1, by - 1], [bx + bw, by - 1], [bx - 1, by + bh], [bx + bw, by + bh]], np.float64) @ t[:, :2].T
+        + t[:, 2]
+    )
     x0 = max(int(math.floor(corners[:, 0].min())), whole[0])
     y0 = max(int(math.floor(corners[:, 1].min())), whole[1])
     x1 = min(int(math.ceil(corners[:, 0].max())) + 1, whole[2])
@@ -497,8 +508,7 @@ def _warp_bgra(frame_hw: tuple[int, ...], result: SwapResult
     m = t.copy()
     m[:, 2] -= (x0, y0)
     size = (x1 - x0, y1 - y0)
-    patch = np.asarray(cv2.warpAffine(bgra, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE),
-                       np.uint8)
+    patch = np.asarray(cv2.warpAffine(bgra, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE), np.uint8)
     if bx == 0 or by == 0 or bx + bw == w or by + bh == h:  # the mask reaches the crop's border
         patch[..., 3] = cv2.warpAffine(mask, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
     return (x0, y0, x1, y1), patch
@@ -526,8 +536,7 @@ def _seamless(roi: ImageBGR, crop: ImageBGR, mask: Mask, opacity: int) -> None:
     pad = 4
     dst = cv2.copyMakeBorder(small_roi, pad, pad, pad, pad, cv2.BORDER_REFLECT)
     src = cv2.copyMakeBorder(small_crop, pad, pad, pad, pad, cv2.BORDER_REFLECT)
-    binary = cv2.copyMakeBorder(above(u8(small_mask), 0), pad, pad, pad, pad,
-                                cv2.BORDER_CONSTANT, value=0)
+    binary = cv2.copyMakeBorder(above(u8(small_mask), 0), pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
     bx, by, bw, bh = cv2.boundingRect(binary)
     if bw == 0:
         return

@@ -35,12 +35,10 @@ from obs_faceswap.types import Box, Face, FrameReport, ImageBGR, SwapResult
 log = logging.getLogger(__name__)
 
 
-
 def _union_all(boxes: Sequence[Box]) -> Box | None:
     if not boxes:
         return None
-    return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes),
-            max(b[3] for b in boxes))
+    return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
 
 
 class Pipeline:
@@ -66,8 +64,12 @@ class Pipeline:
     #: :meth:`process` takes :class:`~obs_faceswap.frame.LazyFrame` frames (the engine's).
     accepts_lazy_frames = True
 
-    def __init__(self, config: PipelineConfig | None = None, store: ModelStore | None = None,
-                 source: Photo | Sequence[Photo] | None = None) -> None:
+    def __init__(
+        self,
+        config: PipelineConfig | None = None,
+        store: ModelStore | None = None,
+        source: Photo | Sequence[Photo] | None = None,
+    ) -> None:
         self.config = config or PipelineConfig()
         self.store = store or ModelStore()
         self.canonical: CanonicalFace = load_canonical_face(str(self.store.path("canonical_face")))
@@ -145,8 +147,12 @@ class Pipeline:
             self.detector = create_detector(config.detector, self.store, config.runtime)
         if runtime_changed or old.landmarks != config.landmarks:
             self.mesh = create_landmarker(config.landmarks, self.store, config.runtime)
-        if (runtime_changed or old.detector != config.detector or old.landmarks != config.landmarks
-                or old.tracking != config.tracking):
+        if (
+            runtime_changed
+            or old.detector != config.detector
+            or old.landmarks != config.landmarks
+            or old.tracking != config.tracking
+        ):
             self.tracker = FaceTracker(self.detector, self.mesh, config.tracking)
             self._forget_ended_tracks(set())
             if self.matcher is not None:
@@ -166,8 +172,9 @@ class Pipeline:
     def _rebuild_swapper(self, config: PipelineConfig, *, reanalyse: bool) -> None:
         """A new swapper for ``config``, given the current sources again (the old one stays on failure)."""
         swapper = self._create_swapper(config)
-        sources = analyse_sources(self._photos, self.detector, self.mesh) if reanalyse and self._photos \
-            else self._sources
+        sources = (
+            analyse_sources(self._photos, self.detector, self.mesh) if reanalyse and self._photos else self._sources
+        )
         if sources:
             swapper.set_source(sources)
         old, self.swapper, self._sources = self.swapper, swapper, sources
@@ -182,8 +189,9 @@ class Pipeline:
         from obs_faceswap.nets.recognition import FaceEmbedder
 
         embedder = FaceEmbedder.from_store(self.store, "faceres", self.config.runtime)
-        self.matcher = ReferenceMatcher(embedder, read_image(sel.reference), self.detector,
-                                        min_similarity=sel.min_similarity)
+        self.matcher = ReferenceMatcher(
+            embedder, read_image(sel.reference), self.detector, min_similarity=sel.min_similarity
+        )
 
     def reset(self) -> None:
         """Forget tracked faces (call at a scene cut or when switching inputs)."""
@@ -195,8 +203,9 @@ class Pipeline:
         self.neural.reset()
 
     # -- the frame loop -----------------------------------------------------------------
-    def process(self, frame: ImageBGR | LazyFrame, timestamp: float | None = None, *,
-                inplace: bool = False) -> tuple[ImageBGR, FrameReport]:
+    def process(
+        self, frame: ImageBGR | LazyFrame, timestamp: float | None = None, *, inplace: bool = False
+    ) -> tuple[ImageBGR, FrameReport]:
         """Swap the selected faces of one frame.
 
         Args:

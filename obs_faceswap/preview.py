@@ -97,8 +97,9 @@ def _mask(shape: tuple[int, ...], lm: npt.NDArray[np.float64], indices: Sequence
     return m > 0
 
 
-def rate_photo(image: ImageBGR, landmarks: npt.ArrayLike, *, own_fraction: float = 1.0,
-               occluded_fraction: float = 0.0) -> PhotoRating:
+def rate_photo(
+    image: ImageBGR, landmarks: npt.ArrayLike, *, own_fraction: float = 1.0, occluded_fraction: float = 0.0
+) -> PhotoRating:
     """Rate a source photo for the photo swapper.
 
     Args:
@@ -112,37 +113,64 @@ def rate_photo(image: ImageBGR, landmarks: npt.ArrayLike, *, own_fraction: float
     lm = np.asarray(landmarks, np.float64)[:, :2]
     ratings = []
     width = float(np.ptp(lm[list(FACE_OVAL), 0]))
-    ratings.append(Rating("face size", f"{width:.0f} px", _level(width, *_FACE_PX),
-                          "ok" if width >= _FACE_PX[1] else
-                          f"the face is {width:.0f} px wide; use a photo where it is at least "
-                          f"{_FACE_PX[1]:.0f} px (crop less, or a larger photo)"))
+    ratings.append(
+        Rating(
+            "face size",
+            f"{width:.0f} px",
+            _level(width, *_FACE_PX),
+            "ok"
+            if width >= _FACE_PX[1]
+            else f"the face is {width:.0f} px wide; use a photo where it is at least "
+            f"{_FACE_PX[1]:.0f} px (crop less, or a larger photo)",
+        )
+    )
     yaw, roll = head_pose(lm)
     turn = _level(abs(yaw), *_YAW_DEG)
     tilt = _level(abs(roll), *_ROLL_DEG)
     worst = min(turn, tilt, key=LEVELS.index)
-    ratings.append(Rating("pose", f"yaw {yaw:+.0f}, roll {roll:+.0f}", worst,
-                          "ok" if worst == "good" else
-                          "the head is turned or tilted: use a frontal photo, looking into the camera "
-                          "(the far side is filled in from the near one)"))
+    ratings.append(
+        Rating(
+            "pose",
+            f"yaw {yaw:+.0f}, roll {roll:+.0f}",
+            worst,
+            "ok"
+            if worst == "good"
+            else "the head is turned or tilted: use a frontal photo, looking into the camera "
+            "(the far side is filled in from the near one)",
+        )
+    )
     level = min(_level(occluded_fraction, *_OCCLUDED), _level(own_fraction, *_OWN), key=LEVELS.index)
-    ratings.append(Rating("occlusion", f"{occluded_fraction:.0%} covered, {1 - own_fraction:.0%} filled", level,
-                          "ok" if level == "good" else
-                          "glasses, hair, hands or a hat cover part of the face: use a photo without "
-                          "glasses, with hair off the forehead and eyes"))
+    ratings.append(
+        Rating(
+            "occlusion",
+            f"{occluded_fraction:.0%} covered, {1 - own_fraction:.0%} filled",
+            level,
+            "ok"
+            if level == "good"
+            else "glasses, hair, hands or a hat cover part of the face: use a photo without "
+            "glasses, with hair off the forehead and eyes",
+        )
+    )
     # sharpness at a fixed face size, so that a large soft photo does not pass
     x0, y0 = np.floor(lm.min(axis=0)).astype(int)
     x1, y1 = np.ceil(lm.max(axis=0)).astype(int)
-    crop = image[max(y0, 0):max(y1, 1), max(x0, 0):max(x1, 1)]
+    crop = image[max(y0, 0) : max(y1, 1), max(x0, 0) : max(x1, 1)]
     sharp = 0.0
     if crop.size:
         s = 200.0 / max(crop.shape[1], 1)
         small = cv2.resize(crop, None, fx=s, fy=s, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
         sharp = float(cv2.Laplacian(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), cv2.CV_64F).var())
     level = _level(sharp, *_SHARPNESS)
-    ratings.append(Rating("sharpness", f"{sharp:.0f}", level,
-                          "ok" if level == "good" else
-                          "the face is soft (out of focus, motion blur, heavy smoothing or compression): "
-                          "use a sharper photo"))
+    ratings.append(
+        Rating(
+            "sharpness",
+            f"{sharp:.0f}",
+            level,
+            "ok"
+            if level == "good"
+            else "the face is soft (out of focus, motion blur, heavy smoothing or compression): use a sharper photo",
+        )
+    )
     # lighting: exposure, light from one side, blown highlights
     lab = cv2.cvtColor(image.astype(np.float32) / 255, cv2.COLOR_BGR2Lab)
     cheeks = [_mask(image.shape, lm, c) for c in (RIGHT_CHEEK, LEFT_CHEEK)]
@@ -151,9 +179,12 @@ def rate_photo(image: ImageBGR, landmarks: npt.ArrayLike, *, own_fraction: float
     side = abs(ls[0] - ls[1])
     skin = cheeks[0] | cheeks[1]
     clipped = float((image[skin] >= 250).any(axis=1).mean()) if skin.any() else 0.0
-    levels = {"dark": "poor" if skin_l < _EXPOSURE[0] else "good",
-              "bright": "poor" if skin_l > _EXPOSURE[1] else "good",
-              "side": _level(side, *_SIDE_LIGHT), "clipped": _level(clipped, *_CLIPPED)}
+    levels = {
+        "dark": "poor" if skin_l < _EXPOSURE[0] else "good",
+        "bright": "poor" if skin_l > _EXPOSURE[1] else "good",
+        "side": _level(side, *_SIDE_LIGHT),
+        "clipped": _level(clipped, *_CLIPPED),
+    }
     level = min(levels.values(), key=LEVELS.index)
     advice = []
     if levels["dark"] != "good":
@@ -162,8 +193,9 @@ def rate_photo(image: ImageBGR, landmarks: npt.ArrayLike, *, own_fraction: float
         advice.append("overexposed: less light or exposure, no flash")
     if levels["side"] != "good":
         advice.append("light from one side: use even, frontal light")
-    ratings.append(Rating("lighting", f"L* {skin_l:.0f}, sides {side:.0f}", level,
-                          "; ".join(advice) if advice else "ok"))
+    ratings.append(
+        Rating("lighting", f"L* {skin_l:.0f}, sides {side:.0f}", level, "; ".join(advice) if advice else "ok")
+    )
     return PhotoRating(tuple(ratings))
 
 
@@ -181,8 +213,9 @@ def face_cell(image: ImageBGR, landmarks: npt.ArrayLike, size: int = 200) -> Ima
 _COLOURS = {"good": (90, 200, 90), "fair": (40, 190, 230), "poor": (60, 60, 230)}
 
 
-def contact_sheet(source_cell: ImageBGR, pairs: Sequence[tuple[ImageBGR, ImageBGR]], rating: PhotoRating,
-                  cell: int = 200) -> ImageBGR:
+def contact_sheet(
+    source_cell: ImageBGR, pairs: Sequence[tuple[ImageBGR, ImageBGR]], rating: PhotoRating, cell: int = 200
+) -> ImageBGR:
     """One image: the source face and its rating on top, then each sample face before and
     after the swap (one column per sample)."""
     cols = max(len(pairs), 3)
@@ -192,8 +225,16 @@ def contact_sheet(source_cell: ImageBGR, pairs: Sequence[tuple[ImageBGR, ImageBG
     sheet[:cell, :cell] = cv2.resize(source_cell, (cell, cell))
     x = cell + 12
     y = 24
-    cv2.putText(sheet, f"source photo: {rating.level}", (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
-                _COLOURS[rating.level], 1, cv2.LINE_AA)
+    cv2.putText(
+        sheet,
+        f"source photo: {rating.level}",
+        (x, y),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        0.6,
+        _COLOURS[rating.level],
+        1,
+        cv2.LINE_AA,
+    )
     width = sheet.shape[1] - x - 8
     for r in rating.ratings:
         y += 22
@@ -203,11 +244,19 @@ def contact_sheet(source_cell: ImageBGR, pairs: Sequence[tuple[ImageBGR, ImageBG
             scale -= 0.02
         cv2.putText(sheet, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, _COLOURS[r.level], 1, cv2.LINE_AA)
     y0 = top + 20
-    cv2.putText(sheet, "sample faces: before / after", (4, y0 - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
-                (220, 220, 220), 1, cv2.LINE_AA)
+    cv2.putText(
+        sheet,
+        "sample faces: before / after",
+        (4, y0 - 5),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        0.45,
+        (220, 220, 220),
+        1,
+        cv2.LINE_AA,
+    )
     for i, (before, after) in enumerate(pairs):
-        sheet[y0:y0 + cell, i * cell:(i + 1) * cell] = cv2.resize(before, (cell, cell))
-        sheet[y0 + cell:y0 + 2 * cell, i * cell:(i + 1) * cell] = cv2.resize(after, (cell, cell))
+        sheet[y0 : y0 + cell, i * cell : (i + 1) * cell] = cv2.resize(before, (cell, cell))
+        sheet[y0 + cell : y0 + 2 * cell, i * cell : (i + 1) * cell] = cv2.resize(after, (cell, cell))
     return sheet
 
 
@@ -235,8 +284,9 @@ def sample_faces(store: object) -> list[ImageBGR]:
     return frames
 
 
-def run_preview(pipeline: object, source: ImageBGR, targets: Sequence[ImageBGR], *, cell: int = 200
-                ) -> tuple[ImageBGR, PhotoRating]:
+def run_preview(
+    pipeline: object, source: ImageBGR, targets: Sequence[ImageBGR], *, cell: int = 200
+) -> tuple[ImageBGR, PhotoRating]:
     """Render the pipeline's source onto every face of ``targets`` and rate the source.
 
     Args:
@@ -254,8 +304,12 @@ def run_preview(pipeline: object, source: ImageBGR, targets: Sequence[ImageBGR],
     assert isinstance(pipeline, Pipeline)
     swapper = pipeline.swapper
     lm = analyse_source(source, pipeline.detector, pipeline.mesh).landmarks
-    rating = rate_photo(source, lm, own_fraction=float(getattr(swapper, "own_fraction", 1.0)),
-                        occluded_fraction=float(getattr(swapper, "occluded_fraction", 0.0)))
+    rating = rate_photo(
+        source,
+        lm,
+        own_fraction=float(getattr(swapper, "own_fraction", 1.0)),
+        occluded_fraction=float(getattr(swapper, "occluded_fraction", 0.0)),
+    )
     pairs = []
     for target in targets:
         pipeline.reset()

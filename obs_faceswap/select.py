@@ -55,9 +55,15 @@ class ReferenceMatcher:
         NoFaceError: the detector finds no face in the photo.
     """
 
-    def __init__(self, embedder: Embedder, reference_image: ImageBGR | str | Path,
-                 detector: Detector | None = None, *, reembed_interval: int = 30,
-                 min_similarity: float | None = None) -> None:
+    def __init__(
+        self,
+        embedder: Embedder,
+        reference_image: ImageBGR | str | Path,
+        detector: Detector | None = None,
+        *,
+        reembed_interval: int = 30,
+        min_similarity: float | None = None,
+    ) -> None:
         if reembed_interval < 1:
             raise ConfigError(f"reembed_interval must be >= 1, got {reembed_interval}")
         self.embedder = embedder
@@ -68,8 +74,10 @@ class ReferenceMatcher:
             detector = _default_detector()
         dets = detector.detect(image)
         if len(dets) == 0:
-            raise NoFaceError(f"no face found in the reference photo {name}: use a photo where "
-                              f"the face is clearly visible, frontal and at least ~80 px wide")
+            raise NoFaceError(
+                f"no face found in the reference photo {name}: use a photo where "
+                f"the face is clearly visible, frontal and at least ~80 px wide"
+            )
         best = int(np.argmax(dets.areas))
         if len(dets) > 1:
             log.info("reference photo %s has %d faces; using the largest", name, len(dets))
@@ -144,8 +152,9 @@ def _centre_x(face: Face) -> float:
     return float(box[0] + box[2]) / 2
 
 
-def select_faces(faces: list[Face], config: SelectionConfig, frame: ImageBGR | LazyFrame,
-                 matcher: ReferenceMatcher | None = None) -> list[Face]:
+def select_faces(
+    faces: list[Face], config: SelectionConfig, frame: ImageBGR | LazyFrame, matcher: ReferenceMatcher | None = None
+) -> list[Face]:
     """The faces to swap in this frame.
 
     Args:
@@ -175,8 +184,7 @@ def select_faces(faces: list[Face], config: SelectionConfig, frame: ImageBGR | L
         return [ordered[config.index]] if config.index < len(ordered) else []
     if config.mode == "reference":
         if matcher is None:
-            raise ConfigError("selection.mode 'reference' needs a ReferenceMatcher built from the "
-                              "reference photo")
+            raise ConfigError("selection.mode 'reference' needs a ReferenceMatcher built from the reference photo")
         best = matcher.best(faces, frame)
         return [best] if best is not None else []
     raise ConfigError(f"selection.mode {config.mode!r} has no implementation")  # pragma: no cover

@@ -121,8 +121,7 @@ class OneEuroFilter:
             The filtered value, float32, shape of ``x``.
         """
         v = np.asarray(x, np.float64)
-        if (self._x is None or self._raw is None or self._dx is None or self._t is None
-                or self._raw.shape != v.shape):
+        if self._x is None or self._raw is None or self._dx is None or self._t is None or self._raw.shape != v.shape:
             self._t, self._raw, self._x = float(t), v.copy(), v.copy()
             self._dx = np.zeros_like(v)
             return v.astype(np.float32)
@@ -199,8 +198,9 @@ class FaceTracker:
         >>> result = tracker.update(frame, timestamp=0.0)  # doctest: +SKIP
     """
 
-    def __init__(self, detector: Detector, mesh: Landmarker, config: TrackingConfig | None = None, *,
-                 fps: float = DEFAULT_FPS) -> None:
+    def __init__(
+        self, detector: Detector, mesh: Landmarker, config: TrackingConfig | None = None, *, fps: float = DEFAULT_FPS
+    ) -> None:
         self.detector = detector
         self.mesh = mesh
         self.config = config or TrackingConfig()
@@ -246,8 +246,11 @@ class FaceTracker:
             self._tracks = []
             self._countdown = 0
         self._shape = frame.shape
-        t = float(timestamp) if timestamp is not None else (
-            0.0 if self._last_t is None else self._last_t + 1.0 / self.fps)
+        t = (
+            float(timestamp)
+            if timestamp is not None
+            else (0.0 if self._last_t is None else self._last_t + 1.0 / self.fps)
+        )
         self._last_t = t
         cfg = self.config
         mesh_s = 0.0
@@ -287,9 +290,11 @@ class FaceTracker:
             timings["detect"] = (time.perf_counter() - t0) * 1e3
             self._countdown = cfg.detect_interval
             for i in np.argsort(-dets.scores, kind="stable"):
-                if self._tracks and box_iou(
-                        dets.xyxy[i], np.stack([_landmark_box(tr.raw) for tr in self._tracks])
-                ).max() > TRACK_IOU:
+                if (
+                    self._tracks
+                    and box_iou(dets.xyxy[i], np.stack([_landmark_box(tr.raw) for tr in self._tracks])).max()
+                    > TRACK_IOU
+                ):
                     continue
                 if cfg.max_faces and len(self._tracks) >= cfg.max_faces:
                     left_out += 1
@@ -346,8 +351,9 @@ class FaceTracker:
                 changed[y0:y1, x0:x1] = False
         return bool(np.count_nonzero(changed) >= CHANGE_SAMPLES)
 
-    def _start_track(self, frame: ImageBGR | LazyFrame, xyxy: FloatArray, keypoints: FloatArray,
-                     score: float) -> _Track | None:
+    def _start_track(
+        self, frame: ImageBGR | LazyFrame, xyxy: FloatArray, keypoints: FloatArray, score: float
+    ) -> _Track | None:
         """A new track from a detection, or None when the mesh sees no face there."""
         roi = Roi.from_keypoints(xyxy, keypoints, self.crop_scale)
         pts, presence = self.mesh.infer(frame, roi)

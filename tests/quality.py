@@ -43,12 +43,20 @@ from obs_faceswap.types import ImageBGR, Mask, SwapResult
 def frame_mask(frame_hw: tuple[int, ...], result: SwapResult) -> Mask:
     """The result's mask placed in frame pixels (``(H, W)`` uint8, 0 outside the crop)."""
     h, w = int(frame_hw[0]), int(frame_hw[1])
-    return u8(cv2.warpAffine(result.mask, result.transform.astype(np.float64), (w, h),
-                             flags=cv2.INTER_NEAREST if result.is_translation else cv2.INTER_LINEAR,
-                             borderMode=cv2.BORDER_CONSTANT, borderValue=0))
+    return u8(
+        cv2.warpAffine(
+            result.mask,
+            result.transform.astype(np.float64),
+            (w, h),
+            flags=cv2.INTER_NEAREST if result.is_translation else cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=0,
+        )
+    )
 
 
 # --- identity ----------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class IdentityScore:
@@ -62,9 +70,13 @@ class IdentityScore:
         return self.to_source > self.to_original
 
 
-def identity_score(embedder: object, output: ImageBGR, landmarks: npt.ArrayLike,
-                   source_embedding: npt.ArrayLike, original_embedding: npt.ArrayLike
-                   ) -> IdentityScore:
+def identity_score(
+    embedder: object,
+    output: ImageBGR,
+    landmarks: npt.ArrayLike,
+    source_embedding: npt.ArrayLike,
+    original_embedding: npt.ArrayLike,
+) -> IdentityScore:
     """Embed the output face (aligned with the original frame's landmarks) and compare.
 
     Args:
@@ -88,6 +100,7 @@ def mean_embedding(embeddings: Sequence[npt.ArrayLike]) -> npt.NDArray[np.float3
 
 
 # --- seams -------------------------------------------------------------------------------
+
 
 def seam_band(mask: Mask, width: int = 3) -> npt.NDArray[np.bool_]:
     """Pixels within ``width`` of the pasted boundary: the mask's soft zone, widened."""
@@ -119,6 +132,7 @@ def seam_gradient_ratio(original: ImageBGR, output: ImageBGR, mask: Mask, width:
 
 
 # --- colour ------------------------------------------------------------------------------
+
 
 def mean_lab(image: ImageBGR, where: npt.NDArray[np.bool_]) -> npt.NDArray[np.float64]:
     """Mean L*a*b* (L 0..100) of ``image`` over ``where`` (NaN when empty)."""
@@ -156,16 +170,20 @@ def delta_e2000(lab1: npt.ArrayLike, lab2: npt.ArrayLike) -> float:
         hm = (h1p + h2p) / 2
     else:
         hm = (h1p + h2p + 360) / 2 if h1p + h2p < 360 else (h1p + h2p - 360) / 2
-    t = (1 - 0.17 * np.cos(np.radians(hm - 30)) + 0.24 * np.cos(np.radians(2 * hm))
-         + 0.32 * np.cos(np.radians(3 * hm + 6)) - 0.20 * np.cos(np.radians(4 * hm - 63)))
+    t = (
+        1
+        - 0.17 * np.cos(np.radians(hm - 30))
+        + 0.24 * np.cos(np.radians(2 * hm))
+        + 0.32 * np.cos(np.radians(3 * hm + 6))
+        - 0.20 * np.cos(np.radians(4 * hm - 63))
+    )
     d_theta = 30 * np.exp(-(((hm - 275) / 25) ** 2))
     rc = 2 * np.sqrt(cmp_**7 / (cmp_**7 + 25.0**7))
     sl = 1 + 0.015 * (lm - 50) ** 2 / np.sqrt(20 + (lm - 50) ** 2)
     sc = 1 + 0.045 * cmp_
     sh = 1 + 0.015 * cmp_ * t
     rt = -np.sin(np.radians(2 * d_theta)) * rc
-    return float(np.sqrt((dl / sl) ** 2 + (dc / sc) ** 2 + (dhh / sh) ** 2
-                         + rt * (dc / sc) * (dhh / sh)))
+    return float(np.sqrt((dl / sl) ** 2 + (dc / sc) ** 2 + (dhh / sh) ** 2 + rt * (dc / sc) * (dhh / sh)))
 
 
 @dataclass(frozen=True)
@@ -180,8 +198,9 @@ class SkinMatch:
     outside_pixels: int
 
 
-def skin_regions(original: ImageBGR, mask: Mask, landmarks: npt.ArrayLike, band: float = 0.05
-                 ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+def skin_regions(
+    original: ImageBGR, mask: Mask, landmarks: npt.ArrayLike, band: float = 0.05
+) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
     """Skin on both sides of the pasted boundary, facing each other across it.
 
     Outside: unpasted pixels (outside the pasted silhouette, so mouth and eye holes do not
@@ -226,8 +245,9 @@ SKIN_DISTANCE = 3.0
 _SKIN_FLOOR = np.array([6.0, 3.0, 3.0])
 
 
-def _skin_like(image: ImageBGR, landmarks: npt.NDArray[np.float32], where: npt.NDArray[np.bool_]
-               ) -> npt.NDArray[np.bool_]:
+def _skin_like(
+    image: ImageBGR, landmarks: npt.NDArray[np.float32], where: npt.NDArray[np.bool_]
+) -> npt.NDArray[np.bool_]:
     """Pixels (of ``where``) whose colour is within :data:`SKIN_DISTANCE` of the live cheeks'."""
     cheeks = np.zeros(image.shape[:2], np.uint8)
     for idx in (RIGHT_CHEEK, LEFT_CHEEK):
@@ -250,14 +270,16 @@ def _lab_pixels(image: ImageBGR, where: npt.NDArray[np.bool_]) -> npt.NDArray[np
     return cv2.cvtColor(px, cv2.COLOR_BGR2Lab).reshape(-1, 3).astype(np.float64)
 
 
-def skin_match(original: ImageBGR, output: ImageBGR, mask: Mask, landmarks: npt.ArrayLike,
-               band: float = 0.05) -> SkinMatch:
+def skin_match(
+    original: ImageBGR, output: ImageBGR, mask: Mask, landmarks: npt.ArrayLike, band: float = 0.05
+) -> SkinMatch:
     """Mean L*a*b* of the swapped skin vs the live skin next to it (see :func:`skin_regions`)."""
     inner, outer = skin_regions(original, mask, landmarks, band)
     lab_in = mean_lab(output, inner)
     lab_out = mean_lab(original, outer)
-    return SkinMatch(lab_in, lab_out, delta_e76(lab_in, lab_out), delta_e2000(lab_in, lab_out),
-                     int(inner.sum()), int(outer.sum()))
+    return SkinMatch(
+        lab_in, lab_out, delta_e76(lab_in, lab_out), delta_e2000(lab_in, lab_out), int(inner.sum()), int(outer.sum())
+    )
 
 
 def _fill_holes(binary: Mask) -> Mask:
@@ -267,8 +289,7 @@ def _fill_holes(binary: Mask) -> Mask:
     return out
 
 
-def covered_skin_match(original: ImageBGR, output: ImageBGR, mask: Mask, landmarks: npt.ArrayLike
-                       ) -> SkinMatch:
+def covered_skin_match(original: ImageBGR, output: ImageBGR, mask: Mask, landmarks: npt.ArrayLike) -> SkinMatch:
     """Mean L*a*b* of the swapped skin vs the live skin it covers (same pixels, before pasting).
 
     Fully pasted pixels (mask 255) inside the live face oval, eyes, brows and lips excluded.
@@ -290,6 +311,7 @@ def covered_skin_match(original: ImageBGR, output: ImageBGR, mask: Mask, landmar
 
 # --- containment -------------------------------------------------------------------------
 
+
 def changed_outside(original: ImageBGR, output: ImageBGR, mask: Mask, dilate: int = 2) -> int:
     """How many pixels differ between ``original`` and ``output`` outside the dilated mask."""
     k = 2 * max(dilate, 0) + 1
@@ -310,8 +332,7 @@ def blue_pixels(image: ImageBGR) -> npt.NDArray[np.bool_]:
     return lab[..., 2] < BLUE_B  # type: ignore[no-any-return]
 
 
-def foreign_blue_pixels(original: ImageBGR, output: ImageBGR, mask: Mask, source: ImageBGR,
-                        reach: int = 3) -> int:
+def foreign_blue_pixels(original: ImageBGR, output: ImageBGR, mask: Mask, source: ImageBGR, reach: int = 3) -> int:
     """Pasted pixels that are blue although neither the live face nor the source is there.
 
     A colour transfer that overflows (a dark source mapped onto light, warm-lit skin) turns

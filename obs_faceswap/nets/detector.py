@@ -71,8 +71,12 @@ def nms(xyxy: npt.NDArray[np.float32], scores: npt.NDArray[np.float32], iou: flo
     return np.asarray(keep, np.intp).reshape(-1)
 
 
-def suppressed(boxes: list[npt.NDArray[np.float32]], scores: list[npt.NDArray[np.float32]],
-               keypoints: list[npt.NDArray[np.float32]], iou: float) -> Detections:
+def suppressed(
+    boxes: list[npt.NDArray[np.float32]],
+    scores: list[npt.NDArray[np.float32]],
+    keypoints: list[npt.NDArray[np.float32]],
+    iou: float,
+) -> Detections:
     """Per-stride candidates concatenated and reduced by NMS (empty when there are none)."""
     if not scores:
         return Detections.empty()
@@ -100,8 +104,16 @@ class YuNet:
             expected and found).
     """
 
-    def __init__(self, path: str | Path, runtime: RuntimeConfig | None = None, spec: DetectorSpec | None = None, *,
-                 score_threshold: float = 0.6, nms_iou: float = 0.3, input_size: int = 320) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        runtime: RuntimeConfig | None = None,
+        spec: DetectorSpec | None = None,
+        *,
+        score_threshold: float = 0.6,
+        nms_iou: float = 0.3,
+        input_size: int = 320,
+    ) -> None:
         self.spec = _spec(spec, "yunet", "yunet")
         self.strides = self.spec.strides
         self.session = create_session(path, runtime)
@@ -132,8 +144,9 @@ class YuNet:
         small = resize_image(image, (rw, rh))
         blob = np.zeros((1, 3, ph, pw), np.float32)
         blob[0, :, :rh, :rw] = small.transpose(2, 0, 1)
-        outs = dict(zip(self.spec.output_names, self.session.run(self.output_names, {self.input_name: blob}),
-                        strict=True))
+        outs = dict(
+            zip(self.spec.output_names, self.session.run(self.output_names, {self.input_name: blob}), strict=True)
+        )
         dets = self._decode(outs, ph, pw)
         return dets.scaled(1.0 / s, 1.0 / s)
 
@@ -206,12 +219,21 @@ class SCRFD:
         ModelLoadError: the file's outputs are not in the SCRFD layout (keypoints included).
     """
 
-    def __init__(self, path: str | Path, runtime: RuntimeConfig | None = None, spec: DetectorSpec | None = None, *,
-                 score_threshold: float = 0.5, nms_iou: float = 0.4, input_size: int = 640) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        runtime: RuntimeConfig | None = None,
+        spec: DetectorSpec | None = None,
+        *,
+        score_threshold: float = 0.5,
+        nms_iou: float = 0.4,
+        input_size: int = 640,
+    ) -> None:
         self.spec = spec = _spec(spec, "scrfd", "scrfd")
         if len(set(spec.anchors_per_cell)) != 1 or len(set(spec.mean)) != 1 or len(set(spec.std)) != 1:
-            raise ConfigError(f"manifest entry {spec.name!r}: SCRFD needs one anchors_per_cell and one "
-                              f"mean/std for all channels")
+            raise ConfigError(
+                f"manifest entry {spec.name!r}: SCRFD needs one anchors_per_cell and one mean/std for all channels"
+            )
         self.session = create_session(path, runtime)
         check_input(self.session, spec, path, SETTING)
         inp = self.session.get_inputs()[0]
@@ -227,8 +249,9 @@ class SCRFD:
         self.mean, self.std = spec.mean[0], spec.std[0]
         self.swap_rb = spec.color == "RGB"
         names = self._find_outputs([o.name for o in self.session.get_outputs()], Path(path).name)
-        self.output_names = check_outputs(self.session, spec, path, SETTING,
-                                          None if names == list(spec.output_names) else names)
+        self.output_names = check_outputs(
+            self.session, spec, path, SETTING, None if names == list(spec.output_names) else names
+        )
         self._centres: dict[int, npt.NDArray[np.float32]] = {}
 
     def _find_outputs(self, names: list[str], file: str) -> list[str]:
@@ -270,8 +293,9 @@ class SCRFD:
         """
         check_image(image)
         square, scale = _letterbox(image, self.side)
-        blob = cv2.dnn.blobFromImage(square, 1.0 / self.std, (self.side, self.side),
-                                     (self.mean, self.mean, self.mean), swapRB=self.swap_rb)
+        blob = cv2.dnn.blobFromImage(
+            square, 1.0 / self.std, (self.side, self.side), (self.mean, self.mean, self.mean), swapRB=self.swap_rb
+        )
         outs = self.session.run(self.output_names, {self.input_name: blob})
         return self._decode(outs).scaled(1.0 / scale, 1.0 / scale)
 
@@ -304,7 +328,8 @@ class SCRFD:
 #: centre, and the 5-point order needs both corners.
 MOUTH_HALF_WIDTH = float(
     (TEMPLATES["arcface_112_v2"][4, 0] - TEMPLATES["arcface_112_v2"][3, 0])
-    / (TEMPLATES["arcface_112_v2"][1, 0] - TEMPLATES["arcface_112_v2"][0, 0]) / 2
+    / (TEMPLATES["arcface_112_v2"][1, 0] - TEMPLATES["arcface_112_v2"][0, 0])
+    / 2
 )
 
 
@@ -360,8 +385,15 @@ class BlazeFace:
             count does not match the spec's strides and anchors per cell.
     """
 
-    def __init__(self, path: str | Path, runtime: RuntimeConfig | None = None, spec: DetectorSpec | None = None, *,
-                 score_threshold: float = 0.5, nms_iou: float = 0.3) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        runtime: RuntimeConfig | None = None,
+        spec: DetectorSpec | None = None,
+        *,
+        score_threshold: float = 0.5,
+        nms_iou: float = 0.3,
+    ) -> None:
         self.spec = spec = _spec(spec, "blazeface", "blazeface")
         self.session = create_session(path, runtime)
         file = Path(path).name
@@ -424,8 +456,7 @@ class BlazeFace:
         return dets.scaled(1.0 / scale, 1.0 / scale)
 
 
-def create_detector(config: DetectorConfig, store: ModelStore,
-                    runtime: RuntimeConfig | None = None) -> Detector:
+def create_detector(config: DetectorConfig, store: ModelStore, runtime: RuntimeConfig | None = None) -> Detector:
     """Build the detector ``config.kind`` names, with the facts of its manifest entry.
 
     ``config.model`` (a path) replaces the manifest's file but keeps the entry's facts
@@ -453,8 +484,9 @@ def create_detector(config: DetectorConfig, store: ModelStore,
             raise ModelNotFoundError(f"detector model {path} not found (detector.model)")
     else:
         path = store.path(config.kind)
-    log.info("detector %s: %s (input %d, score >= %.2f)", config.kind, path.name, config.input_size,
-             config.score_threshold)
+    log.info(
+        "detector %s: %s (input %d, score >= %.2f)", config.kind, path.name, config.input_size, config.score_threshold
+    )
     common = {"score_threshold": config.score_threshold, "nms_iou": config.nms_iou}
     if spec.family == "yunet":
         return YuNet(path, runtime, spec, input_size=config.input_size, **common)

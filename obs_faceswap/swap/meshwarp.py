@@ -98,8 +98,43 @@ _SKIN_PATCH_NOSE = (168, 6, 197, 195, 5, 4, 45, 275, 220, 440, 122, 351)
 # The inner face, where dark or unusual colours are features, not hair.
 _FEATURES = RIGHT_EYEBROW + LEFT_EYEBROW + RIGHT_EYE + LEFT_EYE + LIPS_OUTER
 # Nostrils and the shadow under the nose: not skin for shading statistics.
-_NOSTRILS = (2, 19, 20, 59, 60, 75, 79, 94, 125, 141, 166, 218, 219, 235, 237, 238, 239, 241,
-             242, 250, 289, 290, 305, 309, 354, 370, 392, 438, 439, 455, 457, 458, 459, 461, 462)
+_NOSTRILS = (
+    2,
+    19,
+    20,
+    59,
+    60,
+    75,
+    79,
+    94,
+    125,
+    141,
+    166,
+    218,
+    219,
+    235,
+    237,
+    238,
+    239,
+    241,
+    242,
+    250,
+    289,
+    290,
+    305,
+    309,
+    354,
+    370,
+    392,
+    438,
+    439,
+    455,
+    457,
+    458,
+    459,
+    461,
+    462,
+)
 # Source occluders inside the face: thinner than this (fraction of the texture size) and
 # darker than their surroundings by this much (L*) - glasses frames, strands of hair.
 _OCCLUDER_WIDTH = 0.05
@@ -190,8 +225,8 @@ class _LiveView:
 
     lab: npt.NDArray[np.float32]
     weight: npt.NDArray[np.float32]  # how well each texel is seen (0 outside the frame)
-    skin: npt.NDArray[np.float32]    # 1 where the texel looks like the face's skin
-    stats: LabStats | None           # the skin's colour statistics (cheeks and glabella)
+    skin: npt.NDArray[np.float32]  # 1 where the texel looks like the face's skin
+    stats: LabStats | None  # the skin's colour statistics (cheeks and glabella)
 
 
 @dataclass
@@ -225,8 +260,9 @@ class _Track:
     mean_shape: npt.NDArray[np.float64] | None = None
 
 
-def _uv_distance(face: CanonicalFace, polygons: list[tuple[int, ...]], *, inside: bool,
-                 n: int = 512) -> npt.NDArray[np.float64]:
+def _uv_distance(
+    face: CanonicalFace, polygons: list[tuple[int, ...]], *, inside: bool, n: int = 512
+) -> npt.NDArray[np.float64]:
     """Per vertex, the UV distance (fraction of the UV size) to the edge of ``polygons``,
     measured inside them (``inside``) or outside; 0 on the other side."""
     uv = face.uv.astype(np.float64)
@@ -289,8 +325,15 @@ class PhotoSwapper:
     #: Nothing is swapped until :meth:`set_source` was given a photo.
     needs_source = True
 
-    def __init__(self, face: CanonicalFace, *, texture_size: int = 512, mask: MaskConfig | None = None,
-                 color: ColorConfig | None = None, shape: ShapeConfig | None = None) -> None:
+    def __init__(
+        self,
+        face: CanonicalFace,
+        *,
+        texture_size: int = 512,
+        mask: MaskConfig | None = None,
+        color: ColorConfig | None = None,
+        shape: ShapeConfig | None = None,
+    ) -> None:
         if not 64 <= texture_size <= 4096:
             raise InputError(f"texture_size must be in [64, 4096], got {texture_size}")
         self.face = face
@@ -312,8 +355,7 @@ class PhotoSwapper:
         # Shading statistics ignore features on both faces: same UV places, so one mask.
         n = _SHADING_SIZE
         self._uv_small = (face.uv * n).astype(np.float32)
-        nonskin = _polygon_mask((n, n), [self._uv_small[list(p)] for p in
-                                         (RIGHT_EYE, LEFT_EYE, LIPS_OUTER, _NOSTRILS)])
+        nonskin = _polygon_mask((n, n), [self._uv_small[list(p)] for p in (RIGHT_EYE, LEFT_EYE, LIPS_OUTER, _NOSTRILS)])
         nonskin = u8(cv2.dilate(nonskin, _disc(n * 0.04)))
         # Real brows are often thicker than the mesh's brow contour: keep well clear of them.
         brows = _polygon_mask((n, n), [self._uv_small[list(p)] for p in (RIGHT_EYEBROW, LEFT_EYEBROW)])
@@ -321,8 +363,9 @@ class PhotoSwapper:
         self._shading_skin = (nonskin == 0).astype(np.float32)
         k = _OCCLUSION_SIZE
         self._uv_occ = (face.uv * k).astype(np.float32)
-        moving = _polygon_mask((k, k), [self._uv_occ[list(p)] for p in
-                                        (RIGHT_EYE, LEFT_EYE, LIPS_OUTER, RIGHT_EYEBROW, LEFT_EYEBROW)])
+        moving = _polygon_mask(
+            (k, k), [self._uv_occ[list(p)] for p in (RIGHT_EYE, LEFT_EYE, LIPS_OUTER, RIGHT_EYEBROW, LEFT_EYEBROW)]
+        )
         # ... nor the rim, where the mesh reaches past the silhouette (ears, background)
         layout = np.zeros((k, k), np.uint8)
         cv2.fillPoly(layout, [np.round(self._uv_occ[list(FACE_OVAL)]).astype(np.int32)], 255)
@@ -330,9 +373,13 @@ class PhotoSwapper:
         self._occ_judged = (cv2.dilate(moving, _disc(k * 0.06)) == 0) & ~rim
         # The live skin's statistics come from the cheeks, the glabella and the nose's ridge
         # (never bearded), which also seed its skin model.
-        self._stat_patches_small = _polygon_mask((n, n), [self._uv_small[list(p)] for p in
-                                                          (*_SKIN_PATCHES_CHEEKS, *_SKIN_PATCHES_GLABELLA,
-                                                           _SKIN_PATCH_NOSE)]) > 0
+        self._stat_patches_small = (
+            _polygon_mask(
+                (n, n),
+                [self._uv_small[list(p)] for p in (*_SKIN_PATCHES_CHEEKS, *_SKIN_PATCHES_GLABELLA, _SKIN_PATCH_NOSE)],
+            )
+            > 0
+        )
         self._seed_patches_small = self._stat_patches_small
         inner = _polygon_mask((self.size, self.size), [self._uv_px[list(_FEATURES)]])
         self._inner_face = cv2.GaussianBlur(inner.astype(np.float32) / 255, (0, 0), self.size * 0.01)
@@ -344,9 +391,10 @@ class PhotoSwapper:
         # The features themselves (eyes, brows, lips, nostrils), each with a small margin:
         # inside the inner face, dark thin things elsewhere (glasses frames, strands of hair,
         # fingers' edges) are in front of the face, not part of it.
-        parts = _polygon_mask((self.size, self.size), [self._uv_px[list(p)] for p in
-                                                       (RIGHT_EYE, LEFT_EYE, RIGHT_EYEBROW, LEFT_EYEBROW,
-                                                        LIPS_OUTER)])
+        parts = _polygon_mask(
+            (self.size, self.size),
+            [self._uv_px[list(p)] for p in (RIGHT_EYE, LEFT_EYE, RIGHT_EYEBROW, LEFT_EYEBROW, LIPS_OUTER)],
+        )
         nostrils = _polygon_mask((self.size, self.size), [self._uv_px[list(_NOSTRILS)]])
         self._feature_parts = cv2.max(cv2.dilate(parts, _disc(self.size * _PART_MARGIN)), nostrils)
         self._occluders = np.zeros((self.size, self.size), bool)
@@ -354,8 +402,7 @@ class PhotoSwapper:
         # ... looked for above the nose's tip only: below it, dark texture is a beard or
         # stubble, which is the source's own.
         nose_v = float(self._uv_px[NOSE_TIP, 1])
-        self._above_nose = (np.arange(self.size, dtype=np.float32) < nose_v)[:, None] \
-            & np.ones((1, self.size), bool)
+        self._above_nose = (np.arange(self.size, dtype=np.float32) < nose_v)[:, None] & np.ones((1, self.size), bool)
         # Per-channel transfer weights inside each eye's box (1 elsewhere).
         self._eye_weights = []
         for eye in (RIGHT_EYE, LEFT_EYE):
@@ -366,25 +413,34 @@ class PhotoSwapper:
             x0, y0 = np.maximum(np.floor(pts.min(axis=0)).astype(int) - pad, 0)
             x1, y1 = np.minimum(np.ceil(pts.max(axis=0)).astype(int) + pad, self.size)
             box = blurred[y0:y1, x0:x1, None]
-            self._eye_weights.append(((y0, y1, x0, x1),
-                                      (1 - box * (1 - _EYE_TRANSFER)).astype(np.float32)))
+            self._eye_weights.append(((y0, y1, x0, x1), (1 - box * (1 - _EYE_TRANSFER)).astype(np.float32)))
         # The upper face, from just above the brows (brows are a strong identity cue and stay
         # the source's) to a quarter of the way to the mesh's top edge, then fully.
         v = face.vertices
         brow = float(v[list(RIGHT_EYEBROW) + list(LEFT_EYEBROW), 1].max())
         top = float(v[:, 1].max())
-        self._upper = self._interpolate(np.clip((v[:, 1] - brow) / (0.25 * (top - brow)), 0, 1),
-                                        None, self.size)[0]
+        self._upper = self._interpolate(np.clip((v[:, 1] - brow) / (0.25 * (top - brow)), 0, 1), None, self.size)[0]
 
     @classmethod
-    def from_photo(cls, image: ImageBGR, landmarks: npt.ArrayLike, face: CanonicalFace, *,
-                   texture_size: int = 512, mask: MaskConfig | None = None, color: ColorConfig | None = None,
-                   shape: ShapeConfig | None = None) -> PhotoSwapper:
+    def from_photo(
+        cls,
+        image: ImageBGR,
+        landmarks: npt.ArrayLike,
+        face: CanonicalFace,
+        *,
+        texture_size: int = 512,
+        mask: MaskConfig | None = None,
+        color: ColorConfig | None = None,
+        shape: ShapeConfig | None = None,
+    ) -> PhotoSwapper:
         """A swapper with ``image`` (whose face has ``landmarks``) as its source already set."""
         swapper = cls(face, texture_size=texture_size, mask=mask, color=color, shape=shape)
         lm = np.asarray(landmarks, np.float32)
-        keypoints = five_points(lm) if lm.ndim == 2 and lm.shape[0] >= 468 and lm.shape[1] >= 2 \
+        keypoints = (
+            five_points(lm)
+            if lm.ndim == 2 and lm.shape[0] >= 468 and lm.shape[1] >= 2
             else np.zeros((5, 2), np.float32)
+        )
         swapper.set_source([SourceFace(image, lm, keypoints)])
         return swapper
 
@@ -398,12 +454,12 @@ class PhotoSwapper:
         if not faces:
             raise InputError("the photo swapper needs a source photo; none was given")
         image, lm = faces[0].image, np.asarray(faces[0].landmarks, np.float32)
-        if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 \
-                or image.shape[2] != 3:
-            raise InputError(f"source image must be (H, W, 3) uint8 BGR, got "
-                             f"{getattr(image, 'shape', None)} {getattr(image, 'dtype', type(image))}")
-        if lm.ndim != 2 or lm.shape[0] not in (468, 478) or lm.shape[1] != 3 \
-                or not np.isfinite(lm).all():
+        if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise InputError(
+                f"source image must be (H, W, 3) uint8 BGR, got "
+                f"{getattr(image, 'shape', None)} {getattr(image, 'dtype', type(image))}"
+            )
+        if lm.ndim != 2 or lm.shape[0] not in (468, 478) or lm.shape[1] != 3 or not np.isfinite(lm).all():
             raise InputError(f"source landmarks must be finite (468, 3), got {lm.shape}")
         self._source_shape = lm[:468].astype(np.float64)
         self._tracks.clear()
@@ -474,8 +530,7 @@ class PhotoSwapper:
         w = cv2.GaussianBlur((1 - q_d) * q_m, (0, 0), size * 0.008)
         self.mirrored_fraction = float(w[self._valid].mean())
         w3 = w[..., None]
-        tex = cv2.convertScaleAbs(self._direct.astype(np.float32) * (1 - w3)
-                                  + self._mirrored.astype(np.float32) * w3)
+        tex = cv2.convertScaleAbs(self._direct.astype(np.float32) * (1 - w3) + self._mirrored.astype(np.float32) * w3)
         skin = keep_d * (1 - w) + keep_m * w  # the source's own skin, trusted
         seen = np.maximum(self._facing_direct * keep_d, self._facing_mirror * keep_m)
         seen = np.clip((seen - _VISIBLE_LO) / (_VISIBLE_HI - _VISIBLE_LO), 0, 1)
@@ -506,8 +561,9 @@ class PhotoSwapper:
             sigma = max(1.0, _SHARPEN_SIGMA * self.magnification)
             tex = tex + amount * (tex - cv2.GaussianBlur(tex, (0, 0), sigma))
         tex = cv2.convertScaleAbs(tex)
-        cheeks = _polygon_mask((size, size), [self._uv_px[list(p)] for p in
-                                              _SKIN_PATCHES_CHEEKS + _SKIN_PATCHES_GLABELLA])
+        cheeks = _polygon_mask(
+            (size, size), [self._uv_px[list(p)] for p in _SKIN_PATCHES_CHEEKS + _SKIN_PATCHES_GLABELLA]
+        )
         tex_lab = to_lab(tex)
         patch = cheeks > 0
         used = patch & (alpha > 200) & (trusted > 0.5)
@@ -529,24 +585,28 @@ class PhotoSwapper:
         # so the guard runs as two whole-image OpenCV calls instead of strided numpy.
         self._guard_source = tex_lab.copy()
         self._guard_source[..., 0] = -_GUARD_OFF
-        self._texture_lab_small = cv2.resize(self._texture_lab, (_SHADING_SIZE, _SHADING_SIZE),
-                                             interpolation=cv2.INTER_AREA)
+        self._texture_lab_small = cv2.resize(
+            self._texture_lab, (_SHADING_SIZE, _SHADING_SIZE), interpolation=cv2.INTER_AREA
+        )
         self._base_texture = _with_alpha(tex, alpha)
         n = _SHADING_SIZE
         small_alpha = cv2.resize(alpha, (n, n), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
         self._trusted_small = cv2.resize(trusted.astype(np.float32), (n, n), interpolation=cv2.INTER_AREA)
         # ... except near the outline, where the swapped skin meets the live skin.
         inside = above(u8(cv2.resize(alpha, (n, n), interpolation=cv2.INTER_AREA)), 0)
-        depth = cv2.distanceTransform(cv2.copyMakeBorder(inside, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0),
-                                      cv2.DIST_L2, 5)[1:-1, 1:-1]
+        depth = cv2.distanceTransform(
+            cv2.copyMakeBorder(inside, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0), cv2.DIST_L2, 5
+        )[1:-1, 1:-1]
         self._trusted_small *= np.clip(depth / (_EDGE_FOLLOW * n), 0.0, 1.0)
         # A soft transition: a sharp one between broad and close following shows as a band
         # (across the forehead, where the source's own skin meets the painted-over fringe).
         self._trusted_small = cv2.GaussianBlur(self._trusted_small, (0, 0), _TRUST_SOFT * n)
         # Broad lighting is measured on the source's own skin; the close follow of painted
         # areas on everything rendered.
-        self._shading_weights = (self._shading_skin * small_alpha * self._trusted_small,
-                                 self._shading_skin * small_alpha)
+        self._shading_weights = (
+            self._shading_skin * small_alpha * self._trusted_small,
+            self._shading_skin * small_alpha,
+        )
         for t in self._tracks.values():
             t.age = 0
             t.shading = None
@@ -564,9 +624,9 @@ class PhotoSwapper:
         size, uvp, valid = self.size, self._uv_px, self._valid
         lab = to_lab(tex)
         d_cheeks, d_glabella = (
-            _skin_distance(lab, lab[(_polygon_mask((size, size), [uvp[list(p)] for p in patch]) > 0)
-                                    & valid])
-            for patch in (_SKIN_PATCHES_CHEEKS, _SKIN_PATCHES_GLABELLA))
+            _skin_distance(lab, lab[(_polygon_mask((size, size), [uvp[list(p)] for p in patch]) > 0) & valid])
+            for patch in (_SKIN_PATCHES_CHEEKS, _SKIN_PATCHES_GLABELLA)
+        )
         # The forehead is judged by the glabella alone: cheeks are shaded and their spread
         # lets a light fringe pass as skin.
         distance = np.where(self._upper > 0.5, d_glabella, np.minimum(d_cheeks, d_glabella))
@@ -595,8 +655,9 @@ class PhotoSwapper:
         occ = ((thin > _OCCLUDER_DARK) & valid & (self._feature_parts == 0) & self._above_nose).astype(np.uint8)
         # Long ones only (a frame's rim, a strand): creases, lashes and pores are short.
         n_cc, labels, cc, _ = cv2.connectedComponentsWithStats(occ)
-        long_cc = np.flatnonzero(np.maximum(cc[:, cv2.CC_STAT_WIDTH], cc[:, cv2.CC_STAT_HEIGHT])
-                                 >= _OCCLUDER_LENGTH * size)
+        long_cc = np.flatnonzero(
+            np.maximum(cc[:, cv2.CC_STAT_WIDTH], cc[:, cv2.CC_STAT_HEIGHT]) >= _OCCLUDER_LENGTH * size
+        )
         long_cc = long_cc[long_cc > 0]
         # Without glasses (no dark bar across the nose's bridge), only what reaches in from
         # outside the inner face (strands of hair): an eyeliner's wing or a crease does not.
@@ -618,8 +679,7 @@ class PhotoSwapper:
         cnt = np.bincount(idx, minlength=nv)
         return acc / np.maximum(cnt, 1)
 
-    def _interpolate(self, a: npt.ArrayLike, b: npt.ArrayLike | None, n: int
-                     ) -> npt.NDArray[np.float32]:
+    def _interpolate(self, a: npt.ArrayLike, b: npt.ArrayLike | None, n: int) -> npt.NDArray[np.float32]:
         """``(2, n, n)`` UV-space images of up to two per-vertex values (0 outside the layout).
 
         The rasteriser interpolates whatever per-vertex 2-vector it is given as "source
@@ -651,8 +711,9 @@ class PhotoSwapper:
         return list(self._tracks)
 
     # -- settings ------------------------------------------------------------------------
-    def update(self, *, mask: MaskConfig | None = None, color: ColorConfig | None = None,
-               shape: ShapeConfig | None = None) -> None:
+    def update(
+        self, *, mask: MaskConfig | None = None, color: ColorConfig | None = None, shape: ShapeConfig | None = None
+    ) -> None:
         """Apply new mask, colour or shape settings without unwrapping the photo again."""
         if mask is not None:
             retrim = mask.trim_hair != self.mask_config.trim_hair
@@ -711,8 +772,9 @@ class PhotoSwapper:
         include = ~self._mouth if self.mask_config.keep_mouth else None
         order, _ = raster.draw_order(dst, shaped[:, 2], self.face.triangles, self._uv_sign, include)
         mx, my, _ = raster.rasterise(dst, self._uv_px, self.face.triangles, (w, h), order)
-        rendered = u8(cv2.remap(texture, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                                borderValue=(0, 0, 0, 0)))
+        rendered = u8(
+            cv2.remap(texture, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0))
+        )
         crop = u8(cv2.cvtColor(rendered, cv2.COLOR_BGRA2BGR))
         alpha = np.ascontiguousarray(rendered[..., 3])
         # Where nothing was rendered, carry the frame: a soft mask edge then blends frame
@@ -820,8 +882,7 @@ class PhotoSwapper:
         # Fill interior holes (nostril slivers, the undrawn mouth) so only the outer
         # silhouette is feathered; mouth and eyes get their own soft cuts below.
         solid = np.zeros_like(small)
-        contours, _ = cv2.findContours(above(small, 8), cv2.RETR_EXTERNAL,
-                                       cv2.CHAIN_APPROX_SIMPLE)
+        contours, _ = cv2.findContours(above(small, 8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         cv2.drawContours(solid, contours, -1, 255, cv2.FILLED)
         fw_small = face_w * s
         # Erode by the blur's full reach (3 sigma) plus a pixel for the upsampling, so the
@@ -839,8 +900,7 @@ class PhotoSwapper:
         if cfg.keep_mouth:
             m = _cut(m, [pts[list(LIPS_INNER)]], grow=0.01 * fw_small, soft=0.03 * fw_small)
         if cfg.keep_eyes:
-            m = _cut(m, [pts[list(RIGHT_EYE)], pts[list(LEFT_EYE)]], grow=0.005 * fw_small,
-                     soft=0.02 * fw_small)
+            m = _cut(m, [pts[list(RIGHT_EYE)], pts[list(LEFT_EYE)]], grow=0.005 * fw_small, soft=0.02 * fw_small)
         if occluded is not None:
             mxs, mys, _ = raster.rasterise(pts, self._uv_occ, self.face.triangles, (sw, sh))
             hole = cv2.remap(occluded, mxs, mys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
@@ -862,8 +922,9 @@ class PhotoSwapper:
         self._tracks[track_id] = track  # (re)insert: dict order = recency
         return track
 
-    def _texture_for(self, track: _Track, frame: ImageBGR, lm: FloatArray, shaped: FloatArray | None = None
-                     ) -> npt.NDArray[np.uint8]:
+    def _texture_for(
+        self, track: _Track, frame: ImageBGR, lm: FloatArray, shaped: FloatArray | None = None
+    ) -> npt.NDArray[np.uint8]:
         """The colour-corrected BGRA texture of a track, re-estimated every ``interval`` frames.
 
         ``shaped``: the mesh the texture is rendered on (where each texel lands in the frame),
@@ -889,8 +950,7 @@ class PhotoSwapper:
     def _build_frames(self) -> int:
         return max(1, min(_BUILD_FRAMES, self.color_config.interval - 1))
 
-    def _estimate(self, track: _Track, frame: ImageBGR, lm: FloatArray, shaped: FloatArray | None
-                  ) -> _Rebuild | None:
+    def _estimate(self, track: _Track, frame: ImageBGR, lm: FloatArray, shaped: FloatArray | None) -> _Rebuild | None:
         """Measure the live skin, update the track's statistics, shading and hue guard, and
         return a rebuild of its texture to run (None without statistics)."""
         cfg = self.color_config
@@ -908,10 +968,10 @@ class PhotoSwapper:
             # The guard compares each texel with the live face where it will land.
             landing = view if shaped is None or shaped is lm else self._live_view(frame, shaped, measure=False)
             guard = _live_range((landing or view).lab[..., 1:], (landing or view).weight > 0.5)
-            track.shading = shading if track.shading is None else \
-                (1 - _STATS_MIX) * track.shading + _STATS_MIX * shading
-            track.guard = guard if track.guard is None else \
-                (1 - _STATS_MIX) * track.guard + _STATS_MIX * guard
+            track.shading = (
+                shading if track.shading is None else (1 - _STATS_MIX) * track.shading + _STATS_MIX * shading
+            )
+            track.guard = guard if track.guard is None else (1 - _STATS_MIX) * track.guard + _STATS_MIX * guard
         up = None
         if track.shading is not None:
             up = track.shading * np.float32(cfg.strength)
@@ -942,8 +1002,8 @@ class PhotoSwapper:
             ya, yb = max(y0, r0), min(y1, r1)
             if ya < yb:
                 orig = self._texture_lab[ya:yb, x0:x1]
-                band = lab[ya - r0:yb - r0, x0:x1]
-                band[:] = orig + (band - orig) * wgt[ya - y0:yb - y0]
+                band = lab[ya - r0 : yb - r0, x0:x1]
+                band[:] = orig + (band - orig) * wgt[ya - y0 : yb - y0]
         if job.floor is not None:
             floor = _band_resize(job.floor, self.size, r0, r1)
             cv2.min(floor, self._guard_source[r0:r1], dst=floor)
@@ -994,8 +1054,9 @@ class PhotoSwapper:
         facing = self._vertex_field(facing_ratio(lm, self.face.triangles, self._uv_sign))
         # The live image is real even where the face turns away (unlike a smear of a few
         # source pixels): only the most oblique rim, where background leaks in, is left out.
-        seen = np.clip((self._interpolate(facing, None, n)[0] - _LIVE_FACING_LO)
-                       / (_LIVE_FACING_HI - _LIVE_FACING_LO), 0, 1)
+        seen = np.clip(
+            (self._interpolate(facing, None, n)[0] - _LIVE_FACING_LO) / (_LIVE_FACING_HI - _LIVE_FACING_LO), 0, 1
+        )
         weight = (seen * inside).astype(np.float32)
         if not measure:  # the image and how well it is seen only
             return _LiveView(lab, weight, np.ones_like(weight), None)
@@ -1018,8 +1079,10 @@ class PhotoSwapper:
         diff = view.lab - src
         w_broad = self._shading_weights[0] * live_w
         w_close = self._shading_weights[1] * live_w
-        fields = [_normalised_blur(diff * w_broad[..., None], w_broad, _SHADING_SIGMA),
-                  _normalised_blur(diff * w_close[..., None], w_close, _SHADING_SIGMA_PAINTED)]
+        fields = [
+            _normalised_blur(diff * w_broad[..., None], w_broad, _SHADING_SIGMA),
+            _normalised_blur(diff * w_close[..., None], w_close, _SHADING_SIGMA_PAINTED),
+        ]
         # The source's own skin follows only the broad lighting (finer detail is identity);
         # painted-over skin has no identity to keep and follows the live skin closely.
         t = self._trusted_small[..., None]
@@ -1027,8 +1090,9 @@ class PhotoSwapper:
         return np.asarray(np.clip(field, -_SHADING_MAX, _SHADING_MAX), np.float32)
 
 
-def facing_ratio(landmarks: npt.ArrayLike, triangles: npt.NDArray[np.int32],
-                 uv_sign: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+def facing_ratio(
+    landmarks: npt.ArrayLike, triangles: npt.NDArray[np.int32], uv_sign: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
     """Per triangle: projected area / true 3D area, signed (1 = faces the camera squarely).
 
     The mesh's z is in the same pixel units as x and y, so the ratio is the cosine between
@@ -1057,7 +1121,7 @@ def _band_resize(small: npt.NDArray[np.float32], size: int, r0: int, r1: int) ->
     k = size // n
     s0, s1 = max(0, r0 // k - 1), min(n, -(-r1 // k) + 1)
     up = f32(cv2.resize(small[s0:s1], (size, (s1 - s0) * k), interpolation=cv2.INTER_LINEAR))
-    return up[r0 - s0 * k:r1 - s0 * k]
+    return up[r0 - s0 * k : r1 - s0 * k]
 
 
 def _live_range(ab: npt.NDArray[np.float32], seen: npt.NDArray[np.bool_]) -> npt.NDArray[np.float32]:
@@ -1068,9 +1132,11 @@ def _live_range(ab: npt.NDArray[np.float32], seen: npt.NDArray[np.bool_]) -> npt
     lo_all, hi_all = np.percentile(ab[seen], [1, 99], axis=0).astype(np.float32)
     k = _disc(_GUARD_WINDOW * ab.shape[0])
     mask = seen.astype(np.uint8)
+
     # (OpenCV's masked copies: numpy's where on these small 2-channel images costs more)
-    def masked(src: npt.NDArray[np.float32], m: npt.NDArray[np.uint8], fill: npt.NDArray[np.float32]
-               ) -> npt.NDArray[np.float32]:
+    def masked(
+        src: npt.NDArray[np.float32], m: npt.NDArray[np.uint8], fill: npt.NDArray[np.float32]
+    ) -> npt.NDArray[np.float32]:
         out = np.empty_like(src)
         out[:] = fill
         cv2.copyTo(src, m, out)
@@ -1097,8 +1163,11 @@ def live_skin_stats(frame: ImageBGR, landmarks: FloatArray) -> LabStats | None:
     # Statistics do not need every pixel of a big face: shrink to about 128 px across.
     s = min(1.0, 128.0 / (x1 - x0))
     if s < 1.0:
-        roi = u8(cv2.resize(roi, (max(2, round(roi.shape[1] * s)), max(2, round(roi.shape[0] * s))),
-                         interpolation=cv2.INTER_AREA))
+        roi = u8(
+            cv2.resize(
+                roi, (max(2, round(roi.shape[1] * s)), max(2, round(roi.shape[0] * s))), interpolation=cv2.INTER_AREA
+            )
+        )
         polys = [p * s for p in polys]
     m = _polygon_mask(roi.shape[:2], polys)
     px = roi[m > 0]
@@ -1166,9 +1235,9 @@ def _push_pull_fill(image: ImageBGR, valid: npt.NDArray[np.bool_]) -> ImageBGR:
     return out
 
 
-
-def _skin_distance(lab: npt.NDArray[np.float32], samples: npt.NDArray[np.float32],
-                   floor: npt.NDArray[np.float32] = _SKIN_MIN_STD) -> npt.NDArray[np.float32]:
+def _skin_distance(
+    lab: npt.NDArray[np.float32], samples: npt.NDArray[np.float32], floor: npt.NDArray[np.float32] = _SKIN_MIN_STD
+) -> npt.NDArray[np.float32]:
     """Per-pixel distance to a robust skin model (median, MAD) in units of its spread.
 
     Darker than the skin counts (hair, shadowed background), brighter does not: a forehead
@@ -1214,8 +1283,9 @@ def _odd(x: float) -> int:
     return max(3, int(round(x)) | 1)
 
 
-def _normalised_blur(values: npt.NDArray[np.float32], weight: npt.NDArray[np.float32], sigma: float
-                     ) -> npt.NDArray[np.float32]:
+def _normalised_blur(
+    values: npt.NDArray[np.float32], weight: npt.NDArray[np.float32], sigma: float
+) -> npt.NDArray[np.float32]:
     """``blur(values) / (blur(weight) + 0.05)`` with a Gaussian of ``sigma`` x image size.
 
     The small constant pulls the result towards 0 where there is little data to go by. The
@@ -1252,5 +1322,8 @@ def _mirror_u(image: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     """Mirror a UV-space image about u = 0.5 (the canonical layout is symmetric to 0.1 %)."""
     n = image.shape[1]
     m = np.array([[-1.0, 0.0, float(n)], [0.0, 1.0, 0.0]])
-    return f32(cv2.warpAffine(image, m, (n, image.shape[0]), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=0))
+    return f32(
+        cv2.warpAffine(
+            image, m, (n, image.shape[0]), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+        )
+    )

@@ -34,10 +34,16 @@ IntArray = npt.NDArray[np.int32]
 
 
 @njit(cache=True, nogil=True)
-def _rasterise(dst: npt.NDArray[np.float32], src: npt.NDArray[np.float32],
-               tris: npt.NDArray[np.int32], order: npt.NDArray[np.int32],
-               map_x: npt.NDArray[np.float32], map_y: npt.NDArray[np.float32],
-               tri_id: npt.NDArray[np.int32], write_id: bool) -> int:
+def _rasterise(
+    dst: npt.NDArray[np.float32],
+    src: npt.NDArray[np.float32],
+    tris: npt.NDArray[np.int32],
+    order: npt.NDArray[np.int32],
+    map_x: npt.NDArray[np.float32],
+    map_y: npt.NDArray[np.float32],
+    tri_id: npt.NDArray[np.int32],
+    write_id: bool,
+) -> int:
     h, w = map_x.shape
     for i in range(h):
         for j in range(w):
@@ -107,9 +113,15 @@ def _rasterise(dst: npt.NDArray[np.float32], src: npt.NDArray[np.float32],
     return drawn
 
 
-def rasterise(dst_xy: npt.ArrayLike, src_xy: npt.ArrayLike, triangles: npt.ArrayLike,
-              size_wh: tuple[int, int], order: npt.ArrayLike | None = None, *,
-              with_ids: bool = False) -> tuple[FloatArray, FloatArray, IntArray | None]:
+def rasterise(
+    dst_xy: npt.ArrayLike,
+    src_xy: npt.ArrayLike,
+    triangles: npt.ArrayLike,
+    size_wh: tuple[int, int],
+    order: npt.ArrayLike | None = None,
+    *,
+    with_ids: bool = False,
+) -> tuple[FloatArray, FloatArray, IntArray | None]:
     """Remap maps that carry every destination triangle's pixels to its source triangle.
 
     Args:
@@ -137,13 +149,11 @@ def rasterise(dst_xy: npt.ArrayLike, src_xy: npt.ArrayLike, triangles: npt.Array
         raise ValueError(f"triangles must be (T, 3), got {tris.shape}")
     if len(tris) and (tris.min() < 0 or tris.max() >= len(dst)):
         raise ValueError(f"triangle indices out of range for {len(dst)} vertices")
-    ordr = (np.arange(len(tris), dtype=np.int32) if order is None
-            else np.ascontiguousarray(order, dtype=np.int32))
+    ordr = np.arange(len(tris), dtype=np.int32) if order is None else np.ascontiguousarray(order, dtype=np.int32)
     map_x = np.empty((h, w), np.float32)
     map_y = np.empty((h, w), np.float32)
     ids = np.empty((h, w) if with_ids else (1, 1), np.int32)
-    _rasterise(np.ascontiguousarray(dst), np.ascontiguousarray(src), tris, ordr, map_x, map_y,
-               ids, with_ids)
+    _rasterise(np.ascontiguousarray(dst), np.ascontiguousarray(src), tris, ordr, map_x, map_y, ids, with_ids)
     return map_x, map_y, (ids if with_ids else None)
 
 
@@ -157,9 +167,13 @@ def signed_areas(xy: npt.ArrayLike, triangles: npt.ArrayLike) -> npt.NDArray[np.
     return areas
 
 
-def draw_order(dst_xy: npt.ArrayLike, z: npt.ArrayLike, triangles: npt.ArrayLike,
-               reference_sign: npt.ArrayLike, include: npt.ArrayLike | None = None
-               ) -> tuple[IntArray, npt.NDArray[np.bool_]]:
+def draw_order(
+    dst_xy: npt.ArrayLike,
+    z: npt.ArrayLike,
+    triangles: npt.ArrayLike,
+    reference_sign: npt.ArrayLike,
+    include: npt.ArrayLike | None = None,
+) -> tuple[IntArray, npt.NDArray[np.bool_]]:
     """Painter's order with back-face handling for a depth mesh.
 
     A triangle faces the camera when its signed area in the output has the same sign as in

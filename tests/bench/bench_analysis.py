@@ -73,9 +73,11 @@ def main(argv: list[str] | None = None) -> int:
         rows.append((f"landmarks {kind} (incl. crop)", med, mn))
 
     for interval in (1, 10):
-        tracker = FaceTracker(create_detector(DetectorConfig(), store),
-                              create_landmarker(LandmarkConfig(), store),
-                              TrackingConfig(detect_interval=interval))
+        tracker = FaceTracker(
+            create_detector(DetectorConfig(), store),
+            create_landmarker(LandmarkConfig(), store),
+            TrackingConfig(detect_interval=interval),
+        )
         samples = []
         for i, f in enumerate(frames):
             t0 = time.perf_counter()
@@ -85,8 +87,10 @@ def main(argv: list[str] | None = None) -> int:
         rows.append((f"tracker update, detect every {interval}", statistics.median(samples), min(samples)))
 
     h, w = frame.shape[:2]
-    print(f"# face analysis, {w}x{h} frames, {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} CPUs, provider {provider}, median/min of {args.repeats}")
+    print(
+        f"# face analysis, {w}x{h} frames, {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} CPUs, provider {provider}, median/min of {args.repeats}"
+    )
     print(f"{'stage':40s} {'median ms':>10s} {'min ms':>8s}")
     for name, med, mn in rows:
         print(f"{name:40s} {med:10.2f} {mn:8.2f}")

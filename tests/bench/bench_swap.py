@@ -76,9 +76,11 @@ def main() -> int:
     det, mesh = YuNet(store.path("yunet")), FaceMesh(store.path("mesh468"))
     slm = analyse_source(photo, det, mesh).landmarks
     swapper = PhotoSwapper.from_photo(photo, slm, canonical)
-    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
-          f"source prepared (detect, mesh, unwrap, incl. JIT/cache load) in "
-          f"{time.perf_counter() - t:.2f} s")
+    print(
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
+        f"source prepared (detect, mesh, unwrap, incl. JIT/cache load) in "
+        f"{time.perf_counter() - t:.2f} s"
+    )
     t = time.perf_counter()
     PhotoSwapper.from_photo(photo, slm, canonical)
     print(f"unwrap alone: {1e3 * (time.perf_counter() - t):.0f} ms")
@@ -107,8 +109,7 @@ def main() -> int:
             dst = lm[:, :2] - np.array([x0, y0], np.float32)
             tex = swapper._tracks[0].texture
             t0 = time.perf_counter()
-            order, _ = raster.draw_order(dst, lm[:, 2], canonical.triangles, swapper._uv_sign,
-                                         ~swapper._mouth)
+            order, _ = raster.draw_order(dst, lm[:, 2], canonical.triangles, swapper._uv_sign, ~swapper._mouth)
             mx, my, _ = raster.rasterise(dst, swapper._uv_px, canonical.triangles, (w, h), order)
             rendered = cv2.remap(tex, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
             t1 = time.perf_counter()

@@ -65,10 +65,10 @@ def target_photo(person: str) -> str:
 class Pair:
     source: str
     target: str
-    to_source: float        # cosine to the source person's other photos (mean embedding)
-    to_target: float        # cosine to the target person's other photos
-    new_blue: int           # output pixels of a hue neither the live face nor the source has there
-    pasted: int             # pixels pasted (mask >= 128)
+    to_source: float  # cosine to the source person's other photos (mean embedding)
+    to_target: float  # cosine to the target person's other photos
+    new_blue: int  # output pixels of a hue neither the live face nor the source has there
+    pasted: int  # pixels pasted (mask >= 128)
     skin: quality.SkinMatch  # swapped skin vs the live skin next to it
     skin_live: quality.SkinMatch  # the same bands, both sides from the original frame
     covered: quality.SkinMatch  # swapped skin vs the live skin it covers
@@ -90,8 +90,12 @@ def face_cell(image: np.ndarray, lm: np.ndarray, size: int = CELL) -> np.ndarray
     """A square crop around the face (1.4x the mesh's extent), resized to ``size``."""
     lo, hi = lm[:, :2].min(axis=0), lm[:, :2].max(axis=0)
     c, half = (lo + hi) / 2, 0.7 * float((hi - lo).max())
-    m = np.array([[size / (2 * half), 0, size / 2 - c[0] * size / (2 * half)],
-                  [0, size / (2 * half), size / 2 - c[1] * size / (2 * half)]])
+    m = np.array(
+        [
+            [size / (2 * half), 0, size / 2 - c[0] * size / (2 * half)],
+            [0, size / (2 * half), size / 2 - c[1] * size / (2 * half)],
+        ]
+    )
     return cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_CONSTANT)
 
 
@@ -106,7 +110,7 @@ def contact_sheet(rows: list[list[np.ndarray]], row_labels: list[str], col_label
     for i, (cells, name) in enumerate(zip(rows, row_labels, strict=True)):
         cv2.putText(sheet, name, (2, label + i * h + h // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1)
         for j, cell in enumerate(cells):
-            sheet[label + i * h:label + (i + 1) * h, ox + j * w:ox + (j + 1) * w] = cell
+            sheet[label + i * h : label + (i + 1) * h, ox + j * w : ox + (j + 1) * w] = cell
     return sheet
 
 
@@ -170,32 +174,41 @@ def cross(store, read_image, tmp_path_factory):
             paste_back(raw, r_plain)
             mask = quality.frame_mask(frame.shape, r)
             e = embedder.embed(out, five_points(lm))
-            pairs.append(Pair(
-                source=src, target=dst,
-                to_source=cosine(e, reference(src, without=sname)),
-                to_target=cosine(e, reference(dst, without=tname)),
-                new_blue=quality.foreign_blue_pixels(frame, out, mask, raw),
-                pasted=int(np.count_nonzero(mask >= 128)),
-                skin=quality.skin_match(frame, out, mask, lm),
-                skin_live=quality.skin_match(frame, frame, mask, lm),
-                covered=quality.covered_skin_match(frame, out, mask, lm),
-                changed_outside=quality.changed_outside(frame, out, mask, dilate=1),
-                cell=face_cell(out, lm),
-            ))
+            pairs.append(
+                Pair(
+                    source=src,
+                    target=dst,
+                    to_source=cosine(e, reference(src, without=sname)),
+                    to_target=cosine(e, reference(dst, without=tname)),
+                    new_blue=quality.foreign_blue_pixels(frame, out, mask, raw),
+                    pasted=int(np.count_nonzero(mask >= 128)),
+                    skin=quality.skin_match(frame, out, mask, lm),
+                    skin_live=quality.skin_match(frame, frame, mask, lm),
+                    covered=quality.covered_skin_match(frame, out, mask, lm),
+                    changed_outside=quality.changed_outside(frame, out, mask, dilate=1),
+                    cell=face_cell(out, lm),
+                )
+            )
             row.append(pairs[-1].cell)
         grid.append(row)
     sheet = contact_sheet(grid, list(PEOPLE), list(PEOPLE))
     paths = write_sheet(sheet, "cross_identity.jpg", tmp_path_factory.mktemp("sheets"))
     print(f"\ncross-identity contact sheet: {', '.join(map(str, paths))}")
-    print(f"{'source':>10} -> {'target':<10} {'to src':>6} {'to tgt':>6} {'blue':>5} {'o/oo':>5} "
-          f"{'dE skin':>7} {'dE live':>7} {'dE cov':>6} {'out':>4}")
+    print(
+        f"{'source':>10} -> {'target':<10} {'to src':>6} {'to tgt':>6} {'blue':>5} {'o/oo':>5} "
+        f"{'dE skin':>7} {'dE live':>7} {'dE cov':>6} {'out':>4}"
+    )
     for p in pairs:
-        print(f"{p.source:>10} -> {p.target:<10} {p.to_source:6.3f} {p.to_target:6.3f} {p.new_blue:5d} "
-              f"{1e3 * p.new_blue / p.pasted:5.2f} "
-              f"{p.skin.delta_e76:7.2f} {p.skin_live.delta_e76:7.2f} {p.covered.delta_e76:6.2f} {p.changed_outside:4d}")
-    print(f"closer to the source person on {np.mean([p.closer_to_source for p in pairs]):.0%} of pairs; "
-          f"skin dE76 median {np.median([p.skin.delta_e76 for p in pairs]):.2f} max "
-          f"{max(p.skin.delta_e76 for p in pairs):.2f}; new blue pixels total {sum(p.new_blue for p in pairs)}")
+        print(
+            f"{p.source:>10} -> {p.target:<10} {p.to_source:6.3f} {p.to_target:6.3f} {p.new_blue:5d} "
+            f"{1e3 * p.new_blue / p.pasted:5.2f} "
+            f"{p.skin.delta_e76:7.2f} {p.skin_live.delta_e76:7.2f} {p.covered.delta_e76:6.2f} {p.changed_outside:4d}"
+        )
+    print(
+        f"closer to the source person on {np.mean([p.closer_to_source for p in pairs]):.0%} of pairs; "
+        f"skin dE76 median {np.median([p.skin.delta_e76 for p in pairs]):.2f} max "
+        f"{max(p.skin.delta_e76 for p in pairs):.2f}; new blue pixels total {sum(p.new_blue for p in pairs)}"
+    )
     return pairs
 
 

@@ -44,8 +44,9 @@ def still_clip(read_image, n: int = 40) -> tuple[list[np.ndarray], list[int]]:
     for i in range(n):
         dx, dy = 1.5 * np.sin(i / 5), 1.0 * np.cos(i / 7)
         m = np.float32([[1, 0, dx], [0, 1, dy]])
-        f = cv2.warpAffine(photo, m, (photo.shape[1], photo.shape[0]), flags=cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_REFLECT)
+        f = cv2.warpAffine(
+            photo, m, (photo.shape[1], photo.shape[0]), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+        )
         f = np.clip(f.astype(np.float32) + rng.normal(0, 2.0, f.shape), 0, 255).astype(np.uint8)
         out.append(f)
     return out, [0]

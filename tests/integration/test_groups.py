@@ -16,8 +16,14 @@ from obs_faceswap.pipeline import Pipeline
 
 pytestmark = pytest.mark.slow
 
-MOSAIC = ("faces/dicaprio_2.jpg", "faces/johansson_1.jpg", "faces/musk_1.jpg",
-          "faces/pichai_1.jpg", "faces/zuckerberg_1.jpg", "faces/jolie_2.jpg")
+MOSAIC = (
+    "faces/dicaprio_2.jpg",
+    "faces/johansson_1.jpg",
+    "faces/musk_1.jpg",
+    "faces/pichai_1.jpg",
+    "faces/zuckerberg_1.jpg",
+    "faces/jolie_2.jpg",
+)
 
 
 def mosaic(read_image, names=MOSAIC, cell: int = 320) -> np.ndarray:
@@ -28,8 +34,8 @@ def mosaic(read_image, names=MOSAIC, cell: int = 320) -> np.ndarray:
         h, w = img.shape[:2]
         s = min(h, w)
         y0, x0 = (h - s) // 4, (w - s) // 2  # keep more of the top: faces sit high
-        tiles.append(cv2.resize(img[y0:y0 + s, x0:x0 + s], (cell, cell), interpolation=cv2.INTER_AREA))
-    rows = [np.hstack(tiles[i:i + 3]) for i in range(0, len(tiles), 3)]
+        tiles.append(cv2.resize(img[y0 : y0 + s, x0 : x0 + s], (cell, cell), interpolation=cv2.INTER_AREA))
+    rows = [np.hstack(tiles[i : i + 3]) for i in range(0, len(tiles), 3)]
     return np.vstack(rows)
 
 
@@ -42,8 +48,9 @@ def pipe(store, media):
     return Pipeline(config(), store, source=media("astronaut.png"))
 
 
-@pytest.mark.parametrize(("name", "faces"), [("faces/jolie_pitt_couple.jpg", 2), ("frec_two_people.jpg", 2),
-                                             ("mosaic", 6)])
+@pytest.mark.parametrize(
+    ("name", "faces"), [("faces/jolie_pitt_couple.jpg", 2), ("frec_two_people.jpg", 2), ("mosaic", 6)]
+)
 def test_every_face_in_a_group_is_found_and_swapped(pipe, read_image, name, faces):
     image = mosaic(read_image) if name == "mosaic" else read_image(name)
     pipe.reset()
@@ -70,7 +77,7 @@ def test_a_face_coming_into_view_is_swapped_within_two_frames(pipe, read_image, 
     frames of being visible, although the detector runs on schedule only every 10th frame."""
     image = mosaic(read_image)
     covered = image.copy()
-    covered[:, image.shape[1] // 2:] = 128
+    covered[:, image.shape[1] // 2 :] = 128
     pipe.reset()
     counts, detected = [], []
     for i in range(uncover + 4):
@@ -79,7 +86,7 @@ def test_a_face_coming_into_view_is_swapped_within_two_frames(pipe, read_image, 
         detected.append(report.detected)
     print(f"\nfaces swapped per frame: {counts}, detector ran: {detected}")
     assert counts[:uncover] == [counts[0]] * uncover and counts[0] < 6
-    assert min(counts[uncover + 2:]) == 6
+    assert min(counts[uncover + 2 :]) == 6
     assert not any(detected[1:uncover]), "a still picture runs the detector on schedule only"
 
 

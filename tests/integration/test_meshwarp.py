@@ -82,6 +82,7 @@ def swapped(sw: PhotoSwapper, frame: np.ndarray, lm: np.ndarray, track: int = 0)
 
 # --- source side --------------------------------------------------------------------------
 
+
 def test_analysed_source_fits_the_astronaut(astronaut):
     image, lm = astronaut
     assert lm.shape == (468, 3) and lm.dtype == np.float32
@@ -161,8 +162,9 @@ def test_side_the_photo_cannot_see_is_filled_from_the_mirrored_side(swapper, ast
     image, src_lm = astronaut
     turned = rotate_y(src_lm, 55.0)
     canvas = np.full((512, 512, 3), 90, np.uint8)
-    plain = PhotoSwapper.from_photo(image, src_lm, canonical, mask=MaskConfig(keep_mouth=False),
-                         color=ColorConfig(mode="none"))
+    plain = PhotoSwapper.from_photo(
+        image, src_lm, canonical, mask=MaskConfig(keep_mouth=False), color=ColorConfig(mode="none")
+    )
     r = plain.swap(canvas, Face(0, turned))
     assert r is not None
     paste_back(canvas, r, BlendConfig())
@@ -172,8 +174,7 @@ def test_side_the_photo_cannot_see_is_filled_from_the_mirrored_side(swapper, ast
     # Texels on triangles the turned view shows at a grazing angle or not at all.
     uv_sign = np.sign(raster.signed_areas(canonical.uv, canonical.triangles))
     facing = facing_ratio(turned, canonical.triangles, uv_sign)
-    _, _, ids = raster.rasterise(canonical.uv * 512, turned[:, :2], canonical.triangles,
-                                 (512, 512), with_ids=True)
+    _, _, ids = raster.rasterise(canonical.uv * 512, turned[:, :2], canonical.triangles, (512, 512), with_ids=True)
     assert ids is not None
     hidden = (ids >= 0) & (facing[np.maximum(ids, 0)] < 0.2) & (plain.texture[..., 3] == 255)
     assert hidden.mean() > 0.1
@@ -184,6 +185,7 @@ def test_side_the_photo_cannot_see_is_filled_from_the_mirrored_side(swapper, ast
 
 
 # --- live side ----------------------------------------------------------------------------
+
 
 def test_keep_mouth_shows_the_live_mouth_interior(swapper, astronaut, canonical, open_mouth):
     frame, lm = open_mouth
@@ -223,17 +225,17 @@ def test_swap_result_is_a_crop_with_a_soft_mask_at_its_place(swapper, open_mouth
     # Soft edge: zero on the crop's border, full inside, a ramp in between.
     assert r.mask[0].max() == 0 and r.mask[-1].max() == 0
     assert r.mask[:, 0].max() == 0 and r.mask[:, -1].max() == 0
-    oval = polygon(frame.shape, lm[list(FACE_OVAL)])[y0:y0 + h, x0:x0 + w]
+    oval = polygon(frame.shape, lm[list(FACE_OVAL)])[y0 : y0 + h, x0 : x0 + w]
     # Most of the face is used; the edge, the mouth and the top of the forehead fade out.
     assert (r.mask > 127).sum() > 0.65 * oval.sum()
     assert (r.mask == 255).sum() > 0.4 * oval.sum()
     hull = np.zeros(frame.shape[:2], np.uint8)
     cv2.fillConvexPoly(hull, cv2.convexHull(np.round(lm[:, :2]).astype(np.int32)), 1)
-    hull = cv2.dilate(hull, np.ones((5, 5), np.uint8))[y0:y0 + h, x0:x0 + w] > 0
+    hull = cv2.dilate(hull, np.ones((5, 5), np.uint8))[y0 : y0 + h, x0 : x0 + w] > 0
     assert not ((r.mask > 0) & ~hull).any()  # nothing beyond the live mesh
     assert ((r.mask > 0) & (r.mask < 255)).mean() > 0.05
     # Where the mask is 0 the crop carries the frame (no black rim can bleed in).
-    roi = frame[y0:y0 + h, x0:x0 + w]
+    roi = frame[y0 : y0 + h, x0 : x0 + w]
     np.testing.assert_array_equal(r.crop[r.mask == 0][:100], roi[r.mask == 0][:100])
 
 

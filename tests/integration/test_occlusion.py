@@ -37,8 +37,9 @@ def occluders(shape: tuple[int, ...], lm: np.ndarray) -> tuple[np.ndarray, np.nd
     mic = np.zeros((h, w), np.uint8)
     chin = xy[152]
     bar_w = int(0.09 * face_w)
-    cv2.rectangle(mic, (int(chin[0]) - bar_w // 2, int(chin[1] - 0.22 * face_w)),
-                  (int(chin[0]) + bar_w // 2, h - 1), 255, -1)
+    cv2.rectangle(
+        mic, (int(chin[0]) - bar_w // 2, int(chin[1] - 0.22 * face_w)), (int(chin[0]) + bar_w // 2, h - 1), 255, -1
+    )
     return hand, mic
 
 
@@ -95,7 +96,6 @@ def test_the_rest_of_the_face_is_still_swapped(clip, swapped):
         assert report.swapped == 1, i
         diff = cv2.absdiff(frames[i], out).max(axis=2) > 8
         assert diff.sum() > 3000, (i, int(diff.sum()))
-
 
 
 def test_with_keep_occluders_off_the_swap_covers_them_too(clip, store, media):

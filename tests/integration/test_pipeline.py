@@ -57,8 +57,12 @@ def test_settings_apply_live_without_losing_the_source(pipe, clip):
     pipe.update(apply_updates(pipe.config, {"blend.opacity": 0.0}))
     out, report = pipe.process(clip[1], 1 / 30)
     assert report.swapped == 1 and np.array_equal(out, clip[1])  # opacity 0: nothing visible
-    pipe.update(apply_updates(pipe.config, {"blend.opacity": 1.0, "badge.enabled": True,
-                                            "detector.kind": "scrfd", "landmarks.kind": "mesh478"}))
+    pipe.update(
+        apply_updates(
+            pipe.config,
+            {"blend.opacity": 1.0, "badge.enabled": True, "detector.kind": "scrfd", "landmarks.kind": "mesh478"},
+        )
+    )
     out, report = pipe.process(clip[2], 2 / 30)
     assert report.swapped == 1 and len(report.changed_boxes) == 2  # the face and the badge
     assert not np.array_equal(out, clip[2])

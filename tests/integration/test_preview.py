@@ -30,8 +30,12 @@ def rating(read_image, finder, canonical, name):
     image = read_image(name)
     lm = finder(image)
     swapper = PhotoSwapper.from_photo(image, lm, canonical)
-    return {r.aspect: r for r in rate_photo(image, lm, own_fraction=swapper.own_fraction,
-                                            occluded_fraction=swapper.occluded_fraction).ratings}
+    return {
+        r.aspect: r
+        for r in rate_photo(
+            image, lm, own_fraction=swapper.own_fraction, occluded_fraction=swapper.occluded_fraction
+        ).ratings
+    }
 
 
 def test_a_frontal_sharp_evenly_lit_photo_rates_good(read_image, finder, canonical):
@@ -39,12 +43,15 @@ def test_a_frontal_sharp_evenly_lit_photo_rates_good(read_image, finder, canonic
     assert {a: x.level for a, x in r.items()} == {a: "good" for a in r}
 
 
-@pytest.mark.parametrize(("name", "aspect", "words"), [
-    ("faces/perry_2.jpg", "face size", "at least 250 px"),          # a 105 px face
-    ("faces/dicaprio_1.jpg", "lighting", "light from one side"),   # one cheek in deep shadow
-    ("faces/dicaprio_1.jpg", "pose", "frontal photo"),             # turned ~20 degrees
-    ("faces/pichai_1.jpg", "occlusion", "without glasses"),        # glasses frames over the face
-])
+@pytest.mark.parametrize(
+    ("name", "aspect", "words"),
+    [
+        ("faces/perry_2.jpg", "face size", "at least 250 px"),  # a 105 px face
+        ("faces/dicaprio_1.jpg", "lighting", "light from one side"),  # one cheek in deep shadow
+        ("faces/dicaprio_1.jpg", "pose", "frontal photo"),  # turned ~20 degrees
+        ("faces/pichai_1.jpg", "occlusion", "without glasses"),  # glasses frames over the face
+    ],
+)
 def test_weak_points_of_a_photo_are_named_with_advice(read_image, finder, canonical, name, aspect, words):
     r = rating(read_image, finder, canonical, name)[aspect]
     assert r.level != "good" and words in r.advice
@@ -52,8 +59,19 @@ def test_weak_points_of_a_photo_are_named_with_advice(read_image, finder, canoni
 
 def test_preview_writes_a_contact_sheet_and_prints_the_rating(tmp_path, media, capsys):
     out = tmp_path / "sheet.png"
-    code = main(["preview", "--source", str(media("faces/pichai_1.jpg")), "--output", str(out), "--offline",
-                 "--targets", str(media("faces/jolie_pitt_couple.jpg")), str(media("faces/musk_2.jpg"))])
+    code = main(
+        [
+            "preview",
+            "--source",
+            str(media("faces/pichai_1.jpg")),
+            "--output",
+            str(out),
+            "--offline",
+            "--targets",
+            str(media("faces/jolie_pitt_couple.jpg")),
+            str(media("faces/musk_2.jpg")),
+        ]
+    )
     assert code == 0
     text = capsys.readouterr().out
     assert "source photo:" in text and "occlusion" in text and f"wrote {out}" in text
@@ -65,8 +83,9 @@ def test_preview_writes_a_contact_sheet_and_prints_the_rating(tmp_path, media, c
 def test_preview_of_a_photo_without_a_face_is_a_clear_error(tmp_path, capsys):
     blank = tmp_path / "wall.png"
     cv2.imwrite(str(blank), np.full((300, 300, 3), 200, np.uint8))
-    code = main(["preview", "--source", str(blank), "--output", str(tmp_path / "x.png"), "--offline",
-                 "--targets", str(blank)])
+    code = main(
+        ["preview", "--source", str(blank), "--output", str(tmp_path / "x.png"), "--offline", "--targets", str(blank)]
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert "no face found" in err and "wall.png" in err

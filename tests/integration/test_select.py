@@ -60,8 +60,7 @@ def test_largest_and_all(scene) -> None:
 def test_reference_photo_picks_that_person(scene, embedder, detector, media, reference: str, side: str) -> None:
     frame, faces = scene
     matcher = ReferenceMatcher(embedder, media(reference), detector)
-    (chosen,) = select_faces(faces, SelectionConfig(mode="reference", reference=str(media(reference))),
-                             frame, matcher)
+    (chosen,) = select_faces(faces, SelectionConfig(mode="reference", reference=str(media(reference))), frame, matcher)
     assert (_centre_x(chosen) > 500) == (side == "right")
     sims = sorted(matcher.similarities(faces, frame))
     print(f"{reference}: similarities {[round(s, 3) for s in sims]}")

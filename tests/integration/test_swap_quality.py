@@ -38,9 +38,9 @@ class Row:
     found_after: bool
     identity: quality.IdentityScore
     seam: float
-    skin: quality.SkinMatch          # swapped skin vs live skin next to it
-    skin_live: quality.SkinMatch     # the same bands, both sides from the original frame
-    covered: quality.SkinMatch       # swapped skin vs the live skin it covers
+    skin: quality.SkinMatch  # swapped skin vs live skin next to it
+    skin_live: quality.SkinMatch  # the same bands, both sides from the original frame
+    covered: quality.SkinMatch  # swapped skin vs the live skin it covers
     changed_outside: int
 
 
@@ -68,8 +68,7 @@ def measure(frame, lm, swapper, embedder, finder, source_embedding, blend=None, 
     return Row(
         index=index,
         found_after=len(finder.detector.detect(out)) > 0,
-        identity=quality.identity_score(embedder, out, lm, source_embedding,
-                                        embedder.embed(frame, five_points(lm))),
+        identity=quality.identity_score(embedder, out, lm, source_embedding, embedder.embed(frame, five_points(lm))),
         seam=quality.seam_gradient_ratio(frame, out, mask),
         skin=quality.skin_match(frame, out, mask, lm),
         skin_live=quality.skin_match(frame, frame, mask, lm),
@@ -96,20 +95,32 @@ def video(media, read_image, finder, embedder, canonical):
 
 def report(frames: int, rows: list[Row]) -> None:
     ids = np.array([[r.identity.to_source, r.identity.to_original] for r in rows])
-    de = np.array([[r.skin.delta_e76, r.skin.delta_e2000, r.skin_live.delta_e76,
-                    r.covered.delta_e76, r.covered.delta_e2000] for r in rows])
+    de = np.array(
+        [
+            [r.skin.delta_e76, r.skin.delta_e2000, r.skin_live.delta_e76, r.covered.delta_e76, r.covered.delta_e2000]
+            for r in rows
+        ]
+    )
     seam = np.array([r.seam for r in rows])
-    print(f"\n{VIDEO} every {STEP}th frame, source astronaut.png: {frames} frames, face found on "
-          f"{len(rows)} before and {sum(r.found_after for r in rows)} after swapping")
-    print(f"identity: closer to source on {np.mean(ids[:, 0] > ids[:, 1]):.1%}; cosine to source "
-          f"median {np.median(ids[:, 0]):.3f}, to original median {np.median(ids[:, 1]):.3f}, "
-          f"median margin {np.median(ids[:, 0] - ids[:, 1]):+.3f}")
+    print(
+        f"\n{VIDEO} every {STEP}th frame, source astronaut.png: {frames} frames, face found on "
+        f"{len(rows)} before and {sum(r.found_after for r in rows)} after swapping"
+    )
+    print(
+        f"identity: closer to source on {np.mean(ids[:, 0] > ids[:, 1]):.1%}; cosine to source "
+        f"median {np.median(ids[:, 0]):.3f}, to original median {np.median(ids[:, 1]):.3f}, "
+        f"median margin {np.median(ids[:, 0] - ids[:, 1]):+.3f}"
+    )
     print(f"seam gradient energy ratio: median {np.median(seam):.2f}, max {seam.max():.2f}")
-    print(f"skin vs live skin next to it: dE76 median {np.median(de[:, 0]):.2f} max {de[:, 0].max():.2f}"
-          f" (CIEDE2000 median {np.median(de[:, 1]):.2f} max {de[:, 1].max():.2f}); the live face's"
-          f" own dE76 across the same bands: median {np.median(de[:, 2]):.2f} max {de[:, 2].max():.2f}")
-    print(f"skin vs the live skin it covers: dE76 median {np.median(de[:, 3]):.2f} max "
-          f"{de[:, 3].max():.2f} (CIEDE2000 median {np.median(de[:, 4]):.2f} max {de[:, 4].max():.2f})")
+    print(
+        f"skin vs live skin next to it: dE76 median {np.median(de[:, 0]):.2f} max {de[:, 0].max():.2f}"
+        f" (CIEDE2000 median {np.median(de[:, 1]):.2f} max {de[:, 1].max():.2f}); the live face's"
+        f" own dE76 across the same bands: median {np.median(de[:, 2]):.2f} max {de[:, 2].max():.2f}"
+    )
+    print(
+        f"skin vs the live skin it covers: dE76 median {np.median(de[:, 3]):.2f} max "
+        f"{de[:, 3].max():.2f} (CIEDE2000 median {np.median(de[:, 4]):.2f} max {de[:, 4].max():.2f})"
+    )
     print(f"pixels changed outside the dilated mask: {sum(r.changed_outside for r in rows)}")
 
 
@@ -156,25 +167,28 @@ def test_swapped_skin_colour_matches_the_live_skin(video):
 
 
 @pytest.mark.parametrize("mode", ["seamless", "multiband"])
-def test_other_blend_modes_keep_seams_colour_and_containment(mode, media, read_image, finder,
-                                                             embedder, canonical):
+def test_other_blend_modes_keep_seams_colour_and_containment(mode, media, read_image, finder, embedder, canonical):
     photo = read_image("astronaut.png")
     slm = analyse_source(photo, finder.detector, finder.mesh).landmarks
     swapper = PhotoSwapper.from_photo(photo, slm, canonical, color=COLOR)
     e_src = embedder.embed(photo, five_points(slm))
-    rows = [measure(frame, lm, swapper, embedder, finder, e_src, BlendConfig(mode=mode), i)
-            for i, frame in video_frames(media(VIDEO), 25) if (lm := finder(frame)) is not None]
-    print(f"\n{mode}: seam max {max(r.seam for r in rows):.2f}, covered dE76 max "
-          f"{max(r.covered.delta_e76 for r in rows):.2f}, closer to source "
-          f"{np.mean([r.identity.closer_to_source for r in rows]):.0%}")
+    rows = [
+        measure(frame, lm, swapper, embedder, finder, e_src, BlendConfig(mode=mode), i)
+        for i, frame in video_frames(media(VIDEO), 25)
+        if (lm := finder(frame)) is not None
+    ]
+    print(
+        f"\n{mode}: seam max {max(r.seam for r in rows):.2f}, covered dE76 max "
+        f"{max(r.covered.delta_e76 for r in rows):.2f}, closer to source "
+        f"{np.mean([r.identity.closer_to_source for r in rows]):.0%}"
+    )
     assert len(rows) == 11
     assert all(r.changed_outside == 0 for r in rows)
     assert max(r.seam for r in rows) <= 1.5
     assert max(r.covered.delta_e76 for r in rows) <= 6
 
 
-def test_strict_identity_against_other_pictures_of_the_source_person(media, read_image, finder,
-                                                                     embedder, canonical):
+def test_strict_identity_against_other_pictures_of_the_source_person(media, read_image, finder, embedder, canonical):
     """frec_obama.jpg swapped onto Biden (frec_biden.jpg, and Biden in frec_two_people.jpg);
     the output is compared with Obama as he looks in the video (pictures the swap never saw)
     and with the original Biden. Pasting the source's own pixels cannot game this.
@@ -188,7 +202,8 @@ def test_strict_identity_against_other_pictures_of_the_source_person(media, read
     slm = analyse_source(photo, finder.detector, finder.mesh, name="frec_obama.jpg").landmarks
     swapper = PhotoSwapper.from_photo(photo, slm, canonical)
     obama = quality.mean_embedding(
-        [embedder.embed(f, five_points(finder(f))) for _, f in video_frames(media(VIDEO), 26)])
+        [embedder.embed(f, five_points(finder(f))) for _, f in video_frames(media(VIDEO), 26)]
+    )
     biden_photo = read_image("frec_biden.jpg")
     biden_lm = finder(biden_photo)
     biden = embedder.embed(biden_photo, five_points(biden_lm))
@@ -196,14 +211,15 @@ def test_strict_identity_against_other_pictures_of_the_source_person(media, read
     faces = finder.all(two)
     assert len(faces) == 2
     two_lm = max(faces, key=lambda lm: cosine(embedder.embed(two, five_points(lm)), biden))
-    for name, image, lm in (("frec_biden.jpg", biden_photo, biden_lm),
-                            ("frec_two_people.jpg", two, two_lm)):
+    for name, image, lm in (("frec_biden.jpg", biden_photo, biden_lm), ("frec_two_people.jpg", two, two_lm)):
         original = embedder.embed(image, five_points(lm))
         before = cosine(original, obama)
         score = measure(image, lm, swapper, embedder, finder, obama).identity
-        print(f"\n{name}: output vs Obama (video) {score.to_source:.3f}, vs original Biden "
-              f"{score.to_original:.3f}; original Biden vs Obama {before:.3f}; closer to the "
-              f"source person: {score.closer_to_source}")
+        print(
+            f"\n{name}: output vs Obama (video) {score.to_source:.3f}, vs original Biden "
+            f"{score.to_original:.3f}; original Biden vs Obama {before:.3f}; closer to the "
+            f"source person: {score.closer_to_source}"
+        )
         assert score.closer_to_source
         assert score.to_source >= before + 0.15
         assert score.to_original <= 0.7

@@ -17,19 +17,19 @@ from obs_faceswap.tracking import FaceTracker
 
 # Synthetic clip: frec_obama.jpg (face ~235 px) moved by known sub-pixel affine transforms,
 # plus Gaussian sensor noise.
-CLIP_STILL_1 = range(0, 40)        # still
-CLIP_DRIFT = range(40, 90)         # slow drift: 0.25, 0.15 px/frame, 0.02 deg/frame, +0.03 %/frame
-CLIP_CONSTANT = range(90, 140)     # constant velocity 0.8, -0.4 px/frame
-CLIP_STILL_2 = range(140, 170)     # still again
+CLIP_STILL_1 = range(0, 40)  # still
+CLIP_DRIFT = range(40, 90)  # slow drift: 0.25, 0.15 px/frame, 0.02 deg/frame, +0.03 %/frame
+CLIP_CONSTANT = range(90, 140)  # constant velocity 0.8, -0.4 px/frame
+CLIP_STILL_2 = range(140, 170)  # still again
 CLIP_FRAMES = 170
-CLIP_NOISE = 3.0                   # sensor noise, grey levels (sigma)
-SETTLE = 10                        # frames after a change of motion left out of the statistics
+CLIP_NOISE = 3.0  # sensor noise, grey levels (sigma)
+SETTLE = 10  # frames after a change of motion left out of the statistics
 DRIFT_V, DRIFT_DEG, DRIFT_SCALE = np.array([0.25, 0.15]), 0.02, 3e-4
 CONSTANT_V = np.array([0.8, -0.4])
 # Acceptance: smoothing at least halves jitter, lags at most a frame, and keeps the error.
 MAX_JITTER_RATIO = 0.5
 MAX_LAG_FRAMES = 1.0
-MAX_RAW_ERROR_PX = 2.5             # RMS over all points, ~1 % of the face width
+MAX_RAW_ERROR_PX = 2.5  # RMS over all points, ~1 % of the face width
 MAX_ERROR_RATIO = 1.1
 
 
@@ -98,7 +98,7 @@ def test_smoothing_halves_jitter_without_lag_on_a_synthetic_clip(detector, mesh,
 
     still = [*CLIP_STILL_1[SETTLE:], *CLIP_STILL_2[SETTLE:]]
     drift = list(CLIP_DRIFT[SETTLE:])
-    steady = list(CLIP_CONSTANT[SETTLE + 5:])
+    steady = list(CLIP_CONSTANT[SETTLE + 5 :])
     v = CONSTANT_V
     direction = v / np.linalg.norm(v)
 
@@ -110,8 +110,9 @@ def test_smoothing_halves_jitter_without_lag_on_a_synthetic_clip(detector, mesh,
         d2 = x[drift] - 2 * x[[f - 1 for f in drift]] + x[[f - 2 for f in drift]]
         return float(np.sqrt((d2**2).sum(-1).mean()))
 
-    shift_err = [float(np.sqrt(((smooth_a[steady] - truth[[f - k for f in steady]]) ** 2).sum(-1).mean()))
-                 for k in range(4)]
+    shift_err = [
+        float(np.sqrt(((smooth_a[steady] - truth[[f - k for f in steady]]) ** 2).sum(-1).mean())) for k in range(4)
+    ]
     report = {
         "rms_error_px": (rms_error(raw_a), rms_error(smooth_a)),
         "jitter_still_px": (_rms_step(raw_a, still), _rms_step(smooth_a, still)),
@@ -164,7 +165,7 @@ def test_one_stable_id_over_a_talking_head_video(detector, mesh, media) -> None:
             assert result.faces[0].landmarks.shape == (468, 3)
     n = len(frames)
     assert with_face >= 0.99 * n, f"a face on {with_face}/{n} frames"
-    (_, top), = ids.most_common(1)
+    ((_, top),) = ids.most_common(1)
     assert top >= 0.99 * n, f"ids {dict(ids)}"
     # tracking held: the detector ran on schedule only
     assert detected_at == list(range(0, n, 10))
@@ -177,8 +178,7 @@ def test_two_faces_keep_distinct_ids_while_moving(detector, mesh, read_image) ->
     side_of: dict[int, str] = {}
     for i in range(16):
         dx, dy = 2.5 * i, 1.5 * i  # a few pixels per frame
-        frame = cv2.warpAffine(photo, np.float32([[1, 0, dx], [0, 1, dy]]), (w, h),
-                               borderMode=cv2.BORDER_REPLICATE)
+        frame = cv2.warpAffine(photo, np.float32([[1, 0, dx], [0, 1, dy]]), (w, h), borderMode=cv2.BORDER_REPLICATE)
         result = tracker.update(frame)
         assert sorted(f.track_id for f in result.faces) == [0, 1], f"frame {i}"
         for face in result.faces:
@@ -198,8 +198,9 @@ def test_detector_runs_every_k_frames_while_tracking_is_good(detector, mesh, rea
     tracker = FaceTracker(detector, mesh, TrackingConfig(detect_interval=4, change_interval=0))
     flags = []
     for i in range(13):
-        frame = cv2.warpAffine(photo, np.float32([[1, 0, 0.5 * i], [0, 1, 0]]), (512, 512),
-                               borderMode=cv2.BORDER_REFLECT)
+        frame = cv2.warpAffine(
+            photo, np.float32([[1, 0, 0.5 * i], [0, 1, 0]]), (512, 512), borderMode=cv2.BORDER_REFLECT
+        )
         result = tracker.update(frame)
         flags.append(result.detected)
         assert [f.track_id for f in result.faces] == [0]

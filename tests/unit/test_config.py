@@ -45,9 +45,16 @@ def test_invalid_values_raise_config_error_naming_the_field(build, needle):
 
 def test_flat_updates_are_coerced_and_leave_the_original_untouched():
     base = PipelineConfig()
-    new = apply_updates(base, {"blend.opacity": "0.5", "swapper.photo.mask.keep_eyes": "true",
-                               "tracking.detect_interval": 3.0, "runtime.providers": "cuda,cpu",
-                               "badge": {"enabled": 1, "corner": "top-left"}})
+    new = apply_updates(
+        base,
+        {
+            "blend.opacity": "0.5",
+            "swapper.photo.mask.keep_eyes": "true",
+            "tracking.detect_interval": 3.0,
+            "runtime.providers": "cuda,cpu",
+            "badge": {"enabled": 1, "corner": "top-left"},
+        },
+    )
     assert new.blend.opacity == 0.5 and new.swapper.photo.mask.keep_eyes is True
     assert new.tracking.detect_interval == 3 and new.runtime.providers == ("cuda", "cpu")
     assert new.badge.enabled is True and new.badge.corner == "top-left"

@@ -22,12 +22,11 @@ from obs_faceswap.merge import (
 )
 from obs_faceswap.types import SwapResult
 
-SKIN_A = np.array([70.0, 12.0, 18.0])   # a light skin tone in L*a*b*
-SKIN_B = np.array([45.0, 20.0, 28.0])   # a darker, warmer one
+SKIN_A = np.array([70.0, 12.0, 18.0])  # a light skin tone in L*a*b*
+SKIN_B = np.array([45.0, 20.0, 28.0])  # a darker, warmer one
 
 
-def lab_image(mean: np.ndarray, std: np.ndarray, shape=(64, 64), corr: float = 0.0,
-              seed: int = 0) -> np.ndarray:
+def lab_image(mean: np.ndarray, std: np.ndarray, shape=(64, 64), corr: float = 0.0, seed: int = 0) -> np.ndarray:
     """BGR uint8 image whose L*a*b* values are Gaussian with the given mean/std."""
     rng = np.random.default_rng(seed)
     z = rng.standard_normal((*shape, 3))
@@ -111,13 +110,12 @@ def test_lab_conversion_round_trips():
 
 # --- paste-back -------------------------------------------------------------------------
 
+
 def scene(seed: int = 0):
     """A textured frame and a differently textured 60x50 crop with a soft elliptic mask."""
     rng = np.random.default_rng(seed)
-    frame = cv2.resize(rng.integers(0, 255, (12, 16, 3), dtype=np.uint8), (160, 120),
-                       interpolation=cv2.INTER_CUBIC)
-    crop = cv2.resize(rng.integers(0, 255, (6, 5, 3), dtype=np.uint8), (50, 60),
-                      interpolation=cv2.INTER_CUBIC)
+    frame = cv2.resize(rng.integers(0, 255, (12, 16, 3), dtype=np.uint8), (160, 120), interpolation=cv2.INTER_CUBIC)
+    crop = cv2.resize(rng.integers(0, 255, (6, 5, 3), dtype=np.uint8), (50, 60), interpolation=cv2.INTER_CUBIC)
     mask = np.zeros((60, 50), np.uint8)
     cv2.ellipse(mask, (25, 30), (18, 24), 0, 0, 360, 255, -1)
     mask = cv2.GaussianBlur(mask, (0, 0), 3)
@@ -130,8 +128,7 @@ def at(x: float, y: float) -> np.ndarray:
 
 
 def frame_mask(shape, result: SwapResult) -> np.ndarray:
-    return cv2.warpAffine(result.mask, result.transform, (shape[1], shape[0]),
-                          flags=cv2.INTER_LINEAR, borderValue=0)
+    return cv2.warpAffine(result.mask, result.transform, (shape[1], shape[0]), flags=cv2.INTER_LINEAR, borderValue=0)
 
 
 @pytest.mark.parametrize("mode", ["feather", "seamless", "multiband"])

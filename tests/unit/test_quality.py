@@ -68,8 +68,9 @@ def test_changed_outside_counts_only_pixels_beyond_the_dilated_mask():
 
 
 def test_frame_mask_places_the_crop_mask():
-    r = SwapResult(np.zeros((4, 5, 3), np.uint8), np.full((4, 5), 200, np.uint8),
-                   np.array([[1, 0, 7], [0, 1, 3]], np.float32))
+    r = SwapResult(
+        np.zeros((4, 5, 3), np.uint8), np.full((4, 5), 200, np.uint8), np.array([[1, 0, 7], [0, 1, 3]], np.float32)
+    )
     m = quality.frame_mask((20, 30), r)
     assert m.shape == (20, 30)
     assert (m[3:7, 7:12] == 200).all() and m.sum() == 200 * 20

@@ -65,9 +65,15 @@ class FakeDetector:
         kps = []
         for f in faces:
             lm = f.landmarks()
-            kps.append([lm[list(RIGHT_EYE), :2].mean(0), lm[list(LEFT_EYE), :2].mean(0),
-                        (f.cx, f.cy), (f.cx - 0.15 * f.size, f.cy + 0.25 * f.size),
-                        (f.cx + 0.15 * f.size, f.cy + 0.25 * f.size)])
+            kps.append(
+                [
+                    lm[list(RIGHT_EYE), :2].mean(0),
+                    lm[list(LEFT_EYE), :2].mean(0),
+                    (f.cx, f.cy),
+                    (f.cx - 0.15 * f.size, f.cy + 0.25 * f.size),
+                    (f.cx + 0.15 * f.size, f.cy + 0.25 * f.size),
+                ]
+            )
         return Detections(np.array(boxes), np.array([f.score for f in faces]), np.array(kps))
 
 
@@ -309,7 +315,7 @@ def test_elements_are_filtered_independently() -> None:
     for i in range(40):
         out = both(sig[i], t[i])
         for k in range(2):
-            np.testing.assert_allclose(out[k], alone[k](sig[i, k:k + 1], t[i])[0], rtol=1e-5)
+            np.testing.assert_allclose(out[k], alone[k](sig[i, k : k + 1], t[i])[0], rtol=1e-5)
 
 
 def test_beta_trades_lag_for_smoothness() -> None:

@@ -33,11 +33,14 @@ def distance_to_outline(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     return best
 
 
-@pytest.mark.parametrize("dst", [
-    [[10.3, 5.2], [80.7, 30.1], [25.5, 70.9]],
-    [[90.2, 90.6], [3.4, 60.1], [50.5, 2.7]],   # other winding
-    [[40.1, 10.3], [41.2, 88.4], [42.9, 50.6]],  # a sliver
-])
+@pytest.mark.parametrize(
+    "dst",
+    [
+        [[10.3, 5.2], [80.7, 30.1], [25.5, 70.9]],
+        [[90.2, 90.6], [3.4, 60.1], [50.5, 2.7]],  # other winding
+        [[40.1, 10.3], [41.2, 88.4], [42.9, 50.6]],  # a sliver
+    ],
+)
 def test_single_triangle_coverage_matches_exact_reference_and_fillpoly(dst):
     dst = np.array(dst, np.float32)
     src = np.array([[0, 0], [100, 0], [0, 100]], np.float32)
@@ -72,8 +75,7 @@ def test_affine_mapping_is_exact_at_vertices_and_inside():
 
 def test_remap_with_the_maps_equals_warp_affine_inside_and_zero_outside():
     rng = np.random.default_rng(1)
-    image = cv2.resize(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8), (160, 160),
-                       interpolation=cv2.INTER_CUBIC)
+    image = cv2.resize(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8), (160, 160), interpolation=cv2.INTER_CUBIC)
     bgra = cv2.cvtColor(image, cv2.COLOR_BGR2BGRA)
     dst = np.array([[5.5, 8.25], [90.0, 15.0], [40.0, 95.5]], np.float32)
     src = np.array([[20.0, 30.0], [140.0, 25.0], [60.0, 150.0]], np.float32)
@@ -158,15 +160,17 @@ def test_degenerate_and_off_image_triangles_draw_nothing():
     assert (mx == raster.OUTSIDE).all()
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"dst_xy": np.zeros((3, 2)), "src_xy": np.zeros((4, 2))}, "same shape"),
-    ({"triangles": np.zeros((2, 2), np.int32)}, r"\(T, 3\)"),
-    ({"triangles": np.array([[0, 1, 5]])}, "out of range"),
-    ({"size_wh": (0, 10)}, "positive"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"dst_xy": np.zeros((3, 2)), "src_xy": np.zeros((4, 2))}, "same shape"),
+        ({"triangles": np.zeros((2, 2), np.int32)}, r"\(T, 3\)"),
+        ({"triangles": np.array([[0, 1, 5]])}, "out of range"),
+        ({"size_wh": (0, 10)}, "positive"),
+    ],
+)
 def test_bad_arguments_raise_value_error(kwargs, match):
-    args = {"dst_xy": np.zeros((3, 2)), "src_xy": np.zeros((3, 2)), "triangles": TRI,
-            "size_wh": (8, 8)}
+    args = {"dst_xy": np.zeros((3, 2)), "src_xy": np.zeros((3, 2)), "triangles": TRI, "size_wh": (8, 8)}
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         raster.rasterise(**args)
