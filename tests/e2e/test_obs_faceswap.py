@@ -41,7 +41,7 @@ from tests.e2e.obs_harness import (
     running_obs,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # each starts or drives real OBS: seconds
 
 #: The toggle hotkey lives on the parent source (libobs refuses hotkeys on filters).
 HOTKEY = f"obs_faceswap.toggle:{FILTER}"

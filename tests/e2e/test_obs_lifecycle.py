@@ -18,7 +18,7 @@ from tests.e2e.checks import FILTER, SOURCE, counters, settle, wait_frames, wait
 from tests.e2e.conftest import VIDEO
 from tests.e2e.obs_harness import ASYNC_ID, FilterSpec, MediaSpec, Obs, ObsConfig
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # each starts or drives real OBS: seconds
 
 
 @pytest.fixture

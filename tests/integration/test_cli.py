@@ -215,6 +215,7 @@ def test_swap_keeps_sound_and_picture_together(media, sync_clips, tmp_path, caps
 
 
 # -- images ---------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_swap_image(media, tmp_path, capsys):
     out = tmp_path / "swapped.png"
     rc = main(
@@ -243,6 +244,7 @@ def test_swap_image(media, tmp_path, capsys):
     assert is_marked(read_image_metadata(out))
 
 
+@pytest.mark.slow
 def test_swap_video_keeps_frames_rate_audio_and_marks_output(media, talking_clip, tmp_path, capsys):
     out = tmp_path / "out.mp4"
     rc = main(
@@ -371,6 +373,7 @@ def test_a_model_file_for_another_kind_is_a_clear_error(media, models_dir, tmp_p
     assert f"not a {flags[1]} model" in err or "does not look like an SCRFD model" in err
 
 
+@pytest.mark.slow
 def test_error_exit_code_in_a_real_process(media, tmp_path):
     """The installed entry point: exit status 2 and one line on stderr, no traceback."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
@@ -396,6 +399,7 @@ def test_error_exit_code_in_a_real_process(media, tmp_path):
     assert proc.stderr.strip() == f"obs-faceswap: error: input not found: {tmp_path / 'missing.mp4'}"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT delivery differs on Windows")
 def test_ctrl_c_finalises_the_output(media, tmp_path):
     long_clip = tmp_path / "long.mp4"
@@ -436,6 +440,7 @@ def test_ctrl_c_finalises_the_output(media, tmp_path):
 
 
 # -- demo and bench -----------------------------------------------------------------------------
+@pytest.mark.slow
 def test_demo_writes_video_and_side_by_side(tmp_path, capsys):
     rc = main(["demo", "--output", str(tmp_path / "demo"), "--max-frames", "20", "-q"])
     assert rc == 0, capsys.readouterr().err
@@ -454,6 +459,7 @@ def test_demo_writes_video_and_side_by_side(tmp_path, capsys):
     assert np.abs(left[-38:, -92:] - right[-38:, -92:]).mean() > 10  # badge on the swapped half
 
 
+@pytest.mark.slow
 def test_bench_json(capsys):
     rc = main(["bench", "--json", "--sizes", "360p,480p", "--frames", "6", "--warmup", "3", "--repeats", "2"])
     assert rc == 0, capsys.readouterr().err

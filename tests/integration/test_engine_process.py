@@ -270,6 +270,7 @@ def frames_stream(photo: np.ndarray, n: int) -> list[F.FrameBuffer]:
     return [make_frame(VideoFormat.I420, np.roll(photo, 7 * i, axis=1), C709) for i in range(n)]
 
 
+@pytest.mark.slow
 def test_synchronised_mode_each_frame_gets_its_own_result(make_client, photo):
     client = make_client()
     client.start()
@@ -309,6 +310,7 @@ def test_synchronised_mode_each_frame_gets_its_own_result(make_client, photo):
     assert client.status.latency_ms > 0
 
 
+@pytest.mark.slow
 def test_lowest_latency_mode_applies_the_previous_frames_result(make_client, photo):
     client = make_client()
     client.start()
@@ -346,6 +348,7 @@ def test_lowest_latency_mode_applies_the_previous_frames_result(make_client, pho
             np.testing.assert_array_equal(got[~inside], new[~inside])
 
 
+@pytest.mark.slow
 def test_deadline_skips_frames_the_engine_cannot_finish_in_time(make_client, photo):
     client = make_client(env={"OFS_TEST_SLEEP": "1.0"})
     client.start()
@@ -363,6 +366,7 @@ def test_deadline_skips_frames_the_engine_cannot_finish_in_time(make_client, pho
     assert results == [True, False, False]
 
 
+@pytest.mark.slow
 def test_discarded_frames_are_not_processed(make_client, photo, tmp_path):
     done_log = tmp_path / "processed.txt"
     client = make_client(env={"OFS_TEST_SLEEP": "0.3", "OFS_TEST_LOG": str(done_log)})
@@ -379,6 +383,7 @@ def test_discarded_frames_are_not_processed(make_client, photo, tmp_path):
 
 
 # -- faults ---------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_killed_engine_is_restarted_after_backoff(make_client, photo):
     client = make_client()
     client.start()
@@ -411,6 +416,7 @@ def test_killed_engine_is_restarted_after_backoff(make_client, photo):
     assert process_gone(pid)
 
 
+@pytest.mark.slow
 def test_backoff_doubles_on_repeated_crashes(make_client):
     client = make_client(processor="tests.no_such_module:factory", backoff_initial=0.2)
     client.start()
@@ -424,6 +430,7 @@ def test_backoff_doubles_on_repeated_crashes(make_client):
     assert "cannot load processor" in client.status.message or any("cannot load processor" in x for x in client.lines)  # type: ignore[attr-defined]
 
 
+@pytest.mark.slow
 def test_hung_engine_is_killed_by_the_watchdog(make_client, photo, tmp_path):
     flag = tmp_path / "hang"
     flag.touch()
@@ -561,6 +568,7 @@ def test_close_leaves_no_process_and_no_shared_memory(make_client, photo):
     assert not [t for t in threading.enumerate() if f"obs-faceswap-engine-{pid}-" in t.name]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("hung", [False, True], ids=["idle", "hung"])
 def test_engine_exits_when_its_parent_dies(media, tmp_path, hung):
     """No orphan: an idle engine sees stdin EOF; a hung one notices its parent is gone."""

@@ -130,6 +130,7 @@ def feed(f: AsyncFaceSwap, frames: list[ObsFrame], wait_s: float = 0.05) -> list
     return out
 
 
+@pytest.mark.slow
 def test_synchronised_frames_carry_their_own_result_in_every_format(make_filter: Any) -> None:
     # One engine for all formats, switched mid-stream like a camera changing its format.
     f = make_filter(sync_frames=3)

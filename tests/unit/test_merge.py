@@ -131,6 +131,7 @@ def frame_mask(shape, result: SwapResult) -> np.ndarray:
     return cv2.warpAffine(result.mask, result.transform, (shape[1], shape[0]), flags=cv2.INTER_LINEAR, borderValue=0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["feather", "seamless", "multiband"])
 def test_paste_back_changes_nothing_outside_the_mask(mode):
     frame, crop, mask = scene()
