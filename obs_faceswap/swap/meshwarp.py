@@ -344,6 +344,11 @@ class PhotoSwapper:
         self._source_shape = np.zeros((468, 3), np.float64)
         self._has_source = False
         self._shape_w = shape_weights(face, keep_eyes=self.mask_config.keep_eyes)
+        # 0 on the lips, 1 from _SHAPE_FEATURE_FADE away: there the morph's vertical part is one
+        # common shift, so the mouth keeps its live opening (a closed source mouth otherwise
+        # closes an open live one by half the difference on average).
+        self._lip_blend = np.clip(_uv_distance(face, [LIPS_OUTER], inside=False) / _SHAPE_FEATURE_FADE, 0.0, 1.0)
+        self._lip_share = (1.0 - self._lip_blend) / max(float((1.0 - self._lip_blend).sum()), 1e-9)
         self._tracks: dict[int, _Track] = {}
         # Compiled kernels (numba JIT, cached on disk) are readied now, not on the first frame.
         raster.warm_up()
@@ -806,6 +811,9 @@ class PhotoSwapper:
         if cfg.strength <= 0:
             return lm
         offset = (self._source_shape - track.mean_shape) * (cfg.strength * self._shape_w)[:, None]
+        # the lips move up or down together: their opening stays the live one (speech)
+        common = float(self._lip_share @ offset[:, 1])
+        offset[:, 1] = self._lip_blend * offset[:, 1] + (1.0 - self._lip_blend) * common
         # back to the live frame: only the linear part applies to an offset
         moved = offset @ r / scale
         # no point may be pushed across the live face's edge (nor close to it): in the image,
