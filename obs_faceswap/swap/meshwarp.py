@@ -203,6 +203,13 @@ _GUARD_OFF = 1e6
 # Temporal smoothing of the live statistics at each re-estimate (1 = no smoothing):
 # re-estimating every few frames otherwise makes the colour step visibly.
 _STATS_MIX = 0.5
+# Pose fade-out (MaskConfig.fade_beyond_pose): the swap is opaque while the live face turns
+# (yaw and pitch together) up to _POSE_FULL degrees from the photo's view, transparent from
+# _POSE_NONE on (there the photo saw the turned side at a grazing angle, or not at all), and
+# moves towards that target by _POSE_RATE of the way per frame (no pop).
+_POSE_FULL = 60.0
+_POSE_NONE = 85.0
+_POSE_RATE = 0.3
 # Per-track state kept for at most this many faces (least recently swapped dropped first).
 _MAX_TRACKS = 16
 
@@ -258,6 +265,8 @@ class _Track:
     pending: _Rebuild | None = None  # a re-estimated texture being built, band by band
     age: int = 0
     mean_shape: npt.NDArray[np.float64] | None = None
+    pose: float = 0.0  # degrees the live face is turned from the photo's view (yaw and pitch)
+    opacity: float | None = None  # the pose fade-out's current opacity (None: not started)
 
 
 def _uv_distance(
@@ -788,6 +797,10 @@ class PhotoSwapper:
         # mouth and eye cuts follow the LIVE features: that is where the real ones are
         occluded = self._live_occlusion(track, frame, lm) if self.mask_config.keep_occluders else None
         mask = self._mask(alpha, lm[:, :2] - origin, face_w, occluded)
+        if self.mask_config.fade_beyond_pose:
+            opacity = self._pose_opacity(track)
+            if opacity < 1.0:
+                mask = u8(cv2.convertScaleAbs(mask, alpha=opacity))
         t = np.array([[1, 0, x0], [0, 1, y0]], np.float32)
         return SwapResult(crop, mask, t, face.track_id)
 
@@ -803,6 +816,7 @@ class PhotoSwapper:
         if float(np.ptp(live[:, 0])) < 1 or float(np.ptp(live[:, 1])) < 1:
             return lm  # degenerate: nothing to fit
         scale, r, t = similarity(live, self._source_shape)
+        track.pose = pose_angle(r)
         in_source = scale * live @ r.T + t
         if track.mean_shape is None:
             track.mean_shape = in_source
@@ -825,6 +839,17 @@ class PhotoSwapper:
         length = np.sqrt((moved[:, :2] ** 2).sum(axis=1))
         moved *= np.minimum(1.0, _SHAPE_REACH * edge / np.maximum(length, 1e-9))[:, None]
         return (live + moved).astype(np.float32)
+
+    def _pose_opacity(self, track: _Track) -> float:
+        """The track's opacity this frame: towards the target for its pose by :data:`_POSE_RATE`
+        (a new face takes it at once)."""
+        x = float(np.clip((_POSE_NONE - track.pose) / (_POSE_NONE - _POSE_FULL), 0.0, 1.0))
+        target = x * x * (3.0 - 2.0 * x)  # smoothstep
+        if track.opacity is None:
+            track.opacity = target
+        else:
+            track.opacity += (target - track.opacity) * _POSE_RATE
+        return track.opacity
 
     def _live_occlusion(self, track: _Track, frame: ImageBGR, lm: FloatArray) -> Mask | None:
         """UV map (:data:`_OCCLUSION_SIZE`, uint8 0/255) of what is in front of the live face
@@ -1096,6 +1121,12 @@ class PhotoSwapper:
         t = self._trusted_small[..., None]
         field = fields[0] * t + fields[1] * (1 - t)
         return np.asarray(np.clip(field, -_SHADING_MAX, _SHADING_MAX), np.float32)
+
+
+def pose_angle(rotation: npt.NDArray[np.float64]) -> float:
+    """Degrees between the two faces' view directions (yaw and pitch, not roll) for the rotation
+    that maps one face's mesh onto the other's."""
+    return float(np.degrees(np.arccos(np.clip(abs(float(rotation[2, 2])), 0.0, 1.0))))
 
 
 def facing_ratio(
