@@ -93,9 +93,9 @@ def test_output_mouth_opens_and_closes_with_the_live_one(clip, swapper, finder):
     print(f"mouth opening: corr {corr:.3f}, amplitude ratio {amplitude:.2f}, mean {a.mean():.3f} -> {b.mean():.3f}")
     assert corr > 0.8, corr
     assert 0.75 < amplitude < 1.3, amplitude
-    # on average as open as the live mouth (the shape step once closed it by 25 % towards the
-    # source's closed mouth: 0.057 -> 0.043; now 0.048, the rest is how the mesh reads the source's lips)
-    assert b.mean() > 0.8 * a.mean(), (a.mean(), b.mean())
+    # on average as open as the live mouth (the shape step once closed it towards the source's
+    # closed mouth: 0.057 -> 0.043; now 0.052, the rest is how the mesh reads the source's lips)
+    assert b.mean() > 0.85 * a.mean(), (a.mean(), b.mean())
 
 
 @pytest.mark.slow
