@@ -211,6 +211,11 @@ class MaskConfig:
         keep_occluders: what comes in front of the live face (a hand, a microphone, a strand
             of hair) stays in front of the swap. Off, the swap covers everything on the face:
             nothing of the live face can show through a misjudged "occluder".
+        fade_beyond_pose: fade the swap out (smoothly, per face) when the live head turns further
+            from the photo's view than its texture supports (about 60-85 degrees), instead of
+            stretching the texture. Off by default: fading out shows the real face, which this
+            product hides; off, the swap stays opaque and the unseen side is filled from the
+            mirrored side and the surrounding skin.
     """
 
     feather: float = 0.04
@@ -219,6 +224,7 @@ class MaskConfig:
     trim_hair: bool = True
     erode: float = 0.0
     keep_occluders: bool = True
+    fade_beyond_pose: bool = False
 
     def __post_init__(self) -> None:
         _range("mask.feather", self.feather, 0.0, 0.5)
