@@ -120,6 +120,7 @@ FLAG_OPTIONS: dict[str, tuple[str, bool]] = {
     "no_keep_mouth": ("swapper.photo.mask.keep_mouth", False),
     "no_trim_hair": ("swapper.photo.mask.trim_hair", False),
     "no_keep_occluders": ("swapper.photo.mask.keep_occluders", False),
+    "fade_beyond_pose": ("swapper.photo.mask.fade_beyond_pose", True),
     "no_smoothing": ("tracking.smoothing", False),
     "badge": ("badge.enabled", True),
 }
@@ -240,6 +241,11 @@ def _pipeline_options(p: argparse.ArgumentParser) -> None:
         "--no-keep-occluders",
         action="store_true",
         help="swap over what is in front of the face too (hands, microphones); by default it stays in front",
+    )
+    g.add_argument(
+        "--fade-beyond-pose",
+        action="store_true",
+        help="fade the swap out where the head turns further than the photo shows (this shows the live face)",
     )
     g.add_argument("--no-trim-hair", action="store_true", help="keep the source's hair on the forehead")
     g.add_argument(

@@ -49,6 +49,7 @@ GROUPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
             "mask_keep_mouth",
             "mask_keep_eyes",
             "mask_keep_occluders",
+            "mask_fade_beyond_pose",
             "color_mode",
             "blend_mode",
             "opacity",
@@ -75,6 +76,7 @@ PHOTO_ONLY = (
     "mask_keep_mouth",
     "mask_keep_eyes",
     "mask_keep_occluders",
+    "mask_fade_beyond_pose",
     "color_mode",
 )
 #: ... and only while one is.

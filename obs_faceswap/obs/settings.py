@@ -249,6 +249,13 @@ SETTINGS: tuple[Setting, ...] = (
         "swapper.photo.mask.keep_occluders",
     ),
     Setting(
+        "mask_fade_beyond_pose",
+        "Fade out beyond the photo's view (shows the live face)",
+        "bool",
+        _PHOTO.mask.fade_beyond_pose,
+        "swapper.photo.mask.fade_beyond_pose",
+    ),
+    Setting(
         "shape_strength",
         "Face shape from photo",
         "float",

@@ -406,3 +406,11 @@ def test_sigterm_handler_is_restored_after_main(monkeypatch):
     _failing_swap(monkeypatch, KeyError("x"))
     main(SWAP)
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_occluder_and_pose_flags_reach_the_photo_mask():
+    default = build_config(parse_args(["swap", "--source", "a.png", "--input", "b.mp4"])).swapper.photo.mask
+    assert default.keep_occluders is True and default.fade_beyond_pose is False
+    args = parse_args(["swap", "--source", "a.png", "--input", "b.mp4", "--no-keep-occluders", "--fade-beyond-pose"])
+    mask = build_config(args).swapper.photo.mask
+    assert mask.keep_occluders is False and mask.fade_beyond_pose is True
