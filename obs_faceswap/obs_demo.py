@@ -66,31 +66,56 @@ def demo_models_dir(store: ModelStore, target: Path) -> Path:
     return target
 
 
+@dataclass(frozen=True)
+class MediaSource:
+    """A media source (``ffmpeg_source``) of a scene collection and its filters (OBS's JSON)."""
+
+    name: str
+    path: Path
+    filters: list[dict[str, Any]]
+    looping: bool = True
+
+
+def filter_json(kind: str, name: str, settings: dict[str, Any], enabled: bool = True) -> dict[str, Any]:
+    """A filter saved in a scene collection (OBS creates it when the collection loads)."""
+    return {"id": kind, "versioned_id": kind, "name": name, "enabled": enabled, "settings": settings}
+
+
 def scene_collection(
-    clip: Path, filter_settings: dict[str, Any], scripts: list[tuple[Path, dict[str, Any]]], width: int, height: int
+    name: str,
+    media: list[MediaSource],
+    scripts: list[tuple[Path, dict[str, Any]]],
+    bounds_wh: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
-    """An OBS 28+ scene collection: one scene, the looping clip scaled to the canvas, Face Swap on it."""
-    item = {
-        "name": SOURCE_NAME,
-        "id": 1,
-        "visible": True,
-        "locked": False,
-        "rot": 0.0,
-        "pos": {"x": 0.0, "y": 0.0},
-        "scale": {"x": 1.0, "y": 1.0},
-        "align": 5,
-        "bounds_type": 2,
-        "bounds_align": 0,
-        "bounds": {"x": float(width), "y": float(height)},
-        "crop_left": 0,
-        "crop_top": 0,
-        "crop_right": 0,
-        "crop_bottom": 0,
-        "scale_filter": "disable",
-        "blend_method": "default",
-        "blend_type": "normal",
-        "private_settings": {},
-    }
+    """An OBS 28+ scene collection: one scene holding the media sources at its top-left corner
+    (scaled to fit ``bounds_wh`` when given), and the scripts OBS loads with it."""
+    bounds_type, bounds = (
+        (2, {"x": float(bounds_wh[0]), "y": float(bounds_wh[1])}) if bounds_wh else (0, {"x": 0.0, "y": 0.0})
+    )
+    items = [
+        {
+            "name": m.name,
+            "id": i,
+            "visible": True,
+            "locked": False,
+            "rot": 0.0,
+            "pos": {"x": 0.0, "y": 0.0},
+            "scale": {"x": 1.0, "y": 1.0},
+            "align": 5,
+            "bounds_type": bounds_type,
+            "bounds_align": 0,
+            "bounds": bounds,
+            "crop_left": 0,
+            "crop_top": 0,
+            "crop_right": 0,
+            "crop_bottom": 0,
+            "scale_filter": "disable",
+            "blend_method": "default",
+            "blend_type": "normal",
+            "private_settings": {},
+        }
+        for i, m in enumerate(media, start=1)
+    ]
     scene = {
         "id": "scene",
         "versioned_id": "scene",
@@ -100,43 +125,38 @@ def scene_collection(
         "mixers": 0,
         "filters": [],
         "hotkeys": {},
-        "settings": {"id_counter": 1, "custom_size": False, "items": [item]},
+        "settings": {"id_counter": len(items), "custom_size": False, "items": items},
     }
-    media = {
-        "id": "ffmpeg_source",
-        "versioned_id": "ffmpeg_source",
-        "name": SOURCE_NAME,
-        "enabled": True,
-        "flags": 0,
-        "mixers": 255,
-        "muted": True,
-        "volume": 1.0,
-        "hotkeys": {},
-        "filters": [
-            {
-                "id": FILTER_ID,
-                "versioned_id": FILTER_ID,
-                "name": FILTER_NAME,
-                "enabled": True,
-                "settings": filter_settings,
-            }
-        ],
-        "settings": {
-            "local_file": str(clip),
-            "is_local_file": True,
-            "looping": True,
-            "restart_on_activate": False,
-            "close_when_inactive": False,
-            "hw_decode": False,
-            "clear_on_media_end": False,
-        },
-    }
+    sources = [
+        {
+            "id": "ffmpeg_source",
+            "versioned_id": "ffmpeg_source",
+            "name": m.name,
+            "enabled": True,
+            "flags": 0,
+            "mixers": 255,
+            "muted": True,
+            "volume": 1.0,
+            "hotkeys": {},
+            "filters": m.filters,
+            "settings": {
+                "local_file": str(m.path),
+                "is_local_file": True,
+                "looping": m.looping,
+                "restart_on_activate": False,
+                "close_when_inactive": False,
+                "hw_decode": False,
+                "clear_on_media_end": False,
+            },
+        }
+        for m in media
+    ]
     return {
-        "name": "obs-faceswap demo",
+        "name": name,
         "current_scene": "Scene",
         "current_program_scene": "Scene",
         "scene_order": [{"name": "Scene"}],
-        "sources": [scene, media],
+        "sources": [scene, *sources],
         "groups": [],
         "transitions": [],
         "current_transition": "Fade",
@@ -146,6 +166,37 @@ def scene_collection(
         "scaling_enabled": False,
         "modules": {"scripts-tool": [{"path": str(p), "settings": s} for p, s in scripts]},
     }
+
+
+def global_ini(*, version: int, profile: str, collection: str, collection_file: str, websocket_port: int | None) -> str:
+    """OBS's global settings for a throw-away configuration: no first-run wizard, no prompts,
+    obs-websocket on ``websocket_port`` without authentication (off when ``None``)."""
+    websocket = (
+        f"ServerEnabled=true\nServerPort={websocket_port}\nAlertsEnabled=false\nAuthRequired=false\nServerPassword=x\n"
+        if websocket_port is not None
+        else "ServerEnabled=false\n"
+    )
+    return (
+        f"[General]\nFirstRun=true\nLastVersion={version}\n"
+        "ConfirmOnExit=false\nEnableAutoUpdates=false\nWarnBeforeStartingRecord=false\nWarnBeforeStoppingRecord=false\n"
+        f"[Basic]\nProfile={profile}\nProfileDir={profile}\nSceneCollection={collection}\n"
+        f"SceneCollectionFile={collection_file}\nConfigOnNewProfile=false\n"
+        "[BasicWindow]\nSysTrayEnabled=false\nSysTrayWhenStarted=false\n"
+        f"[OBSWebSocket]\nFirstLoad=false\n{websocket}"
+    )
+
+
+def profile_ini(*, name: str, width: int, height: int, fps: int, recordings: Path, video_kbps: int) -> str:
+    """An OBS profile: the canvas and output size, frame rate, and simple-mode x264 recording to mkv."""
+    return (
+        f"[General]\nName={name}\n"
+        f"[Video]\nBaseCX={width}\nBaseCY={height}\nOutputCX={width}\nOutputCY={height}\n"
+        f"FPSType=1\nFPSInt={fps}\nFPSCommon={fps}\nScaleType=bilinear\nColorFormat=NV12\nColorSpace=709\n"
+        "ColorRange=Partial\n[Output]\nMode=Simple\n"
+        f"[SimpleOutput]\nFilePath={recordings}\nRecFormat=mkv\nRecFormat2=mkv\nRecEncoder=x264\n"
+        f"RecQuality=Stream\nVBitrate={video_kbps}\nStreamEncoder=x264\nPreset=veryfast\nFileNameWithoutSpace=true\n"
+        "[Audio]\nSampleRate=48000\nChannelSetup=Stereo\n"
+    )
 
 
 def write_config(
@@ -164,25 +215,17 @@ def write_config(
     recordings.mkdir(parents=True, exist_ok=True)
     found = find_executable()
     version = obs_version(*found) if found else None
-    ini = (
-        "[General]\nFirstRun=true\n"
-        f"LastVersion={_version_number(version)}\n"
-        "ConfirmOnExit=false\nEnableAutoUpdates=false\nWarnBeforeStartingRecord=false\nWarnBeforeStoppingRecord=false\n"
-        "[Basic]\nProfile=Demo\nProfileDir=Demo\nSceneCollection=obs-faceswap demo\nSceneCollectionFile=demo\n"
-        "ConfigOnNewProfile=false\n"
-        "[BasicWindow]\nSysTrayEnabled=false\nSysTrayWhenStarted=false\n"
-        "[OBSWebSocket]\nFirstLoad=false\nServerEnabled=false\n"
+    ini = global_ini(
+        version=_version_number(version),
+        profile="Demo",
+        collection="obs-faceswap demo",
+        collection_file="demo",
+        websocket_port=None,
     )
     (base / "global.ini").write_text(ini, encoding="utf-8")
     (base / "user.ini").write_text(ini, encoding="utf-8")  # OBS 31+ reads the user's settings here
     (base / "basic" / "profiles" / "Demo" / "basic.ini").write_text(
-        "[General]\nName=Demo\n"
-        f"[Video]\nBaseCX={width}\nBaseCY={height}\nOutputCX={width}\nOutputCY={height}\n"
-        "FPSType=1\nFPSInt=30\nFPSCommon=30\nScaleType=bilinear\nColorFormat=NV12\nColorSpace=709\n"
-        "ColorRange=Partial\n[Output]\nMode=Simple\n"
-        f"[SimpleOutput]\nFilePath={recordings}\nRecFormat=mkv\nRecFormat2=mkv\nRecEncoder=x264\n"
-        "RecQuality=Stream\nVBitrate=4000\nStreamEncoder=x264\nPreset=veryfast\nFileNameWithoutSpace=true\n"
-        "[Audio]\nSampleRate=48000\nChannelSetup=Stereo\n",
+        profile_ini(name="Demo", width=width, height=height, fps=30, recordings=recordings, video_kbps=4000),
         encoding="utf-8",
     )
     settings = {"source_photo": str(photo), "engine_python": python, "models_dir": str(models), "timing_mode": "sync"}
@@ -199,7 +242,8 @@ def write_config(
                 },
             )
         )
-    coll = scene_collection(clip, settings, scripts, width, height)
+    source = MediaSource(SOURCE_NAME, clip, [filter_json(FILTER_ID, FILTER_NAME, settings)])
+    coll = scene_collection("obs-faceswap demo", [source], scripts, bounds_wh=(width, height))
     (base / "basic" / "scenes" / "demo.json").write_text(json.dumps(coll, indent=4), encoding="utf-8")
     return xdg
 

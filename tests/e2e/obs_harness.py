@@ -25,6 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from obs_faceswap import obs_demo
+from obs_faceswap.obs_demo import MediaSource
+
 INSTALL_HINT = "apt-get install -y obs-studio xvfb"
 TAG_VAR = "OBS_FACESWAP_E2E_TAG"
 ROOT = Path(__file__).resolve().parents[2]
@@ -98,13 +101,7 @@ class FilterSpec:
     enabled: bool = True
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.kind,
-            "versioned_id": self.kind,
-            "name": self.name,
-            "enabled": self.enabled,
-            "settings": self.settings,
-        }
+        return obs_demo.filter_json(self.kind, self.name, self.settings, self.enabled)
 
 
 @dataclass
@@ -118,84 +115,9 @@ class MediaSpec:
 
 
 def scene_collection(name: str, media: list[MediaSpec], scripts: list[Path]) -> dict[str, Any]:
-    """A minimal OBS 28–29 scene collection: one scene holding the media sources."""
-    items = []
-    for i, m in enumerate(media, start=1):
-        items.append(
-            {
-                "name": m.name,
-                "id": i,
-                "visible": True,
-                "locked": False,
-                "rot": 0.0,
-                "pos": {"x": 0.0, "y": 0.0},
-                "scale": {"x": 1.0, "y": 1.0},
-                "align": 5,
-                "bounds_type": 0,
-                "bounds_align": 0,
-                "bounds": {"x": 0.0, "y": 0.0},
-                "crop_left": 0,
-                "crop_top": 0,
-                "crop_right": 0,
-                "crop_bottom": 0,
-                "scale_filter": "disable",
-                "blend_method": "default",
-                "blend_type": "normal",
-                "private_settings": {},
-            }
-        )
-    sources: list[dict[str, Any]] = [
-        {
-            "id": "scene",
-            "versioned_id": "scene",
-            "name": "Scene",
-            "enabled": True,
-            "flags": 0,
-            "mixers": 0,
-            "filters": [],
-            "hotkeys": {},
-            "settings": {"id_counter": len(items), "custom_size": False, "items": items},
-        }
-    ]
-    for m in media:
-        sources.append(
-            {
-                "id": "ffmpeg_source",
-                "versioned_id": "ffmpeg_source",
-                "name": m.name,
-                "enabled": True,
-                "flags": 0,
-                "mixers": 255,
-                "muted": True,
-                "volume": 1.0,
-                "hotkeys": {},
-                "filters": [f.to_json() for f in m.filters],
-                "settings": {
-                    "local_file": str(m.path),
-                    "is_local_file": True,
-                    "looping": m.looping,
-                    "restart_on_activate": False,
-                    "close_when_inactive": False,
-                    "hw_decode": False,
-                    "clear_on_media_end": False,
-                },
-            }
-        )
-    return {
-        "name": name,
-        "current_scene": "Scene",
-        "current_program_scene": "Scene",
-        "scene_order": [{"name": "Scene"}],
-        "sources": sources,
-        "groups": [],
-        "transitions": [],
-        "current_transition": "Fade",
-        "transition_duration": 300,
-        "quick_transitions": [],
-        "preview_locked": False,
-        "scaling_enabled": False,
-        "modules": {"scripts-tool": [{"path": str(p), "settings": {}} for p in scripts]},
-    }
+    """A minimal OBS 28–29 scene collection: one scene holding the media sources (built like obs-demo's)."""
+    sources = [MediaSource(m.name, m.path, [f.to_json() for f in m.filters], m.looping) for m in media]
+    return obs_demo.scene_collection(name, sources, [(p, {}) for p in scripts])
 
 
 @dataclass
@@ -247,27 +169,19 @@ class Obs:
         self.stats_dir.mkdir(parents=True, exist_ok=True)
         major, minor, patch = obs_version()
         (base / "global.ini").write_text(
-            "[General]\nFirstRun=true\n"
-            f"LastVersion={(major << 24) | (minor << 16) | patch}\n"
-            "ConfirmOnExit=false\nEnableAutoUpdates=false\nWarnBeforeStartingRecord=false\n"
-            "WarnBeforeStoppingRecord=false\n"
-            "[Basic]\nProfile=P\nProfileDir=P\nSceneCollection=C\nSceneCollectionFile=C\n"
-            "ConfigOnNewProfile=false\n"
-            "[BasicWindow]\nSysTrayEnabled=false\nSysTrayWhenStarted=false\n"
-            "[OBSWebSocket]\nFirstLoad=false\nServerEnabled=true\n"
-            f"ServerPort={self.port}\nAlertsEnabled=false\nAuthRequired=false\nServerPassword=x\n",
+            obs_demo.global_ini(
+                version=(major << 24) | (minor << 16) | patch,
+                profile="P",
+                collection="C",
+                collection_file="C",
+                websocket_port=self.port,
+            ),
             encoding="utf-8",
         )
         (base / "basic" / "profiles" / "P" / "basic.ini").write_text(
-            "[General]\nName=P\n"
-            f"[Video]\nBaseCX={cfg.width}\nBaseCY={cfg.height}\nOutputCX={cfg.width}\n"
-            f"OutputCY={cfg.height}\nFPSType=1\nFPSInt={cfg.fps}\nFPSCommon={cfg.fps}\n"
-            "ScaleType=bilinear\nColorFormat=NV12\nColorSpace=709\nColorRange=Partial\n"
-            "[Output]\nMode=Simple\n"
-            f"[SimpleOutput]\nFilePath={self.recordings}\nRecFormat=mkv\nRecFormat2=mkv\n"
-            "RecEncoder=x264\nRecQuality=Stream\nVBitrate=2500\nStreamEncoder=x264\n"
-            "Preset=veryfast\nFileNameWithoutSpace=true\n"
-            "[Audio]\nSampleRate=48000\nChannelSetup=Stereo\n",
+            obs_demo.profile_ini(
+                name="P", width=cfg.width, height=cfg.height, fps=cfg.fps, recordings=self.recordings, video_kbps=2500
+            ),
             encoding="utf-8",
         )
         collections = {"C": cfg.media, **cfg.extra_collections}
