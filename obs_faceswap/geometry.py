@@ -17,53 +17,7 @@ import numpy.typing as npt
 
 from obs_faceswap.errors import ModelLoadError
 from obs_faceswap.frame import LazyFrame, warp_image
-
-# Re-exported (explicitly) for modules that still import the index sets from here.
-from obs_faceswap.landmark_indices import (
-    FACE_OVAL as FACE_OVAL,
-)
-from obs_faceswap.landmark_indices import (
-    LEFT_CHEEK as LEFT_CHEEK,
-)
-from obs_faceswap.landmark_indices import (
-    LEFT_EYE as LEFT_EYE,
-)
-from obs_faceswap.landmark_indices import (
-    LEFT_EYEBROW as LEFT_EYEBROW,
-)
-from obs_faceswap.landmark_indices import (
-    LEFT_IRIS as LEFT_IRIS,
-)
-from obs_faceswap.landmark_indices import (
-    LIPS_INNER as LIPS_INNER,
-)
-from obs_faceswap.landmark_indices import (
-    LIPS_OUTER as LIPS_OUTER,
-)
-from obs_faceswap.landmark_indices import (
-    MOUTH_LEFT_CORNER as MOUTH_LEFT_CORNER,
-)
-from obs_faceswap.landmark_indices import (
-    MOUTH_RIGHT_CORNER as MOUTH_RIGHT_CORNER,
-)
-from obs_faceswap.landmark_indices import (
-    NOSE_TIP as NOSE_TIP,
-)
-from obs_faceswap.landmark_indices import (
-    RIGHT_CHEEK as RIGHT_CHEEK,
-)
-from obs_faceswap.landmark_indices import (
-    RIGHT_EYE as RIGHT_EYE,
-)
-from obs_faceswap.landmark_indices import (
-    RIGHT_EYEBROW as RIGHT_EYEBROW,
-)
-from obs_faceswap.landmark_indices import (
-    RIGHT_IRIS as RIGHT_IRIS,
-)
-from obs_faceswap.landmark_indices import (
-    five_points as five_points,
-)
+from obs_faceswap.landmark_indices import LEFT_EYE, LIPS_INNER, RIGHT_EYE
 from obs_faceswap.types import FloatArray
 
 # --- 5-point alignment templates (fractions of the crop size) ---------------------------

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from obs_faceswap.geometry import FACE_OVAL, LEFT_CHEEK, RIGHT_CHEEK
+from obs_faceswap.landmark_indices import FACE_OVAL, LEFT_CHEEK, RIGHT_CHEEK
 from obs_faceswap.types import ImageBGR
 
 #: Ratings, worst first.

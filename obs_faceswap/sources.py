@@ -15,7 +15,7 @@ import numpy as np
 
 from obs_faceswap.errors import NoFaceError
 from obs_faceswap.frame import read_image
-from obs_faceswap.geometry import five_points
+from obs_faceswap.landmark_indices import five_points
 from obs_faceswap.swap.protocol import SourceFace
 from obs_faceswap.types import ImageBGR
 

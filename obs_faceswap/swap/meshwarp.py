@@ -44,7 +44,8 @@ from obs_faceswap.config import ColorConfig, MaskConfig, ShapeConfig, SwapperCon
 from obs_faceswap.cvtyped import above, f32, u8, zero
 from obs_faceswap.errors import InputError
 from obs_faceswap.frame import clip_box
-from obs_faceswap.geometry import (
+from obs_faceswap.geometry import CanonicalFace, similarity
+from obs_faceswap.landmark_indices import (
     FACE_OVAL,
     LEFT_CHEEK,
     LEFT_EYE,
@@ -55,9 +56,7 @@ from obs_faceswap.geometry import (
     RIGHT_CHEEK,
     RIGHT_EYE,
     RIGHT_EYEBROW,
-    CanonicalFace,
     five_points,
-    similarity,
 )
 from obs_faceswap.merge import LabStats, from_lab, robust_lab_stats, to_lab, transfer_matrix
 from obs_faceswap.swap import raster

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from obs_faceswap.config import PipelineConfig, SelectionConfig
-from obs_faceswap.geometry import FACE_OVAL
+from obs_faceswap.landmark_indices import FACE_OVAL
 from obs_faceswap.pipeline import Pipeline
 
 from .swap_helpers import FaceFinder, video_frames

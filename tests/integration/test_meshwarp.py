@@ -8,7 +8,8 @@ import pytest
 
 from obs_faceswap.config import BlendConfig, ColorConfig, MaskConfig
 from obs_faceswap.errors import InputError, NoFaceError
-from obs_faceswap.geometry import (
+from obs_faceswap.geometry import load_canonical_face
+from obs_faceswap.landmark_indices import (
     FACE_OVAL,
     LEFT_CHEEK,
     LEFT_EYE,
@@ -17,7 +18,6 @@ from obs_faceswap.geometry import (
     RIGHT_CHEEK,
     RIGHT_EYE,
     RIGHT_EYEBROW,
-    load_canonical_face,
 )
 from obs_faceswap.merge import paste_back, to_lab
 from obs_faceswap.sources import analyse_source
@@ -301,7 +301,8 @@ def posed(points: np.ndarray, scale: float, degrees: float, shift: tuple[float, 
 
 def test_shape_takes_the_source_proportions_and_keeps_outline_and_expression(astronaut, canonical):
     from obs_faceswap.config import ShapeConfig
-    from obs_faceswap.geometry import FACE_OVAL, RIGHT_EYE, similarity
+    from obs_faceswap.geometry import similarity
+    from obs_faceswap.landmark_indices import FACE_OVAL, RIGHT_EYE
 
     photo, slm = astronaut
     sw = PhotoSwapper.from_photo(photo, slm, canonical, shape=ShapeConfig(strength=1.0, adapt_frames=5))

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from obs_faceswap.config import BlendConfig, ColorConfig
-from obs_faceswap.geometry import five_points, load_canonical_face
+from obs_faceswap.geometry import load_canonical_face
+from obs_faceswap.landmark_indices import five_points
 from obs_faceswap.merge import paste_back
 from obs_faceswap.nets.recognition import FaceEmbedder, cosine
 from obs_faceswap.sources import analyse_source

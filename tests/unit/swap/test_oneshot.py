@@ -12,7 +12,7 @@ import pytest
 from obs_faceswap import align, merge
 from obs_faceswap.config import RuntimeConfig
 from obs_faceswap.errors import InputError, ModelLoadError
-from obs_faceswap.geometry import LEFT_EYE, MOUTH_LEFT_CORNER, MOUTH_RIGHT_CORNER, NOSE_TIP, RIGHT_EYE
+from obs_faceswap.landmark_indices import LEFT_EYE, MOUTH_LEFT_CORNER, MOUTH_RIGHT_CORNER, NOSE_TIP, RIGHT_EYE
 from obs_faceswap.swap import SourceFace, Swapper
 from obs_faceswap.swap.oneshot import ArcFace, OneShotSwapper, read_emap
 from obs_faceswap.swap.specs import SPECS, OneShotSpec
