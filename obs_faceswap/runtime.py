@@ -33,10 +33,7 @@ log = logging.getLogger(__name__)
 OPENCV_PROVIDER = "OpenCV-DNN (CPU)"
 
 __all__ = [
-    "AUTO_ORDER",
     "OPENCV_PROVIDER",
-    "PROVIDERS",
-    "RuntimeConfig",
     "create_session",
     "inference_clock",
     "resolve_providers",
