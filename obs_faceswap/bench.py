@@ -262,13 +262,8 @@ def model_latency(path: str, runtime: Any, *, warmup: int = 3, runs: int = 20) -
     """
     import dataclasses
 
-    from obs_faceswap.runtime import (
-        AUTO_ORDER,
-        PROVIDERS,
-        FixedShapeRunner,
-        create_session,
-        import_onnxruntime,
-    )
+    from obs_faceswap.config import AUTO_ORDER, PROVIDERS
+    from obs_faceswap.runtime import FixedShapeRunner, create_session, import_onnxruntime
 
     available = import_onnxruntime().get_available_providers()
     out: list[dict[str, Any]] = []
