@@ -61,6 +61,11 @@ class FormatInfo:
             div_y)`` rows of ``ceil(width / div_x)`` units of ``unit_bytes`` bytes.
         sub_x, sub_y: chroma subsampling; a changed region is aligned to these.
         yuv: whether the colour matrix and range apply.
+        bits: significant bits per sample (8; 10, 12 or 16 for formats stored in 16-bit
+            little-endian words).
+        msb: the ``bits`` sit in the high bits of each 16-bit word (P010, P216, P416) rather
+            than the low ones (I010, I210, I412, YA2L).
+        alpha: the index of the alpha plane (I40A, I42A, YUVA, YA2L), or -1.
     """
 
     name: str
@@ -68,6 +73,9 @@ class FormatInfo:
     sub_x: int
     sub_y: int
     yuv: bool
+    bits: int = 8
+    msb: bool = False
+    alpha: int = -1
 
     def rows(self, plane: int, height: int) -> int:
         return -(-height // self.planes[plane][1])
@@ -81,30 +89,83 @@ class FormatInfo:
         """Per plane, the vertical subsampling (rows = ``ceil(height / div)``)."""
         return tuple(div_y for _, div_y, _ in self.planes)
 
+    @property
+    def wide(self) -> bool:
+        """Samples are 16-bit little-endian words (``bits`` > 8)."""
+        return self.bits > 8
+
+    def code(self, value8: int) -> int:
+        """The sample that stands for the 8-bit code ``value8`` in this format (bit replication:
+        255 becomes 1023 in 10 bits; ``msb`` formats shift it to the top of the word)."""
+        if self.bits <= 8:
+            return value8
+        v = 0
+        got = 0
+        while got < self.bits:  # replicate the 8 bits downwards until ``bits`` are filled
+            v = (v << 8) | value8
+            got += 8
+        v >>= got - self.bits
+        return v << (16 - self.bits) if self.msb else v
+
 
 def _info(
-    fmt: VideoFormat, planes: tuple[tuple[int, int, int], ...], sub_x: int, sub_y: int, yuv: bool
+    fmt: VideoFormat,
+    planes: tuple[tuple[int, int, int], ...],
+    sub_x: int,
+    sub_y: int,
+    yuv: bool,
+    bits: int = 8,
+    msb: bool = False,
+    alpha: int = -1,
 ) -> tuple[int, FormatInfo]:
-    return fmt, FormatInfo(fmt.name, planes, sub_x, sub_y, yuv)
+    return fmt, FormatInfo(fmt.name, planes, sub_x, sub_y, yuv, bits, msb, alpha)
 
+
+_P8, _P16 = (1, 1, 1), (1, 1, 2)
 
 #: The formats the engine converts, and their plane layouts.
 FORMATS: dict[int, FormatInfo] = dict(
     [
-        _info(VideoFormat.I420, ((1, 1, 1), (2, 2, 1), (2, 2, 1)), 2, 2, True),
-        _info(VideoFormat.NV12, ((1, 1, 1), (2, 2, 2)), 2, 2, True),
-        _info(VideoFormat.I422, ((1, 1, 1), (2, 1, 1), (2, 1, 1)), 2, 1, True),
-        _info(VideoFormat.I444, ((1, 1, 1), (1, 1, 1), (1, 1, 1)), 1, 1, True),
+        _info(VideoFormat.I420, (_P8, (2, 2, 1), (2, 2, 1)), 2, 2, True),
+        _info(VideoFormat.NV12, (_P8, (2, 2, 2)), 2, 2, True),
+        _info(VideoFormat.I422, (_P8, (2, 1, 1), (2, 1, 1)), 2, 1, True),
+        _info(VideoFormat.I444, (_P8, _P8, _P8), 1, 1, True),
         _info(VideoFormat.YUY2, ((2, 1, 4),), 2, 1, True),
         _info(VideoFormat.UYVY, ((2, 1, 4),), 2, 1, True),
         _info(VideoFormat.YVYU, ((2, 1, 4),), 2, 1, True),
-        _info(VideoFormat.Y800, ((1, 1, 1),), 1, 1, True),
+        _info(VideoFormat.Y800, (_P8,), 1, 1, True),
         _info(VideoFormat.BGRA, ((1, 1, 4),), 1, 1, False),
         _info(VideoFormat.BGRX, ((1, 1, 4),), 1, 1, False),
         _info(VideoFormat.RGBA, ((1, 1, 4),), 1, 1, False),
         _info(VideoFormat.BGR3, ((1, 1, 3),), 1, 1, False),
+        # 10/12-bit: converted to 8 bits for the swap, the changed region written back wide
+        _info(VideoFormat.I010, (_P16, (2, 2, 2), (2, 2, 2)), 2, 2, True, 10),
+        _info(VideoFormat.P010, (_P16, (2, 2, 4)), 2, 2, True, 10, True),
+        _info(VideoFormat.I210, (_P16, (2, 1, 2), (2, 1, 2)), 2, 1, True, 10),
+        _info(VideoFormat.I412, (_P16, _P16, _P16), 1, 1, True, 12),
     ]
 )
 
-#: What the engine accepts (the OBS filter passes other formats through untouched).
+#: What the engine accepts (the OBS filter covers frames in other formats while the swap is on).
 SUPPORTED_FORMATS: frozenset[int] = frozenset(FORMATS)
+
+#: Every format whose planes are known (for covering a frame the engine cannot swap):
+#: :data:`FORMATS` plus the alpha, packed and OBS 30+ formats. AYUV is packed V, U, Y, A
+#: bytes (OBS uploads it as BGRA); V210 packs 6 pixels in 16 bytes (four 32-bit words of
+#: three 10-bit samples); R10L is one 32-bit word of 10-bit R, G, B per pixel.
+LAYOUTS: dict[int, FormatInfo] = {
+    **FORMATS,
+    **dict(
+        [
+            _info(VideoFormat.I40A, (_P8, (2, 2, 1), (2, 2, 1), _P8), 2, 2, True, alpha=3),
+            _info(VideoFormat.I42A, (_P8, (2, 1, 1), (2, 1, 1), _P8), 2, 1, True, alpha=3),
+            _info(VideoFormat.YUVA, (_P8, _P8, _P8, _P8), 1, 1, True, alpha=3),
+            _info(VideoFormat.AYUV, ((1, 1, 4),), 1, 1, True),
+            _info(VideoFormat.YA2L, (_P16, _P16, _P16, _P16), 1, 1, True, 12, alpha=3),
+            _info(VideoFormat.P216, (_P16, (2, 1, 4)), 2, 1, True, 16, True),
+            _info(VideoFormat.P416, (_P16, (1, 1, 4)), 1, 1, True, 16, True),
+            _info(VideoFormat.V210, ((6, 1, 16),), 6, 1, True, 10),
+            _info(VideoFormat.R10L, ((1, 1, 4),), 1, 1, False, 10),
+        ]
+    ),
+}

@@ -5,6 +5,13 @@ I444, semi-planar NV12, packed YUY2 / UYVY / YVYU, Y800 (grey) and BGRA / BGRX /
 A frame's planes are 2-D ``uint8`` arrays ``(rows, linesize)``: padding at the end of a row
 is kept and never touched.
 
+The 10/12-bit formats I010, P010 (4:2:0), I210 (4:2:2) and I412 (4:4:4) -- 16-bit
+little-endian samples -- are converted through their 8-bit twins (I420, NV12, I422, I444):
+the region read is narrowed to 8 bits (masked, then shifted: ``>> 2`` for 10 bits, the top
+byte for P010), and a region written back is widened by bit replication (``c << 2 | c >> 6``
+for 10 bits), so it reads back as the same 8-bit code. Pixels outside a written region keep
+every bit; inside it the low bits are gone (at most one 8-bit code of error).
+
 Colour follows OBS exactly. OBS hands every frame a 4×4 row-major ``color_matrix`` plus
 ``color_range_min/max`` (``libobs/media-io/video-matrices.c``), and its shaders
 (``libobs/data/format_conversion.effect``, ``YUV_to_RGB``) compute, with ``y, u, v`` the
@@ -46,6 +53,14 @@ U8 = npt.NDArray[Any]
 
 # (Kb, Kr) of the colour spaces OBS builds matrices for (video-matrices.c)
 _KBKR = {"601": (0.114, 0.299), "709": (0.0722, 0.2126)}
+
+# 16-bit formats → the 8-bit format with the same planes and subsampling
+_WIDE_TWIN: dict[int, int] = {
+    VideoFormat.I010: VideoFormat.I420,
+    VideoFormat.P010: VideoFormat.NV12,
+    VideoFormat.I210: VideoFormat.I422,
+    VideoFormat.I412: VideoFormat.I444,
+}
 
 # byte index of Y0, Y1, U, V inside a packed 4:2:2 macropixel
 _PACKED: dict[int, tuple[int, int, int, int]] = {
@@ -340,6 +355,37 @@ def _downsample(chroma: U8, sx: int, sy: int) -> U8:
     return cv2.resize(chroma, ((w + pad_x) // sx, (h + pad_y) // sy), interpolation=cv2.INTER_AREA)
 
 
+def _samples16(plane: U8) -> U8:
+    """A ``(rows, linesize)`` uint8 plane seen as ``(rows, linesize // 2)`` little-endian words."""
+    return plane.view("<u2")
+
+
+def _narrow(words: U8, info: P.FormatInfo) -> U8:
+    """16-bit samples → their top 8 significant bits (uint8)."""
+    if info.msb:
+        return (words >> (16 - 8)).astype(np.uint8)
+    mask = (1 << info.bits) - 1
+    return ((words & mask) >> (info.bits - 8)).astype(np.uint8)
+
+
+def _widen(codes: U8, info: P.FormatInfo) -> U8:
+    """8-bit codes → 16-bit samples of ``info`` (bit replication; see :meth:`FormatInfo.code`)."""
+    v = codes.astype(np.uint16)
+    wide = (v << (info.bits - 8)) | (v >> (16 - info.bits))
+    return wide << (16 - info.bits) if info.msb else wide
+
+
+def _wide_region(planes: Sequence[U8], info: P.FormatInfo, box: Box) -> list[U8]:
+    """The planes of the aligned region ``box`` of a 16-bit frame, as 8-bit planes of its twin."""
+    x0, y0, x1, y1 = box
+    out = []
+    for (dx, dy, unit), p in zip(info.planes, planes, strict=True):
+        k = unit // 2  # samples per unit
+        px0, px1, py0, py1 = x0 // dx, -(-x1 // dx), y0 // dy, -(-y1 // dy)
+        out.append(_narrow(_samples16(p)[py0:py1, px0 * k : px1 * k], info))
+    return out
+
+
 def to_bgr(
     planes: Sequence[U8],
     fmt: int,
@@ -381,6 +427,10 @@ def to_bgr(
     x0, y0, x1, y1 = align_roi(fmt, width, height, (rx0, ry0, rx1, ry1))
     w, h = x1 - x0, y1 - y0
     cropped = (x0, y0, x1, y1) != (rx0, ry0, rx1, ry1)
+    if fmt in _WIDE_TWIN:
+        small = _wide_region(planes, info, (x0, y0, x1, y1))
+        sub = (rx0 - x0, ry0 - y0, rx1 - x0, ry1 - y0)
+        return to_bgr(small, _WIDE_TWIN[fmt], w, h, color, sub, out=out, scratch=scratch)
     if out is not None and (cropped or out.shape != (h, w, 3) or out.dtype != np.uint8):
         out = None
 
@@ -474,6 +524,16 @@ def from_bgr(
     if len(planes) != len(info.planes):
         raise FrameFormatError(f"{info.name} needs {len(info.planes)} planes, got {len(planes)}")
 
+    if fmt in _WIDE_TWIN:
+        twin = _WIDE_TWIN[fmt]
+        small = [np.empty((rows, ls), np.uint8) for rows, ls in plane_layout(twin, w, h)]
+        from_bgr(bgr, small, twin, w, h, color)
+        for (dx, dy, unit), p, codes in zip(info.planes, planes, small, strict=True):
+            px0, py0 = (x0 // dx) * (unit // 2), y0 // dy
+            rows, cols = codes.shape
+            _samples16(p)[py0 : py0 + rows, px0 : px0 + cols] = _widen(codes, info)
+        return
+
     if not info.yuv:
         p = planes[0][y0:y1]
         if fmt == VideoFormat.BGR3:
@@ -528,6 +588,27 @@ def scaled_region(
     """
     info = format_info(fmt)
     x0, y0, x1, y1 = box
+    if fmt in _WIDE_TWIN:
+        # scale in 16 bits (cheap: only the small result is narrowed), then convert as the twin
+        twin = _WIDE_TWIN[fmt]
+        w, h = size
+        cw, ch = max(info.sub_x, -(-w // info.sub_x) * info.sub_x), max(info.sub_y, -(-h // info.sub_y) * info.sub_y)
+        small = []
+        for (dx, dy, unit), p in zip(info.planes, planes, strict=True):
+            k = unit // 2
+            px0, px1, py0, py1 = x0 // dx, -(-x1 // dx), y0 // dy, -(-y1 // dy)
+            img = _samples16(p)[py0:py1, px0 * k : px1 * k]
+            if not info.msb:
+                img = img & np.uint16((1 << info.bits) - 1)
+            if k > 1:
+                img = img.reshape(py1 - py0, px1 - px0, k)
+            nw, nh = -(-cw // dx), -(-ch // dy)
+            r = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_LINEAR)
+            small.append(_narrow(r.reshape(nh, nw * k), info))
+        bgr = to_bgr(small, twin, cw, ch, color)
+        if (cw, ch) != (w, h):
+            bgr = cv2.resize(bgr, (w, h), interpolation=cv2.INTER_LINEAR)
+        return bgr
     if fmt in _PACKED:
         # a macropixel holds two luma samples: scaling it as one pixel would pair up luma
         # samples that end up far apart. Split into I422 planes first.

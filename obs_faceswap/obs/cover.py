@@ -23,7 +23,7 @@ import ctypes
 import functools
 from typing import NamedTuple
 
-from obs_faceswap.engine import protocol as P
+from obs_faceswap.video_formats import LAYOUTS, FormatInfo, VideoFormat
 
 COVER, FREEZE, ORIGINAL = "cover", "freeze", "original"
 FALLBACKS = (COVER, FREEZE, ORIGINAL)
@@ -42,10 +42,13 @@ BLOCKS_PER_FACE = 6
 BLOCKS_PER_FRAME = 10
 
 # OBS video_format → per plane (pixels per unit across, rows per plane row, bytes per unit):
-# the formats the engine converts, laid out as the engine protocol says.
-LAYOUT: dict[int, tuple[tuple[int, int, int], ...]] = {int(f): info.planes for f, info in P.FORMATS.items()}
+# every format whose layout is known -- also those the engine does not swap (10-bit, alpha,
+# OBS 30+ formats), so that a frame in any of them can still be covered.
+LAYOUT: dict[int, tuple[tuple[int, int, int], ...]] = {int(f): info.planes for f, info in LAYOUTS.items()}
 _YUV_PACKED_Y = {3: (0, 2), 4: (0, 2), 5: (1, 3)}  # byte positions of the two lumas
 _RGB = (6, 7, 8, 11)
+# V210: four little-endian 32-bit words of three 10-bit samples (bits 0, 10, 20) for 6 pixels
+_V210_ORDER = ("U", 0, "V", 1, "U", 2, "V", 3, "U", 4, "V", 5)
 
 
 class Planes(NamedTuple):
@@ -68,9 +71,16 @@ def signature(p: Planes) -> bytes:
         return b""
     dx, _dy, unit = layout[0]
     rb = (p.width // dx) * unit
-    step = max(1, rb // 48)
     ls = p.linesizes[0]
-    return b"".join(ctypes.string_at(p.planes[0] + (p.height * (k + 1) // 9) * ls, rb)[::step] for k in range(8))
+    rows = [ctypes.string_at(p.planes[0] + (p.height * (k + 1) // 9) * ls, rb) for k in range(8)]
+    info = LAYOUTS[p.format]
+    if info.wide and unit == 2:  # 16-bit samples: compare their top 8 significant bits
+        shift = 8 if info.msb else info.bits - 8
+        mask = 0xFFFF if info.msb else (1 << info.bits) - 1
+        step = max(1, (rb // 2) // 48)
+        return bytes(((v & mask) >> shift) & 0xFF for r in rows for v in memoryview(r).cast("H")[::step])
+    step = max(1, rb // 48)
+    return b"".join(r[::step] for r in rows)
 
 
 def is_cut(a: bytes, b: bytes) -> bool:
@@ -98,16 +108,18 @@ def grow(rect: tuple[int, int, int, int], frac: float, w: int, h: int) -> tuple[
 def mosaic(p: Planes, rect: tuple[int, int, int, int], block: int) -> None:
     """Replace ``rect`` of the frame by blocks of ``block`` pixels, each the colour of its
     centre pixel (identity is gone, the scene's colours stay)."""
-    layout = LAYOUT.get(p.format)
-    if layout is None:
+    info = LAYOUTS.get(p.format)
+    if info is None:
         return
     block = max(2, _even(block))
     x0, y0, x1, y1 = rect
     x0, y0, x1, y1 = max(0, _even(x0)), max(0, _even(y0)), min(p.width, x1), min(p.height, y1)
+    if x0 and info.sub_x > 2:  # V210: start on a whole 6-pixel group
+        x0 -= x0 % info.sub_x
     if x1 <= x0 or y1 <= y0:
         return
-    for (dx, dy, unit), addr, ls in zip(layout, p.planes, p.linesizes, strict=False):
-        if not addr:
+    for i, ((dx, dy, unit), addr, ls) in enumerate(zip(info.planes, p.planes, p.linesizes, strict=False)):
+        if not addr or i == info.alpha:  # alpha is left as it is
             continue
         b0 = (x0 // dx) * unit
         b1 = (-(-x1 // dx)) * unit
@@ -122,8 +134,31 @@ def mosaic(p: Planes, rect: tuple[int, int, int, int], block: int) -> None:
             parts = []
             for b in range(0, nbytes, bw):
                 m = min(b + half, nbytes - unit)
-                parts.append(src[m : m + unit] * (min(bw, nbytes - b) // unit))
+                parts.append(_flat(p.format, src[m : m + unit]) * (min(bw, nbytes - b) // unit))
             _fill_rows(addr, ls, r, rr, b0, b"".join(parts))
+
+
+def _flat(fmt: int, unit: bytes) -> bytes:
+    """A packed unit holding several pixels made one colour (its first luma everywhere):
+    otherwise a mosaic block would repeat the unit's own detail (6 pixels wide for V210)."""
+    if fmt in _YUV_PACKED_Y:
+        a, b = _YUV_PACKED_Y[fmt]
+        out = bytearray(unit)
+        out[b] = unit[a]
+        return bytes(out)
+    if fmt == VideoFormat.V210:
+        words = [int.from_bytes(unit[k : k + 4], "little") for k in range(0, 16, 4)]
+        samples = [(words[k // 3] >> (10 * (k % 3))) & 0x3FF for k in range(12)]
+        y, u, v = samples[1], samples[0], samples[2]
+        return _v210_unit([y] * 6, u, v)
+    return unit
+
+
+def _v210_unit(ys: list[int], u: int, v: int) -> bytes:
+    """One V210 group of 6 pixels with lumas ``ys`` and one chroma pair for all of them."""
+    samples = [u if s == "U" else v if s == "V" else ys[int(s)] for s in _V210_ORDER]
+    words = [samples[k] | samples[k + 1] << 10 | samples[k + 2] << 20 for k in range(0, 12, 3)]
+    return b"".join(w.to_bytes(4, "little") for w in words)
 
 
 def _fill_rows(addr: int, ls: int, r0: int, r1: int, b0: int, pat: bytes) -> None:
@@ -231,26 +266,46 @@ def badge_bits(text: str, scale: int) -> list[list[int]]:
     return rows
 
 
+def _samples(info: FormatInfo, value8: int, n: int) -> bytes:
+    """``n`` samples standing for the 8-bit code ``value8`` (16-bit little-endian when wide)."""
+    if not info.wide:
+        return bytes((value8,)) * n
+    return info.code(value8).to_bytes(2, "little") * n
+
+
 def _unit(fmt: int, plane: int, px: list[int]) -> bytes:
     """Bytes of one unit of ``plane`` whose pixels are ``px`` (0 dark, 1 light)."""
+    info = LAYOUTS[fmt]
+    luma = [_LIGHT if px[min(i, len(px) - 1)] else _DARK for i in range(max(1, info.planes[plane][0]))]
     if fmt in _RGB:
-        v = _LIGHT if px[0] else _DARK
+        v = luma[0]
         return bytes((v, v, v)) if fmt == 11 else bytes((v, v, v, 255))
+    if fmt == VideoFormat.R10L:  # grey: the same 10-bit value at bits 22, 12 and 2
+        g = info.code(luma[0])
+        return (g << 22 | g << 12 | g << 2).to_bytes(4, "little")
+    if fmt == VideoFormat.AYUV:  # bytes V, U, Y, A
+        return bytes((128, 128, luma[0], 255))
+    if fmt == VideoFormat.V210:
+        return _v210_unit([info.code(v) for v in luma], info.code(128), info.code(128))
     if fmt in _YUV_PACKED_Y:
         out = bytearray(b"\x80\x80\x80\x80")
         for i, pos in enumerate(_YUV_PACKED_Y[fmt]):
-            out[pos] = _LIGHT if px[min(i, len(px) - 1)] else _DARK
+            out[pos] = luma[i]
         return bytes(out)
+    n = info.planes[plane][2] // (2 if info.wide else 1)
+    if plane == info.alpha:
+        return _samples(info, 255, n)  # the badge is opaque
     if plane == 0:
-        return bytes((_LIGHT if px[0] else _DARK,))
-    return b"\x80" * LAYOUT[fmt][plane][2]  # chroma: neutral grey
+        return _samples(info, luma[0], n)
+    return _samples(info, 128, n)  # chroma: neutral grey
 
 
 @functools.lru_cache(maxsize=8)
 def badge_rows(fmt: int, text: str, scale: int) -> tuple[int, int, tuple[tuple[bytes, ...], ...]]:
     """``(width, height, rows per plane)`` of the badge in ``fmt`` (width and height even)."""
     bits = badge_bits(text, scale)
-    w = len(bits[0]) + (len(bits[0]) & 1)
+    group = 6 if LAYOUTS[fmt].sub_x == 6 else 2  # whole V210 groups, else whole chroma pairs
+    w = -(-len(bits[0]) // group) * group
     bits = [r + [0] * (w - len(r)) for r in bits]
     if len(bits) & 1:
         bits.append([0] * w)
@@ -287,6 +342,7 @@ def draw_badge(p: Planes, text: str, corner: str) -> tuple[int, int, int, int] |
     if at is None:
         return None
     x, y = at
+    x -= x % LAYOUTS[p.format].sub_x
     for (dx, dy, unit), addr, ls, prow in zip(LAYOUT[p.format], p.planes, p.linesizes, rows, strict=False):
         if not addr:
             continue

@@ -133,6 +133,8 @@ class FilterBase:
         self._status_key: tuple[Any, ...] | None = None
         self._logged: set[Any] = set()
         self.supported = frozenset(getattr(engine_api, "SUPPORTED_FORMATS", ()) or ())
+        self.frame_format = ""  # OBS's name of the last frame's format (async filter)
+        self.format_note = ""  # why that frame could not be swapped, and what it showed
         self._apply_values(values)
         self.link.configure(self.values, self.mode == st.LATENCY)
 
@@ -238,6 +240,8 @@ class FilterBase:
             "delay_ms": delay_ms,
             "passthrough": self.passthrough,
             "unavailable": self.guard.fallback,
+            "frame_format": self.frame_format,
+            "format_note": self.format_note,
         }
 
     def delay_frames(self) -> int:
@@ -261,6 +265,8 @@ class FilterBase:
             parts.append(f"restarts {s['restarts']}")
         if not s["swap_enabled"]:
             parts.append("swap off")
+        elif s["format_note"]:
+            parts.append(s["format_note"])
         elif s["state"] != "running":
             parts.append(
                 {"cover": "face covered", "freeze": "last swapped frame shown", "original": "original shown"}.get(
@@ -283,7 +289,7 @@ class FilterBase:
         self.link.tick()
         s = self.status()
         self.healthy = s["state"] == "running"
-        key = (s["state"], s["message"], s["provider"], s["restarts"])
+        key = (s["state"], s["message"], s["provider"], s["restarts"], s["format_note"])
         if key != self._status_key:
             self._status_key = key
             log.info(
@@ -397,14 +403,10 @@ class AsyncFaceSwap(FilterBase):
         f = self.frame_struct.from_address(frame)
         fmt = f.format
         planes = structs.PLANE_LAYOUT.get(fmt)
-        if planes is None or (self.supported and fmt not in self.supported) or self.engine_api is None:
-            if ("fmt", fmt) not in self._logged:
-                self._logged.add(("fmt", fmt))
-                log.warning(
-                    "Face Swap %r: %s frames pass through untouched (format not supported)",
-                    self.name,
-                    structs.VIDEO_FORMAT_NAMES.get(fmt, str(fmt)),
-                )
+        if self.engine_api is None:
+            return None
+        if planes is None or (self.supported and fmt not in self.supported):
+            self._unswappable(fmt)
             return None
         n = len(planes)
         return self.engine_api.FrameView(
@@ -419,6 +421,40 @@ class AsyncFaceSwap(FilterBase):
             range_min=tuple(f.color_range_min),
             range_max=tuple(f.color_range_max),
         )
+
+    def _unswappable(self, fmt: int) -> None:
+        """A frame the engine cannot swap (its format): it is covered like any frame without a
+        result (``filter_video`` drops it when not even its layout is known); say so."""
+        name = structs.VIDEO_FORMAT_NAMES.get(fmt, str(fmt))
+        if self.guard.fallback == cover.ORIGINAL:
+            shown = "shown as it is (When the swap is unavailable: original)"
+        elif fmt in cover.LAYOUT:
+            shown = "covered"
+        else:
+            shown = "not shown (its pixel layout is unknown)"
+        self.format_note = f"format {name} not supported: {shown}"
+        if ("fmt", fmt, shown) not in self._logged:
+            self._logged.add(("fmt", fmt, shown))
+            log.warning("Face Swap %r: video %s", self.name, self.format_note)
+
+    def _drop_uncoverable(self, frame: int) -> bool:
+        """While the swap is on, a frame in a format whose pixels cannot even be covered (a
+        value newer than this plugin knows) is handed back to libobs and not shown -- the
+        source keeps showing its last frame -- unless the user chose to show the original.
+        True when ``frame`` was dropped."""
+        f = self.frame_struct.from_address(frame)
+        if f.format in cover.LAYOUT or not self.swap_on:
+            return False
+        self.frame_format = structs.VIDEO_FORMAT_NAMES.get(f.format, str(f.format))
+        self._unswappable(f.format)
+        if self.guard.fallback == cover.ORIGINAL:
+            return False
+        parent = self.api.obs_filter_get_parent(self.source)
+        if not parent:
+            return False
+        self.api.obs_source_release_frame(parent, frame)
+        self.counters.dropped += 1
+        return True
 
     def frame_planes(self, frame: int) -> cover.Planes | None:
         """Where an ``obs_source_frame*``'s pixels are (for covering it), None if unknown."""
@@ -439,6 +475,8 @@ class AsyncFaceSwap(FilterBase):
         """
         t0, c0 = self.clock(), _thread_ns()
         try:
+            if frame and self._drop_uncoverable(frame):
+                return None
             if self.passthrough or not frame:
                 if self.held:  # a frame that slipped in while the script was unloading
                     self._release(self._take_held(), self.api.obs_filter_get_parent(self.source))
@@ -454,11 +492,17 @@ class AsyncFaceSwap(FilterBase):
             view = planes = None
             ts = 0
             try:
-                ts = self.frame_struct.from_address(frame).timestamp
+                fs = self.frame_struct.from_address(frame)
+                ts = fs.timestamp
+                self.frame_format = structs.VIDEO_FORMAT_NAMES.get(fs.format, str(fs.format))
                 # always: a frame held while the swap was off may leave after it is turned on
                 planes = self.frame_planes(frame)
                 if self.swap_on and self.client is not None:
                     view = self.frame_view(frame)
+                    if view is not None:
+                        self.format_note = ""
+                elif self.swap_on and fs.format not in self.supported and self.supported:
+                    self._unswappable(fs.format)  # no engine yet: say why it will stay covered
             except Exception as e:
                 self._log_once(("view", type(e).__name__), f"frame not readable: {e}")
             if self.mode == st.LATENCY:

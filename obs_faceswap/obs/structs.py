@@ -56,23 +56,10 @@ OBS_SOURCE_SRGB = 1 << 15
 #: OBS's name of every ``video_format`` value.
 VIDEO_FORMAT_NAMES: dict[int, str] = FORMAT_NAMES
 
-#: The formats the issue requires the async filter to handle: per plane, the vertical
-#: subsampling (rows = height // div, rounded up), from the one table of plane layouts.
-PLANE_LAYOUT: dict[int, tuple[int, ...]] = {
-    f: FORMATS[f].row_divisors
-    for f in (
-        VideoFormat.I420,
-        VideoFormat.NV12,
-        VideoFormat.YUY2,
-        VideoFormat.UYVY,
-        VideoFormat.YVYU,
-        VideoFormat.I422,
-        VideoFormat.I444,
-        VideoFormat.BGRA,
-        VideoFormat.BGRX,
-        VideoFormat.RGBA,
-    )
-}
+#: The formats the async filter hands to the engine: per plane, the vertical subsampling
+#: (rows = height // div, rounded up), from the one table of plane layouts. Frames in other
+#: formats are covered (:mod:`obs_faceswap.obs.cover` knows the layout of every format).
+PLANE_LAYOUT: dict[int, tuple[int, ...]] = {f: info.row_divisors for f, info in FORMATS.items()}
 
 # --- graphics (graphics/graphics.h, obs.h) ---------------------------------------------
 GS_RGBA = 3

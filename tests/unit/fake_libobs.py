@@ -19,7 +19,7 @@ from typing import Any
 
 from obs_faceswap.engine.client import SUPPORTED_FORMATS, EngineStatus, FrameView
 from obs_faceswap.obs import structs
-from obs_faceswap.video_formats import VideoFormat
+from obs_faceswap.video_formats import LAYOUTS, VideoFormat
 
 
 @dataclass
@@ -62,9 +62,13 @@ def make_frame(
     one for the source's frame cache, one taken by ``filter_frame``)."""
     f = structs.ObsSourceFrame()
     planes = []
-    for i, ((num, den), div) in enumerate(PLANE_SHAPES[fmt]):
-        ls = w * num // den
-        buf = (ctypes.c_uint8 * (ls * (h // div)))()
+    if fmt in PLANE_SHAPES:
+        shapes = [(w * num // den, h // div) for (num, den), div in PLANE_SHAPES[fmt]]
+    else:  # any other format OBS knows: its tightest plane layout
+        info = LAYOUTS[fmt]
+        shapes = [(info.row_bytes(i, w), info.rows(i, h)) for i in range(len(info.planes))]
+    for i, (ls, rows) in enumerate(shapes):
+        buf = (ctypes.c_uint8 * (ls * rows))()
         ctypes.memset(buf, value, ctypes.sizeof(buf))
         planes.append(buf)
         f.data[i] = ctypes.addressof(buf)

@@ -11,7 +11,7 @@ import pytest
 from obs_faceswap import video_formats
 from obs_faceswap.engine import client, protocol
 from obs_faceswap.obs import structs
-from obs_faceswap.video_formats import FORMATS, SUPPORTED_FORMATS, VideoFormat, format_name
+from obs_faceswap.video_formats import FORMATS, LAYOUTS, SUPPORTED_FORMATS, VideoFormat, format_name
 
 PACKAGE = Path(__file__).resolve().parents[2] / "obs_faceswap"
 ALIASES = {"Box", "Mask", "FloatArray", "ImageBGR", "Roi", "Rect"}
@@ -67,4 +67,5 @@ def test_format_name(value: int, name: str) -> None:
 def test_the_filter_handles_a_subset_of_what_the_engine_converts() -> None:
     assert set(structs.PLANE_LAYOUT) <= SUPPORTED_FORMATS
     assert structs.PLANE_LAYOUT[VideoFormat.I420] == (1, 2, 2) and structs.PLANE_LAYOUT[VideoFormat.NV12] == (1, 2)
-    assert 1 in SUPPORTED_FORMATS and VideoFormat.P010 not in SUPPORTED_FORMATS  # plain ints from libobs work
+    assert 1 in SUPPORTED_FORMATS and VideoFormat.P010 in SUPPORTED_FORMATS  # plain ints from libobs work
+    assert VideoFormat.YUVA not in SUPPORTED_FORMATS and VideoFormat.YUVA in LAYOUTS  # covered, not swapped

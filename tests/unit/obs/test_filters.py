@@ -161,14 +161,21 @@ def test_orphaned_frames_are_released_not_returned() -> None:
     assert frames[0].struct.refs == 0
 
 
-def test_unsupported_format_passes_through_and_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
-    f, _, engine = new_async(timing_mode="latency")
+def test_a_format_the_engine_lacks_is_covered_logged_once_and_shown_in_the_status(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    f, _, engine = new_async(timing_mode="latency", badge_enabled=False)
     with caplog.at_level(logging.WARNING, logger="obs_faceswap.obs.filters"):
         for _ in range(3):
-            fr = make_frame(3, fmt=VideoFormat.P010)
+            fr = make_frame(3, fmt=VideoFormat.YUVA)
+            before = bytes(fr.planes[0])
             assert f.filter_video(fr.addr) == fr.addr
-    assert sum("P010" in r.getMessage() for r in caplog.records) == 1
+            assert bytes(fr.planes[0]) == before  # a flat frame: its mosaic is itself ...
+    assert f.counters.covered == 3  # ... but it went through the cover
+    assert sum("YUVA not supported: covered" in r.getMessage() for r in caplog.records) == 1
     assert engine.clients[0].seen == {}
+    assert "format YUVA not supported: covered" in f.status_lines()[0]
+    assert f.status()["frame_format"] == "YUVA"
 
 
 @pytest.mark.parametrize("fmt", sorted(structs.PLANE_LAYOUT))
