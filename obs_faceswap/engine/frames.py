@@ -356,8 +356,13 @@ def _downsample(chroma: U8, sx: int, sy: int) -> U8:
 
 
 def _samples16(plane: U8) -> U8:
-    """A ``(rows, linesize)`` uint8 plane seen as ``(rows, linesize // 2)`` little-endian words."""
-    return plane.view("<u2")
+    """A ``(rows, linesize)`` uint8 plane seen as ``(rows, linesize // 2)`` little-endian words
+    (an odd linesize -- OBS never makes one -- leaves its last byte out)."""
+    rows, ls = plane.shape
+    if ls % 2 == 0:
+        return plane.view("<u2")
+    words: U8 = np.ndarray((rows, ls // 2), "<u2", buffer=plane, strides=(ls, 2))  # type: ignore[call-overload]
+    return words
 
 
 def _narrow(words: U8, info: P.FormatInfo) -> U8:

@@ -45,6 +45,10 @@ FORMATS = [
     VideoFormat.RGBA,
     VideoFormat.Y800,
     VideoFormat.BGR3,
+    VideoFormat.I010,
+    VideoFormat.P010,
+    VideoFormat.I210,
+    VideoFormat.I412,
 ]
 
 
@@ -256,7 +260,7 @@ def test_720p_i420_and_geometry_mismatch(engine, read_image):
 
 def test_unsupported_formats_pass_through(engine):
     buf = np.zeros(64 * 64 * 4, np.uint8)
-    for fmt in (17, 13, 0):  # I010, I40A, NONE
+    for fmt in (13, 21, 0):  # I40A, YA2L, NONE (the OBS filter covers these)
         assert fmt not in SUPPORTED_FORMATS
         fv = FrameView(fmt, 32, 32, (int(buf.ctypes.data),) * 3, (64, 32, 32))
         assert engine.submit(fv) is None

@@ -41,6 +41,8 @@ FORMATS = [
     VideoFormat.BGRA,
     VideoFormat.BGRX,
     VideoFormat.RGBA,
+    VideoFormat.I010,
+    VideoFormat.P010,
 ]
 
 
