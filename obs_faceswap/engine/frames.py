@@ -361,7 +361,7 @@ def _samples16(plane: U8) -> U8:
     rows, ls = plane.shape
     if ls % 2 == 0:
         return plane.view("<u2")
-    words: U8 = np.ndarray((rows, ls // 2), "<u2", buffer=plane, strides=(ls, 2))  # type: ignore[call-overload]
+    words: U8 = np.ndarray((rows, ls // 2), "<u2", buffer=plane, strides=(ls, 2))
     return words
 
 

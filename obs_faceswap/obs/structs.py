@@ -38,7 +38,7 @@ from ctypes import (
     c_void_p,
 )
 
-from obs_faceswap.video_formats import FORMAT_NAMES, FORMATS, VideoFormat
+from obs_faceswap.video_formats import FORMAT_NAMES, FORMATS
 
 # --- source types and output flags (obs-source.h) --------------------------------------
 OBS_SOURCE_TYPE_INPUT = 0
