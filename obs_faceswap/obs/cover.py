@@ -367,7 +367,7 @@ class Guard:
         self.regions: list[tuple[int, int, int, int]] = []
         self.seen_ns = 0
         self.seen_sig = b""
-        self.size = (0, 0)
+        self.size = (0, 0, 0)  # format, width, height of the frame the regions were seen in
         self._frozen: tuple[tuple[int, int, int, tuple[int, ...]], ctypes.Array[ctypes.c_char]] | None = None
 
     def configure(self, fallback: str, badge: bool, text: str, corner: str) -> None:
@@ -389,7 +389,7 @@ class Guard:
         if rects:
             self.regions = list(rects)
             self.seen_ns = self.clock()  # type: ignore[operator]
-            self.size = (p.width, p.height)
+            self.size = (p.format, p.width, p.height)
             self.seen_sig = signature(p)
         if self.fallback == FREEZE:
             self._freeze(p)
@@ -415,7 +415,7 @@ class Guard:
         age = (self.clock() - self.seen_ns) / 1e9 if self.regions else 0.0  # type: ignore[operator]
         if (
             not self.regions
-            or self.size != (p.width, p.height)
+            or self.size != (p.format, p.width, p.height)  # another format: another picture (source)
             or age > FORGET_AFTER_S
             or is_cut(self.seen_sig, signature(p))
         ):

@@ -325,3 +325,17 @@ def test_unknown_format_frames_pass_when_the_swap_is_off_or_the_user_chose_origi
         fr.struct.format = 26
         assert f.filter_video(fr.addr) == fr.addr
         assert api.released == []
+
+
+def test_a_format_change_covers_the_whole_frame_not_the_last_face_regions(face: np.ndarray) -> None:
+    """A source that switches format (a new file, a camera mode) shows another picture: the last
+    face regions, seen in the old format, say nothing about where the face is now."""
+    guard = cover.Guard(lambda: 0)
+    guard.configure(cover.COVER, False, "", "bottom-right")
+    guard.swapped(planes_of(frame_in(VideoFormat.I010, face)), [RECT])
+    same = frame_in(VideoFormat.I010, face)
+    guard.unavailable(planes_of(same))
+    assert detail(luma(VideoFormat.I010, snapshot(same))[:, :12]) > 0.5  # only the (grown) face region was covered
+    other = frame_in(VideoFormat.I40A, face)
+    guard.unavailable(planes_of(other))
+    assert detail(luma(VideoFormat.I40A, snapshot(other))) < 0.15  # the whole frame
