@@ -15,6 +15,12 @@ when none is known (at start) or they are older than :data:`FORGET_AFTER_S` -- t
 has no face detector, and a central region would miss a face off-centre; ``freeze`` repeats
 the last swapped frame (falling back to ``cover`` when there is none of the same size);
 ``original`` shows the frame as it is. The disclosure badge is drawn on every such frame.
+
+Formats: every ``video_format`` libobs has (:data:`obs_faceswap.video_formats.LAYOUTS`), also
+those the engine does not swap, whose frames the filter always covers: 16-bit little-endian
+samples for the 10/12/16-bit formats (black, grey and white by bit replication: 8-bit 16 is
+10-bit 64), V210 groups of 6 pixels made one colour per mosaic block, R10L words, AYUV bytes
+(V, U, Y, A); alpha planes are left as they are by the mosaic and made opaque under the badge.
 """
 
 from __future__ import annotations

@@ -475,8 +475,11 @@ class AsyncFaceSwap(FilterBase):
         """
         t0, c0 = self.clock(), _thread_ns()
         try:
-            if frame and self._drop_uncoverable(frame):
-                return None
+            try:
+                if frame and self._drop_uncoverable(frame):
+                    return None
+            except Exception as e:  # the frame was not handed back: show it, as before
+                self._log_once(("drop", type(e).__name__), f"frame in an unknown format not dropped: {e}")
             if self.passthrough or not frame:
                 if self.held:  # a frame that slipped in while the script was unloading
                     self._release(self._take_held(), self.api.obs_filter_get_parent(self.source))
