@@ -394,7 +394,8 @@ class SlotRing:
         if frame.format not in P.FORMATS:
             self._warn_once(
                 f"fmt{frame.format}",
-                f"video format {P.FORMAT_NAMES.get(frame.format, frame.format)} is not supported; frames pass through",
+                f"video format {P.FORMAT_NAMES.get(frame.format, frame.format)} is not supported; "
+                "not swapped (the OBS filter covers such frames)",
             )
             return None
         try:
