@@ -60,6 +60,7 @@ from obs_faceswap.landmark_indices import (
 )
 from obs_faceswap.merge import LabStats, from_lab, robust_lab_stats, to_lab, transfer_matrix
 from obs_faceswap.swap import raster
+from obs_faceswap.swap.glasses import Glasses, find_glasses, glasses_layout
 from obs_faceswap.swap.protocol import SourceFace
 from obs_faceswap.types import Box, Face, FloatArray, ImageBGR, Mask, SwapResult
 
@@ -188,6 +189,13 @@ _OCCLUSION_SIZE = 64
 _OCCLUSION_DE = 15.0
 _OCCLUSION_FACING = 0.5
 _OCCLUSION_MIN_TEXELS = 12
+# The live face's glasses frames are looked for in an unwrap this size (thin frames need more
+# than _OCCLUSION_SIZE), on a track's first frame and then every _GLASSES_EVERY frames.
+_GLASSES_LIVE_SIZE = 128
+_GLASSES_EVERY = 30
+# On the source, the frame's mask reaches this far past it (fraction of the texture size): the
+# lens's bright inner edge and the frame's shadow go with it.
+_GLASSES_GROW = 0.014
 _REFERENCE_RATE = 0.05
 # A re-estimated colour is cross-faded in over this many frames (at most the interval
 # less the build frames). Each re-estimate changes a texel by ~1 level on average (at most
@@ -416,6 +424,11 @@ class PhotoSwapper:
         nostrils = _polygon_mask((self.size, self.size), [self._uv_px[list(_NOSTRILS)]])
         self._feature_parts = cv2.max(cv2.dilate(parts, _disc(self.size * _PART_MARGIN)), nostrils)
         self._occluders = np.zeros((self.size, self.size), bool)
+        # Glasses frames: found on the source texture (painted over with the skin under them)
+        # and on the live face (kept in front of the swap), by one detector.
+        self._glasses_layout = glasses_layout(face.uv, self.size)
+        self._glasses_live_layout = glasses_layout(face.uv, _GLASSES_LIVE_SIZE)
+        self.glasses = Glasses.none(self.size)
         self._bridge = _polygon_mask((self.size, self.size), [self._uv_px[list(_BRIDGE)]]) > 0
         # ... looked for above the nose's tip only: below it, dark texture is a beard or
         # stubble, which is the source's own.
@@ -566,6 +579,14 @@ class PhotoSwapper:
         # layout so bilinear sampling and soft mask edges pick up skin, never black or hair.
         sources = (trusted > 0.98) & self._valid & (self._features == 0)
         filled = _push_pull_fill(tex, sources).astype(np.float32)
+        if self.mask_config.trim_hair and self.glasses.found:
+            # Under a glasses frame: the skin right beside it (a far fill is the wrong shade
+            # around the eyes); the eyes and brows are not fill sources.
+            frame = self.glasses.mask
+            beside = self._valid & (skin > 0.9) & ~self._glasses_layout.keep
+            beside &= cv2.dilate(frame.astype(np.uint8), _disc(size * 0.01)) == 0
+            near = cv2.GaussianBlur(frame.astype(np.float32), (0, 0), size * 0.01)[..., None]
+            filled = filled * (1 - near) + _push_pull_fill(tex, beside).astype(np.float32) * near
         kept = sources | ((self._features_tight > 0) & ~self._occluders)
         s3 = np.where(kept, 1.0, trusted)
         if self.mask_config.trim_hair:  # what is in front of the source face: painted over, fully
@@ -685,7 +706,10 @@ class PhotoSwapper:
             long_cc = long_cc[out[long_cc] >= 0.5 * total[long_cc]]
         occ = np.isin(labels, long_cc).astype(np.uint8)
         occ = cv2.dilate(occ, _disc(size * 0.016))
-        self._occluders = occ > 0
+        # The whole frame of a pair of glasses (rims, bridge, arms): found by its ring around
+        # both eyes, masked to its edge (the lenses, the eyes, lashes and brows stay).
+        self.glasses = find_glasses(lab[..., 0], valid, self._glasses_layout, grow=_GLASSES_GROW)
+        self._occluders = (occ > 0) | self.glasses.mask
         keep[self._occluders] = 0
         return keep.astype(np.float32)
 
