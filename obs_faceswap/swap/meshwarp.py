@@ -277,6 +277,8 @@ class _Track:
     pending: _Rebuild | None = None  # a re-estimated texture being built, band by band
     age: int = 0
     mean_shape: npt.NDArray[np.float64] | None = None
+    glasses: npt.NDArray[np.uint8] | None = None  # the live glasses frame, UV 0/255 (None: none)
+    glasses_due: int = 0  # frames until the live glasses are looked for again
     pose: float = 0.0  # degrees the live face is turned from the photo's view (yaw and pitch)
     opacity: float | None = None  # the pose fade-out's current opacity (None: not started)
 
@@ -428,6 +430,7 @@ class PhotoSwapper:
         # and on the live face (kept in front of the swap), by one detector.
         self._glasses_layout = glasses_layout(face.uv, self.size)
         self._glasses_live_layout = glasses_layout(face.uv, _GLASSES_LIVE_SIZE)
+        self._uv_glasses = (face.uv * _GLASSES_LIVE_SIZE).astype(np.float32)
         self.glasses = Glasses.none(self.size)
         self._bridge = _polygon_mask((self.size, self.size), [self._uv_px[list(_BRIDGE)]]) > 0
         # ... looked for above the nose's tip only: below it, dark texture is a beard or
@@ -823,8 +826,11 @@ class PhotoSwapper:
         # with frame instead of pulling in black (the "dark rim").
         cv2.copyTo(frame[y0:y1, x0:x1], zero(alpha), crop)
         # mouth and eye cuts follow the LIVE features: that is where the real ones are
-        occluded = self._live_occlusion(track, frame, lm) if self.mask_config.keep_occluders else None
-        mask = self._mask(alpha, lm[:, :2] - origin, face_w, occluded)
+        occluded, glasses = None, None
+        if self.mask_config.keep_occluders:
+            occluded = self._live_occlusion(track, frame, lm)
+            glasses = self._live_glasses(track, frame, lm)
+        mask = self._mask(alpha, lm[:, :2] - origin, face_w, occluded, glasses)
         if self.mask_config.fade_beyond_pose:
             opacity = self._pose_opacity(track)
             if opacity < 1.0:
@@ -926,10 +932,42 @@ class PhotoSwapper:
             return None
         return above(occ.astype(np.uint8), 0)
 
-    def _mask(self, alpha: Mask, dst: FloatArray, face_w: float, occluded: Mask | None = None) -> Mask:
+    def _live_glasses(self, track: _Track, frame: ImageBGR, lm: FloatArray) -> Mask | None:
+        """The live face's glasses frame as a UV map (:data:`_GLASSES_LIVE_SIZE`, uint8 0/255),
+        or None when it wears none.
+
+        Glasses worn from the first frame are part of the face's usual look, so
+        :meth:`_live_occlusion` never sees them. They are looked for on a track's first frame and
+        then every :data:`_GLASSES_EVERY` frames (the frame sits still on the face: in UV space
+        the cached map follows the head); in between this costs nothing.
+        """
+        track.glasses_due -= 1
+        if track.glasses_due > 0:
+            return track.glasses
+        track.glasses_due = _GLASSES_EVERY
+        k = _GLASSES_LIVE_SIZE
+        fh, fw = frame.shape[:2]
+        mx, my, _ = raster.rasterise(self._uv_glasses, lm[:, :2], self.face.triangles, (k, k))
+        inside = (mx >= 0) & (my >= 0) & (mx <= fw - 1) & (my <= fh - 1)
+        if np.count_nonzero(inside) < k * k // 8:
+            track.glasses = None
+            return None
+        live = u8(cv2.remap(frame, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
+        found = find_glasses(to_lab(live)[..., 0], inside, self._glasses_live_layout)
+        track.glasses = u8(found.mask.astype(np.uint8) * 255) if found.found else None
+        return track.glasses
+
+    def _mask(
+        self,
+        alpha: Mask,
+        dst: FloatArray,
+        face_w: float,
+        occluded: Mask | None = None,
+        glasses: Mask | None = None,
+    ) -> Mask:
         """Soft mask from the rendered coverage × hair trim, minus mouth and eyes, feathered,
         minus what is in front of the live face (``occluded``: a UV map, placed with the live
-        mesh ``dst``).
+        mesh ``dst``) and the live glasses frame (``glasses``: a UV map, :data:`_GLASSES_LIVE_SIZE`).
 
         Built at about :data:`_MASK_WIDTH` pixels across the face and upsampled.
         """
@@ -962,8 +1000,16 @@ class PhotoSwapper:
             m = _cut(m, [pts[list(LIPS_INNER)]], grow=0.01 * fw_small, soft=0.03 * fw_small)
         if cfg.keep_eyes:
             m = _cut(m, [pts[list(RIGHT_EYE)], pts[list(LEFT_EYE)]], grow=0.005 * fw_small, soft=0.02 * fw_small)
-        if occluded is not None:
+        if occluded is not None or glasses is not None:
             mxs, mys, _ = raster.rasterise(pts, self._uv_occ, self.face.triangles, (sw, sh))
+        if glasses is not None:
+            # Exactly the frame, grown by a pixel (the upsampling's ramp) with a one-pixel soft
+            # edge: its pixels stay live, the eyes behind the lenses and the skin around it not.
+            scale = np.float32(_GLASSES_LIVE_SIZE / _OCCLUSION_SIZE)
+            frame = cv2.remap(glasses, mxs * scale, mys * scale, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+            frame = cv2.dilate(above(u8(frame), 0), _disc(5))
+            m = u8(cv2.subtract(m, cv2.GaussianBlur(frame, (0, 0), 0.7)))
+        if occluded is not None:
             hole = cv2.remap(occluded, mxs, mys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
             # grown and softened, so the occluder's edge and its anti-aliased rim stay live
             hole = cv2.dilate(hole, _disc(0.04 * fw_small))
