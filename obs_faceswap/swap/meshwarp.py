@@ -1000,16 +1000,16 @@ class PhotoSwapper:
             m = _cut(m, [pts[list(LIPS_INNER)]], grow=0.01 * fw_small, soft=0.03 * fw_small)
         if cfg.keep_eyes:
             m = _cut(m, [pts[list(RIGHT_EYE)], pts[list(LEFT_EYE)]], grow=0.005 * fw_small, soft=0.02 * fw_small)
-        if occluded is not None or glasses is not None:
-            mxs, mys, _ = raster.rasterise(pts, self._uv_occ, self.face.triangles, (sw, sh))
         if glasses is not None:
-            # Exactly the frame, grown by a pixel (the upsampling's ramp) with a one-pixel soft
-            # edge: its pixels stay live, the eyes behind the lenses and the skin around it not.
-            scale = np.float32(_GLASSES_LIVE_SIZE / _OCCLUSION_SIZE)
-            frame = cv2.remap(glasses, mxs * scale, mys * scale, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+            # Exactly the frame, grown by two pixels (the upsampling's ramp) with a one-pixel
+            # soft edge: its pixels stay live; the eyes behind the lenses and the skin around
+            # the frame are swapped.
+            gx, gy, _ = raster.rasterise(pts, self._uv_glasses, self.face.triangles, (sw, sh))
+            frame = cv2.remap(glasses, gx, gy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
             frame = cv2.dilate(above(u8(frame), 0), _disc(5))
-            m = u8(cv2.subtract(m, cv2.GaussianBlur(frame, (0, 0), 0.7)))
+            m = u8(cv2.subtract(m, cv2.blur(frame, (3, 3))))
         if occluded is not None:
+            mxs, mys, _ = raster.rasterise(pts, self._uv_occ, self.face.triangles, (sw, sh))
             hole = cv2.remap(occluded, mxs, mys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
             # grown and softened, so the occluder's edge and its anti-aliased rim stay live
             hole = cv2.dilate(hole, _disc(0.04 * fw_small))
