@@ -172,6 +172,13 @@ _EYE_TRANSFER = np.array([0.7, 0.15, 0.15], np.float32)
 # Cap on the global map's a*/b* gains: a face's own colour deviations (brows, eye sockets,
 # stubble) amplified by a large gain overflow into hues neither face has (blue brows).
 _CHROMA_GAIN = 1.25
+# Around the eyes, an L* gain above 1 (a smooth, evenly lit source skin onto a face with more
+# contrast) applies to the skin's own spread, up to this many of its standard deviations below
+# its mean; beyond that, darker texels (eye make-up, lashes) keep their own depth below it
+# (gain 1): the full gain turned made-up eyelids black (faces/perry_1.jpg: gains 1.5 to 2.5).
+_DARK_KNEE = 1.0
+# ... within this distance of the eyes (fraction of the texture size).
+_PERIOCULAR = 0.07
 # Hue guard: per texel, a* and b* stay between the source texel's value and the live face's
 # range nearby (min/max over a window of this size, fraction of the UV size).
 _GUARD_WINDOW = 0.015
@@ -437,6 +444,10 @@ class PhotoSwapper:
         # stubble, which is the source's own.
         nose_v = float(self._uv_px[NOSE_TIP, 1])
         self._above_nose = (np.arange(self.size, dtype=np.float32) < nose_v)[:, None] & np.ones((1, self.size), bool)
+        # The eyes and the skin around them (lids, sockets), softly: where eye make-up is.
+        eyes = _polygon_mask((self.size, self.size), [self._uv_px[list(p)] for p in (RIGHT_EYE, LEFT_EYE)])
+        around = cv2.dilate(eyes, _disc(2 * _PERIOCULAR * self.size)).astype(np.float32) / 255
+        self._periocular = f32(cv2.GaussianBlur(around, (0, 0), _PERIOCULAR * self.size / 3))
         # Per-channel transfer weights inside each eye's box (1 elsewhere).
         self._eye_weights = []
         for eye in (RIGHT_EYE, LEFT_EYE):
@@ -615,6 +626,11 @@ class PhotoSwapper:
         if skin is None:
             raise InputError("the source face is too small to sample its skin colour")
         self.source_stats = skin
+        # How far each texel is darker than the skin's own spread reaches (<= 0; see _DARK_KNEE).
+        # Around the eyes only (make-up): elsewhere dark texels are stubble, nostrils and lips,
+        # whose depth follows the live face's contrast.
+        knee = float(skin.mean[0] - _DARK_KNEE * max(float(skin.std[0]), 1.0))
+        self._dark_excess = np.minimum(tex_lab[..., 0] - np.float32(knee), np.float32(0.0)) * self._periocular
         # How much of the face (brows to chin, the cheeks' middle) is the photo's own, and how
         # much of it something in front of the face covered (for ``preview``).
         face = (cv2.dilate(self._features, _disc(size * 0.08)) > 0) & self._valid & (self._upper < 0.5)
@@ -771,9 +787,11 @@ class PhotoSwapper:
             self.shape_config = shape
         if color is not None:
             self.color_config = color
-        # Each track's texture is rebuilt (colour transfer) on its next frame.
+        # Each track's texture is rebuilt (colour transfer) on its next frame, and its glasses
+        # looked for again.
         for t in self._tracks.values():
             t.age = 0
+            t.glasses_due = 0
 
     def reset(self, track_id: int | None = None) -> None:
         """Forget per-track state (all tracks when ``track_id`` is None)."""
@@ -829,7 +847,8 @@ class PhotoSwapper:
         occluded, glasses = None, None
         if self.mask_config.keep_occluders:
             occluded = self._live_occlusion(track, frame, lm)
-            glasses = self._live_glasses(track, frame, lm)
+            if self.mask_config.keep_glasses:
+                glasses = self._live_glasses(track, frame, lm)
         mask = self._mask(alpha, lm[:, :2] - origin, face_w, occluded, glasses)
         if self.mask_config.fade_beyond_pose:
             opacity = self._pose_opacity(track)
@@ -1101,6 +1120,9 @@ class PhotoSwapper:
         """
         r0, r1 = job.row, min(job.row + rows, self.size)
         lab = f32(cv2.transform(self._texture_lab[r0:r1], job.matrix))
+        gain = float(job.matrix[0, 0])
+        if gain > 1.0:  # the skin's contrast is matched; features darker than skin are not deepened
+            lab[..., 0] += np.float32(1.0 - gain) * self._dark_excess[r0:r1]
         if job.shading is not None:
             cv2.add(lab, _band_resize(job.shading, self.size, r0, r1), dst=lab)
         # Eyes take the live lighting but keep their own colour: a skin-to-skin map turns eye
