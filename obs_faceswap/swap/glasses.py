@@ -61,6 +61,10 @@ _PART_LENGTH = 0.06
 _SOLID_REACH = 0.03
 _SOLID_PERCENTILE = 25
 _SOLID_DARK = 8.0
+# A lens's bevel and the frame's highlights (thin, brighter than around them by _BEVEL_BRIGHT
+# L*) this close to the frame (fraction of the UV size) belong to it.
+_BEVEL_REACH = 0.012
+_BEVEL_BRIGHT = 8.0
 # The mask is grown by this much (fraction of the UV size) to cover the frame's soft edge.
 _GROW = 0.008
 
@@ -184,9 +188,8 @@ def find_glasses(
     n = layout.size
     if lightness.shape != (n, n) or valid.shape != (n, n):
         raise ValueError(f"lightness and valid must be ({n}, {n}), got {lightness.shape} and {valid.shape}")
-    dark = f32(
-        cv2.morphologyEx(np.ascontiguousarray(lightness, np.float32), cv2.MORPH_BLACKHAT, _disc(_RIDGE_WIDTH * n))
-    )
+    light = np.ascontiguousarray(lightness, np.float32)
+    dark = f32(cv2.morphologyEx(light, cv2.MORPH_BLACKHAT, _disc(_RIDGE_WIDTH * n)))
     ridge = ((dark > _RIDGE_DARK) & valid & layout.zone).astype(np.uint8)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(ridge)
     if count <= 1:
@@ -217,5 +220,16 @@ def find_glasses(
     touching[np.unique(dark_labels[near])] = True
     touching[0] = False
     frame[touching[dark_labels]] = 1
+    # the lenses' bevels and the frame's highlights: thin bright lines right beside it
+    # (measured with the frame itself set to the skin's level: next to a black frame, any skin is bright)
+    skin = (frame == 0) & valid & layout.zone
+    flat = light.copy()
+    flat[frame > 0] = float(np.median(light[skin])) if skin.any() else level
+    bright = f32(cv2.morphologyEx(flat, cv2.MORPH_TOPHAT, _disc(_RIDGE_WIDTH * n)))
+    beside = cv2.dilate(frame, _disc(2 * _BEVEL_REACH * n + 1)) > 0
+    bevel = beside & (bright > _BEVEL_BRIGHT) & valid & (layout.zone | layout.brows)
+    frame[bevel] = 1
     grown = cv2.dilate(frame, _disc(2 * grow * n + 1)) > 0
-    return Glasses(grown & valid & ~layout.keep & ~(layout.brows & ~solid), coverage)
+    # of a brow, only what is as dark as the frame (a top rim) or a bevel's bright line
+    brow = layout.brows & ~solid & ~bevel
+    return Glasses(grown & valid & ~layout.keep & ~brow, coverage)
