@@ -203,6 +203,8 @@ _GLASSES_EVERY = 30
 # On the source, the frame's mask reaches this far past it (fraction of the texture size): the
 # lens's bright inner edge and the frame's shadow go with it.
 _GLASSES_GROW = 0.014
+# Skin beside the frame that fills it: within this many robust deviations of the cheeks' skin.
+_GLASSES_FILL_SKIN = 1.5
 _REFERENCE_RATE = 0.05
 # A re-estimated colour is cross-faded in over this many frames (at most the interval
 # less the build frames). Each re-estimate changes a texel by ~1 level on average (at most
@@ -599,6 +601,11 @@ class PhotoSwapper:
             frame = self.glasses.mask
             beside = self._valid & (skin > 0.9) & ~self._glasses_layout.keep
             beside &= cv2.dilate(frame.astype(np.uint8), _disc(size * 0.01)) == 0
+            # ... lit like the cheeks: not the frame's shadow, nor skin seen through a tinted lens
+            lab = to_lab(tex)
+            cheeks = (_polygon_mask((size, size), [self._uv_px[list(p)] for p in _SKIN_PATCHES_CHEEKS]) > 0) & beside
+            if np.count_nonzero(cheeks) >= 16:
+                beside &= _skin_distance(lab, lab[cheeks]) <= _GLASSES_FILL_SKIN
             near = cv2.GaussianBlur(frame.astype(np.float32), (0, 0), size * 0.01)[..., None]
             filled = filled * (1 - near) + _push_pull_fill(tex, beside).astype(np.float32) * near
         kept = sources | ((self._features_tight > 0) & ~self._occluders)
