@@ -1,4 +1,4 @@
-"""The glasses detector's contract on synthetic UV images (real photos: tests/integration/test_glasses.py)."""
+"""The glasses detector's contract on synthetic UV images of the canonical face model (real photos: test_glasses.py)."""
 
 from __future__ import annotations
 
