@@ -94,6 +94,7 @@ class GlassesLayout:
             (a top rim often runs along them; the brow itself is lighter).
         rings: per eye, ``(size, size)`` bool, the texels at a rim's distance from it.
         sectors: per eye, ``(size, size)`` int32 angular sector (0 .. :data:`_SECTORS` - 1) around its centre.
+        eyes: per eye, ``(size, size)`` bool, its opening and the ring's inner margin.
     """
 
     size: int
@@ -102,6 +103,7 @@ class GlassesLayout:
     brows: npt.NDArray[np.bool_]
     rings: tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]
     sectors: tuple[npt.NDArray[np.int32], npt.NDArray[np.int32]]
+    eyes: tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]
 
 
 def glasses_layout(uv: npt.ArrayLike, size: int) -> GlassesLayout:
@@ -128,11 +130,12 @@ def glasses_layout(uv: npt.ArrayLike, size: int) -> GlassesLayout:
     blocked = (cv2.dilate(eye_mask, _disc(2 * _EYE_MARGIN * n)) > 0) | (brows > 0)
     keep = cv2.dilate(eye_mask, _disc(2 * _EYE_KEEP * n)) > 0
     yy, xx = np.mgrid[0:n, 0:n].astype(np.float32)
-    rings, sectors, near = [], [], np.zeros((n, n), bool)
+    rings, sectors, inner, near = [], [], [], np.zeros((n, n), bool)
     for eye in eyes:
         one = _polygons(n, [eye])
         d = cv2.distanceTransform(u8((one == 0).astype(np.uint8)), cv2.DIST_L2, 5) / n
         rings.append((d > _RING_NEAR) & (d < _RING_FAR))
+        inner.append(d <= _RING_NEAR)
         near |= d < _ZONE_FAR
         c = eye.mean(axis=0)
         angle = np.degrees(np.arctan2(yy - c[1], xx - c[0])) % 360.0
@@ -141,7 +144,7 @@ def glasses_layout(uv: npt.ArrayLike, size: int) -> GlassesLayout:
     bottom = max(float(e[:, 1].max()) for e in eyes) + _BAND_BELOW * n
     band = (yy >= top) & (yy <= bottom)
     zone = (near | band) & ~blocked
-    return GlassesLayout(n, zone, keep, brows > 0, (rings[0], rings[1]), (sectors[0], sectors[1]))
+    return GlassesLayout(n, zone, keep, brows > 0, (rings[0], rings[1]), (sectors[0], sectors[1]), (inner[0], inner[1]))
 
 
 @dataclass(frozen=True)
@@ -233,3 +236,20 @@ def find_glasses(
     # of a brow, only what is as dark as the frame (a top rim) or a bevel's bright line
     brow = layout.brows & ~solid & ~bevel
     return Glasses(grown & valid & ~layout.keep & ~brow, coverage)
+
+
+def lens_areas(glasses: Glasses, layout: GlassesLayout) -> npt.NDArray[np.bool_]:
+    """``(size, size)`` bool: what is seen through each lens, the eyes included: the texels the
+    frame's rims enclose around each eye (no further from it than a rim can be). Empty when no
+    glasses were found."""
+    n = layout.size
+    out = np.zeros((n, n), bool)
+    if not glasses.found:
+        return out
+    _, labels = cv2.connectedComponents(u8((~glasses.mask).astype(np.uint8)), connectivity=4)
+    for ring, eye in zip(layout.rings, layout.eyes, strict=True):
+        # the lens: the open area around the eye, cut at a rim's furthest distance when a rim is broken
+        near = ring | eye
+        ids = np.unique(labels[eye & ~glasses.mask])
+        out |= np.isin(labels, ids[ids > 0]) & near
+    return out

@@ -60,7 +60,7 @@ from obs_faceswap.landmark_indices import (
 )
 from obs_faceswap.merge import LabStats, from_lab, robust_lab_stats, to_lab, transfer_matrix
 from obs_faceswap.swap import raster
-from obs_faceswap.swap.glasses import Glasses, find_glasses, glasses_layout
+from obs_faceswap.swap.glasses import Glasses, find_glasses, glasses_layout, lens_areas
 from obs_faceswap.swap.protocol import SourceFace
 from obs_faceswap.types import Box, Face, FloatArray, ImageBGR, Mask, SwapResult
 
@@ -202,9 +202,17 @@ _GLASSES_LIVE_SIZE = 128
 _GLASSES_EVERY = 30
 # On the source, the frame's mask reaches this far past it (fraction of the texture size): the
 # lens's bright inner edge and the frame's shadow go with it.
-_GLASSES_GROW = 0.014
+_GLASSES_GROW = 0.008
 # Skin beside the frame that fills it: within this many robust deviations of the cheeks' skin.
-_GLASSES_FILL_SKIN = 1.5
+_GLASSES_FILL_SKIN = 2.5
+# ... and takes the grain (detail finer than _GRAIN_SIGMA, fraction of the texture size) of the
+# skin this far below it (the cheeks under the rims, the nose under the bridge).
+_GRAIN_SIGMA = 0.006
+_GRAIN_FROM = 0.12
+_GRAIN_MAX = 6.0  # levels: pores and fine texture, not the edges of features
+# What is seen through a lens takes the colour of the skin this close around the frame
+# (fraction of the texture size).
+_LENS_AROUND = 0.03
 _REFERENCE_RATE = 0.05
 # A re-estimated colour is cross-faded in over this many frames (at most the interval
 # less the build frames). Each re-estimate changes a texel by ~1 level on average (at most
@@ -579,6 +587,8 @@ class PhotoSwapper:
         w3 = w[..., None]
         tex = cv2.convertScaleAbs(self._direct.astype(np.float32) * (1 - w3) + self._mirrored.astype(np.float32) * w3)
         skin = keep_d * (1 - w) + keep_m * w  # the source's own skin, trusted
+        if self.mask_config.trim_hair and self.glasses.found:
+            tex = self._untinted(tex, skin)
         seen = np.maximum(self._facing_direct * keep_d, self._facing_mirror * keep_m)
         seen = np.clip((seen - _VISIBLE_LO) / (_VISIBLE_HI - _VISIBLE_LO), 0, 1)
         trusted = skin * np.maximum(seen, self._inner_face)
@@ -607,7 +617,14 @@ class PhotoSwapper:
             if np.count_nonzero(cheeks) >= 16:
                 beside &= _skin_distance(lab, lab[cheeks]) <= _GLASSES_FILL_SKIN
             near = cv2.GaussianBlur(frame.astype(np.float32), (0, 0), size * 0.01)[..., None]
-            filled = filled * (1 - near) + _push_pull_fill(tex, beside).astype(np.float32) * near
+            local = _push_pull_fill(tex, beside).astype(np.float32)
+            # ... with the grain of the skin below it (a flat fill reads as a band across the eyes)
+            t32 = tex.astype(np.float32)
+            grain = np.clip(t32 - cv2.GaussianBlur(t32, (0, 0), size * _GRAIN_SIGMA), -_GRAIN_MAX, _GRAIN_MAX)
+            dy = int(round(_GRAIN_FROM * size))
+            donor = np.zeros_like(grain)
+            donor[:-dy] = grain[dy:] * (self._valid & (skin > 0.9) & ~frame)[dy:, :, None]
+            filled = filled * (1 - near) + (local + donor) * near
         kept = sources | ((self._features_tight > 0) & ~self._occluders)
         s3 = np.where(kept, 1.0, trusted)
         if self.mask_config.trim_hair:  # what is in front of the source face: painted over, fully
@@ -656,7 +673,13 @@ class PhotoSwapper:
         self._base_texture = _with_alpha(tex, alpha)
         n = _SHADING_SIZE
         small_alpha = cv2.resize(alpha, (n, n), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
-        self._trusted_small = cv2.resize(trusted.astype(np.float32), (n, n), interpolation=cv2.INTER_AREA)
+        # Skin filled in under a glasses frame is the source's own skin from right beside it: it
+        # follows the live lighting as broadly as that skin does (a close follow showed the
+        # frame's outline as a lighter or darker band on most targets).
+        shading_trust = trusted
+        if self.mask_config.trim_hair and self.glasses.found:
+            shading_trust = np.maximum(trusted, self.glasses.mask.astype(np.float32) * seen)
+        self._trusted_small = cv2.resize(shading_trust.astype(np.float32), (n, n), interpolation=cv2.INTER_AREA)
         # ... except near the outline, where the swapped skin meets the live skin.
         inside = above(u8(cv2.resize(alpha, (n, n), interpolation=cv2.INTER_AREA)), 0)
         depth = cv2.distanceTransform(
@@ -675,6 +698,23 @@ class PhotoSwapper:
         for t in self._tracks.values():
             t.age = 0
             t.shading = None
+
+    def _untinted(self, tex: ImageBGR, skin: npt.NDArray[np.float32]) -> ImageBGR:
+        """``tex`` with what is seen through the glasses' lenses shifted to the colour of the skin
+        around the frame: a lens darkens, tints and shades what is behind it, and once the frame
+        is painted out that shows as a patch around each eye."""
+        size, layout = self.size, self._glasses_layout
+        frame = self.glasses.mask
+        lens = lens_areas(self.glasses, layout)
+        around = cv2.dilate(frame.astype(np.uint8), _disc(2 * _LENS_AROUND * size + 1)) > 0
+        outside = around & ~frame & ~lens & self._valid & (skin > 0.9) & ~layout.keep
+        inside = lens & ~frame & self._valid & ~layout.keep
+        if np.count_nonzero(outside) < 50 or np.count_nonzero(inside) < 50:
+            return tex
+        lab = to_lab(tex)
+        shift = np.median(lab[outside], axis=0) - np.median(lab[inside], axis=0)
+        weight = cv2.GaussianBlur(lens.astype(np.float32), (0, 0), size * 0.006)[..., None]
+        return from_lab(f32(lab + weight * shift.astype(np.float32)))
 
     def _skin_keep(self, tex: ImageBGR) -> npt.NDArray[np.float32]:
         """1 where the texture shows the source's face, 0 where hair or background intrudes.
