@@ -61,10 +61,13 @@ _PART_LENGTH = 0.06
 _SOLID_REACH = 0.03
 _SOLID_PERCENTILE = 25
 _SOLID_DARK = 8.0
+_BROW_DARK = 2.0
 # A lens's bevel and the frame's highlights (thin, brighter than around them by _BEVEL_BRIGHT
 # L*) this close to the frame (fraction of the UV size) belong to it.
 _BEVEL_REACH = 0.012
 _BEVEL_BRIGHT = 8.0
+# ... inside a brow only this close (the skin between brow hairs is bright too)
+_BEVEL_HUG = 0.006
 # The mask is grown by this much (fraction of the UV size) to cover the frame's soft edge.
 _GROW = 0.008
 
@@ -215,9 +218,11 @@ def find_glasses(
     level = float(np.percentile(lightness[frame > 0], _SOLID_PERCENTILE))
     near = cv2.dilate(frame, _disc(2 * _SOLID_REACH * n + 1)) > 0
     solid = lightness <= level + _SOLID_DARK
+    # inside a brow only what is as dark as the frame's core: brow hair is a little lighter
+    core = lightness <= level + _BROW_DARK
     # whole dark structures that reach near the frame (a top rim runs along a brow's length)
     dark_count, dark_labels = cv2.connectedComponents(
-        u8((solid & valid & (layout.zone | layout.brows)).astype(np.uint8))
+        u8((((solid & layout.zone) | (core & layout.brows)) & valid).astype(np.uint8))
     )
     touching = np.zeros(dark_count, bool)
     touching[np.unique(dark_labels[near])] = True
@@ -230,11 +235,12 @@ def find_glasses(
     flat[frame > 0] = float(np.median(light[skin])) if skin.any() else level
     bright = f32(cv2.morphologyEx(flat, cv2.MORPH_TOPHAT, _disc(_RIDGE_WIDTH * n)))
     beside = cv2.dilate(frame, _disc(2 * _BEVEL_REACH * n + 1)) > 0
-    bevel = beside & (bright > _BEVEL_BRIGHT) & valid & (layout.zone | layout.brows)
+    hugging = cv2.dilate(frame, _disc(2 * _BEVEL_HUG * n + 1)) > 0
+    bevel = (bright > _BEVEL_BRIGHT) & valid & ((beside & layout.zone) | (hugging & layout.brows))
     frame[bevel] = 1
     grown = cv2.dilate(frame, _disc(2 * grow * n + 1)) > 0
-    # of a brow, only what is as dark as the frame (a top rim) or a bevel's bright line
-    brow = layout.brows & ~solid & ~bevel
+    # of a brow, only what is as dark as the frame's core (a top rim) and the bevel hugging it
+    brow = layout.brows & ~core & ~bevel
     return Glasses(grown & valid & ~layout.keep & ~brow, coverage)
 
 
