@@ -120,6 +120,7 @@ FLAG_OPTIONS: dict[str, tuple[str, bool]] = {
     "no_keep_mouth": ("swapper.photo.mask.keep_mouth", False),
     "no_trim_hair": ("swapper.photo.mask.trim_hair", False),
     "no_keep_occluders": ("swapper.photo.mask.keep_occluders", False),
+    "keep_glasses": ("swapper.photo.mask.keep_glasses", True),
     "fade_beyond_pose": ("swapper.photo.mask.fade_beyond_pose", True),
     "no_smoothing": ("tracking.smoothing", False),
     "badge": ("badge.enabled", True),
@@ -241,6 +242,11 @@ def _pipeline_options(p: argparse.ArgumentParser) -> None:
         "--no-keep-occluders",
         action="store_true",
         help="swap over what is in front of the face too (hands, microphones); by default it stays in front",
+    )
+    g.add_argument(
+        "--keep-glasses",
+        action="store_true",
+        help="keep the live face's own glasses in front of the swap (they give away who wears them)",
     )
     g.add_argument(
         "--fade-beyond-pose",

@@ -351,3 +351,101 @@ def foreign_blue_pixels(original: ImageBGR, output: ImageBGR, mask: Mask, source
     kern = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
     excused = cv2.dilate((blue_pixels(original) | blue_pixels(source)).astype(np.uint8), kern) > 0
     return int(np.count_nonzero(blue_pixels(output) & (mask >= 128) & ~excused))
+
+
+# -- around the eyes: glasses frames and eye make-up ------------------------------------------
+def _grown_polygons(
+    shape: tuple[int, ...], landmarks: npt.NDArray[np.float32], groups: Sequence[Sequence[int]], grow: float
+) -> npt.NDArray[np.bool_]:
+    """The convex hulls of landmark ``groups``, grown by ``grow`` x face width."""
+    m = np.zeros(shape[:2], np.uint8)
+    for idx in groups:
+        cv2.fillConvexPoly(m, cv2.convexHull(np.round(landmarks[list(idx)]).astype(np.int32)), 255)
+    r = int(round(grow * float(np.ptp(landmarks[:, 0]))))
+    if r > 0:
+        m = u8(cv2.dilate(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))))
+    return np.asarray(m > 0)
+
+
+def _eye_region(shape: tuple[int, ...], landmarks: npt.ArrayLike, near: float, far: float) -> npt.NDArray[np.bool_]:
+    """Pixels between ``near`` and ``far`` x face width from either eye's outline, brows (grown by
+    1 %) excluded."""
+    lm = np.asarray(landmarks, np.float32)[:, :2]
+    eyes = (RIGHT_EYE, LEFT_EYE)
+    brows = _grown_polygons(shape, lm, (RIGHT_EYEBROW, LEFT_EYEBROW), 0.01)
+    return _grown_polygons(shape, lm, eyes, far) & ~_grown_polygons(shape, lm, eyes, near) & ~brows
+
+
+def periocular_lightness(image: ImageBGR, landmarks: npt.ArrayLike) -> float:
+    """Mean L* (0..100) of the skin around the eyes: lids and sockets, from 1.5 % to 8 % of the
+    face width from each eye's outline (the eye opening and the brows excluded)."""
+    where = _eye_region(image.shape, landmarks, 0.015, 0.08)
+    return float(mean_lab(image, where)[0])
+
+
+def eye_contrast(image: ImageBGR, landmarks: npt.ArrayLike) -> float:
+    """Spread of L* inside the eye openings (95th minus 5th percentile): iris, pupil and lashes
+    against the whites."""
+    lm = np.asarray(landmarks, np.float32)[:, :2]
+    m = np.zeros(image.shape[:2], np.uint8)
+    for idx in (RIGHT_EYE, LEFT_EYE):
+        cv2.fillPoly(m, [np.round(lm[list(idx)]).astype(np.int32)], 255)
+    px = _lab_pixels(image, m > 0)
+    if len(px) < 16:
+        return float("nan")
+    lo, hi = np.percentile(px[:, 0], [5, 95])
+    return float(hi - lo)
+
+
+def line_structure(image: ImageBGR, where: npt.NDArray[np.bool_], face_width: float) -> float:
+    """Mean |L* - its local median| over ``where`` (median over 6 % of ``face_width``): how much thin
+    structure, dark or light (a frame, its ghost, a lens's bright edge), lies on those pixels."""
+    k = max(3, int(round(0.06 * face_width)) | 1)
+    lightness = u8(cv2.cvtColor(image, cv2.COLOR_BGR2Lab)[..., 0])
+    local = cv2.medianBlur(lightness, min(k, 255))
+    diff = np.abs(lightness.astype(np.float32) - local.astype(np.float32)) * (100.0 / 255.0)
+    return float(diff[where].mean()) if where.any() else float("nan")
+
+
+def frame_ghost(output: ImageBGR, landing: npt.NDArray[np.bool_], landmarks: npt.ArrayLike) -> float:
+    """Thin structure where a source's glasses frame lands in the output (``landing``), relative to
+    the output's own skin next to it (2 % to 6 % of the face width away, eyes and brows excluded):
+    about 1 or less without a ghost, well above 1 with one (:func:`line_structure` of both)."""
+    lm = np.asarray(landmarks, np.float32)[:, :2]
+    face_w = float(np.ptp(lm[:, 0]))
+
+    def grown(r: float) -> npt.NDArray[np.bool_]:
+        k = 2 * max(1, int(round(r * face_w))) + 1
+        return np.asarray(
+            cv2.dilate(landing.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))) > 0
+        )
+
+    features = _grown_polygons(output.shape, lm, (RIGHT_EYE, LEFT_EYE, RIGHT_EYEBROW, LEFT_EYEBROW), 0.01)
+    beside = grown(0.06) & ~grown(0.02) & ~features
+    return line_structure(output, landing & ~features, face_w) / max(line_structure(output, beside, face_w), 1e-6)
+
+
+def glasses_frame_pixels(image: ImageBGR, landmarks: npt.ArrayLike) -> npt.NDArray[np.bool_]:
+    """A dark glasses frame's pixels in a photo of a face wearing one: black (L* < 35) thin lines
+    (black-hat over 15 L* at 6 % of the face width) in the band from the brows' top to 15 % of
+    the face width below the eyes, eye openings (grown by 3 %) and brows (grown by 1 %) excluded.
+
+    Independent of the product's own detector (:mod:`obs_faceswap.swap.glasses`, which works in
+    UV space), so a test can check what that detector found.
+    """
+    lm = np.asarray(landmarks, np.float32)[:, :2]
+    h, w = image.shape[:2]
+    face_w = float(np.ptp(lm[:, 0]))
+    k = max(3, int(round(0.06 * face_w)) | 1)
+    lightness = cv2.cvtColor(image.astype(np.float32) / 255.0, cv2.COLOR_BGR2Lab)[..., 0]
+    dark = np.asarray(
+        cv2.morphologyEx(lightness, cv2.MORPH_BLACKHAT, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    )
+    band = np.zeros((h, w), bool)
+    top = float(lm[list(RIGHT_EYEBROW) + list(LEFT_EYEBROW), 1].min())
+    bottom = float(lm[list(RIGHT_EYE) + list(LEFT_EYE), 1].max()) + 0.15 * face_w
+    x0, x1 = float(lm[:, 0].min()), float(lm[:, 0].max())
+    band[max(0, int(top)) : min(h, int(bottom)), max(0, int(x0)) : min(w, int(x1))] = True
+    excluded = _grown_polygons(image.shape, lm, (RIGHT_EYE, LEFT_EYE), 0.03)
+    excluded |= _grown_polygons(image.shape, lm, (RIGHT_EYEBROW, LEFT_EYEBROW), 0.01)
+    return np.asarray(band & ~excluded & (lightness < 35) & (dark > 15))

@@ -60,6 +60,7 @@ from obs_faceswap.landmark_indices import (
 )
 from obs_faceswap.merge import LabStats, from_lab, robust_lab_stats, to_lab, transfer_matrix
 from obs_faceswap.swap import raster
+from obs_faceswap.swap.glasses import Glasses, find_glasses, glasses_layout, lens_areas
 from obs_faceswap.swap.protocol import SourceFace
 from obs_faceswap.types import Box, Face, FloatArray, ImageBGR, Mask, SwapResult
 
@@ -171,6 +172,13 @@ _EYE_TRANSFER = np.array([0.7, 0.15, 0.15], np.float32)
 # Cap on the global map's a*/b* gains: a face's own colour deviations (brows, eye sockets,
 # stubble) amplified by a large gain overflow into hues neither face has (blue brows).
 _CHROMA_GAIN = 1.25
+# Around the eyes, an L* gain above 1 (a smooth, evenly lit source skin onto a face with more
+# contrast) applies to the skin's own spread, up to this many of its standard deviations below
+# its mean; beyond that, darker texels (eye make-up, lashes) keep their own depth below it
+# (gain 1): the full gain turned made-up eyelids black (faces/perry_1.jpg: gains 1.5 to 2.5).
+_DARK_KNEE = 1.0
+# ... within this distance of the eyes (fraction of the texture size).
+_PERIOCULAR = 0.07
 # Hue guard: per texel, a* and b* stay between the source texel's value and the live face's
 # range nearby (min/max over a window of this size, fraction of the UV size).
 _GUARD_WINDOW = 0.015
@@ -188,6 +196,23 @@ _OCCLUSION_SIZE = 64
 _OCCLUSION_DE = 15.0
 _OCCLUSION_FACING = 0.5
 _OCCLUSION_MIN_TEXELS = 12
+# The live face's glasses frames are looked for in an unwrap this size (thin frames need more
+# than _OCCLUSION_SIZE), on a track's first frame and then every _GLASSES_EVERY frames.
+_GLASSES_LIVE_SIZE = 128
+_GLASSES_EVERY = 30
+# On the source, the frame's mask reaches this far past it (fraction of the texture size): the
+# lens's bright inner edge and the frame's shadow go with it.
+_GLASSES_GROW = 0.008
+# Skin beside the frame that fills it: within this many robust deviations of the cheeks' skin.
+_GLASSES_FILL_SKIN = 2.5
+# ... and takes the grain (detail finer than _GRAIN_SIGMA, fraction of the texture size) of the
+# skin this far below it (the cheeks under the rims, the nose under the bridge).
+_GRAIN_SIGMA = 0.006
+_GRAIN_FROM = 0.12
+_GRAIN_MAX = 6.0  # levels: pores and fine texture, not the edges of features
+# What is seen through a lens takes the colour of the skin this close around the frame
+# (fraction of the texture size).
+_LENS_AROUND = 0.03
 _REFERENCE_RATE = 0.05
 # A re-estimated colour is cross-faded in over this many frames (at most the interval
 # less the build frames). Each re-estimate changes a texel by ~1 level on average (at most
@@ -269,6 +294,8 @@ class _Track:
     pending: _Rebuild | None = None  # a re-estimated texture being built, band by band
     age: int = 0
     mean_shape: npt.NDArray[np.float64] | None = None
+    glasses: npt.NDArray[np.uint8] | None = None  # the live glasses frame, UV 0/255 (None: none)
+    glasses_due: int = 0  # frames until the live glasses are looked for again
     pose: float = 0.0  # degrees the live face is turned from the photo's view (yaw and pitch)
     opacity: float | None = None  # the pose fade-out's current opacity (None: not started)
 
@@ -416,11 +443,21 @@ class PhotoSwapper:
         nostrils = _polygon_mask((self.size, self.size), [self._uv_px[list(_NOSTRILS)]])
         self._feature_parts = cv2.max(cv2.dilate(parts, _disc(self.size * _PART_MARGIN)), nostrils)
         self._occluders = np.zeros((self.size, self.size), bool)
+        # Glasses frames: found on the source texture (painted over with the skin under them)
+        # and on the live face (kept in front of the swap), by one detector.
+        self._glasses_layout = glasses_layout(face.uv, self.size)
+        self._glasses_live_layout = glasses_layout(face.uv, _GLASSES_LIVE_SIZE)
+        self._uv_glasses = (face.uv * _GLASSES_LIVE_SIZE).astype(np.float32)
+        self.glasses = Glasses.none(self.size)
         self._bridge = _polygon_mask((self.size, self.size), [self._uv_px[list(_BRIDGE)]]) > 0
         # ... looked for above the nose's tip only: below it, dark texture is a beard or
         # stubble, which is the source's own.
         nose_v = float(self._uv_px[NOSE_TIP, 1])
         self._above_nose = (np.arange(self.size, dtype=np.float32) < nose_v)[:, None] & np.ones((1, self.size), bool)
+        # The eyes and the skin around them (lids, sockets), softly: where eye make-up is.
+        eyes = _polygon_mask((self.size, self.size), [self._uv_px[list(p)] for p in (RIGHT_EYE, LEFT_EYE)])
+        around = cv2.dilate(eyes, _disc(2 * _PERIOCULAR * self.size)).astype(np.float32) / 255
+        self._periocular = f32(cv2.GaussianBlur(around, (0, 0), _PERIOCULAR * self.size / 3))
         # Per-channel transfer weights inside each eye's box (1 elsewhere).
         self._eye_weights = []
         for eye in (RIGHT_EYE, LEFT_EYE):
@@ -550,6 +587,8 @@ class PhotoSwapper:
         w3 = w[..., None]
         tex = cv2.convertScaleAbs(self._direct.astype(np.float32) * (1 - w3) + self._mirrored.astype(np.float32) * w3)
         skin = keep_d * (1 - w) + keep_m * w  # the source's own skin, trusted
+        if self.mask_config.trim_hair and self.glasses.found:
+            tex = self._untinted(tex, skin)
         seen = np.maximum(self._facing_direct * keep_d, self._facing_mirror * keep_m)
         seen = np.clip((seen - _VISIBLE_LO) / (_VISIBLE_HI - _VISIBLE_LO), 0, 1)
         trusted = skin * np.maximum(seen, self._inner_face)
@@ -566,6 +605,26 @@ class PhotoSwapper:
         # layout so bilinear sampling and soft mask edges pick up skin, never black or hair.
         sources = (trusted > 0.98) & self._valid & (self._features == 0)
         filled = _push_pull_fill(tex, sources).astype(np.float32)
+        if self.mask_config.trim_hair and self.glasses.found:
+            # Under a glasses frame: the skin right beside it (a far fill is the wrong shade
+            # around the eyes); the eyes and brows are not fill sources.
+            frame = self.glasses.mask
+            beside = self._valid & (skin > 0.9) & ~self._glasses_layout.keep
+            beside &= cv2.dilate(frame.astype(np.uint8), _disc(size * 0.01)) == 0
+            # ... lit like the cheeks: not the frame's shadow, nor skin seen through a tinted lens
+            lab = to_lab(tex)
+            cheeks = (_polygon_mask((size, size), [self._uv_px[list(p)] for p in _SKIN_PATCHES_CHEEKS]) > 0) & beside
+            if np.count_nonzero(cheeks) >= 16:
+                beside &= _skin_distance(lab, lab[cheeks]) <= _GLASSES_FILL_SKIN
+            near = cv2.GaussianBlur(frame.astype(np.float32), (0, 0), size * 0.01)[..., None]
+            local = _push_pull_fill(tex, beside).astype(np.float32)
+            # ... with the grain of the skin below it (a flat fill reads as a band across the eyes)
+            t32 = tex.astype(np.float32)
+            grain = np.clip(t32 - cv2.GaussianBlur(t32, (0, 0), size * _GRAIN_SIGMA), -_GRAIN_MAX, _GRAIN_MAX)
+            dy = int(round(_GRAIN_FROM * size))
+            donor = np.zeros_like(grain)
+            donor[:-dy] = grain[dy:] * (self._valid & (skin > 0.9) & ~frame)[dy:, :, None]
+            filled = filled * (1 - near) + (local + donor) * near
         kept = sources | ((self._features_tight > 0) & ~self._occluders)
         s3 = np.where(kept, 1.0, trusted)
         if self.mask_config.trim_hair:  # what is in front of the source face: painted over, fully
@@ -591,6 +650,11 @@ class PhotoSwapper:
         if skin is None:
             raise InputError("the source face is too small to sample its skin colour")
         self.source_stats = skin
+        # How far each texel is darker than the skin's own spread reaches (<= 0; see _DARK_KNEE).
+        # Around the eyes only (make-up): elsewhere dark texels are stubble, nostrils and lips,
+        # whose depth follows the live face's contrast.
+        knee = float(skin.mean[0] - _DARK_KNEE * max(float(skin.std[0]), 1.0))
+        self._dark_excess = np.minimum(tex_lab[..., 0] - np.float32(knee), np.float32(0.0)) * self._periocular
         # How much of the face (brows to chin, the cheeks' middle) is the photo's own, and how
         # much of it something in front of the face covered (for ``preview``).
         face = (cv2.dilate(self._features, _disc(size * 0.08)) > 0) & self._valid & (self._upper < 0.5)
@@ -609,7 +673,13 @@ class PhotoSwapper:
         self._base_texture = _with_alpha(tex, alpha)
         n = _SHADING_SIZE
         small_alpha = cv2.resize(alpha, (n, n), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
-        self._trusted_small = cv2.resize(trusted.astype(np.float32), (n, n), interpolation=cv2.INTER_AREA)
+        # Skin filled in under a glasses frame is the source's own skin from right beside it: it
+        # follows the live lighting as broadly as that skin does (a close follow showed the
+        # frame's outline as a lighter or darker band on most targets).
+        shading_trust = trusted
+        if self.mask_config.trim_hair and self.glasses.found:
+            shading_trust = np.maximum(trusted, self.glasses.mask.astype(np.float32) * seen)
+        self._trusted_small = cv2.resize(shading_trust.astype(np.float32), (n, n), interpolation=cv2.INTER_AREA)
         # ... except near the outline, where the swapped skin meets the live skin.
         inside = above(u8(cv2.resize(alpha, (n, n), interpolation=cv2.INTER_AREA)), 0)
         depth = cv2.distanceTransform(
@@ -628,6 +698,23 @@ class PhotoSwapper:
         for t in self._tracks.values():
             t.age = 0
             t.shading = None
+
+    def _untinted(self, tex: ImageBGR, skin: npt.NDArray[np.float32]) -> ImageBGR:
+        """``tex`` with what is seen through the glasses' lenses shifted to the colour of the skin
+        around the frame: a lens darkens, tints and shades what is behind it, and once the frame
+        is painted out that shows as a patch around each eye."""
+        size, layout = self.size, self._glasses_layout
+        frame = self.glasses.mask
+        lens = lens_areas(self.glasses, layout)
+        around = cv2.dilate(frame.astype(np.uint8), _disc(2 * _LENS_AROUND * size + 1)) > 0
+        outside = around & ~frame & ~lens & self._valid & (skin > 0.9) & ~layout.keep
+        inside = lens & ~frame & self._valid & ~layout.keep
+        if np.count_nonzero(outside) < 50 or np.count_nonzero(inside) < 50:
+            return tex
+        lab = to_lab(tex)
+        shift = np.median(lab[outside], axis=0) - np.median(lab[inside], axis=0)
+        weight = cv2.GaussianBlur(lens.astype(np.float32), (0, 0), size * 0.006)[..., None]
+        return from_lab(f32(lab + weight * shift.astype(np.float32)))
 
     def _skin_keep(self, tex: ImageBGR) -> npt.NDArray[np.float32]:
         """1 where the texture shows the source's face, 0 where hair or background intrudes.
@@ -685,7 +772,10 @@ class PhotoSwapper:
             long_cc = long_cc[out[long_cc] >= 0.5 * total[long_cc]]
         occ = np.isin(labels, long_cc).astype(np.uint8)
         occ = cv2.dilate(occ, _disc(size * 0.016))
-        self._occluders = occ > 0
+        # The whole frame of a pair of glasses (rims, bridge, arms): found by its ring around
+        # both eyes, masked to its edge (the lenses, the eyes, lashes and brows stay).
+        self.glasses = find_glasses(lab[..., 0], valid, self._glasses_layout, grow=_GLASSES_GROW)
+        self._occluders = (occ > 0) | self.glasses.mask
         keep[self._occluders] = 0
         return keep.astype(np.float32)
 
@@ -744,9 +834,11 @@ class PhotoSwapper:
             self.shape_config = shape
         if color is not None:
             self.color_config = color
-        # Each track's texture is rebuilt (colour transfer) on its next frame.
+        # Each track's texture is rebuilt (colour transfer) on its next frame, and its glasses
+        # looked for again.
         for t in self._tracks.values():
             t.age = 0
+            t.glasses_due = 0
 
     def reset(self, track_id: int | None = None) -> None:
         """Forget per-track state (all tracks when ``track_id`` is None)."""
@@ -799,8 +891,12 @@ class PhotoSwapper:
         # with frame instead of pulling in black (the "dark rim").
         cv2.copyTo(frame[y0:y1, x0:x1], zero(alpha), crop)
         # mouth and eye cuts follow the LIVE features: that is where the real ones are
-        occluded = self._live_occlusion(track, frame, lm) if self.mask_config.keep_occluders else None
-        mask = self._mask(alpha, lm[:, :2] - origin, face_w, occluded)
+        occluded, glasses = None, None
+        if self.mask_config.keep_occluders:
+            occluded = self._live_occlusion(track, frame, lm)
+            if self.mask_config.keep_glasses:
+                glasses = self._live_glasses(track, frame, lm)
+        mask = self._mask(alpha, lm[:, :2] - origin, face_w, occluded, glasses)
         if self.mask_config.fade_beyond_pose:
             opacity = self._pose_opacity(track)
             if opacity < 1.0:
@@ -902,10 +998,42 @@ class PhotoSwapper:
             return None
         return above(occ.astype(np.uint8), 0)
 
-    def _mask(self, alpha: Mask, dst: FloatArray, face_w: float, occluded: Mask | None = None) -> Mask:
+    def _live_glasses(self, track: _Track, frame: ImageBGR, lm: FloatArray) -> Mask | None:
+        """The live face's glasses frame as a UV map (:data:`_GLASSES_LIVE_SIZE`, uint8 0/255),
+        or None when it wears none.
+
+        Glasses worn from the first frame are part of the face's usual look, so
+        :meth:`_live_occlusion` never sees them. They are looked for on a track's first frame and
+        then every :data:`_GLASSES_EVERY` frames (the frame sits still on the face: in UV space
+        the cached map follows the head); in between this costs nothing.
+        """
+        track.glasses_due -= 1
+        if track.glasses_due > 0:
+            return track.glasses
+        track.glasses_due = _GLASSES_EVERY
+        k = _GLASSES_LIVE_SIZE
+        fh, fw = frame.shape[:2]
+        mx, my, _ = raster.rasterise(self._uv_glasses, lm[:, :2], self.face.triangles, (k, k))
+        inside = (mx >= 0) & (my >= 0) & (mx <= fw - 1) & (my <= fh - 1)
+        if np.count_nonzero(inside) < k * k // 8:
+            track.glasses = None
+            return None
+        live = u8(cv2.remap(frame, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
+        found = find_glasses(to_lab(live)[..., 0], inside, self._glasses_live_layout)
+        track.glasses = u8(found.mask.astype(np.uint8) * 255) if found.found else None
+        return track.glasses
+
+    def _mask(
+        self,
+        alpha: Mask,
+        dst: FloatArray,
+        face_w: float,
+        occluded: Mask | None = None,
+        glasses: Mask | None = None,
+    ) -> Mask:
         """Soft mask from the rendered coverage × hair trim, minus mouth and eyes, feathered,
         minus what is in front of the live face (``occluded``: a UV map, placed with the live
-        mesh ``dst``).
+        mesh ``dst``) and the live glasses frame (``glasses``: a UV map, :data:`_GLASSES_LIVE_SIZE`).
 
         Built at about :data:`_MASK_WIDTH` pixels across the face and upsampled.
         """
@@ -938,6 +1066,14 @@ class PhotoSwapper:
             m = _cut(m, [pts[list(LIPS_INNER)]], grow=0.01 * fw_small, soft=0.03 * fw_small)
         if cfg.keep_eyes:
             m = _cut(m, [pts[list(RIGHT_EYE)], pts[list(LEFT_EYE)]], grow=0.005 * fw_small, soft=0.02 * fw_small)
+        if glasses is not None:
+            # Exactly the frame, grown by two pixels (the upsampling's ramp) with a one-pixel
+            # soft edge: its pixels stay live; the eyes behind the lenses and the skin around
+            # the frame are swapped.
+            gx, gy, _ = raster.rasterise(pts, self._uv_glasses, self.face.triangles, (sw, sh))
+            frame = cv2.remap(glasses, gx, gy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+            frame = cv2.dilate(above(u8(frame), 0), _disc(5))
+            m = u8(cv2.subtract(m, cv2.blur(frame, (3, 3))))
         if occluded is not None:
             mxs, mys, _ = raster.rasterise(pts, self._uv_occ, self.face.triangles, (sw, sh))
             hole = cv2.remap(occluded, mxs, mys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
@@ -1031,6 +1167,9 @@ class PhotoSwapper:
         """
         r0, r1 = job.row, min(job.row + rows, self.size)
         lab = f32(cv2.transform(self._texture_lab[r0:r1], job.matrix))
+        gain = float(job.matrix[0, 0])
+        if gain > 1.0:  # the skin's contrast is matched; features darker than skin are not deepened
+            lab[..., 0] += np.float32(1.0 - gain) * self._dark_excess[r0:r1]
         if job.shading is not None:
             cv2.add(lab, _band_resize(job.shading, self.size, r0, r1), dst=lab)
         # Eyes take the live lighting but keep their own colour: a skin-to-skin map turns eye

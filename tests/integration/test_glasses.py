@@ -1,0 +1,189 @@
+"""Glasses and eye make-up, on the source photo and on the live face (issue 8, items 2 and 3).
+
+The seven people of ``faces/``, with the source and target photos of the cross-identity test
+(``<person>_1.jpg``, ``dicaprio_3.jpg``; ``<person>_2.jpg``). Pichai wears thick black glasses in
+both of his; Perry wears dark eyeliner and eyeshadow in ``perry_1.jpg``. Default settings, one
+frame per pair, pasted with the default blend.
+
+* the source's glasses: found on ``pichai_1.jpg`` and on no other source (their masks stay
+  empty); the whole frame is painted out of the texture, so where it lands on each target the
+  output holds about half the thin structure (a ghost of rims, bridge, arms) of the skin next
+  to it (:func:`tests.quality.frame_ghost` at most 0.55; before: 0.66 to 0.71 on the four targets where the frame
+  lands on enough pixels, now 0.36 to 0.43: the fill carries skin grain);
+* eye make-up: ``perry_1.jpg`` on every target leaves the skin around the eyes no more than
+  13 L* darker than the live face's own (now at most 12.1; before: up to 19.0 darker, "black
+  eye sockets"), and
+  the eyes themselves keep their contrast;
+* the live face's glasses (``pichai_2.jpg`` as the target): with ``mask.keep_glasses`` the
+  frame's pixels are unchanged in the output (before: 8 to 11 % of them); by default, and with
+  ``keep_occluders`` off, the frame is painted over like the rest of the face (a recognition
+  model reads a wearer's own frames as the wearer: see ``MaskConfig.keep_glasses``).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from obs_faceswap.config import ColorConfig, MaskConfig
+from obs_faceswap.geometry import load_canonical_face
+from obs_faceswap.merge import paste_back, to_lab
+from obs_faceswap.sources import analyse_source
+from obs_faceswap.swap import raster
+from obs_faceswap.swap.glasses import find_glasses, glasses_layout
+from obs_faceswap.swap.meshwarp import PhotoSwapper
+from obs_faceswap.types import Face
+from tests import quality
+
+from .swap_helpers import FaceFinder
+
+pytestmark = pytest.mark.slow
+
+PEOPLE = ("dicaprio", "johansson", "jolie", "musk", "perry", "pichai", "zuckerberg")
+SOURCES = {p: f"faces/{p}_{3 if p == 'dicaprio' else 1}.jpg" for p in PEOPLE}
+TARGETS = {p: f"faces/{p}_2.jpg" for p in PEOPLE}
+WEARS_GLASSES = "pichai"
+
+
+@pytest.fixture(scope="module")
+def photos(store, read_image):
+    """name -> (image, landmarks): sources as ``analyse_source`` sees them, targets as the live mesh."""
+    finder = FaceFinder(store)
+    out = {}
+    for name in SOURCES.values():
+        image = read_image(name)
+        out[name] = (image, analyse_source(image, finder.detector, finder.mesh, name=name).landmarks)
+    for name in TARGETS.values():
+        image = read_image(name)
+        lm = finder(image)
+        assert lm is not None, name
+        out[name] = (image, lm)
+    return out
+
+
+@pytest.fixture(scope="module")
+def canonical(store):
+    return load_canonical_face(str(store.path("canonical_face")))
+
+
+def swapped(swapper: PhotoSwapper, frame: np.ndarray, lm: np.ndarray) -> np.ndarray:
+    swapper.reset()
+    r = swapper.swap(frame, Face(0, lm))
+    assert r is not None
+    out = frame.copy()
+    paste_back(out, r)
+    return out
+
+
+@pytest.mark.parametrize("size", [512, 128])
+def test_glasses_are_found_on_the_photos_with_glasses_and_no_others(photos, canonical, size):
+    """The detector on each photo unwrapped into UV space, at the source texture's size and at
+    the live check's (ring coverage with glasses 0.52 to 0.69, without at most 0.27)."""
+    layout = glasses_layout(canonical.uv, size)
+    uv = (canonical.uv * size).astype(np.float32)
+    found = {}
+    for name, (image, lm) in photos.items():
+        mx, my, ids = raster.rasterise(uv, lm[:468, :2], canonical.triangles, (size, size), with_ids=True)
+        assert ids is not None
+        tex = cv2.remap(image, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        g = find_glasses(to_lab(tex)[..., 0], ids >= 0, layout)
+        found[name] = g.found
+        if g.found:
+            assert g.mask[ids >= 0].mean() > 0.04, name  # the whole frame, not a piece
+        else:
+            assert not g.mask.any(), name
+    assert {n for n, f in found.items() if f} == {SOURCES[WEARS_GLASSES], TARGETS[WEARS_GLASSES]}
+
+
+def test_sources_without_glasses_lose_nothing_to_the_glasses_mask(photos, canonical):
+    for person, name in SOURCES.items():
+        image, lm = photos[name]
+        swapper = PhotoSwapper.from_photo(image, lm, canonical)
+        share = float(swapper.glasses.mask.mean())
+        if person == WEARS_GLASSES:
+            assert swapper.glasses.found and share > 0.05, (name, share)
+        else:
+            assert not swapper.glasses.found and share == 0.0, (name, share)
+
+
+def test_the_source_glasses_leave_no_frame_ghost_on_any_target(photos, canonical, capsys):
+    """Where the source's frame (:func:`quality.glasses_frame_pixels` of the photo, carried
+    through the same swap as a white-on-black image) lands on each target."""
+    image, lm = photos[SOURCES[WEARS_GLASSES]]
+    indicator = np.zeros_like(image)
+    indicator[quality.glasses_frame_pixels(image, lm)] = 255
+    swapper = PhotoSwapper.from_photo(image, lm, canonical)
+    carrier = PhotoSwapper.from_photo(
+        indicator, lm, canonical, mask=MaskConfig(trim_hair=False), color=ColorConfig(mode="none")
+    )
+    ghosts = {}
+    for person, name in TARGETS.items():
+        if person == WEARS_GLASSES:
+            continue
+        frame, tlm = photos[name]
+        landing = swapped(carrier, np.zeros_like(frame), tlm)[..., 1] > 128
+        if landing.sum() < 1000:  # small or turned faces: too few pixels to judge
+            continue
+        ghosts[person] = quality.frame_ghost(swapped(swapper, frame, tlm), landing, tlm)
+    with capsys.disabled():
+        print(
+            "\nframe ghost (structure on the frame's landing / beside it):", {p: round(g, 2) for p, g in ghosts.items()}
+        )
+    assert len(ghosts) >= 3
+    assert max(ghosts.values()) <= 0.55, ghosts
+
+
+def test_eye_make_up_does_not_blacken_the_eye_sockets(photos, canonical, capsys):
+    """perry_1.jpg on every target: before, the L* gain of the colour transfer (1.5 to 2.5, her
+    skin is smooth and evenly lit) deepened her make-up to black."""
+    image, lm = photos[SOURCES["perry"]]
+    swapper = PhotoSwapper.from_photo(image, lm, canonical)
+    own_contrast = quality.eye_contrast(image, lm)
+    figures = {}
+    for person, name in TARGETS.items():
+        if person == "perry":
+            continue
+        frame, tlm = photos[name]
+        out = swapped(swapper, frame, tlm)
+        darker = quality.periocular_lightness(frame, tlm) - quality.periocular_lightness(out, tlm)
+        figures[person] = (round(darker, 1), round(quality.eye_contrast(out, tlm), 1))
+    with capsys.disabled():
+        print(f"\nperiocular L* darker than live, eye contrast (source {own_contrast:.1f}):", figures)
+    assert all(d <= 13.0 for d, _ in figures.values()), figures
+    # the eyes keep their contrast (iris and lashes against the whites): on most targets as
+    # much as in the photo; on the darkest face (pichai_2.jpg) still most of it
+    assert all(c >= 0.7 * own_contrast for _, c in figures.values()), figures
+
+
+@pytest.fixture(scope="module")
+def live_glasses(photos, canonical):
+    """Share of the live frame's pixels unchanged, per source and setting, on pichai_2.jpg."""
+    frame, lm = photos[TARGETS[WEARS_GLASSES]]
+    pixels = quality.glasses_frame_pixels(frame, lm)
+    assert pixels.sum() > 500
+    settings = {
+        "keep_glasses": MaskConfig(keep_glasses=True),
+        "default": MaskConfig(),
+        "keep_occluders off": MaskConfig(keep_occluders=False, keep_glasses=True),
+    }
+    out = {}
+    for person, name in SOURCES.items():
+        if person == WEARS_GLASSES:
+            continue
+        image, slm = photos[name]
+        for label, mask in settings.items():
+            result = swapped(PhotoSwapper.from_photo(image, slm, canonical, mask=mask), frame, lm)
+            out[person, label] = float((result[pixels] == frame[pixels]).all(axis=1).mean())
+    return out
+
+
+def test_with_keep_glasses_the_live_glasses_stay_in_front(live_glasses):
+    kept = {p: s for (p, label), s in live_glasses.items() if label == "keep_glasses"}
+    assert min(kept.values()) >= 0.9, kept
+
+
+@pytest.mark.parametrize("label", ["default", "keep_occluders off"])
+def test_otherwise_the_live_glasses_are_painted_over(live_glasses, label):
+    shares = {p: s for (p, lab), s in live_glasses.items() if lab == label}
+    assert max(shares.values()) <= 0.2, shares
