@@ -49,6 +49,7 @@ GROUPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
             "mask_keep_mouth",
             "mask_keep_eyes",
             "mask_keep_occluders",
+            "mask_keep_glasses",
             "mask_fade_beyond_pose",
             "color_mode",
             "blend_mode",
@@ -76,6 +77,7 @@ PHOTO_ONLY = (
     "mask_keep_mouth",
     "mask_keep_eyes",
     "mask_keep_occluders",
+    "mask_keep_glasses",
     "mask_fade_beyond_pose",
     "color_mode",
 )

@@ -249,6 +249,15 @@ SETTINGS: tuple[Setting, ...] = (
         "swapper.photo.mask.keep_occluders",
     ),
     Setting(
+        "mask_keep_glasses",
+        "Keep the glasses you wear (shows their frames)",
+        "bool",
+        _PHOTO.mask.keep_glasses,
+        "swapper.photo.mask.keep_glasses",
+        tooltip="With 'Keep hands and objects', glasses worn from the start stay in front of the swap. "
+        "Off: their frames are painted over (kept frames make the swap look more like you).",
+    ),
+    Setting(
         "mask_fade_beyond_pose",
         "Fade out beyond the photo's view (shows the live face)",
         "bool",

@@ -324,6 +324,8 @@ def test_engine_settings_mapping() -> None:
     assert e["tracking.detect_interval"] == 5 and e["enabled"] is True
     assert e["badge.enabled"] is True  # shown by default in OBS
     assert st.engine_settings(values(provider="cpu"))["runtime.providers"] == "cpu"
+    assert e["swapper.photo.mask.keep_glasses"] is False  # painted over unless the streamer keeps them
+    assert st.engine_settings(values(mask_keep_glasses=True))["swapper.photo.mask.keep_glasses"] is True
     # every engine key is a real PipelineConfig field (or an engine-level key)
     pipeline_keys = {k for k in e if "." in k}
     cfg.apply_updates(
