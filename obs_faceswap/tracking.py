@@ -203,7 +203,8 @@ class FaceSmoother:
         self.expression.reset()
         self.eyelids.reset()
         self._reference: npt.NDArray[np.float64] | None = None  # centred
-        self._eyes = np.zeros(0, bool)  # which points are the eyes' (see EYELID_BETA)
+        self._eyes = np.zeros(0, np.intp)  # the eyes' points (see EYELID_BETA)
+        self._rest = np.zeros(0, np.intp)  # the other points
         self._size = 1.0  # the reference's size (mean of its box's sides), pixels
         self._variance = 1.0  # the reference's mean squared distance from its centre
         self._last: npt.NDArray[np.float64] | None = None  # the last raw anchors
@@ -222,9 +223,10 @@ class FaceSmoother:
             self._variance = max(float((self._reference**2).sum()) / len(raw), 1e-9)
             box = _landmark_box(raw.astype(np.float32))
             self._size = max(float((box[2] - box[0] + box[3] - box[1]) / 2), 1.0)
-            self._eyes = np.zeros(len(raw), bool)
-            self._eyes[[i for i in (*RIGHT_EYE, *LEFT_EYE) if i < len(raw)]] = True
-            self._eyes[468:] = True  # the 478-point mesh's irises
+            eyes = np.zeros(len(raw), bool)
+            eyes[[i for i in (*RIGHT_EYE, *LEFT_EYE) if i < len(raw)]] = True
+            eyes[468:] = True  # the 478-point mesh's irises
+            self._eyes, self._rest = np.flatnonzero(eyes), np.flatnonzero(~eyes)
         ref = self._reference
         scale, rot, shift = self._fit(raw)
         posed = scale * ref @ rot.T + shift  # the reference moved with the head
@@ -242,8 +244,8 @@ class FaceSmoother:
         # the expression in the reference's frame and size: the head's motion is not in it
         expression = (raw - posed) @ rot / scale
         smooth_expr = np.empty_like(expression)
-        eyes = self._eyes
-        smooth_expr[~eyes] = self.expression(expression[~eyes], t, derivative_scale=1.0 / self._size)
+        eyes, rest = self._eyes, self._rest
+        smooth_expr[rest] = self.expression(expression[rest], t, derivative_scale=1.0 / self._size)
         smooth_expr[eyes] = self.eyelids(expression[eyes], t, derivative_scale=1.0 / self._size)
         smooth_anchors = self.pose(anchors, t, derivative_scale=1.0 / max(size, 1.0)).astype(np.float64)
         if fresh:  # (the round trip through the fit is exact only to float rounding)

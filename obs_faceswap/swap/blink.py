@@ -26,13 +26,16 @@ from obs_faceswap.types import FloatArray
 UPPER_LIDS = ((246, 161, 160, 159, 158, 157, 173), (466, 388, 387, 386, 385, 384, 398))
 LOWER_LIDS = ((7, 163, 144, 145, 153, 154, 155), (249, 390, 373, 374, 380, 381, 382))
 CORNERS = ((33, 133), (263, 362))
+_UPPER = np.array(UPPER_LIDS)
+_LOWER = np.array(LOWER_LIDS)
+_CORNERS = np.array(CORNERS)
 #: Openness (lid gap / eye width) as a share of the eye's open value: at or above OPEN_SHARE
 #: the lids are left as the mesh has them; at SHUT_SHARE and below they are rendered shut; in
 #: between, linearly. Calibrated on that clip against the 478-point mesh (whose refined eye
 #: contour reads a shut eye at ~0.2 of open): where the 468-point mesh reads 0.80, 0.70 and
 #: 0.62 of open, the eye is ~0.77, ~0.41 and ~0.17 open.
 OPEN_SHARE = 0.82
-SHUT_SHARE = 0.65
+SHUT_SHARE = 0.68
 #: The open value follows a wider-open eye at this rate per frame, a narrower one (but above
 #: OPEN_SHARE of it: not a blink) at BASELINE_DOWN; a blink never pulls it down.
 BASELINE_UP = 0.2
@@ -41,12 +44,11 @@ BASELINE_DOWN = 0.02
 
 def eye_openness(points: npt.ArrayLike) -> npt.NDArray[np.float64]:
     """``(2,)``: each eye's mean lid gap over its width (subject's right, then left)."""
-    p = np.asarray(points, np.float64)[:, :2]
-    out = np.empty(2)
-    for k in range(2):
-        gap = np.linalg.norm(p[list(UPPER_LIDS[k])] - p[list(LOWER_LIDS[k])], axis=1).mean()
-        width = np.linalg.norm(p[CORNERS[k][0]] - p[CORNERS[k][1]])
-        out[k] = gap / max(float(width), 1e-9)
+    p = np.asarray(points)
+    d = (p[_UPPER, :2] - p[_LOWER, :2]).astype(np.float64)
+    gap = np.sqrt((d * d).sum(axis=2)).mean(axis=1)
+    w = (p[_CORNERS[:, 0], :2] - p[_CORNERS[:, 1], :2]).astype(np.float64)
+    out: npt.NDArray[np.float64] = gap / np.maximum(np.sqrt((w * w).sum(axis=1)), 1e-9)
     return out
 
 
@@ -68,10 +70,8 @@ def close_lids(points: FloatArray, share: npt.ArrayLike) -> FloatArray:
     if not (s > 0).any():
         return points
     out: FloatArray = points.copy()
-    for k in range(2):
-        if s[k] > 0:
-            up, lo = list(UPPER_LIDS[k]), list(LOWER_LIDS[k])
-            out[up] = points[up] + np.float32(s[k]) * (points[lo] - points[up])
+    up, lo = points[_UPPER], points[_LOWER]  # (2, 7, D)
+    out[_UPPER] = up + s.astype(np.float32)[:, None, None] * (lo - up)
     return out
 
 
