@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -60,6 +60,7 @@ from obs_faceswap.landmark_indices import (
 )
 from obs_faceswap.merge import LabStats, from_lab, robust_lab_stats, to_lab, transfer_matrix
 from obs_faceswap.swap import raster
+from obs_faceswap.swap.blink import EyeBaseline, close_lids, closing_share, eye_openness
 from obs_faceswap.swap.glasses import Glasses, find_glasses, glasses_layout, lens_areas
 from obs_faceswap.swap.protocol import SourceFace
 from obs_faceswap.types import Box, Face, FloatArray, ImageBGR, Mask, SwapResult
@@ -298,6 +299,7 @@ class _Track:
     glasses_due: int = 0  # frames until the live glasses are looked for again
     pose: float = 0.0  # degrees the live face is turned from the photo's view (yaw and pitch)
     opacity: float | None = None  # the pose fade-out's current opacity (None: not started)
+    eyes: EyeBaseline = field(default_factory=EyeBaseline)  # the live eyes' open openness
 
 
 def _uv_distance(
@@ -865,6 +867,10 @@ class PhotoSwapper:
         fh, fw = frame.shape[:2]
         track = self._track(face.track_id)
         shaped = self._shaped(track, lm)
+        if not self.mask_config.keep_eyes:  # (kept live eyes blink by themselves)
+            # the mesh reads a shut eye as a third closed: the rendered lids shut in full
+            openness = eye_openness(lm)
+            shaped = close_lids(shaped, closing_share(openness, track.eyes.update(openness)))
         both = np.concatenate([lm[:, :2], shaped[:, :2]])
         lo = np.floor(both.min(axis=0)).astype(int) - 2
         hi = np.ceil(both.max(axis=0)).astype(int) + 3

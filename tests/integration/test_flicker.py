@@ -91,8 +91,12 @@ def test_swapped_face_flickers_no_more_than_the_original(clip, store, media, rea
     before, after = flicker(frames, starts, masks), flicker(out, starts, masks)
     print(f"\n{clip}: flicker of the original {before:.2f}, swapped {after:.2f}, ratio {after / before:.2f}")
     # The issue asks for 1.1x. Measured: the still clip 0.41x (the source's texture does not
-    # carry the sensor noise); the cut clip 1.18x (1.17x before this issue's work): the
-    # swapped eyes and mouth follow the mesh's frame-to-frame jitter, and the source's
-    # high-contrast eyes make that jitter visible. Not met yet for real footage; asserted at
-    # what is reached (with a little margin) so that it cannot get worse.
+    # carry the sensor noise); the cut clip 1.16x (1.17x before this issue's work). Not met on
+    # real footage, and not for want of smoothing: with Obama's own frame as the source the
+    # same pipeline gives 0.96x, and a zero-lag offline Gaussian over the raw mesh needs
+    # sigma = 1.5 frames (which halves blinks) to reach 1.1x. The excess is the source's
+    # content moving with the real motion: Johansson's high-contrast eyes (1.27x there, now
+    # shutting on the clip's blinks) and the paste edge's colour step (1.31x in the outer
+    # band; a 0.08 feather instead of 0.04 brings the band to 1.04x). Asserted at what is
+    # reached (with a little margin) so that it cannot get worse.
     assert after <= (1.1 if clip == "still" else 1.2) * before

@@ -103,7 +103,7 @@ def test_blinks_are_kept(clip, swapper, finder, store):
     """The clip has no full blink: the live mesh's lids are lowered in steps (a synthetic blink).
     The mesh model reads such a squashed eye as only partly closed even on the live face's own
     pixels (the control: the frame rendered onto its own lowered mesh), so the output's lids must
-    follow the live ones as closely as the control's do."""
+    shut at least as far as the control's do."""
     from obs_faceswap.config import ColorConfig, ShapeConfig
 
     frame, lm = clip[len(clip) // 2]
@@ -122,7 +122,60 @@ def test_blinks_are_kept(clip, swapper, finder, store):
         own.append(eye_aspect(ctl_lm))
     a, b, c = np.array(live), np.array(shown), np.array(own)
     print("eye aspect live", np.round(a, 3), "output", np.round(b, 3), "control", np.round(c, 3))
-    assert float(np.corrcoef(a, b)[0, 1]) > 0.9
+    # Every lowered step reads at least as shut as the live face's own pixels do: the rendered
+    # lids shut further than the mesh's below ~0.8 of the open eye (swap/blink.py: on real
+    # footage the mesh reads a shut eye as ~0.65 open), so the output no longer follows the
+    # lowered mesh linearly (its correlation with it was 0.9+, now ~0.8: the reader saturates).
+    assert (b[1:6] <= c[1:6] + 0.01).all(), (b, c)
     # the closed eye closes as far as on the live face's own pixels, and opens again
     assert b[0] - b[4] > 0.7 * (c[0] - c[4]) > 0.02, (b, c)
     assert abs(b[-1] - b[0]) < 0.3 * (b[0] - b[4]), b
+
+
+# Real blinks (item 5 on real footage). The 468-point mesh under-reads a shut eye (its eye
+# aspect ratio falls only to ~0.65 of the open value on this clip's blinks), so both the input
+# and the output are read with the 478-point mesh, whose refined eye contour closes (~0.2).
+BLINK_IN = 0.5  # an input frame is a blink below this share of the clip's median
+BLINK_OUT = 0.8  # ... and the output must fall below this share of its own median then
+OPEN_OUT = 0.85  # ... and stay above this away from the input's blinks (no invented blinks)
+
+
+@pytest.mark.slow
+def test_real_blinks_are_kept_through_the_pipeline(media, store):
+    """dfl_Obama_speaking.mp4 blinks three times (frames ~115, ~162, ~202); through the whole
+    pipeline (tracking, smoothing, the photo swapper) the output's eyes shut on the same frames.
+    Before the rendered lids were shut in full (swap/blink.py) the output read 0.83-0.91 of its
+    open value there: a source eye squashed by a third, visibly open."""
+    from obs_faceswap.config import LandmarkConfig, PipelineConfig
+    from obs_faceswap.nets.detector import YuNet
+    from obs_faceswap.nets.landmarks import Roi, create_landmarker
+    from obs_faceswap.pipeline import Pipeline
+
+    detector = YuNet(store.path("yunet"))
+    mesh478 = create_landmarker(LandmarkConfig(kind="mesh478"), store)
+
+    def eyes(image: np.ndarray) -> float:
+        dets = detector.detect(image)
+        assert len(dets), "no face"
+        i = int(np.argmax(dets.areas))
+        pts, _ = mesh478.infer(image, Roi.from_keypoints(dets.xyxy[i], dets.keypoints[i]))
+        pts, _ = mesh478.infer(image, Roi.from_landmarks(pts))
+        return eye_aspect(pts)
+
+    frames = [f for _, f in video_frames(media("dfl_Obama_speaking.mp4"))]
+    pipe = Pipeline(PipelineConfig(), store, source=media("faces/johansson_1.jpg"))
+    live = np.array([eyes(f) for f in frames])
+    shown = np.array([eyes(pipe.process(f, i / 30)[0]) for i, f in enumerate(frames)])
+    live, shown = live / np.median(live), shown / np.median(shown)
+    blinks = np.flatnonzero(live < BLINK_IN)
+    starts = [int(b) for k, b in enumerate(blinks) if k == 0 or b > blinks[k - 1] + 1]
+    print("input blinks at", blinks.tolist(), "output's lowest share near each:", end=" ")
+    assert len(starts) >= 3, f"the clip blinks three times; found {blinks.tolist()}"
+    near = np.zeros(len(frames), bool)
+    for b in blinks:
+        near[max(0, b - 3) : b + 4] = True
+        low = float(shown[max(0, b - 1) : b + 2].min())
+        print(f"{b}: {low:.2f}", end=" ")
+        assert low < BLINK_OUT, f"frame {b}: the output's eyes read {low:.2f} of open (live {live[b]:.2f})"
+    print(f"elsewhere >= {shown[~near].min():.2f}")
+    assert shown[~near].min() > OPEN_OUT, int(np.flatnonzero(~near)[np.argmin(shown[~near])])
