@@ -371,6 +371,16 @@ def lighting_match(
     return LightingMatch(error, float(np.ptp(profiles[1], axis=1).max()), profiles)
 
 
+def covered_skin_only_match(original: ImageBGR, output: ImageBGR, mask: Mask, landmarks: npt.ArrayLike) -> SkinMatch:
+    """:func:`covered_skin_match` over the pixels that are skin in both frames (each judged by
+    its own cheeks, see :func:`_covered_skin`): blind to a live beard or glasses that the
+    source's clean skin covers (and to the source's stubble), which that measure counts."""
+    where = _covered_skin(original, output, mask, landmarks)
+    lab_in, lab_out = mean_lab(output, where), mean_lab(original, where)
+    n = int(where.sum())
+    return SkinMatch(lab_in, lab_out, delta_e76(lab_in, lab_out), delta_e2000(lab_in, lab_out), n, n)
+
+
 def detail_contrast(image: ImageBGR, where: npt.NDArray[np.bool_], sigma: float) -> float:
     """Standard deviation of L* minus its Gaussian blur (``sigma`` pixels) over ``where``: how
     strongly the features and the skin's texture stand out (a washed-out face scores low)."""
@@ -436,3 +446,28 @@ def foreign_blue_pixels(original: ImageBGR, output: ImageBGR, mask: Mask, source
     kern = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
     excused = cv2.dilate((blue_pixels(original) | blue_pixels(source)).astype(np.uint8), kern) > 0
     return int(np.count_nonzero(blue_pixels(output) & (mask >= 128) & ~excused))
+
+
+def bluer_than_both(
+    original: ImageBGR, output: ImageBGR, mask: Mask, source: ImageBGR, reach: int = 3, margin: float = 4.0
+) -> int:
+    """Pasted pixels that are blue and bluer than both the live face and the source are nearby.
+
+    :func:`foreign_blue_pixels` for any light: under a blue or cyan light the live skin itself
+    sits near :data:`BLUE_B`, so a fixed threshold flags the swapped skin for crossing it where
+    the live pixel next to it happens not to. Here a blue output pixel counts only when its
+    b* is more than ``margin`` below every b* of the live frame and of the uncorrected source
+    (``source``, as in :func:`foreign_blue_pixels`) within ``reach`` pixels. The colour
+    transfer's hue guard works at the scale of a few per cent of the face (and the swap moves
+    the brows to the source's place), so ``reach`` should be about 3 % of the face width.
+    """
+    k = 2 * max(reach, 0) + 1
+    kern = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+
+    def b_star(image: ImageBGR) -> npt.NDArray[np.float32]:
+        lab = cv2.cvtColor(image.astype(np.float32) * np.float32(1 / 255), cv2.COLOR_BGR2Lab)
+        return np.ascontiguousarray(lab[..., 2])
+
+    floor = cv2.erode(np.minimum(b_star(original), b_star(source)), kern)
+    out = b_star(output)
+    return int(np.count_nonzero((out < BLUE_B) & (out < floor - margin) & (mask >= 128)))
