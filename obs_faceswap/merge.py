@@ -40,10 +40,11 @@ _MIN_STD = 1.0
 _MAX_SCALE = 2.5
 #: Floors of the robust deviations (L, a, b) in :func:`robust_lab_stats`: skin is uniform.
 _ROBUST_FLOOR = np.array([3.0, 1.5, 1.5])
-#: ``rct_matrix(lightness="ratio")``'s L* gain stays within 1/x .. x. A dark source on a light
-#: face at the full ratio (about 1.3) doubles as much of the photo's own highlights (a shiny
-#: nose) as of its features; on the 42 cross-identity pairs 1.0 .. 1.15 look and measure alike.
-_MAX_LIGHTNESS_GAIN = 1.15
+#: ``rct_matrix(lightness="ratio")``'s L* gain stays within these. Darkening follows the ratio
+#: (a light source on a darker face: its features darken with its skin, as under less light);
+#: brightening is capped: a dark source on a light face at the full ratio (about 1.3) brightens
+#: the photo's own highlights (a shiny nose) as much as its features.
+_LIGHTNESS_GAIN = (1 / 1.15, 1.15)
 
 
 @dataclass(frozen=True)
@@ -151,7 +152,7 @@ def rct_matrix(
 
     ``lightness="ratio"`` scales L* by the ratio of the means instead (``(y + 16) = (x + 16)
     * (mu_t + 16) / (mu_s + 16)``, how L* follows a change of illuminance or albedo; clipped
-    to :data:`_MAX_LIGHTNESS_GAIN`): a skin patch's L* spread is mostly the photo's lighting
+    to :data:`_LIGHTNESS_GAIN`): a skin patch's L* spread is mostly the photo's lighting
     across it, so matching spreads squashes a brightly lit source's features into a flat,
     washed-out face on an evenly lit target (and overdrives an evenly lit source's
     highlights on a shaded one), where the live lighting is carried over locally anyway.
@@ -162,7 +163,7 @@ def rct_matrix(
     scale[1:] = np.minimum(scale[1:], max_chroma_gain)
     if lightness == "ratio":
         ratio = (float(target.mean[0]) + 16.0) / max(float(source.mean[0]) + 16.0, 1.0)
-        scale[0] = float(np.clip(ratio, 1 / _MAX_LIGHTNESS_GAIN, _MAX_LIGHTNESS_GAIN))
+        scale[0] = float(np.clip(ratio, *_LIGHTNESS_GAIN))
     elif lightness != "std":
         raise ValueError(f"lightness must be std or ratio; got {lightness!r}")
     a = np.diag(scale)
