@@ -40,6 +40,11 @@ _MIN_STD = 1.0
 _MAX_SCALE = 2.5
 #: Floors of the robust deviations (L, a, b) in :func:`robust_lab_stats`: skin is uniform.
 _ROBUST_FLOOR = np.array([3.0, 1.5, 1.5])
+#: ``rct_matrix(lightness="ratio")``'s L* gain stays within these. Darkening follows the ratio
+#: (a light source on a darker face: its features darken with its skin, as under less light);
+#: brightening is capped: a dark source on a light face at the full ratio (about 1.3) brightens
+#: the photo's own highlights (a shiny nose) as much as its features.
+_LIGHTNESS_GAIN = (1 / 1.15, 1.15)
 
 
 @dataclass(frozen=True)
@@ -130,7 +135,12 @@ def robust_lab_stats(lab: npt.NDArray[np.float32], clip: float = 2.5) -> LabStat
 
 
 def rct_matrix(
-    source: LabStats, target: LabStats, strength: float = 1.0, *, max_chroma_gain: float = _MAX_SCALE
+    source: LabStats,
+    target: LabStats,
+    strength: float = 1.0,
+    *,
+    max_chroma_gain: float = _MAX_SCALE,
+    lightness: str = "std",
 ) -> npt.NDArray[np.float64]:
     """Reinhard colour transfer as a ``(3, 4)`` affine map in L*a*b*.
 
@@ -139,11 +149,23 @@ def rct_matrix(
     the identity (0) and the full transfer (1). ``max_chroma_gain`` caps the a* and b* gains:
     a face's own colour deviations (brows, shadows, lips) amplified by a large gain overflow
     into hues the face never had (blue brows from a warm-lit target).
+
+    ``lightness="ratio"`` scales L* by the ratio of the means instead (``(y + 16) = (x + 16)
+    * (mu_t + 16) / (mu_s + 16)``, how L* follows a change of illuminance or albedo; clipped
+    to :data:`_LIGHTNESS_GAIN`): a skin patch's L* spread is mostly the photo's lighting
+    across it, so matching spreads squashes a brightly lit source's features into a flat,
+    washed-out face on an evenly lit target (and overdrives an evenly lit source's
+    highlights on a shaded one), where the live lighting is carried over locally anyway.
     """
     sd_s = np.maximum(source.std, _MIN_STD)
     sd_t = np.maximum(target.std, _MIN_STD)
     scale = np.clip(sd_t / sd_s, 1 / _MAX_SCALE, _MAX_SCALE)
     scale[1:] = np.minimum(scale[1:], max_chroma_gain)
+    if lightness == "ratio":
+        ratio = (float(target.mean[0]) + 16.0) / max(float(source.mean[0]) + 16.0, 1.0)
+        scale[0] = float(np.clip(ratio, *_LIGHTNESS_GAIN))
+    elif lightness != "std":
+        raise ValueError(f"lightness must be std or ratio; got {lightness!r}")
     a = np.diag(scale)
     b = target.mean - a @ source.mean
     return _with_strength(a, b, strength)
@@ -167,12 +189,18 @@ def linear_matrix(source: LabStats, target: LabStats, strength: float = 1.0) -> 
 
 
 def transfer_matrix(
-    mode: str, source: LabStats, target: LabStats, strength: float = 1.0, *, max_chroma_gain: float = _MAX_SCALE
+    mode: str,
+    source: LabStats,
+    target: LabStats,
+    strength: float = 1.0,
+    *,
+    max_chroma_gain: float = _MAX_SCALE,
+    lightness: str = "std",
 ) -> npt.NDArray[np.float64]:
     """The ``(3, 4)`` L*a*b* affine map for ``mode`` ``"rct"``, ``"linear"`` or ``"none"``
-    (``max_chroma_gain``: see :func:`rct_matrix`; rct only)."""
+    (``max_chroma_gain``, ``lightness``: see :func:`rct_matrix`; rct only)."""
     if mode == "rct":
-        return rct_matrix(source, target, strength, max_chroma_gain=max_chroma_gain)
+        return rct_matrix(source, target, strength, max_chroma_gain=max_chroma_gain, lightness=lightness)
     if mode == "linear":
         return linear_matrix(source, target, strength)
     if mode == "none":

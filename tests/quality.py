@@ -309,6 +309,101 @@ def covered_skin_match(original: ImageBGR, output: ImageBGR, mask: Mask, landmar
     return SkinMatch(lab_in, lab_out, delta_e76(lab_in, lab_out), delta_e2000(lab_in, lab_out), n, n)
 
 
+@dataclass(frozen=True)
+class LightingMatch:
+    """How well the output keeps the live face's lighting across the face (L*, see
+    :func:`lighting_match`).
+
+    Attributes:
+        error: the largest deviation (L*) between the output's and the live face's lighting
+            profiles, each profile's own mean removed: 0 when every stripe is as much
+            lighter or darker than the face's average as it is in the live face.
+        live_range: the live profiles' range (how strongly the live face is lit from a side).
+        profiles: ``(2, 2, stripes)`` output then live, left-right then top-bottom medians.
+    """
+
+    error: float
+    live_range: float
+    profiles: npt.NDArray[np.float64]
+
+
+def _covered_skin(original: ImageBGR, output: ImageBGR, mask: Mask, landmarks: npt.ArrayLike) -> npt.NDArray[np.bool_]:
+    """Fully pasted pixels inside the live face oval, features excluded, that look like skin in
+    both frames (each judged by its own cheeks): no live beard or glasses, no source stubble."""
+    lm = np.asarray(landmarks, np.float32)[:, :2]
+    h, w = original.shape[:2]
+    oval = np.zeros((h, w), np.uint8)
+    cv2.fillPoly(oval, [np.round(lm[list(FACE_OVAL)]).astype(np.int32)], 255)
+    features = np.zeros((h, w), np.uint8)
+    for idx in (RIGHT_EYE, LEFT_EYE, RIGHT_EYEBROW, LEFT_EYEBROW, LIPS_OUTER):
+        cv2.fillConvexPoly(features, cv2.convexHull(np.round(lm[list(idx)]).astype(np.int32)), 255)
+    where = (mask == 255) & (oval > 0) & (features == 0)
+    return _skin_like(original, lm, where) & _skin_like(output, lm, where)
+
+
+def lighting_match(
+    original: ImageBGR, output: ImageBGR, mask: Mask, landmarks: npt.ArrayLike, stripes: int = 4
+) -> LightingMatch:
+    """Low-frequency L* profiles of the swapped skin vs the live skin it covers.
+
+    The covered skin (:func:`_covered_skin`) is cut into ``stripes`` vertical stripes of
+    equal pixel count (left to right) and, separately, into horizontal ones (top to bottom);
+    each stripe's median L* is its brightness. A lit side, a shaded jaw or a bright forehead
+    show as a slope of the live profile; a swap that paints an evenly lit face (a "mask")
+    flattens it, and a band shows as one stripe out of line. Medians over whole stripes are
+    blind to the features' own detail (that is the source's identity).
+    """
+    where = _covered_skin(original, output, mask, landmarks)
+    ys, xs = np.nonzero(where)
+    if len(xs) < 16 * stripes:
+        return LightingMatch(float("nan"), float("nan"), np.full((2, 2, stripes), np.nan))
+    out_l = cv2.cvtColor(output.astype(np.float32) / 255, cv2.COLOR_BGR2Lab)[ys, xs, 0]
+    live_l = cv2.cvtColor(original.astype(np.float32) / 255, cv2.COLOR_BGR2Lab)[ys, xs, 0]
+    profiles = np.zeros((2, 2, stripes))
+    for axis, coord in enumerate((xs, ys)):
+        edges = np.quantile(coord, np.linspace(0, 1, stripes + 1))
+        k = np.clip(np.searchsorted(edges, coord, side="right") - 1, 0, stripes - 1)
+        for i in range(stripes):
+            profiles[0, axis, i] = np.median(out_l[k == i])
+            profiles[1, axis, i] = np.median(live_l[k == i])
+    centred = profiles - profiles.mean(axis=2, keepdims=True)
+    error = float(np.abs(centred[0] - centred[1]).max())
+    return LightingMatch(error, float(np.ptp(profiles[1], axis=1).max()), profiles)
+
+
+def covered_skin_only_match(original: ImageBGR, output: ImageBGR, mask: Mask, landmarks: npt.ArrayLike) -> SkinMatch:
+    """:func:`covered_skin_match` over the pixels that are skin in both frames (each judged by
+    its own cheeks, see :func:`_covered_skin`): blind to a live beard or glasses that the
+    source's clean skin covers (and to the source's stubble), which that measure counts."""
+    where = _covered_skin(original, output, mask, landmarks)
+    lab_in, lab_out = mean_lab(output, where), mean_lab(original, where)
+    n = int(where.sum())
+    return SkinMatch(lab_in, lab_out, delta_e76(lab_in, lab_out), delta_e2000(lab_in, lab_out), n, n)
+
+
+def detail_contrast(image: ImageBGR, where: npt.NDArray[np.bool_], sigma: float) -> float:
+    """Standard deviation of L* minus its Gaussian blur (``sigma`` pixels) over ``where``: how
+    strongly the features and the skin's texture stand out (a washed-out face scores low)."""
+    lum = cv2.cvtColor(image.astype(np.float32) / 255, cv2.COLOR_BGR2Lab)[..., 0]
+    detail = lum - cv2.GaussianBlur(lum, (0, 0), sigma)
+    return float(detail[where].std()) if where.any() else float("nan")
+
+
+def contrast_kept(
+    original: ImageBGR, output: ImageBGR, uncorrected: ImageBGR, mask: Mask, landmarks: npt.ArrayLike
+) -> float:
+    """Detail contrast (:func:`detail_contrast`, at 3 % of the face width) of the swapped face
+    over that of the same swap without colour transfer (``uncorrected``), inside the fully
+    pasted face oval: 1 = the source's features as crisp as in its photo; a colour transfer
+    that squashes L* into the live skin's narrow spread gives a pale, washed-out face (< 1)."""
+    lm = np.asarray(landmarks, np.float32)[:, :2]
+    oval = np.zeros(original.shape[:2], np.uint8)
+    cv2.fillPoly(oval, [np.round(lm[list(FACE_OVAL)]).astype(np.int32)], 255)
+    where = (mask == 255) & (oval > 0)
+    sigma = max(1.0, 0.03 * float(np.ptp(lm[:, 0])))
+    return detail_contrast(output, where, sigma) / max(detail_contrast(uncorrected, where, sigma), 1e-6)
+
+
 # --- containment -------------------------------------------------------------------------
 
 
@@ -449,3 +544,28 @@ def glasses_frame_pixels(image: ImageBGR, landmarks: npt.ArrayLike) -> npt.NDArr
     excluded = _grown_polygons(image.shape, lm, (RIGHT_EYE, LEFT_EYE), 0.03)
     excluded |= _grown_polygons(image.shape, lm, (RIGHT_EYEBROW, LEFT_EYEBROW), 0.01)
     return np.asarray(band & ~excluded & (lightness < 35) & (dark > 15))
+
+
+def bluer_than_both(
+    original: ImageBGR, output: ImageBGR, mask: Mask, source: ImageBGR, reach: int = 3, margin: float = 4.0
+) -> int:
+    """Pasted pixels that are blue and bluer than both the live face and the source are nearby.
+
+    :func:`foreign_blue_pixels` for any light: under a blue or cyan light the live skin itself
+    sits near :data:`BLUE_B`, so a fixed threshold flags the swapped skin for crossing it where
+    the live pixel next to it happens not to. Here a blue output pixel counts only when its
+    b* is more than ``margin`` below every b* of the live frame and of the uncorrected source
+    (``source``, as in :func:`foreign_blue_pixels`) within ``reach`` pixels. The colour
+    transfer's hue guard works at the scale of a few per cent of the face (and the swap moves
+    the brows to the source's place), so ``reach`` should be about 3 % of the face width.
+    """
+    k = 2 * max(reach, 0) + 1
+    kern = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+
+    def b_star(image: ImageBGR) -> npt.NDArray[np.float32]:
+        lab = cv2.cvtColor(image.astype(np.float32) * np.float32(1 / 255), cv2.COLOR_BGR2Lab)
+        return np.ascontiguousarray(lab[..., 2])
+
+    floor = cv2.erode(np.minimum(b_star(original), b_star(source)), kern)
+    out = b_star(output)
+    return int(np.count_nonzero((out < BLUE_B) & (out < floor - margin) & (mask >= 128)))

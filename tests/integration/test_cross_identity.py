@@ -10,7 +10,12 @@ photo swapper with default settings and pasted with the default blend. Per pair:
   photo's own pixels cannot pass this: the references are photos the swap never saw;
 * colour: no new blue/cyan pixels (:func:`tests.quality.foreign_blue_pixels`, a hue
   that neither the live face nor the uncorrected source has there); the swapped skin's
-  mean L*a*b* within ΔE76 4 of the live skin next to it (:func:`quality.skin_match`);
+  mean L*a*b* within ΔE76 4 of the live skin it covers (:func:`quality.covered_skin_match`)
+  and close to the live skin next to it (:func:`quality.skin_match`);
+* lighting: the live face's brightness profile across the face (left to right, top to
+  bottom) is kept (:func:`quality.lighting_match`), and the source's features keep their
+  contrast (:func:`quality.contrast_kept`: not a pale, washed-out face);
+* coloured light: the same pairs with the target photo tinted warm, green and blue.
 * containment: no pixel outside the dilated mask changes.
 
 The 7x7 contact sheet (rows: source, columns: target; the diagonal shows the target photo
@@ -73,6 +78,9 @@ class Pair:
     skin: quality.SkinMatch  # swapped skin vs the live skin next to it
     skin_live: quality.SkinMatch  # the same bands, both sides from the original frame
     covered: quality.SkinMatch  # swapped skin vs the live skin it covers
+    covered_skin: quality.SkinMatch  # ... where both are skin (no live beard, no source stubble)
+    lighting: quality.LightingMatch  # the live lighting profile across the face kept
+    contrast: float  # the features' detail contrast over the uncorrected swap's
     changed_outside: int
     cell: np.ndarray
 
@@ -127,23 +135,70 @@ def write_sheet(sheet: np.ndarray, name: str, tmp_path: Path) -> list[Path]:
     return out
 
 
-@pytest.fixture(scope="module")
-def cross(store, read_image, tmp_path_factory):
-    finder = FaceFinder(store)
-    embedder = FaceEmbedder.from_store(store, "faceres")
-    canonical = load_canonical_face(str(store.path("canonical_face")))
+@dataclass
+class Faces:
+    """The photos with their mesh points, the canonical face and the mesh finder."""
 
+    finder: FaceFinder
+    canonical: object
+    photos: dict[str, Photo]
+
+    def swappers(self, person: str) -> tuple[PhotoSwapper, PhotoSwapper]:
+        """The default swapper with ``person``'s source photo, and one without colour transfer."""
+        name = source_photo(person)
+        image = self.photos[name].image
+        slm = analyse_source(image, self.finder.detector, self.finder.mesh, name=name).landmarks
+        return (
+            PhotoSwapper.from_photo(image, slm, self.canonical),
+            PhotoSwapper.from_photo(image, slm, self.canonical, color=ColorConfig(mode="none")),
+        )
+
+
+@dataclass
+class Swapped:
+    """One swap: the frame before and after, with and without colour transfer, and the mask."""
+
+    frame: np.ndarray
+    out: np.ndarray
+    raw: np.ndarray
+    mask: np.ndarray
+
+
+def swap_pair(swapper: PhotoSwapper, plain: PhotoSwapper, frame: np.ndarray, lm: np.ndarray) -> Swapped:
+    swapper.reset()  # each target is a new face: no colour or shape state carried over
+    plain.reset()
+    r = swapper.swap(frame, Face(0, lm))
+    assert r is not None
+    out = frame.copy()
+    paste_back(out, r)
+    raw = frame.copy()
+    r_plain = plain.swap(frame, Face(0, lm))
+    assert r_plain is not None
+    paste_back(raw, r_plain)
+    return Swapped(frame, out, raw, quality.frame_mask(frame.shape, r))
+
+
+@pytest.fixture(scope="module")
+def faces(store, read_image):
+    finder = FaceFinder(store)
     photos: dict[str, Photo] = {}
-    refs: dict[str, dict[str, np.ndarray]] = {}
     for person in PEOPLE:
-        refs[person] = {}
         for k in range(1, PHOTOS[person] + 1):
             name = f"faces/{person}_{k}.jpg"
             image = read_image(name)
             lm = finder(image)
             assert lm is not None, name
             photos[name] = Photo(image, lm)
-            refs[person][name] = embedder.embed(image, five_points(lm))
+    return Faces(finder, load_canonical_face(str(store.path("canonical_face"))), photos)
+
+
+@pytest.fixture(scope="module")
+def cross(store, faces, tmp_path_factory):
+    embedder = FaceEmbedder.from_store(store, "faceres")
+    photos = faces.photos
+    refs: dict[str, dict[str, np.ndarray]] = {person: {} for person in PEOPLE}
+    for name, photo in photos.items():
+        refs[name.split("/")[1].split("_")[0]][name] = embedder.embed(photo.image, five_points(photo.landmarks))
 
     def reference(person: str, without: str) -> np.ndarray:
         return quality.mean_embedding([e for n, e in refs[person].items() if n != without])
@@ -152,10 +207,7 @@ def cross(store, read_image, tmp_path_factory):
     grid: list[list[np.ndarray]] = []
     for src in PEOPLE:
         sname = source_photo(src)
-        simage = photos[sname].image
-        slm = analyse_source(simage, finder.detector, finder.mesh, name=sname).landmarks
-        swapper = PhotoSwapper.from_photo(simage, slm, canonical)
-        plain = PhotoSwapper.from_photo(simage, slm, canonical, color=ColorConfig(mode="none"))
+        swapper, plain = faces.swappers(src)
         row = []
         for dst in PEOPLE:
             tname = target_photo(dst)
@@ -163,17 +215,8 @@ def cross(store, read_image, tmp_path_factory):
             if dst == src:
                 row.append(face_cell(frame, lm))
                 continue
-            swapper.reset()  # each target is a new face: no colour or shape state carried over
-            plain.reset()
-            r = swapper.swap(frame, Face(0, lm))
-            assert r is not None, (sname, tname)
-            out = frame.copy()
-            paste_back(out, r)
-            raw = frame.copy()
-            r_plain = plain.swap(frame, Face(0, lm))
-            assert r_plain is not None
-            paste_back(raw, r_plain)
-            mask = quality.frame_mask(frame.shape, r)
+            s = swap_pair(swapper, plain, frame, lm)
+            out, mask = s.out, s.mask
             e = embedder.embed(out, five_points(lm))
             pairs.append(
                 Pair(
@@ -181,11 +224,14 @@ def cross(store, read_image, tmp_path_factory):
                     target=dst,
                     to_source=cosine(e, reference(src, without=sname)),
                     to_target=cosine(e, reference(dst, without=tname)),
-                    new_blue=quality.foreign_blue_pixels(frame, out, mask, raw),
+                    new_blue=quality.foreign_blue_pixels(frame, out, mask, s.raw),
                     pasted=int(np.count_nonzero(mask >= 128)),
                     skin=quality.skin_match(frame, out, mask, lm),
                     skin_live=quality.skin_match(frame, frame, mask, lm),
                     covered=quality.covered_skin_match(frame, out, mask, lm),
+                    covered_skin=quality.covered_skin_only_match(frame, out, mask, lm),
+                    lighting=quality.lighting_match(frame, out, mask, lm),
+                    contrast=quality.contrast_kept(frame, out, s.raw, mask, lm),
                     changed_outside=quality.changed_outside(frame, out, mask, dilate=1),
                     cell=face_cell(out, lm),
                 )
@@ -197,13 +243,15 @@ def cross(store, read_image, tmp_path_factory):
     print(f"\ncross-identity contact sheet: {', '.join(map(str, paths))}")
     print(
         f"{'source':>10} -> {'target':<10} {'to src':>6} {'to tgt':>6} {'blue':>5} {'o/oo':>5} "
-        f"{'dE skin':>7} {'dE live':>7} {'dE cov':>6} {'out':>4}"
+        f"{'dE skin':>7} {'dE live':>7} {'dE cov':>6} {'cov sk':>6} {'light':>5} {'range':>5} {'contr':>5} {'out':>4}"
     )
     for p in pairs:
         print(
             f"{p.source:>10} -> {p.target:<10} {p.to_source:6.3f} {p.to_target:6.3f} {p.new_blue:5d} "
             f"{1e3 * p.new_blue / p.pasted:5.2f} "
-            f"{p.skin.delta_e76:7.2f} {p.skin_live.delta_e76:7.2f} {p.covered.delta_e76:6.2f} {p.changed_outside:4d}"
+            f"{p.skin.delta_e76:7.2f} {p.skin_live.delta_e76:7.2f} {p.covered.delta_e76:6.2f} "
+            f"{p.covered_skin.delta_e76:6.2f} {p.lighting.error:5.2f} {p.lighting.live_range:5.2f} "
+            f"{p.contrast:5.2f} {p.changed_outside:4d}"
         )
     print(
         f"closer to the source person on {np.mean([p.closer_to_source for p in pairs]):.0%} of pairs; "
@@ -232,23 +280,140 @@ def test_no_new_blue_pixels(cross):
 
 def test_swapped_skin_matches_the_live_skin_around_it(cross):
     """ΔE76 of mean L*a*b* (before this issue's colour work: covered up to 10.2, > 4 on 12
-    pairs; boundary step median 6.5).
+    pairs; boundary step median 6.5; before the lighting work: covered up to 5.7, > 4 on 7).
 
-    Against the live skin it covers: <= 4 on nearly every pair, <= 6 on all (what is left:
-    the source's heavy eye make-up and stubble around the features). Against the live skin
-    next to it (bands on both sides of the pasted boundary): the live face itself differs by
-    up to ~10 across those bands on these photos (a lit face over a shaded neck, a beard
-    line), so the step is compared with the live face's own step: no larger on the median
-    pair, and within 1 of it (or of 4) on most pairs.
+    Against the live skin it covers: <= 4 on 41 of 42 pairs, at most 4.19 (pichai -> perry:
+    the painted-over glasses of the source next to Perry's dark eye make-up). The issue asks
+    for 4 on every face: with the shading field at 0.035 of the UV size instead of 0.06 all 42
+    pairs are within 3.9, but the swap on the Obama clip (test_swap_quality) loses its
+    identity to the live face (closer to the source on 50 % of frames). Against the live skin
+    next to it (bands on both sides of the pasted
+    boundary): the live face itself differs by up to ~10 across those bands on these photos
+    (a lit face over a shaded neck, a beard line), so the step is compared with the live
+    face's own step: no larger on the median pair, and within 1 of it (or of 4) on most pairs.
     """
-    covered = [p.covered.delta_e76 for p in cross]
-    assert max(covered) <= 6.0
-    assert sum(c <= 4.0 for c in covered) >= 0.8 * len(cross)
+    covered = {(p.source, p.target): round(p.covered.delta_e76, 2) for p in cross}
+    assert {k: v for k, v in covered.items() if v > 4.25} == {}
+    assert sum(v <= 4.0 for v in covered.values()) >= 41
     assert np.median([p.skin.delta_e76 - p.skin_live.delta_e76 for p in cross]) <= 0.5
     near = [p.skin.delta_e76 <= max(4.0, p.skin_live.delta_e76) + 1.0 for p in cross]
     assert sum(near) >= 0.7 * len(cross)
     assert all(p.skin.inside_pixels > 50 and p.skin.outside_pixels > 50 for p in cross)
 
 
+def test_live_lighting_is_kept_across_the_face(cross):
+    """The live face's lighting (a lit side, a shaded jaw, a bright forehead) shows on the swap.
+
+    Brightness profiles across the covered skin (:func:`quality.lighting_match`): before,
+    the swap painted an evenly lit face over the live one (a "mask" lighter than the live
+    face's shaded edges): profile error up to 14.7 L* (median 5.6, > 8 on 9 pairs) where
+    the live profile spans up to 18. Now at most 9.6 (median 5.1, > 8 on 3 pairs): what is
+    left is the source's own mid-scale shading, kept for identity (meshwarp's
+    ``_SHADING_SIGMA``: at 0.035 the error is at most 7.9, median 3.7, but the live person's
+    identity comes over with the live shading).
+    """
+    errors = {(p.source, p.target): round(p.lighting.error, 2) for p in cross}
+    assert {k: v for k, v in errors.items() if v > 10.0} == {}
+    assert sum(v > 8.0 for v in errors.values()) <= 4
+
+
+def test_faces_are_neither_washed_out_nor_overdrawn(cross):
+    """The source's features keep their contrast (:func:`quality.contrast_kept`, the
+    colour-corrected swap over the uncorrected one). Before: rows with a contrasty source
+    (Pichai, a lit, bearded face: 0.45 .. 0.65) came out pale and greyish on every target,
+    the skin's L* spread squashed into the live cheeks' narrow one; flatter sources went up
+    to 1.78. Now 0.84 .. 1.14."""
+    contrast = {(p.source, p.target): round(p.contrast, 2) for p in cross}
+    assert {k: v for k, v in contrast.items() if not 0.8 <= v <= 1.25} == {}
+
+
 def test_nothing_outside_the_face_changes(cross):
     assert [p.changed_outside for p in cross] == [0] * len(cross)
+
+
+#: Coloured light as per-channel gains (B, G, R) on the target photo, none above 1 (a camera
+#: exposes for the face: a gain above 1 clips a light face's red channel, and no swap can
+#: match a clipped colour, see the note in the report).
+TINTS = {"warm": (0.7, 0.9, 1.0), "green": (0.75, 1.0, 0.75), "blue": (1.0, 0.85, 0.7)}
+
+
+@dataclass
+class Tinted:
+    light: str
+    source: str
+    target: str
+    covered: quality.SkinMatch
+    covered_skin: quality.SkinMatch
+    bluer: int
+    lighting: quality.LightingMatch
+    contrast: float
+
+
+@pytest.fixture(scope="module")
+def tinted(faces, tmp_path_factory):
+    results: list[Tinted] = []
+    rows: list[list[np.ndarray]] = []
+    for src in PEOPLE:
+        swapper, plain = faces.swappers(src)
+        for light, gains in TINTS.items():
+            row = []
+            for dst in PEOPLE:
+                photo = faces.photos[target_photo(dst)]
+                frame = np.clip(photo.image * np.array(gains, np.float32), 0, 255).astype(np.uint8)
+                lm = photo.landmarks
+                if dst == src:
+                    row.append(face_cell(frame, lm))
+                    continue
+                s = swap_pair(swapper, plain, frame, lm)
+                results.append(
+                    Tinted(
+                        light,
+                        src,
+                        dst,
+                        quality.covered_skin_match(frame, s.out, s.mask, lm),
+                        quality.covered_skin_only_match(frame, s.out, s.mask, lm),
+                        quality.bluer_than_both(
+                            frame, s.out, s.mask, s.raw, reach=max(3, round(0.03 * float(np.ptp(lm[:, 0]))))
+                        ),
+                        quality.lighting_match(frame, s.out, s.mask, lm),
+                        quality.contrast_kept(frame, s.out, s.raw, s.mask, lm),
+                    )
+                )
+                row.append(face_cell(s.out, lm))
+            if src in ("pichai", "zuckerberg"):
+                rows.append(row)
+    sheet = contact_sheet(rows, [f"{s[:5]} {t}" for s in ("pichai", "zuckerberg") for t in TINTS], list(PEOPLE))
+    paths = write_sheet(sheet, "cross_identity_tinted.jpg", tmp_path_factory.mktemp("sheets"))
+    print(f"\ncoloured-light contact sheet: {', '.join(map(str, paths))}")
+    print(
+        f"{'light':>6} {'source':>10} -> {'target':<10} {'dE cov':>6} {'cov sk':>6} {'blue':>5} {'prof':>5} {'ctr':>5}"
+    )
+    for t in results:
+        print(
+            f"{t.light:>6} {t.source:>10} -> {t.target:<10} {t.covered.delta_e76:6.2f} {t.covered_skin.delta_e76:6.2f} "
+            f"{t.bluer:5d} {t.lighting.error:5.2f} {t.contrast:5.2f}"
+        )
+    return results
+
+
+def test_coloured_light_skin_matches_and_no_foreign_blue(tinted):
+    """Under warm, green and blue light (126 pairs): the swapped skin matches the live skin
+    it covers where both are skin (ΔE76; before this work up to 10.6, > 4 on 32 pairs; now
+    at most 6.9, > 4 on 19: Musk's source on Perry's pink-lit face under warm and green
+    light, b* 5 short), no pixel turns bluer than both faces are nearby, the lighting
+    profile and the features' contrast are kept.
+
+    Not asserted: the covered ΔE including what is not skin: a clean-shaven source over
+    Pichai's full beard reads up to 7.1 under green light (the live-skin test drops the
+    tinted beard, so the source's clean chin stays skin-bright over it; under blue light
+    the beard passes as skin and the chin is darkened: 0.6). Nor foreign_blue_pixels: under
+    blue light the live skin itself sits at its b* threshold (see quality.bluer_than_both).
+    """
+    assert len(tinted) == 3 * 42
+    skin = {(t.light, t.source, t.target): round(t.covered_skin.delta_e76, 2) for t in tinted}
+    assert {k: v for k, v in skin.items() if v > 7.5} == {}
+    assert sum(v <= 4.0 for v in skin.values()) >= 0.8 * len(skin)
+    assert {(t.light, t.source, t.target): t.bluer for t in tinted if t.bluer > 20} == {}
+    assert sum(t.bluer for t in tinted) <= 100
+    assert max(t.lighting.error for t in tinted) <= 11.0
+    assert min(t.contrast for t in tinted) >= 0.75

@@ -327,3 +327,20 @@ def test_match_colours_leaves_a_result_with_a_tiny_mask_unchanged():
     mask[60:63, 60:63] = 255  # 9 pixels: too few for statistics
     result = SwapResult(crop, mask, np.array([[3, 0, 10], [0, 3, 20]], np.float32), live=live)
     assert match_colours(result) is result
+
+
+def test_rct_lightness_ratio_scales_l_by_the_ratio_of_means_within_its_bounds():
+    """``lightness="ratio"``: L* + 16 scales by the means' ratio (not the spreads'), clipped."""
+    from obs_faceswap.merge import _LIGHTNESS_GAIN, LabStats, rct_matrix
+
+    def stats(mean_l: float, std_l: float) -> LabStats:
+        return LabStats(np.array([mean_l, 15.0, 18.0]), np.diag([std_l**2, 4.0, 4.0]), 100)
+
+    near = rct_matrix(stats(60, 18), stats(64, 6), lightness="ratio")
+    assert near[0, 0] == pytest.approx(80 / 76)
+    assert near[0, 0] * 60 + near[0, 3] == pytest.approx(64)  # the mean still maps onto the mean
+    assert rct_matrix(stats(60, 18), stats(64, 6))[0, 0] == pytest.approx(0.4)  # "std": squashed (1/3, floored)
+    assert rct_matrix(stats(40, 5), stats(85, 5), lightness="ratio")[0, 0] == pytest.approx(_LIGHTNESS_GAIN[1])
+    assert rct_matrix(stats(85, 5), stats(40, 5), lightness="ratio")[0, 0] == pytest.approx(_LIGHTNESS_GAIN[0])
+    with pytest.raises(ValueError, match="lightness"):
+        rct_matrix(stats(60, 5), stats(60, 5), lightness="bright")
