@@ -3,7 +3,7 @@
 Plain script: ``.venv/bin/python tests/bench/bench_engine_frames.py [--frames N]``.
 
 Compares, per frame (median ms over the clip), two ways of feeding the pipeline a frame that
-arrives as I420 / NV12 / YUY2 (BT.709 limited, like a webcam or media source in OBS):
+arrives as I420 / NV12 / YUY2 or 10-bit I010 / P010 (BT.709 limited, like a webcam or media source in OBS):
 
 * ``full``: convert the whole frame to BGR, run the pipeline, convert the changed box back;
 * ``lazy``: hand the pipeline a :class:`PlanesFrame`, which converts only a small copy for the
@@ -35,7 +35,13 @@ from obs_faceswap.video_formats import VideoFormat  # noqa: E402
 MEDIA = Path(os.environ.get("OBS_FACESWAP_MEDIA") or ROOT.parent / "shared" / "media")
 MODELS = Path(os.environ.get("OBS_FACESWAP_MODELS") or ROOT.parent / "shared" / "models")
 SIZES = {"720p": (1280, 720), "1080p": (1920, 1080)}
-FORMATS = {"I420": VideoFormat.I420, "NV12": VideoFormat.NV12, "YUY2": VideoFormat.YUY2}
+FORMATS = {
+    "I420": VideoFormat.I420,
+    "NV12": VideoFormat.NV12,
+    "YUY2": VideoFormat.YUY2,
+    "I010": VideoFormat.I010,
+    "P010": VideoFormat.P010,
+}
 
 
 def clip(n: int, size: tuple[int, int]) -> list[np.ndarray]:
@@ -78,12 +84,15 @@ def run(mode: str, fmt: int, frames: list[np.ndarray], color: F.ColorParams) -> 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=80)
+    ap.add_argument("--sizes", default=",".join(SIZES), help="comma-separated: " + ", ".join(SIZES))
+    ap.add_argument("--formats", default=",".join(FORMATS), help="comma-separated: " + ", ".join(FORMATS))
     args = ap.parse_args()
     color = F.ColorParams.standard("709", full_range=False)
     print(f"{'size':6} {'format':6} {'full ms':>8} {'lazy ms':>8} {'ratio':>6}")
-    for name, size in SIZES.items():
-        frames = clip(args.frames, size)
-        for fname, fmt in FORMATS.items():
+    for name in args.sizes.split(","):
+        frames = clip(args.frames, SIZES[name])
+        for fname in args.formats.split(","):
+            fmt = FORMATS[fname]
             full = run("full", fmt, frames, color)
             lazy = run("lazy", fmt, frames, color)
             print(f"{name:6} {fname:6} {full:8.2f} {lazy:8.2f} {full / lazy:6.2f}x")
