@@ -735,6 +735,12 @@ class PhotoSwapper:
             return tex
         lab = to_lab(tex)
         shift = np.median(lab[outside], axis=0) - np.median(lab[inside], axis=0)
+        # A lens only darkens what is behind it: lightening that is undone, but skin seen through
+        # it that is lighter than the ring around the frame (temples in shade, brows, stubble) is
+        # the face's own lighting (the lit cheekbones under the eyes). Darkening it to the ring's
+        # median (faces/pichai_1.jpg: by 18 L*) flattened the face's shading into a band across
+        # the eyes and cost the lighting profile (pichai -> johansson 12.7, limit 10).
+        shift[0] = max(float(shift[0]), 0.0)
         weight = cv2.GaussianBlur(lens.astype(np.float32), (0, 0), size * 0.006)[..., None]
         return from_lab(f32(lab + weight * shift.astype(np.float32)))
 
