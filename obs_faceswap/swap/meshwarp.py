@@ -231,6 +231,10 @@ _GRAIN_MAX = 6.0  # levels: pores and fine texture, not the edges of features
 # What is seen through a lens takes the colour of the skin this close around the frame
 # (fraction of the texture size).
 _LENS_AROUND = 0.03
+# The painted-over frame takes the lightness and colour of the skin on both sides of it (within
+# _BAND_AROUND, fraction of the texture size) at scales above _BAND_SIGMA (see _relit_glasses).
+_BAND_AROUND = 0.03
+_BAND_SIGMA = 0.015
 _REFERENCE_RATE = 0.05
 # A re-estimated colour is cross-faded in over this many frames (at most the interval
 # less the build frames). Each re-estimate changes a texel by ~1 level on average (at most
@@ -653,6 +657,8 @@ class PhotoSwapper:
             s3 = np.minimum(s3, 1.0 - cv2.GaussianBlur(self._occluders.astype(np.float32), (0, 0), size * 0.004))
         s3 = s3[..., None].astype(np.float32)
         tex = tex.astype(np.float32) * s3 + filled * (1 - s3)
+        if self.mask_config.trim_hair and self.glasses.found:
+            tex = self._relit_glasses(tex, skin)
         # A source face smaller than the texture was magnified by bilinear sampling and looks
         # soft next to the live frame: unsharp-mask at the scale of one source pixel.
         amount = _SHARPEN * float(np.clip(self.magnification - 0.5, 0.0, 1.0))
@@ -735,8 +741,48 @@ class PhotoSwapper:
             return tex
         lab = to_lab(tex)
         shift = np.median(lab[outside], axis=0) - np.median(lab[inside], axis=0)
+        # A lens only darkens what is behind it: lightening that is undone, but skin seen through
+        # it that is lighter than the ring around the frame (temples in shade, brows, stubble) is
+        # the face's own lighting (the lit cheekbones under the eyes). Darkening it to the ring's
+        # median (faces/pichai_1.jpg: by 18 L*) flattened the face's shading into a band across
+        # the eyes and cost the lighting profile (pichai -> johansson 12.7, limit 10).
+        shift[0] = max(float(shift[0]), 0.0)
         weight = cv2.GaussianBlur(lens.astype(np.float32), (0, 0), size * 0.006)[..., None]
         return from_lab(f32(lab + weight * shift.astype(np.float32)))
+
+    def _relit_glasses(self, tex: npt.NDArray[np.float32], skin: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """``tex`` (float BGR) with the painted-over frame given the lightness and colour of the
+        source's own skin on both sides of it, its fine detail (the grain) kept.
+
+        The fill under a frame comes from skin beside it picked for being lit like the cheeks
+        (lighter skin passes, shaded skin does not): it read as a smooth, paler ring around each
+        lens and along the arms. Its low frequencies (Gaussian of :data:`_BAND_SIGMA`, over the
+        frame itself) are replaced by a smooth interpolation of the skin within
+        :data:`_BAND_AROUND` of it: what is seen through the lens inside the rim, the cheeks
+        below, the temples and the glabella (brows, eyes, hair and beard are not skin here).
+        """
+        size, layout = self.size, self._glasses_layout
+        zone = self.glasses.mask & self._valid & ~layout.keep
+        reach = cv2.dilate(u8(zone.astype(np.uint8)), _disc(2 * _BAND_AROUND * size + 1)) > 0
+        t8 = u8(cv2.convertScaleAbs(tex))
+        lab = to_lab(t8)
+        cheeks = (_polygon_mask((size, size), [self._uv_px[list(p)] for p in _SKIN_PATCHES_CHEEKS]) > 0) & self._valid
+        around = reach & ~zone & self._valid & (skin > 0.9) & (self._feature_parts == 0) & ~self._occluders
+        if np.count_nonzero(cheeks) >= 16:
+            around &= _skin_distance(lab, lab[cheeks]) <= _SKIN_DISTANCE
+        if np.count_nonzero(around) < 50 or not zone.any():
+            return tex
+        smooth = to_lab(_push_pull_fill(t8, around))
+        w = zone.astype(np.float32)
+        sigma = _BAND_SIGMA * size
+
+        def low(values: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+            num = cv2.GaussianBlur(values * w[..., None], (0, 0), sigma)
+            return f32(num / np.maximum(cv2.GaussianBlur(w, (0, 0), sigma), 1e-3)[..., None])
+
+        feather = cv2.GaussianBlur(w, (0, 0), size * 0.004)[..., None]
+        relit = lab + (low(smooth) - low(lab)) * feather
+        return from_lab(f32(relit)).astype(np.float32)
 
     def _skin_keep(self, tex: ImageBGR) -> npt.NDArray[np.float32]:
         """1 where the texture shows the source's face, 0 where hair or background intrudes.
