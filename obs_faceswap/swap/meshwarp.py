@@ -60,7 +60,7 @@ from obs_faceswap.landmark_indices import (
 )
 from obs_faceswap.merge import LabStats, from_lab, robust_lab_stats, to_lab, transfer_matrix
 from obs_faceswap.swap import raster
-from obs_faceswap.swap.blink import EyeBaseline, close_lids, closing_share, eye_openness
+from obs_faceswap.swap.blink import OPEN_SHARE, EyeBaseline, close_lids, closing_share, eye_openness
 from obs_faceswap.swap.glasses import Glasses, find_glasses, glasses_layout, lens_areas
 from obs_faceswap.swap.protocol import SourceFace
 from obs_faceswap.types import Box, Face, FloatArray, ImageBGR, Mask, SwapResult
@@ -886,11 +886,14 @@ class PhotoSwapper:
             return None
         fh, fw = frame.shape[:2]
         track = self._track(face.track_id)
-        shaped = self._shaped(track, lm)
+        openness = eye_openness(lm)
+        open_eyes = track.eyes.update(openness)
+        # A blink is no part of the face's usual shape: averaged in, it left the rendered eyes
+        # wider than the live ones after every blink (by ~4 % after five shut frames).
+        shaped = self._shaped(track, lm, follow=bool((openness >= OPEN_SHARE * open_eyes).all()))
         if not self.mask_config.keep_eyes:  # (kept live eyes blink by themselves)
             # the mesh reads a shut eye as a third closed: the rendered lids shut in full
-            openness = eye_openness(lm)
-            shaped = close_lids(shaped, closing_share(openness, track.eyes.update(openness)))
+            shaped = close_lids(shaped, closing_share(openness, open_eyes))
         both = np.concatenate([lm[:, :2], shaped[:, :2]])
         lo = np.floor(both.min(axis=0)).astype(int) - 2
         hi = np.ceil(both.max(axis=0)).astype(int) + 3
@@ -930,12 +933,13 @@ class PhotoSwapper:
         t = np.array([[1, 0, x0], [0, 1, y0]], np.float32)
         return SwapResult(crop, mask, t, face.track_id)
 
-    def _shaped(self, track: _Track, lm: FloatArray) -> FloatArray:
+    def _shaped(self, track: _Track, lm: FloatArray, *, follow: bool = True) -> FloatArray:
         """The live mesh with its inner face moved towards the source's proportions.
 
         Both shapes are compared in the source face's frame (a 3D similarity fit removes
         pose and size); the offset is taken from the live face's running average, not from
         this frame, so what changes frame to frame (speech, blinks, expressions) stays live.
+        The average takes this frame in only when ``follow`` (not during a blink).
         """
         cfg = self.shape_config
         live = lm.astype(np.float64)
@@ -946,7 +950,7 @@ class PhotoSwapper:
         in_source = scale * live @ r.T + t
         if track.mean_shape is None:
             track.mean_shape = in_source
-        else:
+        elif follow:
             track.mean_shape += (in_source - track.mean_shape) / cfg.adapt_frames
         if cfg.strength <= 0:
             return lm
