@@ -150,6 +150,14 @@ _PART_MARGIN = 0.02
 _TOP_FADE = 0.1
 # The live mask is built at this face width (pixels) and upsampled: the edges are soft anyway.
 _MASK_WIDTH = 96
+# keep_mouth's hole: the live inner-lip contour grown by _MOUTH_GROW, fading over the next
+# _MOUTH_SOFT (fractions of the face width). The live mesh's inner contour already lies on the
+# lips' inner edge; grown by 0.01 and faded over 0.03 the hole took in most of the live lips, and
+# the source's lip border showed around them: a second upper lip (dfl_Obama_speaking.mp4 with
+# dicaprio_1: the live brown lips inside a red outline), which the face mesh read as a mouth 0.69x
+# as open as the live one. Now only the interior (teeth, tongue) and the lips' very edge are live.
+_MOUTH_GROW = 0.005
+_MOUTH_SOFT = 0.01
 # Local shading transfer: both faces are compared in UV space at this resolution, and the
 # difference of their skin's local means (Gaussian of this sigma, fraction of the UV size) is
 # added to the texture. This carries the live lighting (a darker side, a lit cheek) that one
@@ -1093,7 +1101,7 @@ class PhotoSwapper:
         m = u8(cv2.min(solid, inner))
         pts = dst * s
         if cfg.keep_mouth:
-            m = _cut(m, [pts[list(LIPS_INNER)]], grow=0.01 * fw_small, soft=0.03 * fw_small)
+            m = _cut(m, [pts[list(LIPS_INNER)]], grow=_MOUTH_GROW * fw_small, soft=_MOUTH_SOFT * fw_small)
         if cfg.keep_eyes:
             m = _cut(m, [pts[list(RIGHT_EYE)], pts[list(LEFT_EYE)]], grow=0.005 * fw_small, soft=0.02 * fw_small)
         if glasses is not None:
