@@ -151,13 +151,14 @@ _TOP_FADE = 0.1
 # The live mask is built at this face width (pixels) and upsampled: the edges are soft anyway.
 _MASK_WIDTH = 96
 # keep_mouth's hole: the live inner-lip contour grown by _MOUTH_GROW, fading over the next
-# _MOUTH_SOFT (fractions of the face width). The live mesh's inner contour already lies on the
-# lips' inner edge; grown by 0.01 and faded over 0.03 the hole took in most of the live lips, and
-# the source's lip border showed around them: a second upper lip (dfl_Obama_speaking.mp4 with
-# dicaprio_1: the live brown lips inside a red outline), which the face mesh read as a mouth 0.69x
-# as open as the live one. Now only the interior (teeth, tongue) and the lips' very edge are live.
-_MOUTH_GROW = 0.005
-_MOUTH_SOFT = 0.01
+# _MOUTH_SOFT (fractions of the face width). It takes in most of the live lips, blended into the
+# source's: the live opening is shown exactly (the mask inside the live contour is at most 0.004
+# on every frame of dfl_Obama_speaking.mp4). Tighter (0.005, 0.01) the source's lips replace the
+# live ones: with dicaprio_1 that removes the source's lip border showing above the live upper lip
+# (a second upper lip), but with johansson_1 it draws her lipstick's edge as a red outline around
+# the open mouth, and that outline moving with speech adds 0.04 to test_flicker's cut clip.
+_MOUTH_GROW = 0.01
+_MOUTH_SOFT = 0.03
 # Local shading transfer: both faces are compared in UV space at this resolution, and the
 # difference of their skin's local means (Gaussian of this sigma, fraction of the UV size) is
 # added to the texture. This carries the live lighting (a darker side, a lit cheek) that one
