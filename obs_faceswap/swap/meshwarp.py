@@ -324,11 +324,12 @@ class _Track:
     changed: npt.NDArray[np.bool_] | None = None  # texels unlike the reference last frame
     fade_from: npt.NDArray[np.uint8] | None = None
     fade_step: int = 0  # frames the current cross-fade has run
+    fade_t: float = 1.0  # how far the current cross-fade is (the shown texture's blend)
     pending: _Rebuild | None = None  # a re-estimated texture being built, band by band
     age: int = 0
     mean_shape: npt.NDArray[np.float64] | None = None
-    # the texture's pyramid level last drawn: (the texture it was made from, level, image)
-    mip: tuple[npt.NDArray[np.uint8], int, npt.NDArray[np.uint8]] | None = None
+    # the texture's pyramid levels last made: (the texture each was made from, level, image)
+    mips: list[tuple[npt.NDArray[np.uint8], int, npt.NDArray[np.uint8]]] = field(default_factory=list)
     glasses: npt.NDArray[np.uint8] | None = None  # the live glasses frame, UV 0/255 (None: none)
     glasses_due: int = 0  # frames until the live glasses are looked for again
     pose: float = 0.0  # degrees the live face is turned from the photo's view (yaw and pitch)
@@ -1259,6 +1260,7 @@ class PhotoSwapper:
             track.shown = track.texture
             return track.texture
         t = track.fade_step / frames
+        track.fade_t = t
         shown = u8(cv2.addWeighted(track.fade_from, 1.0 - t, track.texture, t, 0.0))
         track.shown = shown
         return shown
@@ -1326,20 +1328,29 @@ class PhotoSwapper:
 def _mip(track: _Track, texture: npt.NDArray[np.uint8], texels_per_pixel: float) -> tuple[int, npt.NDArray[np.uint8]]:
     """``texture``'s pyramid level for this minification (0 = itself) and that level's image.
 
-    The level is cached on the track for as long as the texture is the same array (it changes
-    only while a colour re-estimate fades in), so most frames pay nothing for it.
+    Levels are kept on the track for as long as their texture is the same array; while a colour
+    re-estimate fades in, the shown blend is made from the two textures' levels (blending
+    commutes with the pyramid), so no frame pays for a full-size pyramid step.
     """
     level = int(np.clip(np.floor(np.log2(max(texels_per_pixel, 1.0))), 0, _MIP_LEVELS))
     if level == 0:
         return 0, texture
-    cached = track.mip
-    if cached is not None and cached[0] is texture and cached[1] == level:
-        return level, cached[2]
+    if track.fade_from is not None and texture is track.shown and texture is not track.texture:
+        a, b = _level(track, track.fade_from, level), _level(track, track.texture, level)
+        return level, u8(cv2.addWeighted(a, 1.0 - track.fade_t, b, track.fade_t, 0.0))
+    return level, _level(track, texture, level)
+
+
+def _level(track: _Track, texture: npt.NDArray[np.uint8], level: int) -> npt.NDArray[np.uint8]:
+    """``texture`` reduced ``level`` times by :func:`cv2.pyrDown`, cached on the track (two kept)."""
+    for src, lv, image in track.mips:
+        if src is texture and lv == level:
+            return image
     out = texture
     for _ in range(level):
         out = u8(cv2.pyrDown(out))
-    track.mip = (texture, level, out)
-    return level, out
+    track.mips = [*track.mips[-1:], (texture, level, out)]
+    return out
 
 
 def pose_angle(rotation: npt.NDArray[np.float64]) -> float:

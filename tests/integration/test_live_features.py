@@ -87,7 +87,7 @@ def test_output_mouth_opens_and_closes_with_the_live_one(clip, swapper, finder):
 
     The mesh's mean reading of the output is not the opening the user sees. Inside the live
     inner-lip contour the output IS the live frame (the mask there is at most 0.004 on all 130
-    frames), yet the mesh reads the output's mouth 0.69x as open as the live one (0.91x before
+    frames), yet the mesh reads the output's mouth 0.69-0.72x as open as the live one (0.91x before
     the colour work): it reads the lips around the opening, here the live lips blended into
     the source's (dicaprio_1's lip border, whose contrast the colour transfer now keeps, shows
     above the live upper lip). Cutting the hole tighter, so the source's lips replace the live
