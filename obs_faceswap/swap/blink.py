@@ -26,7 +26,18 @@ from obs_faceswap.types import FloatArray
 UPPER_LIDS = ((246, 161, 160, 159, 158, 157, 173), (466, 388, 387, 386, 385, 384, 398))
 LOWER_LIDS = ((7, 163, 144, 145, 153, 154, 155), (249, 390, 373, 374, 380, 381, 382))
 CORNERS = ((33, 133), (263, 362))
+#: Per eye, the ring of points just above the upper lid (MediaPipe's ``rightEyeUpper1`` /
+#: ``leftEyeUpper1``), point for point above :data:`UPPER_LIDS`: between it and the lid contour
+#: lie the lash line and any eyeliner.
+UPPER_RINGS = ((247, 30, 29, 27, 28, 56, 190), (467, 260, 259, 257, 258, 286, 414))
+#: The ring moves down with the lid by this share of the lid's move. Moving the lid contour alone
+#: stretched the band between them (lashes, eyeliner) over the whole eye: a shut eye was rendered
+#: as a dark almond streaked with lashes, which the 478-point mesh (and a viewer) reads as still
+#: ~0.8 open (dfl_Obama_speaking.mp4 frames 201-203, source johansson_1). Moved together, the band
+#: sweeps down intact like a real lid and the stretch falls on the plain lid skin above it.
+RING_FOLLOW = 1.0
 _UPPER = np.array(UPPER_LIDS)
+_RING = np.array(UPPER_RINGS)
 _LOWER = np.array(LOWER_LIDS)
 _CORNERS = np.array(CORNERS)
 #: Openness (lid gap / eye width) as a share of the eye's open value: at or above OPEN_SHARE
@@ -65,13 +76,16 @@ def closing_share(openness: npt.ArrayLike, baseline: npt.ArrayLike) -> npt.NDArr
 
 
 def close_lids(points: FloatArray, share: npt.ArrayLike) -> FloatArray:
-    """``points`` with each eye's upper-lid points moved ``share`` of the way onto the lower ones."""
+    """``points`` with each eye's upper-lid points moved ``share`` of the way onto the lower ones
+    (and the ring above them with them, :data:`RING_FOLLOW`)."""
     s = np.asarray(share, np.float64)
     if not (s > 0).any():
         return points
     out: FloatArray = points.copy()
     up, lo = points[_UPPER], points[_LOWER]  # (2, 7, D)
-    out[_UPPER] = up + s.astype(np.float32)[:, None, None] * (lo - up)
+    move = s.astype(np.float32)[:, None, None] * (lo - up)
+    out[_UPPER] = up + move
+    out[_RING] = points[_RING] + np.float32(RING_FOLLOW) * move
     return out
 
 

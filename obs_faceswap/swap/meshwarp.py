@@ -60,7 +60,7 @@ from obs_faceswap.landmark_indices import (
 )
 from obs_faceswap.merge import LabStats, from_lab, robust_lab_stats, to_lab, transfer_matrix
 from obs_faceswap.swap import raster
-from obs_faceswap.swap.blink import EyeBaseline, close_lids, closing_share, eye_openness
+from obs_faceswap.swap.blink import OPEN_SHARE, EyeBaseline, close_lids, closing_share, eye_openness
 from obs_faceswap.swap.glasses import Glasses, find_glasses, glasses_layout, lens_areas
 from obs_faceswap.swap.protocol import SourceFace
 from obs_faceswap.types import Box, Face, FloatArray, ImageBGR, Mask, SwapResult
@@ -150,6 +150,21 @@ _PART_MARGIN = 0.02
 _TOP_FADE = 0.1
 # The live mask is built at this face width (pixels) and upsampled: the edges are soft anyway.
 _MASK_WIDTH = 96
+# keep_mouth's hole: the live inner-lip contour grown by _MOUTH_GROW, fading over the next
+# _MOUTH_SOFT (fractions of the face width). It takes in most of the live lips, blended into the
+# source's: the live opening is shown exactly (the mask inside the live contour is at most 0.004
+# on every frame of dfl_Obama_speaking.mp4). Tighter (0.005, 0.01) the source's lips replace the
+# live ones: with dicaprio_1 that removes the source's lip border showing above the live upper lip
+# (a second upper lip), but with johansson_1 it draws her lipstick's edge as a red outline around
+# the open mouth, and that outline moving with speech adds 0.04 to test_flicker's cut clip.
+_MOUTH_GROW = 0.01
+_MOUTH_SOFT = 0.03
+# The texture is sampled from the level of its Gaussian pyramid (a mipmap) at which a texel is
+# 1-2 output pixels, at most this deep. Sampled at full size, a 512² texture drawn onto a
+# ~150-200 pixel face is minified 2.5-3.5x with bilinear taps: its fine detail aliases and
+# shimmers as the face moves by sub-pixel steps. On test_flicker's cut clip (johansson_1) that
+# was most of the excess over the live face's own frame-to-frame change: 1.21x -> 0.95x.
+_MIP_LEVELS = 3
 # Local shading transfer: both faces are compared in UV space at this resolution, and the
 # difference of their skin's local means (Gaussian of this sigma, fraction of the UV size) is
 # added to the texture. This carries the live lighting (a darker side, a lit cheek) that one
@@ -313,9 +328,12 @@ class _Track:
     changed: npt.NDArray[np.bool_] | None = None  # texels unlike the reference last frame
     fade_from: npt.NDArray[np.uint8] | None = None
     fade_step: int = 0  # frames the current cross-fade has run
+    fade_t: float = 1.0  # how far the current cross-fade is (the shown texture's blend)
     pending: _Rebuild | None = None  # a re-estimated texture being built, band by band
     age: int = 0
     mean_shape: npt.NDArray[np.float64] | None = None
+    # the texture's pyramid levels last made: (the texture each was made from, level, image)
+    mips: list[tuple[npt.NDArray[np.uint8], int, npt.NDArray[np.uint8]]] = field(default_factory=list)
     glasses: npt.NDArray[np.uint8] | None = None  # the live glasses frame, UV 0/255 (None: none)
     glasses_due: int = 0  # frames until the live glasses are looked for again
     pose: float = 0.0  # degrees the live face is turned from the photo's view (yaw and pitch)
@@ -932,11 +950,14 @@ class PhotoSwapper:
             return None
         fh, fw = frame.shape[:2]
         track = self._track(face.track_id)
-        shaped = self._shaped(track, lm)
+        openness = eye_openness(lm)
+        open_eyes = track.eyes.update(openness)
+        # A blink is no part of the face's usual shape: averaged in, it left the rendered eyes
+        # wider than the live ones after every blink (by ~4 % after five shut frames).
+        shaped = self._shaped(track, lm, follow=bool((openness >= OPEN_SHARE * open_eyes).all()))
         if not self.mask_config.keep_eyes:  # (kept live eyes blink by themselves)
             # the mesh reads a shut eye as a third closed: the rendered lids shut in full
-            openness = eye_openness(lm)
-            shaped = close_lids(shaped, closing_share(openness, track.eyes.update(openness)))
+            shaped = close_lids(shaped, closing_share(openness, open_eyes))
         both = np.concatenate([lm[:, :2], shaped[:, :2]])
         lo = np.floor(both.min(axis=0)).astype(int) - 2
         hi = np.ceil(both.max(axis=0)).astype(int) + 3
@@ -954,6 +975,10 @@ class PhotoSwapper:
         include = ~self._mouth if self.mask_config.keep_mouth else None
         order, _ = raster.draw_order(dst, shaped[:, 2], self.face.triangles, self._uv_sign, include)
         mx, my, _ = raster.rasterise(dst, self._uv_px, self.face.triangles, (w, h), order)
+        level, texture = _mip(track, texture, self.size / face_w)
+        if level:
+            mx *= np.float32(0.5**level)
+            my *= np.float32(0.5**level)
         rendered = u8(
             cv2.remap(texture, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0))
         )
@@ -976,12 +1001,13 @@ class PhotoSwapper:
         t = np.array([[1, 0, x0], [0, 1, y0]], np.float32)
         return SwapResult(crop, mask, t, face.track_id)
 
-    def _shaped(self, track: _Track, lm: FloatArray) -> FloatArray:
+    def _shaped(self, track: _Track, lm: FloatArray, *, follow: bool = True) -> FloatArray:
         """The live mesh with its inner face moved towards the source's proportions.
 
         Both shapes are compared in the source face's frame (a 3D similarity fit removes
         pose and size); the offset is taken from the live face's running average, not from
         this frame, so what changes frame to frame (speech, blinks, expressions) stays live.
+        The average takes this frame in only when ``follow`` (not during a blink).
         """
         cfg = self.shape_config
         live = lm.astype(np.float64)
@@ -992,7 +1018,7 @@ class PhotoSwapper:
         in_source = scale * live @ r.T + t
         if track.mean_shape is None:
             track.mean_shape = in_source
-        else:
+        elif follow:
             track.mean_shape += (in_source - track.mean_shape) / cfg.adapt_frames
         if cfg.strength <= 0:
             return lm
@@ -1135,7 +1161,7 @@ class PhotoSwapper:
         m = u8(cv2.min(solid, inner))
         pts = dst * s
         if cfg.keep_mouth:
-            m = _cut(m, [pts[list(LIPS_INNER)]], grow=0.01 * fw_small, soft=0.03 * fw_small)
+            m = _cut(m, [pts[list(LIPS_INNER)]], grow=_MOUTH_GROW * fw_small, soft=_MOUTH_SOFT * fw_small)
         if cfg.keep_eyes:
             m = _cut(m, [pts[list(RIGHT_EYE)], pts[list(LEFT_EYE)]], grow=0.005 * fw_small, soft=0.02 * fw_small)
         if glasses is not None:
@@ -1280,6 +1306,7 @@ class PhotoSwapper:
             track.shown = track.texture
             return track.texture
         t = track.fade_step / frames
+        track.fade_t = t
         shown = u8(cv2.addWeighted(track.fade_from, 1.0 - t, track.texture, t, 0.0))
         track.shown = shown
         return shown
@@ -1342,6 +1369,34 @@ class PhotoSwapper:
         t = self._trusted_small[..., None]
         field = own * t + close * (1 - t)
         return np.asarray(np.clip(field, -_SHADING_MAX, _SHADING_MAX), np.float32)
+
+
+def _mip(track: _Track, texture: npt.NDArray[np.uint8], texels_per_pixel: float) -> tuple[int, npt.NDArray[np.uint8]]:
+    """``texture``'s pyramid level for this minification (0 = itself) and that level's image.
+
+    Levels are kept on the track for as long as their texture is the same array; while a colour
+    re-estimate fades in, the shown blend is made from the two textures' levels (blending
+    commutes with the pyramid), so no frame pays for a full-size pyramid step.
+    """
+    level = int(np.clip(np.floor(np.log2(max(texels_per_pixel, 1.0))), 0, _MIP_LEVELS))
+    if level == 0:
+        return 0, texture
+    if track.fade_from is not None and texture is track.shown and texture is not track.texture:
+        a, b = _level(track, track.fade_from, level), _level(track, track.texture, level)
+        return level, u8(cv2.addWeighted(a, 1.0 - track.fade_t, b, track.fade_t, 0.0))
+    return level, _level(track, texture, level)
+
+
+def _level(track: _Track, texture: npt.NDArray[np.uint8], level: int) -> npt.NDArray[np.uint8]:
+    """``texture`` reduced ``level`` times by :func:`cv2.pyrDown`, cached on the track (two kept)."""
+    for src, lv, image in track.mips:
+        if src is texture and lv == level:
+            return image
+    out = texture
+    for _ in range(level):
+        out = u8(cv2.pyrDown(out))
+    track.mips = [*track.mips[-1:], (texture, level, out)]
+    return out
 
 
 def pose_angle(rotation: npt.NDArray[np.float64]) -> float:

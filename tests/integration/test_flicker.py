@@ -90,13 +90,12 @@ def test_swapped_face_flickers_no_more_than_the_original(clip, store, media, rea
     out = [pipe.process(f, i / 30)[0] for i, f in enumerate(frames)]
     before, after = flicker(frames, starts, masks), flicker(out, starts, masks)
     print(f"\n{clip}: flicker of the original {before:.2f}, swapped {after:.2f}, ratio {after / before:.2f}")
-    # The issue asks for 1.1x. Measured: the still clip 0.41x (the source's texture does not
-    # carry the sensor noise); the cut clip 1.16x (1.17x before this issue's work). Not met on
-    # real footage, and not for want of smoothing: with Obama's own frame as the source the
-    # same pipeline gives 0.96x, and a zero-lag offline Gaussian over the raw mesh needs
-    # sigma = 1.5 frames (which halves blinks) to reach 1.1x. The excess is the source's
-    # content moving with the real motion: Johansson's high-contrast eyes (1.27x there, now
-    # shutting on the clip's blinks) and the paste edge's colour step (1.31x in the outer
-    # band; a 0.08 feather instead of 0.04 brings the band to 1.04x). Asserted at what is
-    # reached (with a little margin) so that it cannot get worse.
-    assert after <= (1.1 if clip == "still" else 1.2) * before
+    # The issue asks for 1.1x. Measured: the still clip 0.42x (the source's texture does not
+    # carry the sensor noise); the cut clip 0.95x. The cut clip was 1.16-1.21x while the 512²
+    # texture was sampled at full size onto a ~150 px face: bilinear taps 3.4 texels apart
+    # alias the source's fine detail (Johansson's lashes, eye make-up, skin grain), and that
+    # shimmers with every sub-pixel move: 1.49x in the eyes, 1.18x over the skin. Drawn from its
+    # pyramid level (swap/meshwarp.py, _MIP_LEVELS) the eyes are at 1.04x and the skin 0.88x.
+    # Also measured with the previous frame warped onto the current one through the live mesh
+    # (motion removed): 1.26x -> 0.94x.
+    assert after <= 1.1 * before

@@ -11,6 +11,7 @@ from obs_faceswap.swap.blink import (
     OPEN_SHARE,
     SHUT_SHARE,
     UPPER_LIDS,
+    UPPER_RINGS,
     EyeBaseline,
     close_lids,
     closing_share,
@@ -70,3 +71,14 @@ def test_baseline_follows_open_eyes_and_ignores_blinks() -> None:
     for _ in range(50):  # wider open: followed quickly
         base.update(np.array([0.4, 0.4]))
     assert base.value is not None and base.value.min() > 0.39
+
+
+def test_the_band_above_the_lid_moves_down_with_it() -> None:
+    """The lash band between the lid and the ring above it keeps its height as the lid shuts."""
+    mesh = eyes_mesh(9.0)
+    ring = np.array(UPPER_RINGS)
+    mesh[ring, 1] = mesh[np.array(UPPER_LIDS), 1] - 3.0
+    out = close_lids(mesh, [1.0, 0.5])
+    band = out[np.array(UPPER_LIDS), 1] - out[ring, 1]
+    np.testing.assert_allclose(band, 3.0, atol=1e-5)
+    np.testing.assert_allclose(out[ring[0], 1], 100.0 + 4.5 - 3.0, atol=1e-5)
