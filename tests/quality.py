@@ -289,6 +289,17 @@ def _fill_holes(binary: Mask) -> Mask:
     return out
 
 
+def _pasted_face_skin(shape: tuple[int, ...], mask: Mask, lm: npt.NDArray[np.float32]) -> npt.NDArray[np.bool_]:
+    """Fully pasted pixels (mask 255) inside the live face oval, eyes, brows and lips excluded."""
+    h, w = shape[:2]
+    oval = np.zeros((h, w), np.uint8)
+    cv2.fillPoly(oval, [np.round(lm[list(FACE_OVAL)]).astype(np.int32)], 255)
+    features = np.zeros((h, w), np.uint8)
+    for idx in (RIGHT_EYE, LEFT_EYE, RIGHT_EYEBROW, LEFT_EYEBROW, LIPS_OUTER):
+        cv2.fillConvexPoly(features, cv2.convexHull(np.round(lm[list(idx)]).astype(np.int32)), 255)
+    return np.asarray((mask == 255) & (oval > 0) & (features == 0))
+
+
 def covered_skin_match(original: ImageBGR, output: ImageBGR, mask: Mask, landmarks: npt.ArrayLike) -> SkinMatch:
     """Mean L*a*b* of the swapped skin vs the live skin it covers (same pixels, before pasting).
 
@@ -297,13 +308,7 @@ def covered_skin_match(original: ImageBGR, output: ImageBGR, mask: Mask, landmar
     a perfect colour match scores 0.
     """
     lm = np.asarray(landmarks, np.float32)[:, :2]
-    h, w = original.shape[:2]
-    oval = np.zeros((h, w), np.uint8)
-    cv2.fillPoly(oval, [np.round(lm[list(FACE_OVAL)]).astype(np.int32)], 255)
-    features = np.zeros((h, w), np.uint8)
-    for idx in (RIGHT_EYE, LEFT_EYE, RIGHT_EYEBROW, LEFT_EYEBROW, LIPS_OUTER):
-        cv2.fillConvexPoly(features, cv2.convexHull(np.round(lm[list(idx)]).astype(np.int32)), 255)
-    where = (mask == 255) & (oval > 0) & (features == 0)
+    where = _pasted_face_skin(original.shape, mask, lm)
     lab_in, lab_out = mean_lab(output, where), mean_lab(original, where)
     n = int(where.sum())
     return SkinMatch(lab_in, lab_out, delta_e76(lab_in, lab_out), delta_e2000(lab_in, lab_out), n, n)
@@ -331,13 +336,7 @@ def _covered_skin(original: ImageBGR, output: ImageBGR, mask: Mask, landmarks: n
     """Fully pasted pixels inside the live face oval, features excluded, that look like skin in
     both frames (each judged by its own cheeks): no live beard or glasses, no source stubble."""
     lm = np.asarray(landmarks, np.float32)[:, :2]
-    h, w = original.shape[:2]
-    oval = np.zeros((h, w), np.uint8)
-    cv2.fillPoly(oval, [np.round(lm[list(FACE_OVAL)]).astype(np.int32)], 255)
-    features = np.zeros((h, w), np.uint8)
-    for idx in (RIGHT_EYE, LEFT_EYE, RIGHT_EYEBROW, LEFT_EYEBROW, LIPS_OUTER):
-        cv2.fillConvexPoly(features, cv2.convexHull(np.round(lm[list(idx)]).astype(np.int32)), 255)
-    where = (mask == 255) & (oval > 0) & (features == 0)
+    where = _pasted_face_skin(original.shape, mask, lm)
     return _skin_like(original, lm, where) & _skin_like(output, lm, where)
 
 

@@ -37,6 +37,29 @@ def obs_color(bgr: tuple[int, int, int]) -> int:
     return (0xFF << 24) | (b << 16) | (g << 8) | r
 
 
+PATCH_INPUT = "Phase"  # the colour source whose colour says which phase a recorded frame is in
+
+
+def add_phase_patch(obs: Any, bgr: tuple[int, int, int]) -> None:
+    """Put the phase patch (a PATCH x PATCH colour source, top-left) into OBS's scene."""
+    obs.call(
+        "CreateInput",
+        {
+            "sceneName": "Scene",
+            "inputName": PATCH_INPUT,
+            "inputKind": "color_source_v3",
+            "inputSettings": {"color": obs_color(bgr), "width": PATCH, "height": PATCH},
+            "sceneItemEnabled": True,
+        },
+    )
+
+
+def set_phase_patch(obs: Any, bgr: tuple[int, int, int]) -> None:
+    """Recolour the phase patch: frames recorded from now on belong to the next phase."""
+    settings = {"color": obs_color(bgr)}
+    obs.call("SetInputSettings", {"inputName": PATCH_INPUT, "inputSettings": settings, "overlay": True})
+
+
 def checker(size: int = CELL * CELLS) -> np.ndarray:
     yy, xx = np.mgrid[0:size, 0:size]
     on = ((yy // CELL + xx // CELL) % 2).astype(bool)

@@ -30,7 +30,6 @@ from tests.e2e.obs_harness import ASYNC_ID, FilterSpec, MediaSpec, Obs, ObsConfi
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-PATCH_INPUT = "Phase"
 SETTINGS = {"mask_keep_occluders": False}  # as in test_obs_privacy: the swap covers the whole face
 #: phase → (name, patch colour BGR)
 PHASES = [
@@ -90,24 +89,12 @@ def obs(
     config = ObsConfig(media=[MediaSpec(SOURCE, clips["10bit"], [spec])])
     with running_obs(tmp_path_factory.mktemp("obs-formats"), config, budget_s=480) as o:
         wait_state(o, "running", timeout=150)
-        o.call(
-            "CreateInput",
-            {
-                "sceneName": "Scene",
-                "inputName": PATCH_INPUT,
-                "inputKind": "color_source_v3",
-                "inputSettings": {"color": pv.obs_color(PHASES[0][1]), "width": pv.PATCH, "height": pv.PATCH},
-                "sceneItemEnabled": True,
-            },
-        )
+        pv.add_phase_patch(o, PHASES[0][1])
         yield o
 
 
 def phase(obs: Obs, k: int) -> None:
-    obs.call(
-        "SetInputSettings",
-        {"inputName": PATCH_INPUT, "inputSettings": {"color": pv.obs_color(PHASES[k][1])}, "overlay": True},
-    )
+    pv.set_phase_patch(obs, PHASES[k][1])
 
 
 def phase_of(frame: np.ndarray) -> int | None:

@@ -29,7 +29,6 @@ from tests.e2e.obs_harness import ASYNC_ID, RENDER_ID, FilterSpec, MediaSpec, Ob
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-PATCH_INPUT = "Phase"
 #: The checkerboard stands for "the real face"; but a small high-contrast patch on the nose
 #: that jumps with the detector's box is exactly what the photo swapper keeps in front of the
 #: swap as an occluder (issue 8). This test is about the engine's faults, so the swap covers
@@ -53,16 +52,7 @@ def obs(
     config = ObsConfig(media=[MediaSpec(SOURCE, marked_clip, [spec])])
     with running_obs(tmp_path_factory.mktemp("obs-privacy"), config, budget_s=600) as o:
         wait_state(o, "running", timeout=150)
-        o.call(
-            "CreateInput",
-            {
-                "sceneName": "Scene",
-                "inputName": PATCH_INPUT,
-                "inputKind": "color_source_v3",
-                "inputSettings": {"color": pv.obs_color(pv.PHASES[0][1]), "width": pv.PATCH, "height": pv.PATCH},
-                "sceneItemEnabled": True,
-            },
-        )
+        pv.add_phase_patch(o, pv.PHASES[0][1])
         yield o
 
 
@@ -87,10 +77,7 @@ def swapping(obs: Obs, frames: int, timeout: float = 90) -> dict[str, Any]:
 def phase(obs: Obs, k: int) -> None:
     s = stats(obs)
     COUNTS.append((k, dict(s["counters"]) if s else {}))
-    obs.call(
-        "SetInputSettings",
-        {"inputName": PATCH_INPUT, "inputSettings": {"color": pv.obs_color(pv.PHASES[k][1])}, "overlay": True},
-    )
+    pv.set_phase_patch(obs, pv.PHASES[k][1])
 
 
 def wait_engine(obs: Obs, old_pid: int | None = None, timeout: float = 120) -> dict[str, Any]:
@@ -240,4 +227,4 @@ def test_status_names_the_delay_to_set_as_audio_offset(obs: Obs) -> None:
     s = wait_swapping(obs, frames=10, timeout=60)
     assert s["delay_frames"] >= 1 and s["delay_ms"] > 0
     with contextlib.suppress(Exception):
-        obs.call("SetInputSettings", {"inputName": PATCH_INPUT, "inputSettings": {}, "overlay": True})
+        obs.call("SetInputSettings", {"inputName": pv.PATCH_INPUT, "inputSettings": {}, "overlay": True})
