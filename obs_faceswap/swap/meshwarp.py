@@ -228,7 +228,7 @@ _TRUST_SOFT = 0.03
 _OCCLUSION_SIZE = 64
 _OCCLUSION_DE = 15.0
 _OCCLUSION_FACING = 0.5
-_OCCLUSION_MIN_TEXELS = 12
+_OCCLUSION_MIN_TEXELS = 8
 # The live face's glasses frames are looked for in an unwrap this size (thin frames need more
 # than _OCCLUSION_SIZE), on a track's first frame and then every _GLASSES_EVERY frames.
 _GLASSES_LIVE_SIZE = 128
@@ -1084,9 +1084,12 @@ class PhotoSwapper:
             occ = occ & (cv2.dilate(before.astype(np.uint8), _disc(3)) > 0)
             # ... and is a sizeable patch (a hand, a microphone, a strand's length): specks
             # are the face's own (a shadow moving, the mesh's jitter).
-            _, labels, cc, _ = cv2.connectedComponentsWithStats(occ.astype(np.uint8))
-            big = np.flatnonzero(cc[:, cv2.CC_STAT_AREA] >= _OCCLUSION_MIN_TEXELS)
-            occ = np.isin(labels, big[big > 0])
+            # Pieces a texel or two apart are one thing (a microphone's tip beyond the band
+            # round the lips that is not judged): counted together.
+            _, labels = cv2.connectedComponents(u8(cv2.dilate(occ.astype(np.uint8), _disc(3))))
+            texels = np.bincount(labels[occ], minlength=int(labels.max()) + 1)
+            big = np.flatnonzero(texels >= _OCCLUSION_MIN_TEXELS)
+            occ &= np.isin(labels, big[big > 0])
         else:
             occ = np.zeros_like(occ)
         # the reference follows the face where it is seen and nothing is in front
