@@ -494,6 +494,8 @@ class PhotoSwapper:
         self._uv_glasses = (face.uv * _GLASSES_LIVE_SIZE).astype(np.float32)
         self.glasses = Glasses.none(self.size)
         self._bridge = _polygon_mask((self.size, self.size), [self._uv_px[list(_BRIDGE)]]) > 0
+        # The cheeks' skin patches: what skin filled in under a glasses frame is judged against.
+        self._cheeks = _polygon_mask((self.size, self.size), [self._uv_px[list(p)] for p in _SKIN_PATCHES_CHEEKS]) > 0
         # ... looked for above the nose's tip only: below it, dark texture is a beard or
         # stubble, which is the source's own.
         nose_v = float(self._uv_px[NOSE_TIP, 1])
@@ -657,7 +659,7 @@ class PhotoSwapper:
             beside &= cv2.dilate(frame.astype(np.uint8), _disc(size * 0.01)) == 0
             # ... lit like the cheeks: not the frame's shadow, nor skin seen through a tinted lens
             lab = to_lab(tex)
-            cheeks = (_polygon_mask((size, size), [self._uv_px[list(p)] for p in _SKIN_PATCHES_CHEEKS]) > 0) & beside
+            cheeks = self._cheeks & beside
             if np.count_nonzero(cheeks) >= 16:
                 beside &= _skin_distance(lab, lab[cheeks]) <= _GLASSES_FILL_SKIN
             near = cv2.GaussianBlur(frame.astype(np.float32), (0, 0), size * 0.01)[..., None]
@@ -784,7 +786,7 @@ class PhotoSwapper:
         reach = cv2.dilate(u8(zone.astype(np.uint8)), _disc(2 * _BAND_AROUND * size + 1)) > 0
         t8 = u8(cv2.convertScaleAbs(tex))
         lab = to_lab(t8)
-        cheeks = (_polygon_mask((size, size), [self._uv_px[list(p)] for p in _SKIN_PATCHES_CHEEKS]) > 0) & self._valid
+        cheeks = self._cheeks & self._valid
         around = reach & ~zone & self._valid & (skin > 0.9) & (self._feature_parts == 0) & ~self._occluders
         if np.count_nonzero(cheeks) >= 16:
             around &= _skin_distance(lab, lab[cheeks]) <= _SKIN_DISTANCE
