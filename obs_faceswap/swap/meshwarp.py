@@ -169,19 +169,25 @@ _MIP_LEVELS = 3
 # difference of their skin's local means (Gaussian of this sigma, fraction of the UV size) is
 # added to the texture. This carries the live lighting (a darker side, a lit cheek) that one
 # global colour map cannot, while the source's features stay its own.
-# The sigma is the scale of lighting: with 0.2 (a fifth of the face) the live face's
-# gradients were mostly lost (a lit side, a shaded jaw: the swap read as an evenly lit
-# "painted mask" lighter than the live face's shaded edges; brightness profile across the
-# face vs the live one, tests/quality.lighting_match on the 42 cross-identity pairs: worst
-# error 14.7 L*, median 5.6). Smaller follows the live lighting more closely but carries the
-# live person's identity over with it (the shading of cheekbones, jaw and temples): 0.035
-# gives worst 7.9 / median 3.7 on the cross pairs, but the Obama clip's swap is closer to
-# the source on only 50 % of frames (100 % at 0.2); 0.06 keeps 100 % there (and 42 of 42
-# cross pairs) with worst 9.6 / median 5.1. Eyes, brows, nose and mouth are excluded from the
-# statistics (see _BROW_MARGIN). Painted-over skin (no identity to keep) follows at 0.05
-# with its own weights (everything rendered).
+# Outside the inner face the field is a lighting model fitted to the live skin, not a blur of
+# it: a second-order spherical-harmonics function of the live surface normal (from the mesh's
+# 3D points) plus a linear ramp across the face, plus the fit's residual blurred at
+# _SHADING_SIGMA. Lighting is a smooth function of the surface's direction (a lit side, a
+# shaded jaw, a bright forehead all follow the normals), while the live person's own mid-scale
+# shading (cheekbones, jaw line, temples: identity) is not, so the fit carries the first and
+# not the second. History, on the Obama clip (tests/integration/test_swap_quality.py: frames
+# whose swap is closer in identity to the photo than to that frame's original, median margin)
+# and the 42 cross-identity pairs (tests/quality.lighting_match worst / median profile error):
+# a plain blur at 0.2 lost the live lighting (worst 14.7, median 5.6, a "painted mask");
+# a blur at 0.06 (0.12 in the inner face) kept it (9.5 / 5.1) but carried the live identity:
+# 96 % of Obama frames, margin 0.063, and real OBS's screenshots of that clip at the margin
+# (an end-to-end test failed on it); the fit here: 100 %, margin 0.088, cross pairs 98 %
+# closer to the source (median margin 0.119 -> 0.134), lighting 11.0 / 4.7. (The fit in the
+# inner face too: 88 % of the cross pairs: the normals around the nose and eyes are the live
+# person's features.) Painted-over skin (no identity to keep) follows the live skin at 0.05
+# with its own weights.
 _SHADING_SIZE = 128
-_SHADING_SIGMA = 0.06
+_SHADING_SIGMA = 0.1
 _SHADING_SIGMA_PAINTED = 0.05
 # ... and broader in the inner face (the brows-to-lips hull shrunk by _INNER_SHRINK, softened
 # over _INNER_SOFT), where the shading around eyes, nose and mouth is a strong identity cue.
@@ -189,6 +195,9 @@ _SHADING_SIGMA_INNER = 0.12
 _INNER_SOFT = 0.04
 _INNER_SHRINK = 0.08
 _SHADING_MAX = 40.0  # L*a*b* units
+# Ridge on the lighting fit's coefficients (fraction of the total weight): keeps a face seen
+# from one side, or mostly occluded, from extrapolating wild shading where it has no data.
+_LIGHT_RIDGE = 1e-4
 # Live brows are often thicker than the mesh's brow contour: the shading statistics keep
 # this far (fraction of the UV size) from them. (At 0.1 the whole brow ridge and the upper
 # eye sockets had no live data: the field there was interpolated from forehead and cheeks,
@@ -300,6 +309,7 @@ class _LiveView:
     weight: npt.NDArray[np.float32]  # how well each texel is seen (0 outside the frame)
     skin: npt.NDArray[np.float32]  # 1 where the texel looks like the face's skin
     stats: LabStats | None  # the skin's colour statistics (cheeks and glabella)
+    normals: npt.NDArray[np.float32] | None = None  # (n/2, n/2, 3) unit surface normals, z to the camera
 
 
 @dataclass
@@ -1348,7 +1358,21 @@ class PhotoSwapper:
             return None
         skin = _live_skin(lab, _dominant(lab[seed]))
         stats = robust_lab_stats(lab[patch & skin]) if (patch & skin).sum() >= 16 else None
-        return _LiveView(lab, weight, skin.astype(np.float32), stats)
+        return _LiveView(lab, weight, skin.astype(np.float32), stats, self._normals(lm, n // 2))
+
+    def _normals(self, lm: FloatArray, n: int) -> npt.NDArray[np.float32]:
+        """``(n, n, 3)`` UV image of the live mesh's unit surface normals (z towards the camera)."""
+        p = np.asarray(lm, np.float64)[:, :3]
+        tris = self.face.triangles
+        a = p[tris[:, 0]]
+        per_tri = np.cross(p[tris[:, 1]] - a, p[tris[:, 2]] - a) * self._uv_sign[:, None]
+        per_tri /= np.maximum(np.linalg.norm(per_tri, axis=1, keepdims=True), 1e-9)  # not area-weighted
+        vn = np.stack([self._vertex_field(per_tri[:, k]) for k in range(3)], axis=1)
+        xy = self._interpolate(vn[:, 0], vn[:, 1], n)
+        z = self._interpolate(vn[:, 2], None, n)[0]
+        out = np.stack([xy[0], xy[1], z], axis=-1)
+        out /= np.maximum(np.linalg.norm(out, axis=-1, keepdims=True), 1e-6)
+        return f32(out)
 
     def _shading(self, view: _LiveView, src: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """UV-space field (L*a*b* offsets) that gives the texture the live face's local means.
@@ -1366,10 +1390,12 @@ class PhotoSwapper:
         # gradients: the shading around eyes, nose and mouth is identity); painted-over skin
         # has no identity to keep and follows the live skin closely.
         inner = self._inner_small[..., None]
-        own = (
-            _normalised_blur(weighted, w_broad, _SHADING_SIGMA) * (1 - inner)
-            + _normalised_blur(weighted, w_broad, _SHADING_SIGMA_INNER) * inner
-        )
+        if view.normals is None:
+            outer = _normalised_blur(weighted, w_broad, _SHADING_SIGMA)
+        else:
+            fit = _lighting_fit(diff, w_broad, view.normals)
+            outer = fit + _normalised_blur(weighted - fit * w_broad[..., None], w_broad, _SHADING_SIGMA)
+        own = outer * (1 - inner) + _normalised_blur(weighted, w_broad, _SHADING_SIGMA_INNER) * inner
         close = _normalised_blur(diff * w_close[..., None], w_close, _SHADING_SIGMA_PAINTED)
         t = self._trusted_small[..., None]
         field = own * t + close * (1 - t)
@@ -1601,6 +1627,47 @@ def _dominant(samples: npt.NDArray[np.float32], rounds: int = 3) -> npt.NDArray[
 def _odd(x: float) -> int:
     """Nearest odd kernel size >= 3."""
     return max(3, int(round(x)) | 1)
+
+
+def _lighting_fit(
+    values: npt.NDArray[np.float32], weight: npt.NDArray[np.float32], normals: npt.NDArray[np.float32]
+) -> npt.NDArray[np.float32]:
+    """Weighted least-squares fit of ``values`` (``(n, n, c)``) by a lighting model, evaluated
+    on every texel: the nine second-order spherical harmonics of the surface normal plus a
+    linear ramp in UV (a lamp nearer one side of the face). The model is smooth: it is fitted
+    and evaluated at the normals' size (a whole fraction of ``n``) and scaled back up."""
+    n, c = values.shape[0], values.shape[2]
+    m = normals.shape[0]
+    sub = (slice(None, None, n // m), slice(None, None, n // m))
+    basis = _lighting_basis(normals)
+    w = weight[sub].reshape(-1)
+    sel = w > 1e-3
+    phi = basis.reshape(m * m, -1)[sel]
+    wphi = phi * w[sel, None]
+    lhs = (wphi.T @ phi).astype(np.float64) + _LIGHT_RIDGE * float(w[sel].sum()) * np.eye(phi.shape[1])
+    rhs = (wphi.T @ values[sub].reshape(-1, c)[sel]).astype(np.float64)
+    coef = np.linalg.solve(lhs, rhs).astype(np.float32)
+    fit = (basis.reshape(m * m, -1) @ coef).reshape(m, m, c)
+    return f32(cv2.resize(fit, (n, n), interpolation=cv2.INTER_LINEAR))
+
+
+def _lighting_basis(normals: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """``(n, n, 11)``: the second-order real spherical harmonics of each texel's normal (up to
+    constant factors) and its UV coordinates."""
+    n = normals.shape[0]
+    out = np.empty((n, n, 11), np.float32)
+    x, y, z = normals[..., 0], normals[..., 1], normals[..., 2]
+    out[..., 0] = 1.0
+    out[..., 1:4] = normals
+    out[..., 4] = x * y
+    out[..., 5] = x * z
+    out[..., 6] = y * z
+    out[..., 7] = x * x - y * y
+    out[..., 8] = 3 * z * z - 1
+    ramp = np.linspace(-0.5, 0.5, n, dtype=np.float32)
+    out[..., 9] = ramp[None, :]
+    out[..., 10] = ramp[:, None]
+    return out
 
 
 def _normalised_blur(

@@ -139,6 +139,7 @@ def test_screenshot_shows_swapped_face(
 ) -> None:
     wait_swapping(obs, frames=10)
     results = verdicts(obs, identity, photo_embeddings[PHOTO], original_identity, n=5)
+    print(f"\nscreenshots (cos to {PHOTO}, cos to the original):", [(round(t, 3), round(o, 3)) for t, o in results])
     assert mostly_closer(results), f"faces in screenshots not closer to {PHOTO} than to the original: {results}"
     s = obs.stats(FILTER)
     assert s["mode"] == "sync" and s["delay_frames"] >= 1 and s["delay_ms"] > 0

@@ -133,9 +133,15 @@ def test_a_face_is_found_on_nearly_every_frame_before_and_after_swapping(video):
 
 
 def test_output_face_is_closer_to_the_source_than_to_the_original(video):
+    """On every frame, by a margin: the median margin guards the identity against the live
+    face's shading coming over with the lighting (a blur of the live skin at 0.06 of the UV
+    size: 96 % of frames, median margin 0.063, and real OBS's screenshots of this clip at
+    the margin; with meshwarp's lighting fit 100 %, 0.088)."""
     _, rows = video
     closer = np.mean([r.identity.closer_to_source for r in rows])
     assert closer >= 0.9, closer
+    margin = float(np.median([r.identity.to_source - r.identity.to_original for r in rows]))
+    assert margin >= 0.075, margin
 
 
 def test_pixels_outside_the_dilated_face_mask_are_unchanged(video):
