@@ -923,6 +923,9 @@ def cmd_swap(args: argparse.Namespace) -> int:
                     f"to put in); only .dfm models carry their own face"
                 )
             log.info("running on %s", pipe.provider)
+            rating = pipe.source_rating()
+            if rating is not None and rating.summary():
+                log.warning("%s (`obs-faceswap preview --source PHOTO` shows it on sample faces)", rating.summary())
             preview = Preview() if args.preview else None
             try:
                 if reader.kind == "image":

@@ -24,6 +24,7 @@ from obs_faceswap.geometry import CanonicalFace, load_canonical_face
 from obs_faceswap.models import ModelStore
 from obs_faceswap.nets.detector import Detector, check_image, create_detector
 from obs_faceswap.nets.landmarks import FaceMesh, create_landmarker
+from obs_faceswap.preview import PhotoRating, rate_photo
 from obs_faceswap.runtime import inference_clock
 from obs_faceswap.select import ReferenceMatcher, select_faces
 from obs_faceswap.sources import Photo, analyse_sources
@@ -103,6 +104,19 @@ class Pipeline:
     def sources(self) -> list[SourceFace]:
         """The analysed source photos (empty before :meth:`set_source`)."""
         return list(self._sources)
+
+    def source_rating(self) -> PhotoRating | None:
+        """How well the first source photo suits the swapper (see
+        :func:`obs_faceswap.preview.rate_photo`), None before :meth:`set_source`."""
+        if not self._sources:
+            return None
+        face = self._sources[0]
+        return rate_photo(
+            face.image,
+            face.landmarks,
+            own_fraction=float(getattr(self.swapper, "own_fraction", 1.0)),
+            occluded_fraction=float(getattr(self.swapper, "occluded_fraction", 0.0)),
+        )
 
     def _create_swapper(self, config: PipelineConfig) -> Swapper:
         return create_swapper(config.swapper, SwapperContext(self.store, config.runtime, self.canonical))

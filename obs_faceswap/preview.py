@@ -59,6 +59,14 @@ class PhotoRating:
     def level(self) -> str:
         return min((r.level for r in self.ratings), key=LEVELS.index, default="good")
 
+    def summary(self) -> str:
+        """One line of what to change ("" for a good photo): the level, then the advice of
+        every aspect that is not good, poor ones first."""
+        if self.level == "good":
+            return ""
+        weak = sorted((r for r in self.ratings if r.level != "good"), key=lambda r: LEVELS.index(r.level))
+        return f"source photo {self.level}: " + "; ".join(f"{r.aspect}: {r.advice}" for r in weak)
+
     def lines(self) -> list[str]:
         out = [f"source photo: {self.level}"]
         for r in self.ratings:

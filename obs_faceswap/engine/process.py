@@ -58,6 +58,7 @@ class EngineStatus:
         latency_ms: submit → result ready, recent median.
         restarts: how many times the engine was restarted.
         pid: the engine's process id while one runs.
+        source_note: what to change about the source photo ("" when it is good).
     """
 
     state: str
@@ -67,6 +68,7 @@ class EngineStatus:
     latency_ms: float
     restarts: int
     pid: int | None
+    source_note: str = ""
 
 
 def describe_exit(code: int) -> str:
@@ -155,6 +157,7 @@ class EngineProcess:
         self._state = "stopped"  # process-level: stopped / starting / restarting / up
         self._engine_state = ""  # what the engine reported: loading / running / error / ...
         self._message = ""
+        self._source_note = ""
         self._stall = ""  # "not responding" reason while a frame is overdue
         self._provider = ""
         self._fps = 0.0
@@ -454,6 +457,7 @@ class EngineProcess:
             self._engine_state = state
         self._state = "up"
         self._message = str(d.get("message", ""))
+        self._source_note = str(d.get("source_note", ""))
         self._provider = str(d.get("provider", self._provider))
         self._fps = float(d.get("fps", 0.0))
         self._latency = float(d.get("latency_ms", self._latency))
@@ -484,6 +488,7 @@ class EngineProcess:
             self._latency,
             self.restarts,
             self.pid,
+            self._source_note if self._state == "up" else "",
         )
 
     def _forward_stderr(self, limit: int | None) -> None:

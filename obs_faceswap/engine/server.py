@@ -134,6 +134,8 @@ class EngineServer:
         self.enabled = True
         self.state = "starting"
         self.message = ""
+        self.source_note = ""  # what to change about the source photo ("" when it is good)
+        self._noted: tuple[object, ...] | None = None  # what source_note was worked out for
         self.slots: dict[int, _Attached] = {}
         self.pending: collections.deque[tuple[int, int]] = collections.deque()
         self._colors: dict[tuple[Any, ...], F.ColorParams] = {}
@@ -227,6 +229,10 @@ class EngineServer:
                 f"{name} needs a source photo: pick a photo of the face to swap in "
                 f"(only .dfm models carry their own face)"
             )
+        noted = (id(self.processor), self.source, self._source_stamp, self.config)
+        if noted != self._noted:  # (rating a photo reads all of it: not on every slider move)
+            self._noted = noted
+            self.source_note = _source_note(self.processor)
         if self.processor is None:
             self._set_state("error", "; ".join(problems) or "no processor")
         else:
@@ -393,6 +399,7 @@ class EngineServer:
             P.encode_status(
                 state=state,
                 message=message,
+                source_note=self.source_note,
                 provider=self._provider(),
                 fps=round(fps, 2),
                 latency_ms=round(lat[len(lat) // 2], 2) if lat else 0.0,
@@ -455,6 +462,22 @@ def _describe(e: BaseException) -> str:
     if isinstance(e, FaceSwapError):
         return str(e)
     return f"{type(e).__name__}: {e}"
+
+
+def _source_note(processor: object) -> str:
+    """The source photo's advice from a processor that rates its photo ("" otherwise).
+
+    Never raises: the rating is advice, not a reason to stop swapping.
+    """
+    rate = getattr(processor, "source_rating", None)
+    if rate is None:
+        return ""
+    try:
+        rating = rate()
+    except Exception as e:  # noqa: BLE001 - reported, never fatal
+        log.warning("source photo not rated: %s", _describe(e))
+        return ""
+    return str(rating.summary()) if rating is not None else ""
 
 
 def _close_quietly(processor: Processor) -> None:

@@ -214,6 +214,7 @@ class FilterBase:
             state = "error" if self.error else ("starting" if self.link.start_pending else "stopped")
             message = self.error
             provider, fps, latency, restarts, pid = "", 0.0, 0.0, 0, None
+            source_note = ""
         else:
             state = str(getattr(s, "state", "?"))
             message = str(getattr(s, "message", "") or "")
@@ -222,6 +223,7 @@ class FilterBase:
             latency = float(getattr(s, "latency_ms", 0.0) or 0.0)
             restarts = int(getattr(s, "restarts", 0) or 0)
             pid = getattr(s, "pid", None)
+            source_note = str(getattr(s, "source_note", "") or "")
         delay_frames = self.depth if self.mode == st.SYNC else 0
         delay_ms = self.delay_ns / 1e6 or delay_frames * self._frame_interval_ms()
         return {
@@ -242,6 +244,7 @@ class FilterBase:
             "unavailable": self.guard.fallback,
             "frame_format": self.frame_format,
             "format_note": self.format_note,
+            "source_note": source_note,
         }
 
     def delay_frames(self) -> int:
@@ -263,6 +266,8 @@ class FilterBase:
             parts.append("no added delay")
         if s["restarts"]:
             parts.append(f"restarts {s['restarts']}")
+        if s["source_note"]:
+            parts.append(s["source_note"])
         if not s["swap_enabled"]:
             parts.append("swap off")
         elif s["format_note"]:
@@ -289,7 +294,7 @@ class FilterBase:
         self.link.tick()
         s = self.status()
         self.healthy = s["state"] == "running"
-        key = (s["state"], s["message"], s["provider"], s["restarts"], s["format_note"])
+        key = (s["state"], s["message"], s["provider"], s["restarts"], s["format_note"], s["source_note"])
         if key != self._status_key:
             self._status_key = key
             log.info(
@@ -300,6 +305,8 @@ class FilterBase:
                 f", restarts {s['restarts']}" if s["restarts"] else "",
                 f": {s['message']}" if s["message"] else "",
             )
+            if s["source_note"]:
+                log.info("Face Swap %r: %s", self.name, s["source_note"])
             with contextlib.suppress(Exception):
                 # Properties do not refresh by themselves; this makes an open dialog reload.
                 self.api.obs_source_update_properties(self.source)

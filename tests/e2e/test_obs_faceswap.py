@@ -132,6 +132,9 @@ def test_filters_registered_and_engine_running(obs: Obs) -> None:
     assert [(f["filterName"], f["filterKind"]) for f in filters] == [(FILTER, ASYNC_ID)]
     s = obs.stats(FILTER)
     assert s["state"] == "running" and s["provider"] and s["pid"]
+    # what to change about the photo, where the streamer picks it (astronaut.png's face: 94 px)
+    assert s["source_note"].startswith("source photo poor: face size"), s
+    assert s["message"] == ""
 
 
 def test_screenshot_shows_swapped_face(

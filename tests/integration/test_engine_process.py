@@ -654,6 +654,12 @@ def test_real_pipeline_swaps_a_face_in_an_i420_frame(make_client, media):
     assert changed.mean() < 0.3  # the rest of the frame is untouched
     st = client.status
     assert st.state == "running" and st.message == ""
+    # The photo's rating reaches the client (OBS shows it in the status line): astronaut.png's
+    # face is 94 px wide; johansson_1.jpg rates good on every aspect.
+    assert st.source_note.startswith("source photo poor: face size: the face is 94 px wide"), st
+    client.update_settings({"source": str(media("faces/johansson_1.jpg"))})
+    assert wait_for(client, lambda: client.status.source_note == "", 60.0), client.status
+    assert client.status.state == "running" and client.status.message == ""
 
 
 @pytest.mark.slow

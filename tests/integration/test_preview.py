@@ -89,3 +89,20 @@ def test_preview_of_a_photo_without_a_face_is_a_clear_error(tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert "no face found" in err and "wall.png" in err
+
+
+@pytest.mark.parametrize(("photo", "warned"), [("faces/pichai_1.jpg", True), ("faces/johansson_1.jpg", False)])
+def test_swap_says_what_to_change_about_a_weak_source_photo(tmp_path, media, caplog, photo, warned):
+    """The rating is not only in ``preview``: ``swap`` (and the engine, for OBS's status line)
+    says what to change about the photo it was given, and nothing about a good one."""
+    out = tmp_path / "out.png"
+    with caplog.at_level("WARNING"):
+        code = main(
+            ["swap", "--source", str(media(photo)), "-i", str(media("frec_obama.jpg")), "-o", str(out), "--offline"]
+        )
+    assert code == 0 and out.is_file()
+    notes = [r.getMessage() for r in caplog.records if r.getMessage().startswith("source photo ")]
+    if warned:
+        assert len(notes) == 1 and "source photo poor" in notes[0] and "without glasses" in notes[0], notes
+    else:
+        assert notes == []

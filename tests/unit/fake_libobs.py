@@ -430,6 +430,7 @@ class FakeClient:
     last_rects: list[tuple[int, int, int, int]] = field(default_factory=list)
     state: str = "running"
     message: str = ""
+    source_note: str = ""
     _seq: int = 0
 
     def start(self) -> None:
@@ -482,7 +483,7 @@ class FakeClient:
 
     @property
     def status(self) -> EngineStatus:
-        return EngineStatus(self.state, self.message, "CPUExecutionProvider", 25.0, 30.0, 0, 4242)
+        return EngineStatus(self.state, self.message, "CPUExecutionProvider", 25.0, 30.0, 0, 4242, self.source_note)
 
     def close(self, timeout: float = 2.0) -> None:
         self.closed = True

@@ -607,3 +607,20 @@ def test_model_settings_reach_the_engine() -> None:
     assert out["swapper.kind"] == "model" and out["swapper.model"] == "/m/celeb.dfm"
     assert out["swapper.neural.masks"] == "box,mouth" and out["swapper.neural.morph"] == 0.4
     assert out["swapper.neural.recognizer"] is None
+
+
+def test_the_source_photos_advice_is_in_the_status_line_and_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    """Where the streamer picks the photo, OBS says what to change about it (the engine rates
+    it; an engine error stays in "Last error", not mixed with the advice)."""
+    f, _, engine = new_async(timing_mode="latency")
+    note = "source photo poor: occlusion: use a photo without glasses"
+    engine.clients[0].source_note = note
+    with caplog.at_level(logging.INFO, logger="obs_faceswap.obs.filters"):
+        f.tick_status()
+        f.tick_status()
+    status, error = f.status_lines()
+    assert note in status and error == ""
+    assert f.status()["source_note"] == note
+    assert sum(note in r.getMessage() for r in caplog.records) == 1
+    engine.clients[0].source_note = ""
+    assert "source photo" not in f.status_lines()[0]
