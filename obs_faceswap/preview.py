@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -293,31 +294,25 @@ def sample_faces(store: object) -> list[ImageBGR]:
 
 
 def run_preview(
-    pipeline: object, source: ImageBGR, targets: Sequence[ImageBGR], *, cell: int = 200
+    pipeline: Any, source: ImageBGR, targets: Sequence[ImageBGR], *, cell: int = 200
 ) -> tuple[ImageBGR, PhotoRating]:
     """Render the pipeline's source onto every face of ``targets`` and rate the source.
 
     Args:
-        pipeline: a :class:`~obs_faceswap.pipeline.Pipeline` with ``source`` set.
-        source: the source photo (for the rating and the sheet).
+        pipeline: a :class:`~obs_faceswap.pipeline.Pipeline` whose source is ``source`` (its
+            rating and mesh points are the pipeline's; this module does not import it, which
+            imports this one).
+        source: the source photo (for the sheet).
         targets: sample pictures; each is a new scene (tracking reset).
         cell: side of each face cell on the sheet, pixels.
 
     Returns:
         ``(sheet, rating)``.
     """
-    from obs_faceswap.pipeline import Pipeline
-    from obs_faceswap.sources import analyse_source
-
-    assert isinstance(pipeline, Pipeline)
-    swapper = pipeline.swapper
-    lm = analyse_source(source, pipeline.detector, pipeline.mesh).landmarks
-    rating = rate_photo(
-        source,
-        lm,
-        own_fraction=float(getattr(swapper, "own_fraction", 1.0)),
-        occluded_fraction=float(getattr(swapper, "occluded_fraction", 0.0)),
-    )
+    rating = pipeline.source_rating()
+    if rating is None:
+        raise ValueError("run_preview needs a pipeline with a source photo")
+    lm = pipeline.sources[0].landmarks
     pairs = []
     for target in targets:
         pipeline.reset()
