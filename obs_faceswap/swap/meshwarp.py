@@ -1646,6 +1646,8 @@ def _lighting_fit(
     basis = _lighting_basis(normals)
     w = weight[sub].reshape(-1)
     sel = w > 1e-3
+    if np.count_nonzero(sel) < 2 * basis.shape[-1]:  # (a face all but hidden): no lighting to fit
+        return np.zeros_like(values)
     phi = basis.reshape(m * m, -1)[sel]
     wphi = phi * w[sel, None]
     lhs = (wphi.T @ phi).astype(np.float64) + _LIGHT_RIDGE * float(w[sel].sum()) * np.eye(phi.shape[1])

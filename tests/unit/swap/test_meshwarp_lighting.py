@@ -57,3 +57,13 @@ def test_where_nothing_is_seen_the_fit_stays_bounded() -> None:
     values = rng.normal(0, 3, (N, N)).astype(np.float32) + 5
     fit = _lighting_fit(field(values), seen, normals)
     assert float(np.abs(fit[..., 0][inside > 0] - 5).max()) < 6.0
+
+
+def test_with_next_to_nothing_seen_there_is_no_field_and_no_error() -> None:
+    """A face all but hidden (a hand over it): no light is fitted to a handful of texels."""
+    normals, inside = hemisphere()
+    values = field(np.full((N, N), 7.0, np.float32))
+    assert not _lighting_fit(values, np.zeros_like(inside), normals).any()
+    few = np.zeros_like(inside)
+    few[N // 2, N // 2 : N // 2 + 5] = 1
+    assert not _lighting_fit(values, few, normals).any()
