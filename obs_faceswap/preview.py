@@ -180,14 +180,18 @@ def rate_photo(
             else "the face is soft (out of focus, motion blur, heavy smoothing or compression): use a sharper photo",
         )
     )
-    # lighting: exposure, light from one side, blown highlights
-    lab = cv2.cvtColor(image.astype(np.float32) / 255, cv2.COLOR_BGR2Lab)
-    cheeks = [_mask(image.shape, lm, c) for c in (RIGHT_CHEEK, LEFT_CHEEK)]
+    # lighting: exposure, light from one side, blown highlights (read from the face's box only:
+    # a 12-megapixel phone photo in float L*a*b* would be ~150 MB per copy)
+    bx0, by0 = np.clip(np.floor(lm.min(axis=0)).astype(int), 0, None)
+    face = image[by0 : max(y1 + 1, by0 + 1), bx0 : max(x1 + 1, bx0 + 1)]
+    at = lm - (bx0, by0)
+    lab = cv2.cvtColor(face.astype(np.float32) / 255, cv2.COLOR_BGR2Lab)
+    cheeks = [_mask(face.shape, at, c) for c in (RIGHT_CHEEK, LEFT_CHEEK)]
     ls = [float(np.median(lab[..., 0][c])) if c.any() else 50.0 for c in cheeks]
     skin_l = (ls[0] + ls[1]) / 2
     side = abs(ls[0] - ls[1])
     skin = cheeks[0] | cheeks[1]
-    clipped = float((image[skin] >= 250).any(axis=1).mean()) if skin.any() else 0.0
+    clipped = float((face[skin] >= 250).any(axis=1).mean()) if skin.any() else 0.0
     levels = {
         "dark": "poor" if skin_l < _EXPOSURE[0] else "good",
         "bright": "poor" if skin_l > _EXPOSURE[1] else "good",
