@@ -924,8 +924,9 @@ def cmd_swap(args: argparse.Namespace) -> int:
                 )
             log.info("running on %s", pipe.provider)
             rating = pipe.source_rating()
-            if rating is not None and rating.summary():
-                log.warning("%s (`obs-faceswap preview --source PHOTO` shows it on sample faces)", rating.summary())
+            note = rating.summary() if rating is not None else ""
+            if note:
+                log.warning("%s (`obs-faceswap preview --source PHOTO` shows it on sample faces)", note)
             preview = Preview() if args.preview else None
             try:
                 if reader.kind == "image":

@@ -1347,7 +1347,8 @@ class PhotoSwapper:
         if inside.sum() < n * n // 8:
             return None
         lab = to_lab(u8(cv2.remap(frame, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)))
-        facing = self._vertex_field(facing_ratio(lm, self.face.triangles, self._uv_sign))
+        normals = triangle_normals(lm, self.face.triangles, self._uv_sign)
+        facing = self._vertex_field(normals[:, 2])
         # The live image is real even where the face turns away (unlike a smear of a few
         # source pixels): only the most oblique rim, where background leaks in, is left out.
         seen = np.clip(
@@ -1362,15 +1363,11 @@ class PhotoSwapper:
             return None
         skin = _live_skin(lab, _dominant(lab[seed]))
         stats = robust_lab_stats(lab[patch & skin]) if (patch & skin).sum() >= 16 else None
-        return _LiveView(lab, weight, skin.astype(np.float32), stats, self._normals(lm, n // 2))
+        return _LiveView(lab, weight, skin.astype(np.float32), stats, self._normals(normals, n // 2))
 
-    def _normals(self, lm: FloatArray, n: int) -> npt.NDArray[np.float32]:
-        """``(n, n, 3)`` UV image of the live mesh's unit surface normals (z towards the camera)."""
-        p = np.asarray(lm, np.float64)[:, :3]
-        tris = self.face.triangles
-        a = p[tris[:, 0]]
-        per_tri = np.cross(p[tris[:, 1]] - a, p[tris[:, 2]] - a) * self._uv_sign[:, None]
-        per_tri /= np.maximum(np.linalg.norm(per_tri, axis=1, keepdims=True), 1e-9)  # not area-weighted
+    def _normals(self, per_tri: npt.NDArray[np.float64], n: int) -> npt.NDArray[np.float32]:
+        """``(n, n, 3)`` UV image of the surface normals from the triangles' unit normals (each
+        vertex the plain mean of its triangles', not area-weighted)."""
         vn = np.stack([self._vertex_field(per_tri[:, k]) for k in range(3)], axis=1)
         xy = self._interpolate(vn[:, 0], vn[:, 1], n)
         z = self._interpolate(vn[:, 2], None, n)[0]
@@ -1394,11 +1391,9 @@ class PhotoSwapper:
         # gradients: the shading around eyes, nose and mouth is identity); painted-over skin
         # has no identity to keep and follows the live skin closely.
         inner = self._inner_small[..., None]
-        if view.normals is None:
-            outer = _normalised_blur(weighted, w_broad, _SHADING_SIGMA)
-        else:
-            fit = _lighting_fit(diff, w_broad, view.normals)
-            outer = fit + _normalised_blur(weighted - fit * w_broad[..., None], w_broad, _SHADING_SIGMA)
+        assert view.normals is not None  # a measured view (_live_view with measure) has them
+        fit = _lighting_fit(diff, w_broad, view.normals)
+        outer = fit + _normalised_blur(weighted - fit * w_broad[..., None], w_broad, _SHADING_SIGMA)
         own = outer * (1 - inner) + _normalised_blur(weighted, w_broad, _SHADING_SIGMA_INNER) * inner
         close = _normalised_blur(diff * w_close[..., None], w_close, _SHADING_SIGMA_PAINTED)
         t = self._trusted_small[..., None]
@@ -1446,8 +1441,17 @@ def facing_ratio(
     """Per triangle: projected area / true 3D area, signed (1 = faces the camera squarely).
 
     The mesh's z is in the same pixel units as x and y, so the ratio is the cosine between
-    the triangle's normal and the viewing direction; negative = facing away.
+    the triangle's normal and the viewing direction (the z of :func:`triangle_normals`);
+    negative = facing away.
     """
+    return triangle_normals(landmarks, triangles, uv_sign)[:, 2]
+
+
+def triangle_normals(
+    landmarks: npt.ArrayLike, triangles: npt.NDArray[np.int32], uv_sign: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """``(T, 3)`` unit normals of the mesh's triangles, oriented by ``uv_sign`` so that z > 0
+    faces the camera."""
     p = np.asarray(landmarks, np.float64)[:, :3]
     a = p[triangles[:, 0]]
     u, v = p[triangles[:, 1]] - a, p[triangles[:, 2]] - a
@@ -1456,9 +1460,8 @@ def facing_ratio(
     cx = u[:, 1] * v[:, 2] - u[:, 2] * v[:, 1]
     cy = u[:, 2] * v[:, 0] - u[:, 0] * v[:, 2]
     cz = u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0]
-    true_area = np.sqrt(cx * cx + cy * cy + cz * cz)
-    ratio: npt.NDArray[np.float64] = cz * uv_sign / np.maximum(true_area, 1e-9)
-    return ratio
+    true_area = np.maximum(np.sqrt(cx * cx + cy * cy + cz * cz), 1e-9)
+    return np.stack([cx * uv_sign / true_area, cy * uv_sign / true_area, cz * uv_sign / true_area], axis=1)
 
 
 def _band_resize(small: npt.NDArray[np.float32], size: int, r0: int, r1: int) -> npt.NDArray[np.float32]:
