@@ -130,7 +130,7 @@ def robust_lab_stats(lab: npt.NDArray[np.float32], clip: float = 2.5) -> LabStat
     sd = np.maximum(1.4826 * np.median(np.abs(px - med), axis=0), _ROBUST_FLOOR)
     keep = (np.abs(px - med) <= clip * sd).all(axis=1)
     if keep.sum() >= 16:
-        px = px[keep]
+        px = np.compress(keep, px, axis=0)  # (boolean indexing of (N, 3) rows is several times slower)
     return LabStats(px.mean(axis=0), np.cov(px, rowvar=False), len(px))
 
 

@@ -1361,8 +1361,8 @@ class PhotoSwapper:
         seed = self._seed_patches_small & (weight > 0.5)
         if patch.sum() < 16:
             return None
-        skin = _live_skin(lab, _dominant(lab[seed]))
-        stats = robust_lab_stats(lab[patch & skin]) if (patch & skin).sum() >= 16 else None
+        skin = _live_skin(lab, _dominant(_pixels(lab, seed)))
+        stats = robust_lab_stats(_pixels(lab, patch & skin)) if (patch & skin).sum() >= 16 else None
         return _LiveView(lab, weight, skin.astype(np.float32), stats, self._normals(normals, n // 2))
 
     def _normals(self, per_tri: npt.NDArray[np.float64], n: int) -> npt.NDArray[np.float32]:
@@ -1482,7 +1482,7 @@ def _live_range(ab: npt.NDArray[np.float32], seen: npt.NDArray[np.bool_]) -> npt
     if np.count_nonzero(seen) < 16:
         return np.concatenate([np.full_like(ab, -128.0), np.full_like(ab, 127.0)], axis=2)
     ab = np.ascontiguousarray(ab)
-    lo_all, hi_all = np.percentile(ab[seen], [1, 99], axis=0).astype(np.float32)
+    lo_all, hi_all = np.percentile(_pixels(ab, seen), [1, 99], axis=0).astype(np.float32)
     k = _disc(_GUARD_WINDOW * ab.shape[0])
     mask = seen.astype(np.uint8)
 
@@ -1490,8 +1490,7 @@ def _live_range(ab: npt.NDArray[np.float32], seen: npt.NDArray[np.bool_]) -> npt
     def masked(
         src: npt.NDArray[np.float32], m: npt.NDArray[np.uint8], fill: npt.NDArray[np.float32]
     ) -> npt.NDArray[np.float32]:
-        out = np.empty_like(src)
-        out[:] = fill
+        out = np.tile(fill, (*src.shape[:2], 1))
         cv2.copyTo(src, m, out)
         return out
 
@@ -1499,7 +1498,7 @@ def _live_range(ab: npt.NDArray[np.float32], seen: npt.NDArray[np.bool_]) -> npt
     hi = f32(cv2.dilate(masked(ab, mask, lo_all), k))
     # where no seen texel is near, the face's overall range
     near = u8(cv2.dilate(mask, k))
-    return np.concatenate([masked(lo, near, lo_all), masked(hi, near, hi_all)], axis=2)
+    return f32(cv2.merge([masked(lo, near, lo_all), masked(hi, near, hi_all)]))
 
 
 def live_skin_stats(frame: ImageBGR, landmarks: FloatArray) -> LabStats | None:
@@ -1627,8 +1626,14 @@ def _dominant(samples: npt.NDArray[np.float32], rounds: int = 3) -> npt.NDArray[
         keep = (np.abs(samples - med) <= 2.0 * sd).all(axis=1)
         if keep.sum() < 16:
             break
-        samples = samples[keep]
+        samples = np.compress(keep, samples, axis=0)
     return samples
+
+
+def _pixels(image: npt.NDArray[np.float32], where: npt.NDArray[np.bool_]) -> npt.NDArray[np.float32]:
+    """``image[where]`` as ``(N, channels)`` rows: ``np.compress`` on the flattened image is ~8x
+    faster than boolean indexing for these few-channel images."""
+    return np.compress(where.ravel(), image.reshape(where.size, -1), axis=0)
 
 
 def _odd(x: float) -> int:
