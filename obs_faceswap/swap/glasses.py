@@ -57,11 +57,14 @@ _PART_LENGTH = 0.06
 # the brows is no darker than its surroundings there: dark structures (at most _SOLID_DARK L*
 # lighter than the frame's core, this percentile of its L*: the frame's edges are lighter) that
 # come this close to the frame (fraction of the UV size) join it. Brows are lighter than a
-# frame's core.
+# frame's core: inside a brow the limit is _BROW_DARK. At 2 L* a tortoiseshell top rim
+# (faces/pichai_1.jpg, core 6 L*, its lighter flecks 10-20) broke into pieces too far from the
+# frame to join and stayed as a dark line under the swapped brow; the brow's hair (40-60 L*
+# there) is far above either limit.
 _SOLID_REACH = 0.03
 _SOLID_PERCENTILE = 25
 _SOLID_DARK = 8.0
-_BROW_DARK = 2.0
+_BROW_DARK = 8.0
 # A lens's bevel and the frame's highlights (thin, brighter than around them by _BEVEL_BRIGHT
 # L*) this close to the frame (fraction of the UV size) belong to it.
 _BEVEL_REACH = 0.012
