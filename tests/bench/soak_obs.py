@@ -7,6 +7,10 @@ MB/min. The issue's goal: under 0.1 MB/min attributable to the filter.
 
     .venv/bin/python -m tests.bench.soak_obs --minutes 60
     .venv/bin/python -m tests.bench.soak_obs --minutes 3 --warmup 0.5 --interval 5   # a quick look
+    .venv/bin/python -m tests.bench.soak_obs --minutes 60 --control   # the same OBS without the filter
+
+``--control`` plays the same clip in the same OBS without the filter: OBS's own slope, to
+subtract (run it side by side with a soak, so both see the same machine).
 
 Needs OBS_FACESWAP_MODELS / OBS_FACESWAP_MEDIA like the tests. Figures on a loaded machine are
 noisy; a slope over a few minutes says little about an hour.
@@ -58,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--interval", type=float, default=10.0, help="seconds between samples")
     ap.add_argument("--kind", choices=("async", "render"), default="async")
     ap.add_argument("--mode", choices=("sync", "latency"), default="sync")
+    ap.add_argument("--control", action="store_true", help="no filter: OBS's own memory slope")
     args = ap.parse_args(argv)
     models = os.environ.get("OBS_FACESWAP_MODELS")
     media = Path(os.environ.get("OBS_FACESWAP_MEDIA", ROOT.parent / "shared" / "media"))
@@ -69,12 +74,14 @@ def main(argv: list[str] | None = None) -> int:
     }
     kind = ASYNC_ID if args.kind == "async" else RENDER_ID
     clip = media / "dfl_Obama_speaking.mp4"
-    config = ObsConfig(media=[MediaSpec("Media", clip, [FilterSpec(FILTER, kind, settings)])])
+    filters = [] if args.control else [FilterSpec(FILTER, kind, settings)]
+    config = ObsConfig(media=[MediaSpec("Media", clip, filters)])
     with (
         tempfile.TemporaryDirectory(prefix="soak-obs-") as tmp,
         running_obs(Path(tmp), config, budget_s=args.minutes * 60 + 600) as obs,
     ):
-        obs.wait_for(lambda: (s := obs.stats(FILTER)) and s["state"] == "running", 180, "the engine running")
+        if not args.control:
+            obs.wait_for(lambda: (s := obs.stats(FILTER)) and s["state"] == "running", 180, "the engine running")
         assert obs.proc is not None
         start = time.monotonic()
         end = start + args.minutes * 60
@@ -88,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             pids = obs.engine_pids()
             engine_pids.update(pids)
             e = sum(v for p in pids if (v := rss_mb(p)) is not None) if pids else None
-            s = obs.stats(FILTER) or {}
+            s = {} if args.control else obs.stats(FILTER) or {}
             delays.add(s.get("delay_frames"))
             c = s.get("counters", {})
             print(
@@ -104,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
                     eng_pts.append((t, e))
             time.sleep(args.interval)
         print(
-            f"\nsoak {args.minutes:g} min ({args.kind}, {args.mode}), {len(obs_pts)} samples after "
+            f"\nsoak {args.minutes:g} min ({'control, no filter' if args.control else f'{args.kind}, {args.mode}'}), "
+            f"{len(obs_pts)} samples after "
             f"{args.warmup:g} min warm-up, {len(engine_pids)} engine process(es):"
         )
         print(f"  OBS    memory slope {slope(obs_pts):+.3f} MB/min")
