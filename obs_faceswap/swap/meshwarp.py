@@ -146,6 +146,9 @@ _BRIDGE = (193, 168, 417, 351, 6, 122)
 _GLASSES_BRIDGE = 0.15
 # Margin around eyes, brows and lips (fraction of the texture size) where that test is off.
 _PART_MARGIN = 0.02
+#: Below the nose, dark texture this close to the lips (fraction of the texture size) marks a
+#: beard, which the hair trim keeps.
+_BEARD_REACH = 0.04
 # Width of the fade towards the upper face's edge, as a fraction of the texture size.
 _TOP_FADE = 0.1
 # The live mask is built at this face width (pixels) and upsampled: the edges are soft anyway.
@@ -211,6 +214,9 @@ _SHARPEN = 0.7
 _SHARPEN_SIGMA = 1.3  # in source pixels
 # How much of the colour transfer the eyes get, per L*, a*, b* channel.
 _EYE_TRANSFER = np.array([0.7, 0.15, 0.15], np.float32)
+# ... and the source's beard: its lightness follows the skin's, its colour mostly stays its own
+# (with the skin's full shift a brown beard turned red on a warm-lit face).
+_BEARD_TRANSFER = np.array([1.0, 0.4, 0.4], np.float32)
 # Cap on the global map's a*/b* gains: a face's own colour deviations (brows, eye sockets,
 # stubble) amplified by a large gain overflow into hues neither face has (blue brows). At
 # 1.25 a photo's own blotches (musk_1's reddish eye sockets and cheeks) came out as red
@@ -501,6 +507,7 @@ class PhotoSwapper:
         nostrils = _polygon_mask((self.size, self.size), [self._uv_px[list(_NOSTRILS)]])
         self._feature_parts = cv2.max(cv2.dilate(parts, _disc(self.size * _PART_MARGIN)), nostrils)
         self._occluders = np.zeros((self.size, self.size), bool)
+        self._beard = np.zeros((self.size, self.size), bool)
         # Glasses frames: found on the source texture (painted over with the skin under them)
         # and on the live face (kept in front of the swap), by one detector.
         self._glasses_layout = glasses_layout(face.uv, self.size)
@@ -514,6 +521,8 @@ class PhotoSwapper:
         # stubble, which is the source's own.
         nose_v = float(self._uv_px[NOSE_TIP, 1])
         self._above_nose = (np.arange(self.size, dtype=np.float32) < nose_v)[:, None] & np.ones((1, self.size), bool)
+        lips = _polygon_mask((self.size, self.size), [self._uv_px[list(LIPS_OUTER)]])
+        self._around_mouth = cv2.dilate(lips, _disc(2 * _BEARD_REACH * self.size + 1)) > 0
         # The eyes and the skin around them (lids, sockets), softly: where eye make-up is.
         eyes = _polygon_mask((self.size, self.size), [self._uv_px[list(p)] for p in (RIGHT_EYE, LEFT_EYE)])
         around = cv2.dilate(eyes, _disc(2 * _PERIOCULAR * self.size)).astype(np.float32) / 255
@@ -529,6 +538,7 @@ class PhotoSwapper:
             x1, y1 = np.minimum(np.ceil(pts.max(axis=0)).astype(int) + pad, self.size)
             box = blurred[y0:y1, x0:x1, None]
             self._eye_weights.append(((y0, y1, x0, x1), (1 - box * (1 - _EYE_TRANSFER)).astype(np.float32)))
+        self._own_colour = list(self._eye_weights)  # with the source's beard once it is known
         # The upper face, from just above the brows (brows are a strong identity cue and stay
         # the source's) to a quarter of the way to the mesh's top edge, then fully.
         v = face.vertices
@@ -637,6 +647,7 @@ class PhotoSwapper:
             keep_d = cv2.GaussianBlur(keep_d, (0, 0), size * 0.006)
         else:
             keep_d = valid
+            self._beard = np.zeros_like(self._valid)
         keep_m = _mirror_u(keep_d) * valid
         q_d = np.clip((self._facing_direct - _FACING_LO) / (_FACING_HI - _FACING_LO), 0, 1) * keep_d
         q_m = np.clip((self._facing_mirror - _FACING_LO) / (_FACING_HI - _FACING_LO), 0, 1) * keep_m
@@ -753,9 +764,21 @@ class PhotoSwapper:
         self._trusted_small = cv2.GaussianBlur(self._trusted_small, (0, 0), _TRUST_SOFT * n)
         # Broad lighting is measured on the source's own skin; the close follow of painted
         # areas on everything rendered.
+        self._own_colour = list(self._eye_weights)
+        if self._beard.any():
+            beard = f32(cv2.GaussianBlur(self._beard.astype(np.float32), (0, 0), size * 0.004))
+            ys, xs = np.nonzero(beard > 1e-3)
+            y0, y1, x0, x1 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
+            wgt = 1 - beard[y0:y1, x0:x1, None] * (1 - _BEARD_TRANSFER)
+            self._own_colour.append(((y0, y1, x0, x1), wgt.astype(np.float32)))
+        # The source's beard is no skin to relight: measured as skin, the live chin's lighter
+        # skin under it read as light on it and bleached it grey.
+        source_skin = self._shading_skin * (
+            1 - cv2.resize(self._beard.astype(np.float32), (n, n), interpolation=cv2.INTER_AREA)
+        )
         self._shading_weights = (
-            self._shading_skin * small_alpha * self._trusted_small,
-            self._shading_skin * small_alpha,
+            source_skin * small_alpha * self._trusted_small,
+            source_skin * small_alpha,
         )
         for t in self._tracks.values():
             t.age = 0
@@ -849,6 +872,13 @@ class PhotoSwapper:
         _, labels = cv2.connectedComponents(unlike)
         touching = np.unique(labels[(edge > 0) & (unlike > 0)])
         hair = np.isin(labels, touching[touching > 0])
+        # A beard is the source's own, not hair to paint over: below the nose's tip, what
+        # belongs to a structure that reaches the mouth (a moustache, a goatee, a full beard to
+        # the jaw) stays where the photo shows it squarely (at the oblique rim the background
+        # joins it). Hair falling beside the face does not reach the mouth.
+        beard = np.unique(labels[self._around_mouth & (unlike > 0)])
+        self._beard = np.isin(labels, beard[beard > 0]) & ~self._above_nose & (self._facing_direct > _FACING_HI)
+        hair &= ~self._beard
         keep = (valid & ~hair).astype(np.uint8)
         _, labels = cv2.connectedComponents(keep)
         nose = np.clip(np.round(uvp[NOSE_TIP]).astype(int), 0, size - 1)
@@ -1291,9 +1321,9 @@ class PhotoSwapper:
             lab[..., 0] += np.float32(1.0 - gain) * self._dark_excess[r0:r1]
         if job.shading is not None:
             cv2.add(lab, _band_resize(job.shading, self.size, r0, r1), dst=lab)
-        # Eyes take the live lighting but keep their own colour: a skin-to-skin map turns eye
-        # whites orange.
-        for (y0, y1, x0, x1), wgt in self._eye_weights:
+        # Eyes (and a beard) take the live lighting but keep their own colour: a skin-to-skin
+        # map turns eye whites orange.
+        for (y0, y1, x0, x1), wgt in self._own_colour:
             ya, yb = max(y0, r0), min(y1, r1)
             if ya < yb:
                 orig = self._texture_lab[ya:yb, x0:x1]

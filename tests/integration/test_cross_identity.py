@@ -35,8 +35,8 @@ import pytest
 
 from obs_faceswap.config import ColorConfig
 from obs_faceswap.geometry import load_canonical_face
-from obs_faceswap.landmark_indices import five_points
-from obs_faceswap.merge import paste_back
+from obs_faceswap.landmark_indices import LEFT_CHEEK, RIGHT_CHEEK, five_points
+from obs_faceswap.merge import paste_back, to_lab
 from obs_faceswap.nets.recognition import FaceEmbedder, cosine
 from obs_faceswap.sources import analyse_source
 from obs_faceswap.swap.meshwarp import PhotoSwapper
@@ -339,6 +339,39 @@ def test_faces_are_neither_washed_out_nor_overdrawn(cross):
 
 def test_nothing_outside_the_face_changes(cross):
     assert [p.changed_outside for p in cross] == [0] * len(cross)
+
+
+#: Below the lower lip to the chin's tip (mesh points).
+CHIN = (84, 17, 314, 405, 321, 375, 400, 377, 152, 148, 176, 150, 136, 181, 91, 146)
+
+
+def test_a_source_beard_stays_and_none_is_invented(faces):
+    """Each source texture's chin is as much darker than its cheeks (median L*) as in the photo,
+    within 6 L*. The hair trim took dicaprio_3.jpg's goatee, dark texture reaching in from
+    the jaw, for hair and painted it over with skin: chin 5.7 L* darker than the cheeks in the
+    texture, 28.3 in the photo; his swaps showed a moustache cut off at the lips (identity
+    margins on his row 0.010 .. 0.166; with the beard 0.034 .. 0.241). Beardless sources keep
+    their chins' own shade (no beard appears)."""
+    uv = np.asarray(faces.canonical.uv)
+
+    def region(idx: tuple[int, ...], n: int) -> np.ndarray:
+        m = np.zeros((n, n), np.uint8)
+        cv2.fillConvexPoly(m, cv2.convexHull(np.round(uv[list(idx)] * n).astype(np.int32)), 255)
+        return m > 0
+
+    shade = {}
+    for person in PEOPLE:
+        photo = faces.photos[source_photo(person)]
+        swapper = PhotoSwapper.from_photo(photo.image, photo.landmarks, faces.canonical)
+        n = swapper.size
+        chin, cheeks = region(CHIN, n), region(RIGHT_CHEEK, n) | region(LEFT_CHEEK, n)
+        shade[person] = tuple(
+            round(float(np.median(lab[chin]) - np.median(lab[cheeks])), 1)
+            for lab in (to_lab(swapper.texture[..., :3])[..., 0], to_lab(swapper.photo_texture[..., :3])[..., 0])
+        )
+    print("\nchin - cheeks L* (texture, photo):", shade)
+    assert shade["dicaprio"][1] < -20  # (the measure can fail: his photo's beard is there)
+    assert {p: v for p, v in shade.items() if abs(v[0] - v[1]) > 6.0} == {}
 
 
 #: Coloured light as per-channel gains (B, G, R) on the target photo, none above 1 (a camera
