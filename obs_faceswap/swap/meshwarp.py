@@ -762,8 +762,7 @@ class PhotoSwapper:
         # A soft transition: a sharp one between broad and close following shows as a band
         # (across the forehead, where the source's own skin meets the painted-over fringe).
         self._trusted_small = cv2.GaussianBlur(self._trusted_small, (0, 0), _TRUST_SOFT * n)
-        # Broad lighting is measured on the source's own skin; the close follow of painted
-        # areas on everything rendered.
+        # The source's beard keeps most of its own colour (like the eyes, see _build).
         self._own_colour = list(self._eye_weights)
         if self._beard.any():
             beard = f32(cv2.GaussianBlur(self._beard.astype(np.float32), (0, 0), size * 0.004))
@@ -771,8 +770,9 @@ class PhotoSwapper:
             y0, y1, x0, x1 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
             wgt = 1 - beard[y0:y1, x0:x1, None] * (1 - _BEARD_TRANSFER)
             self._own_colour.append(((y0, y1, x0, x1), wgt.astype(np.float32)))
-        # The source's beard is no skin to relight: measured as skin, the live chin's lighter
-        # skin under it read as light on it and bleached it grey.
+        # Broad lighting is measured on the source's own skin; the close follow of painted
+        # areas on everything rendered. The source's beard is no skin to relight: measured as
+        # skin, the live chin's lighter skin under it read as light on it and bleached it grey.
         source_skin = self._shading_skin * (
             1 - cv2.resize(self._beard.astype(np.float32), (n, n), interpolation=cv2.INTER_AREA)
         )
