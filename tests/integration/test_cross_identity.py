@@ -444,8 +444,9 @@ def test_coloured_light_skin_matches_and_no_foreign_blue(tinted):
     """Under warm, green and blue light (126 pairs): the swapped skin matches the live skin
     it covers where both are skin (ΔE76; before this work up to 10.6, > 4 on 32 pairs; with
     the shading blur 7.1, > 4 on 20; with the lighting fit, which carries a coloured light's
-    gradient across the face, at most 5.1, > 4 on 11; 13 with the sources' beards kept), no pixel turns bluer than both faces
-    are nearby, the lighting profile (worst 11.4) and the features' contrast are kept.
+    gradient across the face, at most 5.1, > 4 on 11; 13 with the sources' beards kept), no
+    pixel turns bluer than both faces are nearby, the lighting profile (worst 11.4) and the
+    features' contrast are kept.
 
     Not asserted: the covered ΔE including what is not skin: a clean-shaven source over
     Pichai's full beard reads up to 7.1 under green light (the live-skin test drops the
