@@ -221,7 +221,7 @@ def find_glasses(
     level = float(np.percentile(lightness[frame > 0], _SOLID_PERCENTILE))
     near = cv2.dilate(frame, _disc(2 * _SOLID_REACH * n + 1)) > 0
     solid = lightness <= level + _SOLID_DARK
-    # inside a brow only what is as dark as the frame's core: brow hair is a little lighter
+    # inside a brow only what is within _BROW_DARK of the frame's core: brow hair is lighter
     core = lightness <= level + _BROW_DARK
     # whole dark structures that reach near the frame (a top rim runs along a brow's length)
     dark_count, dark_labels = cv2.connectedComponents(
@@ -242,7 +242,7 @@ def find_glasses(
     bevel = (bright > _BEVEL_BRIGHT) & valid & ((beside & layout.zone) | (hugging & layout.brows))
     frame[bevel] = 1
     grown = cv2.dilate(frame, _disc(2 * grow * n + 1)) > 0
-    # of a brow, only what is as dark as the frame's core (a top rim) and the bevel hugging it
+    # of a brow, only what is that dark (a top rim) and the bevel hugging it
     brow = layout.brows & ~core & ~bevel
     return Glasses(grown & valid & ~layout.keep & ~brow, coverage)
 
