@@ -204,7 +204,8 @@ class MaskConfig:
 
     Attributes:
         feather: width of the soft edge as a fraction of the face width.
-        keep_mouth: show the live mouth interior (real teeth, tongue) instead of the source's.
+        keep_mouth: show the live mouth interior (real teeth, tongue) instead of the source's;
+            the live lips around it take the source's lip colour.
         keep_eyes: show the live eyes (real blinks and gaze).
         trim_hair: cut the source's hair/fringe out of the forehead.
         erode: shrink the mask by this fraction of the face width before feathering.

@@ -19,7 +19,8 @@ What the first, naive trial (a 2D Delaunay warp) got wrong and how it is avoided
   (a lit forehead, a shaded side) carries over while the source's features stay its own;
 * a closed source mouth stretched over an open one with a dark ring → with ``keep_mouth`` the
   18 triangles that close the mouth are not drawn and the live inner-lip polygon is cut out
-  with a margin and a soft edge, so the real mouth interior shows;
+  with a margin and a soft edge, so the real mouth interior shows; the live lips that the
+  margin shows take the source's lip colour (a target's lipstick showed on every source);
 * smeared, streaky texture where the poses differ → the mesh's real topology and UVs, culling,
   the mirrored fill, and oblique slivers of the photo painted over;
 * a dark rim → the mask is eroded by the feather's full reach and uncovered crop pixels
@@ -162,6 +163,36 @@ _MASK_WIDTH = 96
 # the open mouth, and that outline moving with speech adds 0.04 to test_flicker's cut clip.
 _MOUTH_GROW = 0.01
 _MOUTH_SOFT = 0.03
+# ... and the live lips that show there take the source's lip colour. Without it a target's
+# lipstick showed on every source (the live lips are most of what the hole shows), and a
+# streamer's own lip colour on the swapped face. The map: the rendered source lips' median
+# L*a*b* minus the live lips' (each over its own ring between the outer and inner contours),
+# guarded (no a*/b* below both the live pixel's and the source lips' 5th percentile, floored at
+# 0: a blue lip line; no L* above both the live pixel's and the source lips' 95th percentile: a
+# highlight pushed past white loses its red) and fitted as one affine BGR map over the live
+# lips' pixels; it is measured every _LIP_EVERY frames and moves at _LIP_RATE per measurement
+# (rings under _LIP_MIN_PIXELS pixels are not measured). Per frame it recolours, at full size,
+# what looks like lip in the live pixels (worked out at most _LIP_WIDTH pixels across the lips
+# and upsampled: 3-4 ms a frame at full size on a close face): chroma from _LIP_CHROMA[0] to
+# [1] of the live lips' (from [1] on past the contour, where skin is), L* no more than
+# _LIP_DARK below theirs (the dark mouth interior) nor _LIP_BRIGHT above (teeth, whose slight
+# chroma took a yellow tint from a pale source's lips on johansson_2.jpg), fading over 10.
+_LIP_CHROMA = (0.35, 0.7)
+_LIP_DARK = 30.0
+_LIP_BRIGHT = 12.0
+# The opening (the live inner-lip contour shrunk by this fraction of the face width) is never
+# recoloured; the rim stays in play: a closed mouth's contour is a sliver of lip that otherwise
+# showed as a line of the live lipstick between the source's lips.
+_LIP_OPENING_MARGIN = 0.01
+# Pixels this far outside the live lips' contour (at full size) are recoloured when they look
+# like lip: lipstick reaches past the mesh's contour.
+_LIP_BORDER = 2
+_LIP_EVERY = 5
+_LIP_RATE = 0.4
+_LIP_MIN_PIXELS = 24
+_LIP_WIDTH = 64
+_LIPS_OUTER_IDX = np.asarray(LIPS_OUTER)
+_LIPS_INNER_IDX = np.asarray(LIPS_INNER)
 # The texture is sampled from the level of its Gaussian pyramid (a mipmap) at which a texel is
 # 1-2 output pixels, at most this deep. Sampled at full size, a 512² texture drawn onto a
 # ~150-200 pixel face is minified 2.5-3.5x with bilinear taps: its fine detail aliases and
@@ -359,6 +390,9 @@ class _Track:
     pose: float = 0.0  # degrees the live face is turned from the photo's view (yaw and pitch)
     opacity: float | None = None  # the pose fade-out's current opacity (None: not started)
     eyes: EyeBaseline = field(default_factory=EyeBaseline)  # the live eyes' open openness
+    lip_map: npt.NDArray[np.float32] | None = None  # (3, 4) affine BGR map: live lips -> source's
+    lip_live: npt.NDArray[np.float32] | None = None  # the live lips' median L*a*b*
+    lip_due: int = 0  # frames until the lips' colours are measured again
 
 
 def _uv_distance(
@@ -1039,7 +1073,9 @@ class PhotoSwapper:
             occluded = self._live_occlusion(track, frame, lm)
             if self.mask_config.keep_glasses:
                 glasses = self._live_glasses(track, frame, lm)
-        mask = self._mask(alpha, lm[:, :2] - origin, face_w, occluded, glasses)
+        mask, mouth = self._mask(alpha, lm[:, :2] - origin, face_w, occluded, glasses)
+        if mouth is not None:
+            crop, mask = self._lips_recoloured(track, frame[y0:y1, x0:x1], crop, alpha, mask, mouth, lm, shaped, origin)
         if self.mask_config.fade_beyond_pose:
             opacity = self._pose_opacity(track)
             if opacity < 1.0:
@@ -1177,12 +1213,14 @@ class PhotoSwapper:
         face_w: float,
         occluded: Mask | None = None,
         glasses: Mask | None = None,
-    ) -> Mask:
+    ) -> tuple[Mask, Mask | None]:
         """Soft mask from the rendered coverage × hair trim, minus mouth and eyes, feathered,
         minus what is in front of the live face (``occluded``: a UV map, placed with the live
         mesh ``dst``) and the live glasses frame (``glasses``: a UV map, :data:`_GLASSES_LIVE_SIZE`).
 
-        Built at about :data:`_MASK_WIDTH` pixels across the face and upsampled.
+        Built at about :data:`_MASK_WIDTH` pixels across the face and upsampled. Returns the
+        mask and, with ``keep_mouth``, what the mouth's hole took out of it (0..255, less what
+        is in front of the face; None without ``keep_mouth``).
         """
         cfg = self.mask_config
         h, w = alpha.shape
@@ -1209,8 +1247,11 @@ class PhotoSwapper:
         inner[(small == 0) & (solid > 0)] = 255
         m = u8(cv2.min(solid, inner))
         pts = dst * s
+        mouth = None
         if cfg.keep_mouth:
+            before = m
             m = _cut(m, [pts[list(LIPS_INNER)]], grow=_MOUTH_GROW * fw_small, soft=_MOUTH_SOFT * fw_small)
+            mouth = u8(cv2.subtract(before, m))
         if cfg.keep_eyes:
             m = _cut(m, [pts[list(RIGHT_EYE)], pts[list(LEFT_EYE)]], grow=0.005 * fw_small, soft=0.02 * fw_small)
         if glasses is not None:
@@ -1220,17 +1261,158 @@ class PhotoSwapper:
             gx, gy, _ = raster.rasterise(pts, self._uv_glasses, self.face.triangles, (sw, sh))
             frame = cv2.remap(glasses, gx, gy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
             frame = cv2.dilate(above(u8(frame), 0), _disc(5))
-            m = u8(cv2.subtract(m, cv2.blur(frame, (3, 3))))
+            cut = cv2.blur(frame, (3, 3))
+            m = u8(cv2.subtract(m, cut))
+            if mouth is not None:
+                mouth = u8(cv2.subtract(mouth, cut))
         if occluded is not None:
             mxs, mys, _ = raster.rasterise(pts, self._uv_occ, self.face.triangles, (sw, sh))
             hole = cv2.remap(occluded, mxs, mys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
             # grown and softened, so the occluder's edge and its anti-aliased rim stay live
             hole = cv2.dilate(hole, _disc(0.04 * fw_small))
             sigma = max(0.3, 0.01 * fw_small)
-            m = u8(cv2.subtract(m, cv2.GaussianBlur(cv2.dilate(hole, _disc(6 * sigma + 1)), (0, 0), sigma)))
+            cut = cv2.GaussianBlur(cv2.dilate(hole, _disc(6 * sigma + 1)), (0, 0), sigma)
+            m = u8(cv2.subtract(m, cut))
+            if mouth is not None:
+                mouth = u8(cv2.subtract(mouth, cut))
         if (sw, sh) != (w, h):
             m = u8(cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR))
-        return m
+            if mouth is not None:
+                mouth = u8(cv2.resize(mouth, (w, h), interpolation=cv2.INTER_LINEAR))
+        return m, mouth
+
+    def _lips_recoloured(
+        self,
+        track: _Track,
+        live: ImageBGR,
+        crop: ImageBGR,
+        alpha: Mask,
+        mask: Mask,
+        mouth: Mask,
+        lm: FloatArray,
+        shaped: FloatArray,
+        origin: npt.NDArray[np.float32],
+    ) -> tuple[ImageBGR, Mask]:
+        """The crop and mask with the live lips that the mouth's hole shows given the source's
+        lip colour (see :data:`_LIP_CHROMA`); the live mouth's shape, teeth and interior stay.
+
+        ``live`` is the frame under the crop; ``mouth`` is what the hole took out of ``mask``.
+        Where it did and a pixel is recoloured, the crop takes the recoloured live pixel in the
+        hole's share and the mask grows by that share; everything else stays bit-exact. Both
+        arrays are this frame's own (made by :meth:`swap`) and are changed in place.
+        """
+        h, w = mask.shape
+        x, y, bw, bh = cv2.boundingRect(f32(lm[_LIPS_OUTER_IDX, :2] - origin))
+        bx0, by0, bx1, by1 = max(x - 4, 0), max(y - 4, 0), min(x + bw + 4, w), min(y + bh + 4, h)
+        if bx1 - bx0 < 4 or by1 - by0 < 4 or not mouth[by0:by1, bx0:bx1].any():
+            return crop, mask
+        sub_live, sub_crop = live[by0:by1, bx0:bx1], crop[by0:by1, bx0:bx1]
+        bw, bh = bx1 - bx0, by1 - by0
+        # What is recoloured is worked out at most _LIP_WIDTH pixels across the lips; the colour
+        # map runs on the full-size live pixels (their texture stays).
+        sc = min(1.0, _LIP_WIDTH / bw)
+        sw_, sh_ = max(1, round(bw * sc)), max(1, round(bh * sc))
+        small_live = u8(cv2.resize(sub_live, (sw_, sh_), interpolation=cv2.INTER_LINEAR))
+        shape = (sh_, sw_)
+        off = np.array([bx0, by0], np.float32)
+        live_lab = to_lab(small_live)
+        live_outer, live_inner = _lip_masks(lm[:, :2] - origin, off, sc, shape)
+        border_px = max(1, round(_LIP_BORDER * sc))
+        grown = cv2.dilate(live_outer, _disc(2 * border_px + 1))
+        if track.lip_due <= 0 or track.lip_map is None:
+            # Measured every _LIP_EVERY frames (the map moves at _LIP_RATE anyway).
+            small_crop = u8(cv2.resize(sub_crop, (sw_, sh_), interpolation=cv2.INTER_LINEAR))
+            small_alpha = u8(cv2.resize(alpha[by0:by1, bx0:bx1], (sw_, sh_), interpolation=cv2.INTER_NEAREST))
+            src_ring = _lip_ring(*_lip_masks(shaped[:, :2] - origin, off, sc, shape)) & (small_alpha == 255)
+            self._measure_lips(track, small_live, small_crop, live_lab, _lip_ring(live_outer, live_inner), src_ring)
+        track.lip_due -= 1
+        if track.lip_map is None or track.lip_live is None:
+            return crop, mask
+        lip = track.lip_live
+        # The live lips only: not the skin the hole's soft edge reaches, nor the opening itself
+        # (teeth, tongue: the live mouth shows as it is), their outlines softened, and the
+        # lipstick reaching a pixel or two past the mesh's lip contour ...
+        margin = _LIP_OPENING_MARGIN * float(np.ptp(lm[:, 0])) * sc
+        opening = cv2.erode(live_inner, _disc(2 * margin + 1)) if margin >= 0.5 else live_inner
+        lips_only = cv2.subtract(live_outer, opening)
+        like = f32(cv2.GaussianBlur(lips_only, (0, 0), max(0.5, sc))) * np.float32(1 / 255)
+        # ... where they look like lip: chroma from _LIP_CHROMA[0] to [1] of the live lips' (past
+        # the contour from _LIP_CHROMA[1] on: skin is there), L* within the lips' range
+        lip_chroma = max(float(np.hypot(lip[1], lip[2])), 1.0)
+        lo_c = np.where(lips_only > 0, np.float32(_LIP_CHROMA[0] * lip_chroma), np.float32(_LIP_CHROMA[1] * lip_chroma))
+        chroma = cv2.magnitude(np.ascontiguousarray(live_lab[..., 1]), np.ascontiguousarray(live_lab[..., 2]))
+        like *= np.clip((chroma - lo_c) * np.float32(1 / ((_LIP_CHROMA[1] - _LIP_CHROMA[0]) * lip_chroma)), 0.0, 1.0)
+        L = live_lab[..., 0]
+        inside = np.minimum(L - np.float32(lip[0] - _LIP_DARK), np.float32(lip[0] + _LIP_BRIGHT + 10.0) - L)
+        like *= np.clip(inside * np.float32(0.1), 0.0, 1.0) * (cv2.subtract(grown, opening) > 0)
+        weight = f32(cv2.resize(like, (bw, bh), interpolation=cv2.INTER_LINEAR)) if sc < 1.0 else like
+        # Only where something is recoloured (a box within the lips' box).
+        c0, r0, cw, rh = cv2.boundingRect(above(u8(cv2.convertScaleAbs(weight, alpha=255.0)), 0))
+        if cw == 0 or rh == 0:
+            return crop, mask
+        weight = weight[r0 : r0 + rh, c0 : c0 + cw]
+        y0_, y1_, x0_, x1_ = by0 + r0, by0 + r0 + rh, bx0 + c0, bx0 + c0 + cw
+        if sc < 1.0:  # the opening, at full size: not one of its pixels changes
+            core = np.zeros((rh, cw), np.uint8)
+            pts = (lm[_LIPS_INNER_IDX, :2] - origin - np.array([x0_, y0_], np.float32)) * 16
+            cv2.fillPoly(core, [pts.astype(np.int32)], 255, cv2.LINE_8, 4)
+            full_margin = margin / sc
+            if full_margin >= 0.5:
+                core = u8(cv2.erode(core, _disc(2 * full_margin + 1)))
+            weight[core > 0] = 0
+        crop_box, mask_box = crop[y0_:y1_, x0_:x1_], mask[y0_:y1_, x0_:x1_]
+        # The hole's share of what the live frame shows here (the rest: the feathered edge,
+        # occluders) is drawn from the recoloured live pixels; the mask grows by that share only
+        # where something is recoloured (elsewhere the result would be the live frame anyway).
+        m = mask_box.astype(np.float32)
+        free = np.float32(255) - m
+        share = np.minimum(mouth[y0_:y1_, x0_:x1_] / np.maximum(free, np.float32(1)), np.float32(1)) * weight
+        new_m = m + free * share
+        # crop' = crop (1 - t) + map(live) t, t = (new_m - m) / new_m: where nothing is
+        # recoloured t = 0 and both stay bit-exact (they are this frame's own arrays, from swap())
+        t = free * share / np.maximum(new_m, np.float32(1))
+        recoloured = u8(cv2.transform(live[y0_:y1_, x0_:x1_], track.lip_map))
+        crop_box[:] = cv2.blendLinear(crop_box, recoloured, np.float32(1) - t, t)
+        mask_box[:] = cv2.convertScaleAbs(new_m)
+        return crop, mask
+
+    def _measure_lips(
+        self,
+        track: _Track,
+        small_live: ImageBGR,
+        small_crop: ImageBGR,
+        live_lab: npt.NDArray[np.float32],
+        live_ring: npt.NDArray[np.bool_],
+        src_ring: npt.NDArray[np.bool_],
+    ) -> None:
+        """The colour map from the live lips to the source's (see :meth:`_lips_recoloured`): the
+        rendered source lips' median L*a*b* minus the live lips' (each over its own ring between
+        the outer and inner contours), guarded, fitted as one affine BGR map over the live
+        lips' pixels (per frame only ``cv2.transform`` runs at full size). All images are the
+        lips' box at the working size."""
+        if min(int(live_ring.sum()), int(src_ring.sum())) < _LIP_MIN_PIXELS:
+            return
+        track.lip_due = _LIP_EVERY
+        src_px, live_px = _pixels(to_lab(small_crop), src_ring), _pixels(live_lab, live_ring)
+        live_med = _ranks(live_px, (0.5,))[0]
+        q = _ranks(src_px, (0.05, 0.5, 0.95))
+        out = live_px + f32(q[1] - live_med)
+        # no hue that neither the live pixel nor the source's lips have (lips are never green or
+        # blue: a blue lip line), half a unit over the live value so that 8-bit rounding does not
+        # tip a purple pixel into blue; nor lighter than both (a highlight pushed past white
+        # loses its red: pink turns blue)
+        floor = np.maximum(q[0, 1:], 0.0).astype(np.float32)
+        out[:, 1:] = np.maximum(out[:, 1:], np.minimum(live_px[:, 1:] + np.float32(0.5), floor))
+        out[:, 0] = np.minimum(out[:, 0], np.maximum(live_px[:, 0], np.float32(q[2, 0])))
+        x = np.hstack([_pixels(small_live.astype(np.float32), live_ring), np.ones((len(out), 1), np.float32)])
+        y = from_lab(f32(out[:, None, :]))[:, 0, :].astype(np.float32)
+        # least squares through the normal equations (4 x 4), a little ridge for flat lips
+        fit = np.linalg.solve(x.T @ x + np.eye(4, dtype=np.float32), x.T @ y).T.astype(np.float32)
+        if track.lip_map is None or track.lip_live is None:
+            track.lip_map, track.lip_live = fit, live_med
+        else:
+            track.lip_map = f32(track.lip_map + _LIP_RATE * (fit - track.lip_map))
+            track.lip_live = f32(track.lip_live + _LIP_RATE * (live_med - track.lip_live))
 
     def _track(self, track_id: int) -> _Track:
         """A face's state, created on first sight; marks it the most recently swapped."""
@@ -1658,6 +1840,30 @@ def _dominant(samples: npt.NDArray[np.float32], rounds: int = 3) -> npt.NDArray[
             break
         samples = np.compress(keep, samples, axis=0)
     return samples
+
+
+def _ranks(samples: npt.NDArray[np.float32], quantiles: tuple[float, ...]) -> npt.NDArray[np.float32]:
+    """Per column, the samples at these quantiles (nearest rank; one ``np.partition`` call,
+    several times cheaper than ``np.percentile`` / ``np.median`` on a few hundred rows)."""
+    n = len(samples)
+    ks = [min(n - 1, int(q * (n - 1) + 0.5)) for q in quantiles]
+    return f32(np.partition(samples, ks, axis=0)[ks])
+
+
+def _lip_masks(
+    points: FloatArray, off: npt.NDArray[np.float32], scale: float, shape: tuple[int, int]
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
+    """The outer and inner lip polygons of mesh ``points`` (less ``off``, times ``scale``),
+    filled in an image of ``shape``."""
+    outer, inner = np.zeros(shape, np.uint8), np.zeros(shape, np.uint8)
+    for idx, img in ((_LIPS_OUTER_IDX, outer), (_LIPS_INNER_IDX, inner)):
+        cv2.fillPoly(img, [((points[idx] - off) * (scale * 16)).astype(np.int32)], 255, cv2.LINE_8, 4)
+    return outer, inner
+
+
+def _lip_ring(outer: npt.NDArray[np.uint8], inner: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_]:
+    """The lips between the contours, a pixel in from each: the pixels their colour is taken from."""
+    return np.asarray((cv2.erode(outer, _disc(3)) > 0) & (cv2.dilate(inner, _disc(3)) == 0))
 
 
 def _pixels(image: npt.NDArray[np.float32], where: npt.NDArray[np.bool_]) -> npt.NDArray[np.float32]:

@@ -33,9 +33,9 @@ import cv2
 import numpy as np
 import pytest
 
-from obs_faceswap.config import ColorConfig
+from obs_faceswap.config import ColorConfig, MaskConfig
 from obs_faceswap.geometry import load_canonical_face
-from obs_faceswap.landmark_indices import LEFT_CHEEK, RIGHT_CHEEK, five_points
+from obs_faceswap.landmark_indices import LEFT_CHEEK, LIPS_INNER, LIPS_OUTER, RIGHT_CHEEK, five_points
 from obs_faceswap.merge import paste_back, to_lab
 from obs_faceswap.nets.recognition import FaceEmbedder, cosine
 from obs_faceswap.sources import analyse_source
@@ -373,6 +373,53 @@ def test_a_source_beard_stays_and_none_is_invented(faces):
     print("\nchin - cheeks L* (texture, photo):", shade)
     assert shade["dicaprio"][1] < -20  # (the measure can fail: his photo's beard is there)
     assert {p: v for p, v in shade.items() if abs(v[0] - v[1]) > 6.0} == {}
+
+
+def lip_ring_lab(image: np.ndarray, lm: np.ndarray) -> np.ndarray:
+    """Median L*a*b* of the lips between their outer and inner contours (2 pixels in from each)."""
+    outer, inner = np.zeros(image.shape[:2], np.uint8), np.zeros(image.shape[:2], np.uint8)
+    cv2.fillPoly(outer, [np.round(lm[list(LIPS_OUTER), :2]).astype(np.int32)], 255)
+    cv2.fillPoly(inner, [np.round(lm[list(LIPS_INNER), :2]).astype(np.int32)], 255)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+    ring = (cv2.erode(outer, kernel) > 0) & (cv2.dilate(inner, kernel) == 0)
+    return np.median(to_lab(image)[ring], axis=0)
+
+
+def test_the_lips_take_the_source_colour_not_the_live_lipstick(faces):
+    """With keep_mouth the hole around the live mouth shows the live lips: a target's lipstick
+    showed on every source (jolie_2's red lips on Musk, perry_2's pink on DiCaprio) and a source's
+    lipstick on none. The live lips the hole shows take the source's lip colour; the opening
+    itself stays live (test_live_features, test_meshwarp). Per pair whose lips differ (the
+    swap without keep_mouth, whose lips are the source's, vs the target photo: ΔE76 > 8), the
+    output's lips are nearer the source's than the live ones: 31 of 31 such pairs (1 before)."""
+    near, rows = [], []
+    for src in PEOPLE:
+        sname = source_photo(src)
+        image = faces.photos[sname].image
+        slm = analyse_source(image, faces.finder.detector, faces.finder.mesh, name=sname).landmarks
+        default = PhotoSwapper.from_photo(image, slm, faces.canonical)
+        closed = PhotoSwapper.from_photo(image, slm, faces.canonical, mask=MaskConfig(keep_mouth=False))
+        for dst in PEOPLE:
+            if dst == src:
+                continue
+            photo = faces.photos[target_photo(dst)]
+            outs = []
+            for sw in (default, closed):
+                sw.reset()
+                r = sw.swap(photo.image, Face(0, photo.landmarks))
+                assert r is not None
+                out = photo.image.copy()
+                paste_back(out, r)
+                outs.append(lip_ring_lab(out, photo.landmarks))
+            live = lip_ring_lab(photo.image, photo.landmarks)
+            to_source, to_live = quality.delta_e76(outs[0], outs[1]), quality.delta_e76(outs[0], live)
+            if quality.delta_e76(outs[1], live) > 8.0:
+                near.append(to_source < to_live)
+                rows.append(f"{src:>10} -> {dst:<10} to source's lips {to_source:5.1f}  to live {to_live:5.1f}")
+    print("\n" + "\n".join(rows))
+    print(f"lips nearer the source's on {sum(near)} of {len(near)} pairs")
+    assert len(near) >= 10
+    assert sum(near) >= 0.9 * len(near)
 
 
 #: Coloured light as per-channel gains (B, G, R) on the target photo, none above 1 (a camera

@@ -93,7 +93,10 @@ def test_output_mouth_opens_and_closes_with_the_live_one(clip, swapper, finder):
     above the live upper lip). Cutting the hole tighter, so the source's lips replace the live
     ones around the same live opening, brings the reading to 0.88x: the figure follows the
     lips' look, not the opening. So the opening is asserted on pixels, and the mesh's mean only
-    at what is reached (0.69x), so that it cannot get worse.
+    at what is reached (0.69x), so that it cannot get worse. The live lips the hole shows now
+    take the source's lip colour, the contour's rim included (a closed mouth's contour is a
+    sliver of lip): the opening's core is asserted (the contour shrunk by 3 % of the face
+    width); reading 0.68x, correlation 0.974, amplitude 0.99 (0.69x, 0.956, 0.84 before).
     """
     live, shown, diffs = [], [], []
     for frame, lm in clip:
@@ -104,6 +107,10 @@ def test_output_mouth_opens_and_closes_with_the_live_one(clip, swapper, finder):
         shown.append(mouth_opening(out_lm))
         hole = np.zeros(frame.shape[:2], np.uint8)
         cv2.fillPoly(hole, [np.round(lm[list(LIPS_INNER), :2]).astype(np.int32)], 255)
+        # the opening's core: the contour's rim is lip, recoloured to the source's lips like the
+        # rest (the swapper leaves the contour shrunk by 2 % of the face width alone; 3 % here)
+        rim = 0.03 * float(np.ptp(lm[:, 0]))
+        hole = cv2.erode(hole, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (int(2 * rim) | 1,) * 2))
         if np.count_nonzero(hole) >= 20:
             diffs.append(float(cv2.absdiff(out, frame)[hole > 0].mean()))
     a, b = np.array(live), np.array(shown)
