@@ -392,6 +392,7 @@ class _Track:
     eyes: EyeBaseline = field(default_factory=EyeBaseline)  # the live eyes' open openness
     lip_map: npt.NDArray[np.float32] | None = None  # (3, 4) affine BGR map: live lips -> source's
     lip_live: npt.NDArray[np.float32] | None = None  # the live lips' median L*a*b*
+    lip_floor: npt.NDArray[np.float32] | None = None  # the source lips' low a*, b* (5th percentile, >= 0)
     lip_due: int = 0  # frames until the lips' colours are measured again
 
 
@@ -817,6 +818,7 @@ class PhotoSwapper:
         for t in self._tracks.values():
             t.age = 0
             t.shading = None
+            t.lip_map, t.lip_live, t.lip_floor, t.lip_due = None, None, None, 0  # the new source's lips, at once
 
     def _untinted(self, tex: ImageBGR, skin: npt.NDArray[np.float32]) -> ImageBGR:
         """``tex`` with what is seen through the glasses' lenses shifted to the colour of the skin
@@ -1326,7 +1328,7 @@ class PhotoSwapper:
             src_ring = _lip_ring(*_lip_masks(shaped[:, :2] - origin, off, sc, shape)) & (small_alpha == 255)
             self._measure_lips(track, small_live, small_crop, live_lab, _lip_ring(live_outer, live_inner), src_ring)
         track.lip_due -= 1
-        if track.lip_map is None or track.lip_live is None:
+        if track.lip_map is None or track.lip_live is None or track.lip_floor is None:
             return crop, mask
         lip = track.lip_live
         # The live lips only: not the skin the hole's soft edge reaches, nor the opening itself
@@ -1345,6 +1347,12 @@ class PhotoSwapper:
         L = live_lab[..., 0]
         inside = np.minimum(L - np.float32(lip[0] - _LIP_DARK), np.float32(lip[0] + _LIP_BRIGHT + 10.0) - L)
         like *= np.clip(inside * np.float32(0.1), 0.0, 1.0) * (cv2.subtract(grown, opening) > 0)
+        # The map is fitted, not exact: where it would still make a pixel greener or bluer than
+        # both the live pixel and the source's lips (a purple lip turned blue), that pixel stays.
+        mapped = to_lab(u8(cv2.transform(small_live, track.lip_map)))
+        floor = np.minimum(live_lab[..., 1:] + np.float32(0.5), track.lip_floor)
+        below = np.max(floor - mapped[..., 1:], axis=-1)
+        like *= np.clip(np.float32(1) - below, 0.0, 1.0)
         weight = f32(cv2.resize(like, (bw, bh), interpolation=cv2.INTER_LINEAR)) if sc < 1.0 else like
         # Only where something is recoloured (a box within the lips' box).
         c0, r0, cw, rh = cv2.boundingRect(above(u8(cv2.convertScaleAbs(weight, alpha=255.0)), 0))
@@ -1406,13 +1414,15 @@ class PhotoSwapper:
         out[:, 0] = np.minimum(out[:, 0], np.maximum(live_px[:, 0], np.float32(q[2, 0])))
         x = np.hstack([_pixels(small_live.astype(np.float32), live_ring), np.ones((len(out), 1), np.float32)])
         y = from_lab(f32(out[:, None, :]))[:, 0, :].astype(np.float32)
-        # least squares through the normal equations (4 x 4), a little ridge for flat lips
+        # least squares through the normal equations (4 x 4); the unit ridge only keeps the
+        # solve defined for lips of one flat colour (the Gram matrix's entries are ~1e6)
         fit = np.linalg.solve(x.T @ x + np.eye(4, dtype=np.float32), x.T @ y).T.astype(np.float32)
-        if track.lip_map is None or track.lip_live is None:
-            track.lip_map, track.lip_live = fit, live_med
+        if track.lip_map is None or track.lip_live is None or track.lip_floor is None:
+            track.lip_map, track.lip_live, track.lip_floor = fit, live_med, floor
         else:
             track.lip_map = f32(track.lip_map + _LIP_RATE * (fit - track.lip_map))
             track.lip_live = f32(track.lip_live + _LIP_RATE * (live_med - track.lip_live))
+            track.lip_floor = f32(track.lip_floor + _LIP_RATE * (floor - track.lip_floor))
 
     def _track(self, track_id: int) -> _Track:
         """A face's state, created on first sight; marks it the most recently swapped."""
