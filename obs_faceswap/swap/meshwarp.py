@@ -1342,16 +1342,17 @@ class PhotoSwapper:
         # the contour from _LIP_CHROMA[1] on: skin is there), L* within the lips' range
         lip_chroma = max(float(np.hypot(lip[1], lip[2])), 1.0)
         lo_c = np.where(lips_only > 0, np.float32(_LIP_CHROMA[0] * lip_chroma), np.float32(_LIP_CHROMA[1] * lip_chroma))
-        chroma = cv2.magnitude(np.ascontiguousarray(live_lab[..., 1]), np.ascontiguousarray(live_lab[..., 2]))
+        L, la, lb = cv2.split(live_lab)
+        chroma = cv2.magnitude(la, lb)
         like *= np.clip((chroma - lo_c) * np.float32(1 / ((_LIP_CHROMA[1] - _LIP_CHROMA[0]) * lip_chroma)), 0.0, 1.0)
-        L = live_lab[..., 0]
         inside = np.minimum(L - np.float32(lip[0] - _LIP_DARK), np.float32(lip[0] + _LIP_BRIGHT + 10.0) - L)
         like *= np.clip(inside * np.float32(0.1), 0.0, 1.0) * (cv2.subtract(grown, opening) > 0)
         # The map is fitted, not exact: where it would still make a pixel greener or bluer than
         # both the live pixel and the source's lips (a purple lip turned blue), that pixel stays.
-        mapped = to_lab(u8(cv2.transform(small_live, track.lip_map)))
-        floor = np.minimum(live_lab[..., 1:] + np.float32(0.5), track.lip_floor)
-        below = np.max(floor - mapped[..., 1:], axis=-1)
+        _, ma, mb = cv2.split(to_lab(u8(cv2.transform(small_live, track.lip_map))))
+        fa, fb = (float(v) for v in track.lip_floor)
+        below_a = np.minimum(la + np.float32(0.5), np.float32(fa)) - ma
+        below = np.maximum(below_a, np.minimum(lb + np.float32(0.5), np.float32(fb)) - mb)
         like *= np.clip(np.float32(1) - below, 0.0, 1.0)
         weight = f32(cv2.resize(like, (bw, bh), interpolation=cv2.INTER_LINEAR)) if sc < 1.0 else like
         # Only where something is recoloured (a box within the lips' box).
