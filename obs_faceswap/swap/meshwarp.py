@@ -1077,7 +1077,7 @@ class PhotoSwapper:
                 glasses = self._live_glasses(track, frame, lm)
         mask, mouth = self._mask(alpha, lm[:, :2] - origin, face_w, occluded, glasses)
         if mouth is not None:
-            crop, mask = self._lips_recoloured(track, frame[y0:y1, x0:x1], crop, alpha, mask, mouth, lm, shaped, origin)
+            self._recolour_lips(track, frame[y0:y1, x0:x1], crop, alpha, mask, mouth, lm, shaped, origin)
         if self.mask_config.fade_beyond_pose:
             opacity = self._pose_opacity(track)
             if opacity < 1.0:
@@ -1283,7 +1283,7 @@ class PhotoSwapper:
                 mouth = u8(cv2.resize(mouth, (w, h), interpolation=cv2.INTER_LINEAR))
         return m, mouth
 
-    def _lips_recoloured(
+    def _recolour_lips(
         self,
         track: _Track,
         live: ImageBGR,
@@ -1294,9 +1294,9 @@ class PhotoSwapper:
         lm: FloatArray,
         shaped: FloatArray,
         origin: npt.NDArray[np.float32],
-    ) -> tuple[ImageBGR, Mask]:
-        """The crop and mask with the live lips that the mouth's hole shows given the source's
-        lip colour (see :data:`_LIP_CHROMA`); the live mouth's shape, teeth and interior stay.
+    ) -> None:
+        """Give the live lips that the mouth's hole shows the source's lip colour, in ``crop``
+        and ``mask`` (see :data:`_LIP_CHROMA`); the live mouth's shape, teeth and interior stay.
 
         ``live`` is the frame under the crop; ``mouth`` is what the hole took out of ``mask``.
         Where it did and a pixel is recoloured, the crop takes the recoloured live pixel in the
@@ -1307,7 +1307,7 @@ class PhotoSwapper:
         x, y, bw, bh = cv2.boundingRect(f32(lm[_LIPS_OUTER_IDX, :2] - origin))
         bx0, by0, bx1, by1 = max(x - 4, 0), max(y - 4, 0), min(x + bw + 4, w), min(y + bh + 4, h)
         if bx1 - bx0 < 4 or by1 - by0 < 4 or not mouth[by0:by1, bx0:bx1].any():
-            return crop, mask
+            return
         sub_live, sub_crop = live[by0:by1, bx0:bx1], crop[by0:by1, bx0:bx1]
         bw, bh = bx1 - bx0, by1 - by0
         # What is recoloured is worked out at most _LIP_WIDTH pixels across the lips; the colour
@@ -1329,7 +1329,7 @@ class PhotoSwapper:
             self._measure_lips(track, small_live, small_crop, live_lab, _lip_ring(live_outer, live_inner), src_ring)
         track.lip_due -= 1
         if track.lip_map is None or track.lip_live is None or track.lip_floor is None:
-            return crop, mask
+            return
         lip = track.lip_live
         # The live lips only: not the skin the hole's soft edge reaches, nor the opening itself
         # (teeth, tongue: the live mouth shows as it is), their outlines softened, and the
@@ -1358,7 +1358,7 @@ class PhotoSwapper:
         # Only where something is recoloured (a box within the lips' box).
         c0, r0, cw, rh = cv2.boundingRect(above(u8(cv2.convertScaleAbs(weight, alpha=255.0)), 0))
         if cw == 0 or rh == 0:
-            return crop, mask
+            return
         weight = weight[r0 : r0 + rh, c0 : c0 + cw]
         y0_, y1_, x0_, x1_ = by0 + r0, by0 + r0 + rh, bx0 + c0, bx0 + c0 + cw
         if sc < 1.0:  # the opening, at full size: not one of its pixels changes
@@ -1383,7 +1383,6 @@ class PhotoSwapper:
         recoloured = u8(cv2.transform(live[y0_:y1_, x0_:x1_], track.lip_map))
         crop_box[:] = cv2.blendLinear(crop_box, recoloured, np.float32(1) - t, t)
         mask_box[:] = cv2.convertScaleAbs(new_m)
-        return crop, mask
 
     def _measure_lips(
         self,
@@ -1394,7 +1393,7 @@ class PhotoSwapper:
         live_ring: npt.NDArray[np.bool_],
         src_ring: npt.NDArray[np.bool_],
     ) -> None:
-        """The colour map from the live lips to the source's (see :meth:`_lips_recoloured`): the
+        """The colour map from the live lips to the source's (see :meth:`_recolour_lips`): the
         rendered source lips' median L*a*b* minus the live lips' (each over its own ring between
         the outer and inner contours), guarded, fitted as one affine BGR map over the live
         lips' pixels (per frame only ``cv2.transform`` runs at full size). All images are the
