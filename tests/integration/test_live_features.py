@@ -108,7 +108,7 @@ def test_output_mouth_opens_and_closes_with_the_live_one(clip, swapper, finder):
         hole = np.zeros(frame.shape[:2], np.uint8)
         cv2.fillPoly(hole, [np.round(lm[list(LIPS_INNER), :2]).astype(np.int32)], 255)
         # the opening's core: the contour's rim is lip, recoloured to the source's lips like the
-        # rest (the swapper leaves the contour shrunk by 2 % of the face width alone; 3 % here)
+        # rest (the swapper leaves the contour shrunk by 1 % of the face width alone; 3 % here)
         rim = 0.03 * float(np.ptp(lm[:, 0]))
         hole = cv2.erode(hole, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (int(2 * rim) | 1,) * 2))
         if np.count_nonzero(hole) >= 20:
