@@ -486,6 +486,7 @@ class PhotoSwapper:
         self._lip_blend = np.clip(_uv_distance(face, [LIPS_OUTER], inside=False) / _SHAPE_LIPS_FADE, 0.0, 1.0)
         self._lip_share = (1.0 - self._lip_blend) / max(float((1.0 - self._lip_blend).sum()), 1e-9)
         self._tracks: dict[int, _Track] = {}
+        self._layouts: dict[int, tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]] = {}
         # Compiled kernels (numba JIT, cached on disk) are readied now, not on the first frame.
         raster.warm_up()
         merge.warm_up()
@@ -961,6 +962,16 @@ class PhotoSwapper:
         The rasteriser interpolates whatever per-vertex 2-vector it is given as "source
         position"; here that carries values instead of coordinates.
         """
+        if n <= _SHADING_SIZE:  # the small layouts filled every frame: a gather each
+            layout = self._layouts.get(n)
+            if layout is None:
+                uv_n = (self.face.uv * n).astype(np.float32)
+                layout = self._layouts[n] = raster.barycentrics(uv_n, self.face.triangles, (n, n))
+            out = np.zeros((2, n, n), np.float32)
+            out[0] = raster.interpolate(layout, a, (n, n))
+            if b is not None:
+                out[1] = raster.interpolate(layout, b, (n, n))
+            return out
         vals = np.zeros((len(self.face.vertices), 2), np.float32)
         vals[:, 0] = a
         if b is not None:
@@ -1673,17 +1684,9 @@ def triangle_normals(
     landmarks: npt.ArrayLike, triangles: npt.NDArray[np.int32], uv_sign: npt.NDArray[np.float64]
 ) -> npt.NDArray[np.float64]:
     """``(T, 3)`` unit normals of the mesh's triangles, oriented by ``uv_sign`` so that z > 0
-    faces the camera."""
-    p = np.asarray(landmarks, np.float64)[:, :3]
-    a = p[triangles[:, 0]]
-    u, v = p[triangles[:, 1]] - a, p[triangles[:, 2]] - a
-    # the cross product u x v written out (np.cross costs more than the arithmetic here);
-    # its z is twice the signed image area (raster.signed_areas)
-    cx = u[:, 1] * v[:, 2] - u[:, 2] * v[:, 1]
-    cy = u[:, 2] * v[:, 0] - u[:, 0] * v[:, 2]
-    cz = u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0]
-    true_area = np.maximum(np.sqrt(cx * cx + cy * cy + cz * cz), 1e-9)
-    return np.stack([cx * uv_sign / true_area, cy * uv_sign / true_area, cz * uv_sign / true_area], axis=1)
+    faces the camera (their z is twice the signed image area, :func:`raster.signed_areas`,
+    over the true area)."""
+    return raster.triangle_normals(landmarks, triangles, uv_sign)
 
 
 def _band_resize(small: npt.NDArray[np.float32], size: int, r0: int, r1: int) -> npt.NDArray[np.float32]:

@@ -157,6 +157,89 @@ def rasterise(
     return map_x, map_y, (ids if with_ids else None)
 
 
+def barycentrics(
+    dst_xy: npt.ArrayLike, triangles: npt.ArrayLike, size_wh: tuple[int, int]
+) -> tuple[IntArray, npt.NDArray[np.float32]]:
+    """For a fixed layout (the UV space): every output pixel's three vertices and weights.
+
+    With them, :func:`interpolate` spreads per-vertex values over the layout as
+    :func:`rasterise` would (the same triangle owns each pixel; the same affine blend, to float
+    rounding) at the cost of a gather, for layouts that are filled with new values every
+    frame.
+
+    Returns:
+        ``(vertices, weights)``: ``(H * W, 3)`` int32 and float32; a pixel that no triangle
+        covers has weights 0 (its value is 0).
+    """
+    w, h = int(size_wh[0]), int(size_wh[1])
+    dst = np.asarray(dst_xy, np.float64)[:, :2]
+    tris = np.asarray(triangles, np.int32)
+    _, _, ids = rasterise(dst, dst, tris, (w, h), with_ids=True)
+    assert ids is not None
+    flat = ids.ravel()
+    covered = flat >= 0
+    verts = np.zeros((h * w, 3), np.int32)
+    weights = np.zeros((h * w, 3), np.float32)
+    t = tris[flat[covered]]
+    p0, p1, p2 = dst[t[:, 0]], dst[t[:, 1]], dst[t[:, 2]]
+    ys, xs = np.divmod(np.flatnonzero(covered), w)
+    det = (p1[:, 0] - p0[:, 0]) * (p2[:, 1] - p0[:, 1]) - (p2[:, 0] - p0[:, 0]) * (p1[:, 1] - p0[:, 1])
+    dx, dy = xs - p0[:, 0], ys - p0[:, 1]
+    l1 = (dx * (p2[:, 1] - p0[:, 1]) - (p2[:, 0] - p0[:, 0]) * dy) / det
+    l2 = ((p1[:, 0] - p0[:, 0]) * dy - dx * (p1[:, 1] - p0[:, 1])) / det
+    verts[covered] = t
+    weights[covered] = np.stack([1.0 - l1 - l2, l1, l2], axis=1)
+    return verts, weights
+
+
+@njit(cache=True, nogil=True)
+def _spread(
+    verts: npt.NDArray[np.int32], weights: npt.NDArray[np.float32], values: npt.NDArray[np.float32]
+) -> npt.NDArray[np.float32]:
+    out = np.empty(verts.shape[0], np.float32)
+    for i in range(verts.shape[0]):
+        out[i] = (
+            values[verts[i, 0]] * weights[i, 0]
+            + values[verts[i, 1]] * weights[i, 1]
+            + values[verts[i, 2]] * weights[i, 2]
+        )
+    return out
+
+
+def interpolate(
+    layout: tuple[IntArray, npt.NDArray[np.float32]], values: npt.ArrayLike, size_wh: tuple[int, int]
+) -> npt.NDArray[np.float32]:
+    """``(H, W)`` image of per-vertex ``values`` (``(V,)``) spread over a :func:`barycentrics`
+    layout."""
+    verts, weights = layout
+    w, h = int(size_wh[0]), int(size_wh[1])
+    return _spread(verts, weights, np.ascontiguousarray(values, np.float32)).reshape(h, w)
+
+
+@njit(cache=True, nogil=True)
+def _normals(
+    p: npt.NDArray[np.float64], tris: npt.NDArray[np.int32], sign: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    out = np.empty((tris.shape[0], 3), np.float64)
+    for k in range(tris.shape[0]):
+        a, b, c = tris[k, 0], tris[k, 1], tris[k, 2]
+        ux, uy, uz = p[b, 0] - p[a, 0], p[b, 1] - p[a, 1], p[b, 2] - p[a, 2]
+        vx, vy, vz = p[c, 0] - p[a, 0], p[c, 1] - p[a, 1], p[c, 2] - p[a, 2]
+        cx = uy * vz - uz * vy
+        cy = uz * vx - ux * vz
+        cz = ux * vy - uy * vx
+        area = max(np.sqrt(cx * cx + cy * cy + cz * cz), 1e-9)
+        out[k, 0], out[k, 1], out[k, 2] = cx * sign[k] / area, cy * sign[k] / area, cz * sign[k] / area
+    return out
+
+
+def triangle_normals(points: npt.ArrayLike, triangles: npt.ArrayLike, sign: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """``(T, 3)`` unit normals (the cross product of each triangle's edges 0→1 and 0→2, times
+    ``sign``) of ``(V, 3)`` points; degenerate triangles give 0."""
+    p = np.ascontiguousarray(np.asarray(points, np.float64)[:, :3])
+    return _normals(p, np.ascontiguousarray(triangles, np.int32), np.ascontiguousarray(sign, np.float64))
+
+
 def signed_areas(xy: npt.ArrayLike, triangles: npt.ArrayLike) -> npt.NDArray[np.float64]:
     """``(T,)`` twice the signed area of each triangle (positive = counter-clockwise with y down)."""
     p = np.asarray(xy, np.float64)[:, :2]
@@ -165,6 +248,23 @@ def signed_areas(xy: npt.ArrayLike, triangles: npt.ArrayLike) -> npt.NDArray[np.
     ab, ac = b - a, c - a
     areas: npt.NDArray[np.float64] = ab[:, 0] * ac[:, 1] - ab[:, 1] * ac[:, 0]
     return areas
+
+
+@njit(cache=True, nogil=True)
+def _front_depth(
+    p: npt.NDArray[np.float64], z: npt.NDArray[np.float64], tris: npt.NDArray[np.int32], sign: npt.NDArray[np.float64]
+) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.float64]]:
+    """Per triangle: whether its signed area has ``sign``'s sign (as ``signed_areas``) and its
+    mean vertex depth."""
+    n = tris.shape[0]
+    front = np.empty(n, np.bool_)
+    depth = np.empty(n, np.float64)
+    for k in range(n):
+        a, b, c = tris[k, 0], tris[k, 1], tris[k, 2]
+        area = (p[b, 0] - p[a, 0]) * (p[c, 1] - p[a, 1]) - (p[b, 1] - p[a, 1]) * (p[c, 0] - p[a, 0])
+        front[k] = np.sign(area) == sign[k]
+        depth[k] = (z[a] + z[b] + z[c]) / 3.0
+    return front, depth
 
 
 def draw_order(
@@ -192,9 +292,13 @@ def draw_order(
     Returns:
         ``(order, front)``: int32 indices to draw in order, and the ``(T,)`` bool front mask.
     """
-    tris = np.asarray(triangles)
-    front = np.sign(signed_areas(dst_xy, tris)) == np.asarray(reference_sign)
-    depth = np.asarray(z, np.float64)[tris].mean(axis=1)
+    tris = np.ascontiguousarray(triangles, np.int32)
+    front, depth = _front_depth(
+        np.ascontiguousarray(np.asarray(dst_xy, np.float64)[:, :2]),
+        np.ascontiguousarray(z, np.float64),
+        tris,
+        np.ascontiguousarray(reference_sign, np.float64),
+    )
     # Back faces first (key 0), then front faces (key 1); inside each, far (large z) first.
     keys = np.lexsort((-depth, front))
     if include is not None:
@@ -217,6 +321,9 @@ def warm_up() -> float:
         tri = np.array([[0, 1, 2]], np.int32)
         pts = np.array([[0.0, 0.0], [3.0, 0.0], [0.0, 3.0]], np.float32)
         rasterise(pts, pts, tri, (4, 4), with_ids=True)
+        interpolate(barycentrics(pts, tri, (4, 4)), np.zeros(3, np.float32), (4, 4))
+        triangle_normals(np.zeros((3, 3)), tri, np.ones(1))
+        draw_order(pts, np.zeros(3), tri, np.ones(1))
         _warm = True
     dt = time.perf_counter() - t0
     log.debug("rasteriser ready in %.2f s", dt)

@@ -179,3 +179,30 @@ def test_bad_arguments_raise_value_error(kwargs, match):
 def test_warm_up_is_idempotent():
     raster.warm_up()
     assert raster.warm_up() < 0.5
+
+
+def test_barycentric_layout_spreads_vertex_values_as_the_rasteriser_does():
+    # a fan of triangles, so pixels belong to different triangles and some to none
+    rng = np.random.default_rng(3)
+    pts = np.array([[32, 32], [60, 10], [62, 50], [30, 62], [3, 40], [8, 6]], np.float32)
+    tris = np.array([[0, 1, 2], [0, 2, 3], [0, 3, 4], [0, 4, 5]], np.int32)
+    layout = raster.barycentrics(pts, tris, (64, 64))
+    values = rng.normal(size=(6, 2)).astype(np.float32)
+    mx, my, _ = raster.rasterise(pts, values, tris, (64, 64))
+    covered = mx > raster.OUTSIDE / 2
+    assert 0.3 < covered.mean() < 0.9
+    for k, ref in enumerate((mx, my)):
+        got = raster.interpolate(layout, values[:, k], (64, 64))
+        np.testing.assert_allclose(got[covered], ref[covered], atol=1e-5)
+        assert (got[~covered] == 0).all()
+    # at a vertex's own pixel the value is the vertex's
+    assert raster.interpolate(layout, values[:, 0], (64, 64))[32, 32] == pytest.approx(values[0, 0], abs=1e-6)
+
+
+def test_triangle_normals_are_unit_oriented_and_zero_for_degenerate_triangles():
+    p = np.array([[0, 0, 0], [10, 0, 0], [0, 10, 0], [0, 0, 10], [5, 5, 0]], np.float64)
+    tris = np.array([[0, 1, 2], [0, 1, 3], [0, 4, 4]], np.int32)
+    n = raster.triangle_normals(p, tris, np.array([1.0, -1.0, 1.0]))
+    np.testing.assert_allclose(n[0], [0, 0, 1])  # in the image plane, facing +z
+    np.testing.assert_allclose(n[1], [0, 1, 0])  # (x) x (z) = -y, flipped by its sign
+    assert (n[2] == 0).all()
