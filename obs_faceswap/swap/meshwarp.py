@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 import numpy.typing as npt
+from numba import njit
 
 from obs_faceswap import merge
 from obs_faceswap.config import ColorConfig, MaskConfig, ShapeConfig, SwapperConfig
@@ -490,6 +491,7 @@ class PhotoSwapper:
         # Compiled kernels (numba JIT, cached on disk) are readied now, not on the first frame.
         raster.warm_up()
         merge.warm_up()
+        _warm_lips()
         tris = face.triangles
         self._uv_px = (face.uv * self.size).astype(np.float32)
         self._uv_sign = np.sign(raster.signed_areas(self._uv_px, tris))
@@ -1380,20 +1382,14 @@ class PhotoSwapper:
             if full_margin >= 0.5:
                 core = u8(cv2.erode(core, _disc(2 * full_margin + 1)))
             weight[core > 0] = 0
-        crop_box, mask_box = crop[y0_:y1_, x0_:x1_], mask[y0_:y1_, x0_:x1_]
-        # The hole's share of what the live frame shows here (the rest: the feathered edge,
-        # occluders) is drawn from the recoloured live pixels; the mask grows by that share only
-        # where something is recoloured (elsewhere the result would be the live frame anyway).
-        m = mask_box.astype(np.float32)
-        free = np.float32(255) - m
-        share = np.minimum(mouth[y0_:y1_, x0_:x1_] / np.maximum(free, np.float32(1)), np.float32(1)) * weight
-        new_m = m + free * share
-        # crop' = crop (1 - t) + map(live) t, t = (new_m - m) / new_m: where nothing is
-        # recoloured t = 0 and both stay bit-exact (they are this frame's own arrays, from swap())
-        t = free * share / np.maximum(new_m, np.float32(1))
-        recoloured = u8(cv2.transform(live[y0_:y1_, x0_:x1_], track.lip_map))
-        crop_box[:] = cv2.blendLinear(crop_box, recoloured, np.float32(1) - t, t)
-        mask_box[:] = cv2.convertScaleAbs(new_m)
+        # Contiguous copies of these small boxes (one compiled version of the kernel serves all);
+        # crop and mask are this frame's own arrays (from swap()), changed only where weight > 0.
+        box = np.s_[y0_:y1_, x0_:x1_]
+        crop_box, mask_box = np.ascontiguousarray(crop[box]), np.ascontiguousarray(mask[box])
+        mouth_box, live_box = np.ascontiguousarray(mouth[box]), np.ascontiguousarray(live[box])
+        lip_map = np.ascontiguousarray(track.lip_map, np.float32)
+        _blend_lips(crop_box, mask_box, mouth_box, np.ascontiguousarray(weight), live_box, lip_map)
+        crop[box], mask[box] = crop_box, mask_box
 
     def _measure_lips(
         self,
@@ -1953,6 +1949,51 @@ def _normalised_blur(
     if work < n:
         out = cv2.resize(out, (n, n), interpolation=cv2.INTER_LINEAR)
     return out
+
+
+@njit(cache=True, nogil=True)
+def _blend_lips(
+    crop: npt.NDArray[np.uint8],
+    mask: npt.NDArray[np.uint8],
+    mouth: npt.NDArray[np.uint8],
+    weight: npt.NDArray[np.float32],
+    live: npt.NDArray[np.uint8],
+    lip_map: npt.NDArray[np.float32],
+) -> None:
+    """The recoloured live lips into ``crop`` and ``mask``, in place (one pass; see
+    :meth:`PhotoSwapper._recolour_lips`).
+
+    The hole's share of what the live frame shows at a pixel (the rest: the feathered edge,
+    occluders) is drawn from the live pixel through ``lip_map`` (an affine BGR map); the mask
+    grows by that share only where ``weight`` > 0 (elsewhere the result would be the live frame
+    anyway): ``crop' = crop (1 - t) + map(live) t`` with ``t = (mask' - mask) / mask'``. Pixels
+    with no weight are not touched.
+    """
+    h, w = weight.shape
+    for i in range(h):
+        for j in range(w):
+            wt = weight[i, j]
+            if wt <= 0:
+                continue
+            m = np.float32(mask[i, j])
+            free = np.float32(255) - m
+            share = min(np.float32(mouth[i, j]) / max(free, np.float32(1)), np.float32(1)) * wt
+            grow = free * share
+            new_m = m + grow
+            t = grow / max(new_m, np.float32(1))
+            b, g, r = np.float32(live[i, j, 0]), np.float32(live[i, j, 1]), np.float32(live[i, j, 2])
+            for c in range(3):
+                x = lip_map[c, 0] * b + lip_map[c, 1] * g + lip_map[c, 2] * r + lip_map[c, 3]
+                rec = min(max(np.rint(x), np.float32(0)), np.float32(255))
+                out = np.float32(crop[i, j, c]) * (np.float32(1) - t) + rec * t
+                crop[i, j, c] = np.uint8(min(max(np.rint(out), np.float32(0)), np.float32(255)))
+            mask[i, j] = np.uint8(min(np.rint(new_m), np.float32(255)))
+
+
+def _warm_lips() -> None:
+    """Compile (or load from numba's on-disk cache) :func:`_blend_lips` before the first frame."""
+    px, one = np.zeros((2, 2, 3), np.uint8), np.zeros((2, 2), np.uint8)
+    _blend_lips(px, one, one.copy(), np.ones((2, 2), np.float32), px.copy(), np.zeros((3, 4), np.float32))
 
 
 def _with_alpha(bgr: ImageBGR, alpha: Mask) -> npt.NDArray[np.uint8]:
