@@ -11,8 +11,10 @@ revision (default: ``HEAD`` and the working tree) is exported to a temporary dir
 run under ``valgrind --tool=callgrind --instr-atstart=no``: models load, the source photo is
 set up and ten warm-up frames run uninstrumented (fast), then instrumentation is switched on
 (``callgrind_control -i on``) for ``--frames`` frames of the Obama clip at the given size,
-the same frames for every revision. Needs ``valgrind`` (``apt-get install valgrind``);
-revisions run two at a time (about 5 minutes each here).
+the same frames for every revision, the models on onnxruntime (``auto`` picks OpenCV's DNN
+or onnxruntime by a timing, which would make the count differ between runs). Needs
+``valgrind`` (``apt-get install valgrind``); revisions run two at a time (about 5 minutes
+each here).
 
 Instructions are a proxy: fewer is faster for the same memory traffic, and it is how a change
 is judged here before the noisy ``obs-faceswap bench`` confirms it in alternating runs.
@@ -32,6 +34,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKTREE = "worktree"
+PACKAGE = ("obs_faceswap", "models")  # the package and its manifest
 
 # Runs inside valgrind, from the exported revision's directory (argv: root, frames, size).
 CHILD = r"""
@@ -43,7 +46,7 @@ sys.path.insert(0, root)
 import obs_faceswap
 assert obs_faceswap.__file__.startswith(root), obs_faceswap.__file__
 from obs_faceswap.bench import SIZES, load_clip, ping_pong, scale_cover
-from obs_faceswap.config import PipelineConfig
+from obs_faceswap.config import PipelineConfig, RuntimeConfig
 from obs_faceswap.models import ModelStore
 from obs_faceswap.pipeline import Pipeline
 warm = 10
@@ -54,7 +57,9 @@ images = [scale_cover(clip[i], w, h) for i in ping_pong(len(clip), warm + frames
 def instrument(flag):
     cmd = ["callgrind_control", "-i", flag, str(os.getpid())]
     subprocess.run(cmd, stdout=subprocess.DEVNULL, timeout=120, check=True)
-with Pipeline(PipelineConfig(), store) as pipe:
+# one backend for the models: "auto" picks by a timing, which differs from run to run
+config = PipelineConfig(runtime=RuntimeConfig(cpu_backend="onnxruntime"))
+with Pipeline(config, store) as pipe:
     pipe.set_source(store.path("astronaut"))
     for k in range(warm):
         pipe.process(images[k], k / fps, inplace=True)
@@ -69,11 +74,10 @@ def export(rev: str, into: Path) -> Path:
     """The revision's files in ``into`` (the working tree as it is for :data:`WORKTREE`)."""
     into.mkdir(parents=True)
     if rev == WORKTREE:
-        shutil.copytree(ROOT / "obs_faceswap", into / "obs_faceswap", ignore=shutil.ignore_patterns("__pycache__"))
+        for d in PACKAGE:
+            shutil.copytree(ROOT / d, into / d, ignore=shutil.ignore_patterns("__pycache__"))
     else:
-        archive = subprocess.run(
-            ["git", "-C", str(ROOT), "archive", rev, "obs_faceswap"], capture_output=True, check=True
-        )
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, *PACKAGE], capture_output=True, check=True)
         subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
     return into
 
