@@ -1576,7 +1576,7 @@ class PhotoSwapper:
         if inside.sum() < n * n // 8:
             return None
         lab = to_lab(u8(cv2.remap(frame, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)))
-        normals = triangle_normals(lm, self.face.triangles, self._uv_sign)
+        normals = raster.triangle_normals(lm, self.face.triangles, self._uv_sign)
         facing = self._vertex_field(normals[:, 2])
         # The live image is real even where the face turns away (unlike a smear of a few
         # source pixels): only the most oblique rim, where background leaks in, is left out.
@@ -1670,19 +1670,10 @@ def facing_ratio(
     """Per triangle: projected area / true 3D area, signed (1 = faces the camera squarely).
 
     The mesh's z is in the same pixel units as x and y, so the ratio is the cosine between
-    the triangle's normal and the viewing direction (the z of :func:`triangle_normals`);
+    the triangle's normal and the viewing direction (the z of :func:`raster.triangle_normals`);
     negative = facing away.
     """
-    return triangle_normals(landmarks, triangles, uv_sign)[:, 2]
-
-
-def triangle_normals(
-    landmarks: npt.ArrayLike, triangles: npt.NDArray[np.int32], uv_sign: npt.NDArray[np.float64]
-) -> npt.NDArray[np.float64]:
-    """``(T, 3)`` unit normals of the mesh's triangles, oriented by ``uv_sign`` so that z > 0
-    faces the camera (their z is twice the signed image area, :func:`raster.signed_areas`,
-    over the true area)."""
-    return raster.triangle_normals(landmarks, triangles, uv_sign)
+    return raster.triangle_normals(landmarks, triangles, uv_sign)[:, 2]
 
 
 def _band_resize(small: npt.NDArray[np.float32], size: int, r0: int, r1: int) -> npt.NDArray[np.float32]:

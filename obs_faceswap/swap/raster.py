@@ -240,13 +240,23 @@ def triangle_normals(points: npt.ArrayLike, triangles: npt.ArrayLike, sign: npt.
     return _normals(p, np.ascontiguousarray(triangles, np.int32), np.ascontiguousarray(sign, np.float64))
 
 
+@njit(cache=True, nogil=True)
+def _twice_area(p: npt.NDArray[np.float64], a: int, b: int, c: int) -> float:
+    return float((p[b, 0] - p[a, 0]) * (p[c, 1] - p[a, 1]) - (p[b, 1] - p[a, 1]) * (p[c, 0] - p[a, 0]))
+
+
+@njit(cache=True, nogil=True)
+def _areas(p: npt.NDArray[np.float64], tris: npt.NDArray[np.int32]) -> npt.NDArray[np.float64]:
+    out = np.empty(tris.shape[0], np.float64)
+    for k in range(tris.shape[0]):
+        out[k] = _twice_area(p, tris[k, 0], tris[k, 1], tris[k, 2])
+    return out
+
+
 def signed_areas(xy: npt.ArrayLike, triangles: npt.ArrayLike) -> npt.NDArray[np.float64]:
     """``(T,)`` twice the signed area of each triangle (positive = counter-clockwise with y down)."""
-    p = np.asarray(xy, np.float64)[:, :2]
-    t = np.asarray(triangles)
-    a, b, c = p[t[:, 0]], p[t[:, 1]], p[t[:, 2]]
-    ab, ac = b - a, c - a
-    areas: npt.NDArray[np.float64] = ab[:, 0] * ac[:, 1] - ab[:, 1] * ac[:, 0]
+    p = np.ascontiguousarray(np.asarray(xy, np.float64)[:, :2])
+    areas: npt.NDArray[np.float64] = _areas(p, np.ascontiguousarray(triangles, np.int32))
     return areas
 
 
@@ -254,15 +264,14 @@ def signed_areas(xy: npt.ArrayLike, triangles: npt.ArrayLike) -> npt.NDArray[np.
 def _front_depth(
     p: npt.NDArray[np.float64], z: npt.NDArray[np.float64], tris: npt.NDArray[np.int32], sign: npt.NDArray[np.float64]
 ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.float64]]:
-    """Per triangle: whether its signed area has ``sign``'s sign (as ``signed_areas``) and its
+    """Per triangle: whether its signed area (:func:`signed_areas`) has ``sign``'s sign, and its
     mean vertex depth."""
     n = tris.shape[0]
     front = np.empty(n, np.bool_)
     depth = np.empty(n, np.float64)
     for k in range(n):
         a, b, c = tris[k, 0], tris[k, 1], tris[k, 2]
-        area = (p[b, 0] - p[a, 0]) * (p[c, 1] - p[a, 1]) - (p[b, 1] - p[a, 1]) * (p[c, 0] - p[a, 0])
-        front[k] = np.sign(area) == sign[k]
+        front[k] = np.sign(_twice_area(p, a, b, c)) == sign[k]
         depth[k] = (z[a] + z[b] + z[c]) / 3.0
     return front, depth
 
@@ -324,6 +333,7 @@ def warm_up() -> float:
         interpolate(barycentrics(pts, tri, (4, 4)), np.zeros(3, np.float32), (4, 4))
         triangle_normals(np.zeros((3, 3)), tri, np.ones(1))
         draw_order(pts, np.zeros(3), tri, np.ones(1))
+        signed_areas(pts, tri)
         _warm = True
     dt = time.perf_counter() - t0
     log.debug("rasteriser ready in %.2f s", dt)
