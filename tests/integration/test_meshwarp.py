@@ -184,6 +184,35 @@ def test_side_the_photo_cannot_see_is_filled_from_the_mirrored_side(swapper, ast
     assert err_fill < 0.6 * err_raw, (err_fill, err_raw)
 
 
+def cheek_difference(texture_bgr: np.ndarray, canonical) -> float:
+    """Median L* of the texture's right cheek minus its left cheek."""
+    size = texture_bgr.shape[0]
+    lab = to_lab(texture_bgr)
+    return float(
+        np.subtract(
+            *(
+                np.median(lab[polygon((size, size), cv2.convexHull(canonical.uv[list(idx)] * size)[:, 0], erode=3), 0])
+                for idx in (RIGHT_CHEEK, LEFT_CHEEK)
+            )
+        )
+    )
+
+
+def test_a_lamp_at_one_side_of_the_photo_is_not_carried_into_the_texture(astronaut, canonical):
+    """A source lit from one side painted that side's light onto every live face; the texture
+    is made even left to right (the live lighting is the shading field's part)."""
+    image, lm = astronaut
+    x0, x1 = float(lm[:, 0].min()), float(lm[:, 0].max())
+    ramp = np.clip((np.arange(image.shape[1], dtype=np.float32) - x0) / (x1 - x0), 0, 1)
+    side_lit = np.clip(image * (0.5 + 0.5 * ramp)[None, :, None], 0, 255).astype(np.uint8)
+    even = PhotoSwapper.from_photo(image, lm, canonical)
+    lit = PhotoSwapper.from_photo(side_lit, lm, canonical)
+    carried_raw = cheek_difference(lit.photo_texture, canonical) - cheek_difference(even.photo_texture, canonical)
+    carried = cheek_difference(lit.texture[..., :3], canonical) - cheek_difference(even.texture[..., :3], canonical)
+    assert abs(carried_raw) > 15, carried_raw  # the lamp shows in the unwrapped photo
+    assert abs(carried) < 0.2 * abs(carried_raw), (carried, carried_raw)
+
+
 # --- live side ----------------------------------------------------------------------------
 
 
