@@ -337,10 +337,14 @@ _MAX_TRACKS = 16
 _SHAPE_EDGE = 0.12
 _SHAPE_LIPS = 0.5
 _SHAPE_FEATURE_FADE = 0.05
-# ... and around the lips, over this width, the morph moves everything up or down together (the
-# live mouth opening stays): measured on the talking clip with a closed-mouth source, the
-# output's mouth reads 25 % less open than the live one without it, 16 % at 0.05, 10 % at 0.1,
-# 4 % at 0.2 (which gives up more of the source's lower-face proportions).
+# ... and around the lips, over this width, the morph fades out: with keep_mouth (the default)
+# the mouth's hole shows the live lips, recoloured, and the source's lips moved beside them
+# drew a second lip outline (perry -> musk: her fuller upper lip above his; cross-identity
+# margin median 0.144 -> 0.138 without the move). Without keep_mouth it moves everything there
+# up or down together (the live mouth opening stays): measured on the talking clip with a
+# closed-mouth source, the output's mouth reads 25 % less open than the live one without it,
+# 16 % at 0.05, 10 % at 0.1, 4 % at 0.2 (which gives up more of the source's lower-face
+# proportions).
 _SHAPE_LIPS_FADE = 0.1
 # A vertex moves at most this share of its (image) distance from the outline.
 _SHAPE_REACH = 0.5
@@ -487,9 +491,10 @@ class PhotoSwapper:
         self._source_shape = np.zeros((468, 3), np.float64)
         self._has_source = False
         self._shape_w = shape_weights(face, keep_eyes=self.mask_config.keep_eyes)
-        # 0 on the lips, 1 from _SHAPE_LIPS_FADE away: there the morph's vertical part is one
-        # common shift, so the mouth keeps its live opening (a closed source mouth otherwise
-        # closes an open live one by half the difference on average).
+        # 0 on the lips, 1 from _SHAPE_LIPS_FADE away: with keep_mouth the morph fades out
+        # there; without, its vertical part is one common shift, so the mouth keeps its live
+        # opening (a closed source mouth otherwise closes an open live one by half the
+        # difference on average).
         self._lip_blend = np.clip(_uv_distance(face, [LIPS_OUTER], inside=False) / _SHAPE_LIPS_FADE, 0.0, 1.0)
         self._lip_share = (1.0 - self._lip_blend) / max(float((1.0 - self._lip_blend).sum()), 1e-9)
         self._tracks: dict[int, _Track] = {}
@@ -1148,9 +1153,13 @@ class PhotoSwapper:
         if cfg.strength <= 0:
             return lm
         offset = (self._source_shape - track.mean_shape) * (cfg.strength * self._shape_w)[:, None]
-        # the lips move up or down together: their opening stays the live one (speech)
-        common = float(self._lip_share @ offset[:, 1])
-        offset[:, 1] = self._lip_blend * offset[:, 1] + (1.0 - self._lip_blend) * common
+        if self.mask_config.keep_mouth:
+            # The live lips are what the mouth's hole shows (recoloured): the source's drawn
+            # around them anywhere else is a second lip outline. They stay where they are.
+            offset *= self._lip_blend[:, None]
+        else:  # the lips move up or down together: their opening stays the live one (speech)
+            common = float(self._lip_share @ offset[:, 1])
+            offset[:, 1] = self._lip_blend * offset[:, 1] + (1.0 - self._lip_blend) * common
         # back to the live frame: only the linear part applies to an offset
         moved = offset @ r / scale
         # no point may be pushed across the live face's edge (nor close to it): in the image,

@@ -96,7 +96,9 @@ def test_output_mouth_opens_and_closes_with_the_live_one(clip, swapper, finder):
     at what is reached (0.69x), so that it cannot get worse. The live lips the hole shows now
     take the source's lip colour, the contour's rim included (a closed mouth's contour is a
     sliver of lip): the opening's core is asserted (the contour shrunk by 3 % of the face
-    width); reading 0.68x, correlation 0.976, amplitude 0.99 (0.69x, 0.956, 0.84 before).
+    width); reading 0.68x, correlation 0.976, amplitude 0.99 (0.69x, 0.956, 0.84 before). The
+    source's lips are no longer moved beside the live ones (that drew dicaprio_1's lip border as
+    a second upper lip): 0.74x, 0.969, 1.08 (0.77x, 0.977, 1.09 just before).
     """
     live, shown, diffs = [], [], []
     for frame, lm in clip:

@@ -15,6 +15,7 @@ from obs_faceswap.landmark_indices import (
     LEFT_EYE,
     LEFT_EYEBROW,
     LIPS_INNER,
+    LIPS_OUTER,
     RIGHT_CHEEK,
     RIGHT_EYE,
     RIGHT_EYEBROW,
@@ -344,8 +345,11 @@ def test_shape_takes_the_source_proportions_and_keeps_outline_and_expression(ast
         out = sw._shaped(track, live)
     oval = list(FACE_OVAL)
     np.testing.assert_allclose(out[oval], live[oval], atol=1e-3)  # the paste edge stays put
-    # inner points: in the source's frame they now sit where the source's do
-    inner = np.nonzero(sw._shape_w > 0.99)[0]
+    # the lips stay the live ones (the mouth's hole shows them: moved, they drew a second outline)
+    lips = list(LIPS_OUTER) + list(LIPS_INNER)
+    np.testing.assert_allclose(out[lips], live[lips], atol=1e-3)
+    # inner points away from the lips: in the source's frame they now sit where the source's do
+    inner = np.nonzero((sw._shape_w > 0.99) & (sw._lip_blend > 0.99))[0]
     assert len(inner) > 150
     s2, r2, t2 = similarity(live, slm)  # the live face's pose in the source's frame
     in_source = s2 * out.astype(np.float64) @ r2.T + t2
