@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
+from typing import TypeVar
 
 import cv2
 import numpy as np
@@ -40,6 +41,7 @@ _MIN_STD = 1.0
 _MAX_SCALE = 2.5
 #: Floors of the robust deviations (L, a, b) in :func:`robust_lab_stats`: skin is uniform.
 _ROBUST_FLOOR = np.array([3.0, 1.5, 1.5])
+_F = TypeVar("_F", np.float32, np.float64)
 #: ``rct_matrix(lightness="ratio")``'s L* gain stays within these. Darkening follows the ratio
 #: (a light source on a darker face: its features darken with its skin, as under less light);
 #: brightening is capped: a dark source on a light face at the full ratio (about 1.3) brightens
@@ -107,6 +109,23 @@ def lab_stats(
     return LabStats(mean, cov, len(px))
 
 
+def medians(x: npt.NDArray[_F]) -> npt.NDArray[_F]:
+    """``np.median(x, axis=0)``, the same values, from one partial sort.
+
+    ``np.median`` partitions for both middle ranks at once: on the one to two thousand skin
+    samples a live face gives per colour estimate, several times slower than one partition
+    (the lower middle rank of an even count is then the largest value below it).
+    """
+    n = len(x)
+    half = n // 2
+    part = np.partition(x, half, axis=0)
+    if n % 2:
+        out: npt.NDArray[_F] = part[half]
+        return out
+    mid: npt.NDArray[_F] = (part[:half].max(axis=0) + part[half]) / 2
+    return mid
+
+
 def robust_lab_stats(lab: npt.NDArray[np.float32], clip: float = 2.5) -> LabStats | None:
     """Statistics of the bulk of a set of L*a*b* pixels (e.g. skin), outliers left out.
 
@@ -126,8 +145,8 @@ def robust_lab_stats(lab: npt.NDArray[np.float32], clip: float = 2.5) -> LabStat
     px = np.asarray(lab, np.float64).reshape(-1, 3)
     if len(px) < 16:
         return None
-    med = np.median(px, axis=0)
-    sd = np.maximum(1.4826 * np.median(np.abs(px - med), axis=0), _ROBUST_FLOOR)
+    med = medians(px)
+    sd = np.maximum(1.4826 * medians(np.abs(px - med)), _ROBUST_FLOOR)
     keep = (np.abs(px - med) <= clip * sd).all(axis=1)
     if keep.sum() >= 16:
         px = np.compress(keep, px, axis=0)  # (boolean indexing of (N, 3) rows is several times slower)

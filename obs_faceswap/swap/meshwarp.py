@@ -60,7 +60,7 @@ from obs_faceswap.landmark_indices import (
     RIGHT_EYEBROW,
     five_points,
 )
-from obs_faceswap.merge import LabStats, from_lab, robust_lab_stats, to_lab, transfer_matrix
+from obs_faceswap.merge import LabStats, from_lab, medians, robust_lab_stats, to_lab, transfer_matrix
 from obs_faceswap.swap import raster
 from obs_faceswap.swap.blink import OPEN_SHARE, EyeBaseline, close_lids, closing_share, eye_openness
 from obs_faceswap.swap.glasses import Glasses, find_glasses, glasses_layout, lens_areas
@@ -1846,8 +1846,8 @@ def _skin_distance(
     """
     if len(samples) < 16:
         return np.zeros(lab.shape[:2], np.float32)
-    med = np.median(samples, axis=0)
-    sd = np.maximum(1.4826 * np.median(np.abs(samples - med), axis=0), floor)
+    med = medians(samples)
+    sd = np.maximum(1.4826 * medians(np.abs(samples - med)), floor)
     d = (lab - med.astype(np.float32)) / sd.astype(np.float32)
     dl = np.minimum(d[..., 0], 0.0)
     return np.asarray(np.sqrt(dl * dl + d[..., 1] ** 2 + d[..., 2] ** 2), np.float32)
@@ -1855,10 +1855,10 @@ def _skin_distance(
 
 def _live_skin(lab: npt.NDArray[np.float32], samples: npt.NDArray[np.float32]) -> npt.NDArray[np.bool_]:
     """Texels of the live face that are skin (see :data:`_LIVE_DARKER`)."""
-    med = np.median(samples, axis=0)
-    sd_l = max(1.4826 * float(np.median(np.abs(samples[:, 0] - med[0]))), _LIVE_MIN_STD)
+    med = medians(samples)
+    sd_l = max(1.4826 * float(medians(np.abs(samples[:, 0] - med[0]))), _LIVE_MIN_STD)
     chroma = np.sqrt(lab[..., 1] ** 2 + lab[..., 2] ** 2)
-    skin_chroma = float(np.median(np.sqrt(samples[:, 1] ** 2 + samples[:, 2] ** 2)))
+    skin_chroma = float(medians(np.sqrt(samples[:, 1] ** 2 + samples[:, 2] ** 2)))
     covered = (lab[..., 0] < med[0] - _LIVE_DARKER * sd_l) & (chroma < _LIVE_CHROMA * skin_chroma)
     return ~covered  # type: ignore[no-any-return]
 
@@ -1870,8 +1870,8 @@ def _dominant(samples: npt.NDArray[np.float32], rounds: int = 3) -> npt.NDArray[
     for _ in range(rounds):
         if len(samples) < 32:
             break
-        med = np.median(samples, axis=0)
-        sd = np.maximum(1.4826 * np.median(np.abs(samples - med), axis=0), 1.0)
+        med = medians(samples)
+        sd = np.maximum(1.4826 * medians(np.abs(samples - med)), 1.0)
         keep = (np.abs(samples - med) <= 2.0 * sd).all(axis=1)
         if keep.sum() < 16:
             break

@@ -15,6 +15,7 @@ from obs_faceswap.merge import (
     lab_stats,
     linear_matrix,
     match_colours,
+    medians,
     paste_back,
     rct_matrix,
     result_box,
@@ -344,3 +345,13 @@ def test_rct_lightness_ratio_scales_l_by_the_ratio_of_means_within_its_bounds():
     assert rct_matrix(stats(85, 5), stats(40, 5), lightness="ratio")[0, 0] == pytest.approx(_LIGHTNESS_GAIN[0])
     with pytest.raises(ValueError, match="lightness"):
         rct_matrix(stats(60, 5), stats(60, 5), lightness="bright")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_medians_equal_numpys_median_bit_for_bit(dtype):
+    rng = np.random.default_rng(3)
+    for n in [*range(1, 40), 1316, 1317]:
+        for x in (rng.normal(50, 20, (n, 3)), rng.integers(0, 5, (n, 3)), rng.normal(0, 1, n)):
+            x = x.astype(dtype)
+            got, want = medians(x), np.median(x, axis=0)
+            assert got.dtype == want.dtype and np.array_equal(got, want), (n, got, want)
