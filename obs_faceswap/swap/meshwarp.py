@@ -374,6 +374,7 @@ class _Rebuild:
     floor: npt.NDArray[np.float32] | None  # small live a*, b* minima, L* plane out of play (ditto)
     out: npt.NDArray[np.uint8]  # the new BGRA texture, valid above ``row``
     row: int = 0
+    guard_due: bool = False  # the floor is worked out on the build's first frame
 
 
 @dataclass
@@ -1493,22 +1494,34 @@ class PhotoSwapper:
         # Until the live skin has been measured once (cheeks out of view), try every frame.
         first = track.stats is None
         band = -(-self.size // self._build_frames())
+        # The estimate's frame builds nothing, and the hue guard's look at where the texels land
+        # waits for the next frame, which starts the build: the estimate alone is the heaviest
+        # step (a frame that also ran a band and the guard took 2x the median swap's time).
+        spread = cfg.interval > self._build_frames() and not first
         if track.age % cfg.interval == 0 or first:
-            job = self._estimate(track, frame, lm, shaped)
+            job = self._estimate(track, frame, lm, shaped, guard=not spread)
             if job is not None:
                 track.pending = job
-                self._build(track, job, self.size if first else band)  # a new face: its colour at once
+                if not spread:  # a new face: its colour at once
+                    self._build(track, job, self.size if first else band)
         elif track.pending is not None:
-            self._build(track, track.pending, band)
+            job = track.pending
+            if job.guard_due:
+                self._update_guard(track, frame, lm, shaped, None)
+                job.floor, job.guard_due = self._floor(track), False
+            self._build(track, job, band)
         track.age += 1
         return self._faded(track, min(cfg.interval - self._build_frames(), _FADE_FRAMES))
 
     def _build_frames(self) -> int:
         return max(1, min(_BUILD_FRAMES, self.color_config.interval - 1))
 
-    def _estimate(self, track: _Track, frame: ImageBGR, lm: FloatArray, shaped: FloatArray | None) -> _Rebuild | None:
-        """Measure the live skin, update the track's statistics, shading and hue guard, and
-        return a rebuild of its texture to run (None without statistics)."""
+    def _estimate(
+        self, track: _Track, frame: ImageBGR, lm: FloatArray, shaped: FloatArray | None, *, guard: bool = True
+    ) -> _Rebuild | None:
+        """Measure the live skin, update the track's statistics, shading and (with ``guard``) hue
+        guard, and return a rebuild of its texture to run (None without statistics; without
+        ``guard``, one whose floor the first frame of the build works out)."""
         cfg = self.color_config
         view = self._live_view(frame, lm)
         live = view.stats if view is not None else live_skin_stats(frame, lm)
@@ -1523,27 +1536,43 @@ class PhotoSwapper:
         if view is not None:
             # The map is affine, so shrinking commutes with it: use the pre-shrunk texture.
             shading = self._shading(view, f32(cv2.transform(self._texture_lab_small, m32)))
-            # The guard compares each texel with the live face where it will land.
-            landing = view if shaped is None or shaped is lm else self._live_view(frame, shaped, measure=False)
-            guard = _live_range((landing or view).lab[..., 1:], (landing or view).weight > 0.5)
             track.shading = (
                 shading if track.shading is None else (1 - _STATS_MIX) * track.shading + _STATS_MIX * shading
             )
-            track.guard = guard if track.guard is None else (1 - _STATS_MIX) * track.guard + _STATS_MIX * guard
+            if guard:
+                self._update_guard(track, frame, lm, shaped, view)
         up = None
         if track.shading is not None:
             up = track.shading * np.float32(cfg.strength)
-        floor = None
-        if track.guard is not None:
-            # The hue guard: each texel's a*, b* may not fall below both the source's own value
-            # there and the live face's minimum nearby: no texel turns greener or bluer than
-            # either face is there (blue brows, grey-blue blotches from an overflowing
-            # transfer). No upper bound: clamping warm overshoots makes grey patches.
-            n = track.guard.shape[0]
-            floor = np.empty((n, n, 3), np.float32)
-            floor[..., 0] = _GUARD_OFF  # L* is not guarded: min(off, -off) = -off, max(L*, -off) = L*
-            floor[..., 1:] = track.guard[..., :2]
-        return _Rebuild(m32, up, floor, np.empty((self.size, self.size, 4), np.uint8))
+        out = np.empty((self.size, self.size, 4), np.uint8)
+        return _Rebuild(m32, up, self._floor(track) if guard else None, out, guard_due=not guard)
+
+    def _update_guard(
+        self, track: _Track, frame: ImageBGR, lm: FloatArray, shaped: FloatArray | None, view: _LiveView | None
+    ) -> None:
+        """Update the track's hue guard: the live a*, b* range near where each texel lands
+        (``shaped``; ``view``, this frame's measured view of ``lm``, serves when they are one)."""
+        landing = view if view is not None and (shaped is None or shaped is lm) else None
+        if landing is None:
+            landing = self._live_view(frame, lm if shaped is None else shaped, measure=False) or view
+        if landing is None:
+            return
+        guard = _live_range(landing.lab[..., 1:], landing.weight > 0.5)
+        track.guard = guard if track.guard is None else (1 - _STATS_MIX) * track.guard + _STATS_MIX * guard
+
+    @staticmethod
+    def _floor(track: _Track) -> npt.NDArray[np.float32] | None:
+        """The hue guard as a per-texel floor: each texel's a*, b* may not fall below both the
+        source's own value there and the live face's minimum nearby: no texel turns greener or
+        bluer than either face is there (blue brows, grey-blue blotches from an overflowing
+        transfer). No upper bound: clamping warm overshoots makes grey patches."""
+        if track.guard is None:
+            return None
+        n = track.guard.shape[0]
+        floor = np.empty((n, n, 3), np.float32)
+        floor[..., 0] = _GUARD_OFF  # L* is not guarded: min(off, -off) = -off, max(L*, -off) = L*
+        floor[..., 1:] = track.guard[..., :2]
+        return floor
 
     def _build(self, track: _Track, job: _Rebuild, rows: int) -> None:
         """Build the next ``rows`` rows of a rebuild; the finished texture starts cross-fading in.
