@@ -375,6 +375,7 @@ class _Rebuild:
     out: npt.NDArray[np.uint8]  # the new BGRA texture, valid above ``row``
     row: int = 0
     guard_due: bool = False  # the floor is worked out on the build's first frame
+    view: _LiveView | None = None  # the estimate's view, while its shading field is still to work out
 
 
 @dataclass
@@ -1494,22 +1495,27 @@ class PhotoSwapper:
         # Until the live skin has been measured once (cheeks out of view), try every frame.
         first = track.stats is None
         band = -(-self.size // self._build_frames())
-        # The estimate's frame builds nothing, and the hue guard's look at where the texels land
-        # waits for the next frame, which starts the build: the estimate alone is the heaviest
-        # step (a frame that also ran a band and the guard took 2x the median swap's time).
+        # A re-estimate is spread over frames, each with one heavy step: the live skin's
+        # measurement; the shading field; the hue guard's look at where the texels land with the
+        # first band of the build; the other bands. (One frame that ran all of them took 2-3x
+        # the median swap's time.) A new face gets everything at once.
         spread = cfg.interval > self._build_frames() and not first
+        shading_later = spread and cfg.interval > self._build_frames() + 1
         if track.age % cfg.interval == 0 or first:
-            job = self._estimate(track, frame, lm, shaped, guard=not spread)
+            job = self._estimate(track, frame, lm, shaped, guard=not spread, shading=not shading_later)
             if job is not None:
                 track.pending = job
-                if not spread:  # a new face: its colour at once
+                if not spread:
                     self._build(track, job, self.size if first else band)
         elif track.pending is not None:
             job = track.pending
-            if job.guard_due:
-                self._update_guard(track, frame, lm, shaped, None)
-                job.floor, job.guard_due = self._floor(track), False
-            self._build(track, job, band)
+            if job.view is not None:
+                self._update_shading(track, job)
+            else:
+                if job.guard_due:
+                    self._update_guard(track, frame, lm, shaped, None)
+                    job.floor, job.guard_due = self._floor(track), False
+                self._build(track, job, band)
         track.age += 1
         return self._faded(track, min(cfg.interval - self._build_frames(), _FADE_FRAMES))
 
@@ -1517,11 +1523,20 @@ class PhotoSwapper:
         return max(1, min(_BUILD_FRAMES, self.color_config.interval - 1))
 
     def _estimate(
-        self, track: _Track, frame: ImageBGR, lm: FloatArray, shaped: FloatArray | None, *, guard: bool = True
+        self,
+        track: _Track,
+        frame: ImageBGR,
+        lm: FloatArray,
+        shaped: FloatArray | None,
+        *,
+        guard: bool = True,
+        shading: bool = True,
     ) -> _Rebuild | None:
-        """Measure the live skin, update the track's statistics, shading and (with ``guard``) hue
-        guard, and return a rebuild of its texture to run (None without statistics; without
-        ``guard``, one whose floor the first frame of the build works out)."""
+        """Measure the live skin, update the track's statistics, shading (with ``shading``) and
+        hue guard (with ``guard``), and return a rebuild of its texture to run (None without
+        statistics). Without ``shading`` the rebuild carries this frame's view for the next
+        frame to work the shading out from; without ``guard`` the build's first frame works out
+        its floor."""
         cfg = self.color_config
         view = self._live_view(frame, lm)
         live = view.stats if view is not None else live_skin_stats(frame, lm)
@@ -1533,19 +1548,32 @@ class PhotoSwapper:
             cfg.mode, self.source_stats, track.stats, cfg.strength, max_chroma_gain=_CHROMA_GAIN, lightness="ratio"
         )
         m32 = m.astype(np.float32)
+        out = np.empty((self.size, self.size, 4), np.uint8)
+        job = _Rebuild(m32, None, None, out, guard_due=not guard)
         if view is not None:
-            # The map is affine, so shrinking commutes with it: use the pre-shrunk texture.
-            shading = self._shading(view, f32(cv2.transform(self._texture_lab_small, m32)))
-            track.shading = (
-                shading if track.shading is None else (1 - _STATS_MIX) * track.shading + _STATS_MIX * shading
-            )
+            job.view = view
+            if shading:
+                self._update_shading(track, job)
             if guard:
                 self._update_guard(track, frame, lm, shaped, view)
-        up = None
-        if track.shading is not None:
-            up = track.shading * np.float32(cfg.strength)
-        out = np.empty((self.size, self.size, 4), np.uint8)
-        return _Rebuild(m32, up, self._floor(track) if guard else None, out, guard_due=not guard)
+        if job.view is None:
+            job.shading = self._scaled_shading(track)
+        if guard:
+            job.floor = self._floor(track)
+        return job
+
+    def _update_shading(self, track: _Track, job: _Rebuild) -> None:
+        """Work out the shading field from the view the rebuild carries, mix it into the
+        track's, and give the rebuild the result."""
+        assert job.view is not None
+        # The map is affine, so shrinking commutes with it: use the pre-shrunk texture.
+        shading = self._shading(job.view, f32(cv2.transform(self._texture_lab_small, job.matrix)))
+        track.shading = shading if track.shading is None else (1 - _STATS_MIX) * track.shading + _STATS_MIX * shading
+        job.view = None
+        job.shading = self._scaled_shading(track)
+
+    def _scaled_shading(self, track: _Track) -> npt.NDArray[np.float32] | None:
+        return None if track.shading is None else track.shading * np.float32(self.color_config.strength)
 
     def _update_guard(
         self, track: _Track, frame: ImageBGR, lm: FloatArray, shaped: FloatArray | None, view: _LiveView | None
