@@ -431,15 +431,18 @@ def edge_distance(face: CanonicalFace) -> npt.NDArray[np.float64]:
     return d
 
 
-def shape_weights(face: CanonicalFace, *, keep_eyes: bool) -> npt.NDArray[np.float64]:
+def shape_weights(face: CanonicalFace, *, keep_eyes: bool, keep_mouth: bool) -> npt.NDArray[np.float64]:
     """Per-vertex weight of the shape morph: 0 on the face outline (the paste edge stays put),
-    1 inside, :data:`_SHAPE_LIPS` on the lips, 0 on the eyes when the live eyes are kept."""
+    1 inside, :data:`_SHAPE_LIPS` on the lips, 0 on the eyes when the live eyes are kept and on
+    the lips (fading over :data:`_SHAPE_LIPS_FADE`) when the live mouth is."""
 
     w = np.clip(edge_distance(face) / _SHAPE_EDGE, 0.0, 1.0)
     near_lips = np.clip(_uv_distance(face, [LIPS_OUTER], inside=False) / _SHAPE_FEATURE_FADE, 0.0, 1.0)
     w *= _SHAPE_LIPS + (1 - _SHAPE_LIPS) * near_lips
     if keep_eyes:
         w *= np.clip(_uv_distance(face, [RIGHT_EYE, LEFT_EYE], inside=False) / _SHAPE_FEATURE_FADE, 0.0, 1.0)
+    if keep_mouth:  # the mouth's hole shows the live lips: the source's moved beside them are a second outline
+        w *= np.clip(_uv_distance(face, [LIPS_OUTER], inside=False) / _SHAPE_LIPS_FADE, 0.0, 1.0)
     return w
 
 
@@ -492,11 +495,12 @@ class PhotoSwapper:
         self.shape_config = shape or ShapeConfig()
         self._source_shape = np.zeros((468, 3), np.float64)
         self._has_source = False
-        self._shape_w = shape_weights(face, keep_eyes=self.mask_config.keep_eyes)
-        # 0 on the lips, 1 from _SHAPE_LIPS_FADE away: with keep_mouth the morph fades out
-        # there; without, its vertical part is one common shift, so the mouth keeps its live
-        # opening (a closed source mouth otherwise closes an open live one by half the
-        # difference on average).
+        self._shape_w = shape_weights(
+            face, keep_eyes=self.mask_config.keep_eyes, keep_mouth=self.mask_config.keep_mouth
+        )
+        # 0 on the lips, 1 from _SHAPE_LIPS_FADE away: without keep_mouth the morph's vertical
+        # part there is one common shift, so the mouth keeps its live opening (a closed source
+        # mouth otherwise closes an open live one by half the difference on average).
         self._lip_blend = np.clip(_uv_distance(face, [LIPS_OUTER], inside=False) / _SHAPE_LIPS_FADE, 0.0, 1.0)
         self._lip_share = (1.0 - self._lip_blend) / max(float((1.0 - self._lip_blend).sum()), 1e-9)
         self._tracks: dict[int, _Track] = {}
@@ -1041,8 +1045,8 @@ class PhotoSwapper:
         """Apply new mask, colour or shape settings without unwrapping the photo again."""
         if mask is not None:
             retrim = mask.trim_hair != self.mask_config.trim_hair
-            if mask.keep_eyes != self.mask_config.keep_eyes:
-                self._shape_w = shape_weights(self.face, keep_eyes=mask.keep_eyes)
+            if (mask.keep_eyes, mask.keep_mouth) != (self.mask_config.keep_eyes, self.mask_config.keep_mouth):
+                self._shape_w = shape_weights(self.face, keep_eyes=mask.keep_eyes, keep_mouth=mask.keep_mouth)
             self.mask_config = mask
             if retrim and self._has_source:
                 self._build_texture()
@@ -1155,11 +1159,8 @@ class PhotoSwapper:
         if cfg.strength <= 0:
             return lm
         offset = (self._source_shape - track.mean_shape) * (cfg.strength * self._shape_w)[:, None]
-        if self.mask_config.keep_mouth:
-            # The live lips are what the mouth's hole shows (recoloured): the source's drawn
-            # around them anywhere else is a second lip outline. They stay where they are.
-            offset *= self._lip_blend[:, None]
-        else:  # the lips move up or down together: their opening stays the live one (speech)
+        if not self.mask_config.keep_mouth:  # (kept: the weights leave the lips alone)
+            # the lips move up or down together: their opening stays the live one (speech)
             common = float(self._lip_share @ offset[:, 1])
             offset[:, 1] = self._lip_blend * offset[:, 1] + (1.0 - self._lip_blend) * common
         # back to the live frame: only the linear part applies to an offset
@@ -1568,7 +1569,7 @@ class PhotoSwapper:
         assert job.view is not None
         # The map is affine, so shrinking commutes with it: use the pre-shrunk texture.
         shading = self._shading(job.view, f32(cv2.transform(self._texture_lab_small, job.matrix)))
-        track.shading = shading if track.shading is None else (1 - _STATS_MIX) * track.shading + _STATS_MIX * shading
+        track.shading = _mixed(track.shading, shading)
         job.view = None
         job.shading = self._scaled_shading(track)
 
@@ -1580,13 +1581,13 @@ class PhotoSwapper:
     ) -> None:
         """Update the track's hue guard: the live a*, b* range near where each texel lands
         (``shaped``; ``view``, this frame's measured view of ``lm``, serves when they are one)."""
-        landing = view if view is not None and (shaped is None or shaped is lm) else None
-        if landing is None:
+        if view is not None and (shaped is None or shaped is lm):
+            landing: _LiveView | None = view
+        else:
             landing = self._live_view(frame, lm if shaped is None else shaped, measure=False) or view
         if landing is None:
             return
-        guard = _live_range(landing.lab[..., 1:], landing.weight > 0.5)
-        track.guard = guard if track.guard is None else (1 - _STATS_MIX) * track.guard + _STATS_MIX * guard
+        track.guard = _mixed(track.guard, _live_range(landing.lab[..., 1:], landing.weight > 0.5))
 
     @staticmethod
     def _floor(track: _Track) -> npt.NDArray[np.float32] | None:
@@ -1768,6 +1769,11 @@ def facing_ratio(
     negative = facing away.
     """
     return raster.triangle_normals(landmarks, triangles, uv_sign)[:, 2]
+
+
+def _mixed(old: npt.NDArray[np.float32] | None, new: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """A track's running field (shading, hue guard) with a new measurement mixed in."""
+    return new if old is None else (1 - _STATS_MIX) * old + _STATS_MIX * new
 
 
 def _band_resize(small: npt.NDArray[np.float32], size: int, r0: int, r1: int) -> npt.NDArray[np.float32]:
