@@ -293,6 +293,9 @@ _GLASSES_EVERY = 30
 # On the source, the frame's mask reaches this far past it (fraction of the texture size): the
 # lens's bright inner edge and the frame's shadow go with it.
 _GLASSES_GROW = 0.008
+# What is painted over (a frame, strands of hair) is blended out with a soft edge of this sigma
+# (fraction of the texture size), laid two sigmas outside it.
+_PAINT_SOFT = 0.004
 # Skin beside the frame that fills it: within this many robust deviations of the cheeks' skin.
 _GLASSES_FILL_SKIN = 2.5
 # ... and takes the grain (detail finer than _GRAIN_SIGMA, fraction of the texture size) of the
@@ -754,7 +757,10 @@ class PhotoSwapper:
         kept = sources | ((self._features_tight > 0) & ~self._occluders)
         s3 = np.where(kept, 1.0, trusted)
         if self.mask_config.trim_hair:  # what is in front of the source face: painted over, fully
-            s3 = np.minimum(s3, 1.0 - cv2.GaussianBlur(self._occluders.astype(np.float32), (0, 0), size * 0.004))
+            # The soft edge lies outside it: a blur straddling the mask let a quarter of its
+            # outermost texels through (a frame's bright lens bevel: a light ring around each eye).
+            grown = cv2.dilate(self._occluders.astype(np.uint8), _disc(4 * _PAINT_SOFT * size))
+            s3 = np.minimum(s3, 1.0 - cv2.GaussianBlur(grown.astype(np.float32), (0, 0), _PAINT_SOFT * size))
         s3 = s3[..., None].astype(np.float32)
         tex = tex.astype(np.float32) * s3 + filled * (1 - s3)
         if self.mask_config.trim_hair and self.glasses.found:
