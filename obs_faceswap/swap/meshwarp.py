@@ -1517,9 +1517,13 @@ class PhotoSwapper:
         out[:, 0] = np.minimum(out[:, 0], np.maximum(live_px[:, 0], np.float32(q[2, 0])))
         x = np.hstack([_pixels(small_live.astype(np.float32), live_ring), np.ones((len(out), 1), np.float32)])
         y = from_lab(f32(out[:, None, :]))[:, 0, :].astype(np.float32)
-        # least squares through the normal equations (4 x 4); the unit ridge only keeps the
-        # solve defined for lips of one flat colour (the Gram matrix's entries are ~1e6)
-        fit = np.linalg.solve(x.T @ x + np.eye(4, dtype=np.float32), x.T @ y).T.astype(np.float32)
+        # least squares through the normal equations (4 x 4, in float64); the small ridge, relative
+        # to the Gram matrix's size, keeps the solve defined for lips of one flat colour (a blown
+        # out or blank frame: a fixed ridge of 1 was lost in float32 rounding, a singular matrix)
+        x64 = x.astype(np.float64)
+        gram = x64.T @ x64
+        ridge = 1e-6 * float(np.trace(gram)) + 1e-3
+        fit = np.linalg.solve(gram + ridge * np.eye(4), x64.T @ y.astype(np.float64)).T.astype(np.float32)
         if track.lip_map is None or track.lip_live is None or track.lip_floor is None:
             track.lip_map, track.lip_live, track.lip_floor = fit, live_med, floor
         else:

@@ -8,11 +8,15 @@ frame per pair, pasted with the default blend.
 * the source's glasses: found on ``pichai_1.jpg`` and on no other source (their masks stay
   empty); the whole frame is painted out of the texture, so where it lands on each target the
   output holds about half the thin structure (a ghost of rims, bridge, arms) of the skin next
-  to it (:func:`tests.quality.frame_ghost` at most 0.55; before: 0.66 to 0.71 on the four targets where the frame
-  lands on enough pixels, now 0.43 to 0.53: the fill carries skin grain; 0.41 to 0.47 while the
-  soft edge of the painted-over frame straddled it, which let the lens's bright bevel through
-  as a light ring around each eye: laid outside it, the structure on the landing fell on all
-  four targets, 1.00-1.17 -> 0.94-1.06, and that beside it more, 2.2-2.6 -> 1.9-2.4);
+  to it (:func:`tests.quality.frame_ghost` at most 0.6; before: 0.66 to 0.71 on the four
+  targets where the frame lands on enough pixels, now 0.48 to 0.58: the fill carries skin
+  grain). The measure is a ratio, and its denominator moves with the texture around the frame:
+  0.41 to 0.47 while the soft edge of the painted-over frame straddled it, which let the lens's
+  bright bevel through as a light ring around each eye: laid outside it, the structure on the
+  landing fell on all four targets, 1.00-1.17 -> 0.94-1.06, and that beside it more, 2.2-2.6
+  -> 1.9-2.4 (0.43 to 0.53); with the photo's highlights toned down (meshwarp's
+  ``_tamed_highlights``) the landing's stays (0.94-1.05), the lamp-lit skin beside it loses
+  some (1.9-2.4 -> 1.7-2.1);
 * what the frame covers on the source does not show through the painted texture (the photo's
   texels under it lightened: 0.6 % of that at the mask's edge, was 26 %);
 * eye make-up: ``perry_1.jpg`` on every target leaves the skin around the eyes no more than
@@ -114,10 +118,11 @@ def test_sources_without_glasses_lose_nothing_to_the_glasses_mask(photos, canoni
 
 def test_the_source_glasses_leave_no_frame_ghost_on_any_target(photos, canonical, capsys):
     """Where the source's frame (:func:`quality.glasses_frame_pixels` of the photo, carried
-    through the same swap as a white-on-black image) lands on each target."""
+    through the same swap as a black-on-white image: white lines on black would be toned down
+    as highlights by the texture build) lands on each target."""
     image, lm = photos[SOURCES[WEARS_GLASSES]]
-    indicator = np.zeros_like(image)
-    indicator[quality.glasses_frame_pixels(image, lm)] = 255
+    indicator = np.full_like(image, 255)
+    indicator[quality.glasses_frame_pixels(image, lm)] = 0
     swapper = PhotoSwapper.from_photo(image, lm, canonical)
     carrier = PhotoSwapper.from_photo(
         indicator, lm, canonical, mask=MaskConfig(trim_hair=False), color=ColorConfig(mode="none")
@@ -127,7 +132,7 @@ def test_the_source_glasses_leave_no_frame_ghost_on_any_target(photos, canonical
         if person == WEARS_GLASSES:
             continue
         frame, tlm = photos[name]
-        landing = swapped(carrier, np.zeros_like(frame), tlm)[..., 1] > 128
+        landing = swapped(carrier, np.full_like(frame, 255), tlm)[..., 1] < 128
         if landing.sum() < 1000:  # small or turned faces: too few pixels to judge
             continue
         ghosts[person] = quality.frame_ghost(swapped(swapper, frame, tlm), landing, tlm)
@@ -136,7 +141,7 @@ def test_the_source_glasses_leave_no_frame_ghost_on_any_target(photos, canonical
             "\nframe ghost (structure on the frame's landing / beside it):", {p: round(g, 2) for p, g in ghosts.items()}
         )
     assert len(ghosts) >= 3
-    assert max(ghosts.values()) <= 0.55, ghosts
+    assert max(ghosts.values()) <= 0.6, ghosts
 
 
 def test_what_the_source_frame_covers_does_not_show_through(photos, canonical, monkeypatch, capsys):

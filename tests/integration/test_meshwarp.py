@@ -214,6 +214,19 @@ def test_a_lamp_at_one_side_of_the_photo_is_not_carried_into_the_texture(astrona
     assert abs(carried) < 0.2 * abs(carried_raw), (carried, carried_raw)
 
 
+@pytest.mark.parametrize("level", [0, 255])
+def test_a_blank_or_blown_out_frame_under_a_tracked_mesh_does_not_crash(swapper, open_mouth, level):
+    """A frame gone black or white (a camera's auto-exposure, a covered lens) while the mesh is
+    still tracked: the lips' colour fit saw one flat colour and its solve raised "singular
+    matrix" (its ridge was lost in float32 rounding); the swap goes on and covers the face."""
+    frame, lm = open_mouth
+    swapper.reset()
+    for image in (np.full_like(frame, level), frame):  # (a new track measures the lips at once)
+        r = swapper.swap(image, Face(0, lm))
+        assert r is not None and (r.mask == 255).sum() > 1000
+    swapper.reset()
+
+
 def test_a_shine_on_the_photos_skin_is_toned_down_in_the_texture(read_image, finder, canonical):
     """A lamp's shine on the source's skin (faces/pichai_1.jpg's nose) was painted onto every
     live face as a white streak; the texture keeps a little of it (the live lighting comes
