@@ -43,6 +43,15 @@ def test_a_frontal_sharp_evenly_lit_photo_rates_good(read_image, finder, canonic
     assert {a: x.level for a, x in r.items()} == {a: "good" for a in r}
 
 
+@pytest.mark.parametrize("name", ["faces/musk_1.jpg", "faces/jolie_1.jpg", "faces/zuckerberg_5.jpg"])
+def test_a_moderate_side_light_is_not_held_against_a_photo(read_image, finder, canonical, name):
+    """The texture evens out a lamp at one side (cheeks 17.5, 15.8 and 12.0 L* apart here);
+    these photos swap as well as evenly lit ones of the same people, and were rated "fair" for
+    it. (musk_1 and jolie_1 are still told about their blown-out highlights.)"""
+    lighting = rating(read_image, finder, canonical, name)["lighting"]
+    assert "one side" not in lighting.advice, lighting
+
+
 @pytest.mark.parametrize(
     ("name", "aspect", "words"),
     [
