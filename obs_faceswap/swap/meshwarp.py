@@ -774,7 +774,16 @@ class PhotoSwapper:
         tex = tex.astype(np.float32) * s3 + filled * (1 - s3)
         if self.mask_config.trim_hair and self.glasses.found:
             tex = self._relit_glasses(tex, skin)
-        tex = self._tamed_highlights(self._even_light(tex, trusted), trusted)
+        # the source's own skin (not beard or painted-over texels) at the shading field's size
+        own = f32(
+            cv2.resize(
+                trusted.astype(np.float32) * (1 - self._beard.astype(np.float32)),
+                (_SHADING_SIZE, _SHADING_SIZE),
+                interpolation=cv2.INTER_AREA,
+            )
+            * self._shading_skin
+        )
+        tex = self._tamed_highlights(self._even_light(tex, own), own)
         # A source face smaller than the texture was magnified by bilinear sampling and looks
         # soft next to the live frame: unsharp-mask at the scale of one source pixel.
         amount = _SHARPEN * float(np.clip(self.magnification - 0.5, 0.0, 1.0))
@@ -856,8 +865,9 @@ class PhotoSwapper:
             t.shading = None
             t.lip_map, t.lip_live, t.lip_floor, t.lip_due = None, None, None, 0  # the new source's lips, at once
 
-    def _even_light(self, tex: npt.NDArray[np.float32], trusted: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        """``tex`` (float BGR) with the left-right difference of its lighting taken out.
+    def _even_light(self, tex: npt.NDArray[np.float32], own: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """``tex`` (float BGR) with the left-right difference of its lighting taken out (``own``:
+        the source's own skin at :data:`_SHADING_SIZE`, see :meth:`_build_texture`).
 
         A face's skin is the same colour on both sides; a lamp or window at one side of the
         source photo is not, and was carried onto every live face (one side of it brighter, a
@@ -869,18 +879,15 @@ class PhotoSwapper:
         """
         n, size = _SHADING_SIZE, self.size
         lab = to_lab(u8(cv2.convertScaleAbs(tex)))
-        own = trusted.astype(np.float32) * (1 - self._beard.astype(np.float32))
-        w = f32(cv2.resize(own, (n, n), interpolation=cv2.INTER_AREA) * self._shading_skin)
-        both = f32(w * _mirror_u(w))
+        both = f32(own * _mirror_u(own))
         small = f32(cv2.resize(lab, (n, n), interpolation=cv2.INTER_AREA))
         low = _normalised_blur(small * both[..., None], both, _EVEN_SIGMA)
         odd = f32(cv2.resize((low - _mirror_u(low)) * 0.5, (size, size), interpolation=cv2.INTER_LINEAR))
         return from_lab(f32(lab - odd)).astype(np.float32)
 
-    def _tamed_highlights(
-        self, tex: npt.NDArray[np.float32], trusted: npt.NDArray[np.float32]
-    ) -> npt.NDArray[np.float32]:
-        """``tex`` (float BGR) with the photo's highlights on the skin toned down.
+    def _tamed_highlights(self, tex: npt.NDArray[np.float32], own: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """``tex`` (float BGR) with the photo's highlights on the skin toned down (``own``: the
+        source's own skin at :data:`_SHADING_SIZE`, see :meth:`_build_texture`).
 
         A lamp's shine on the source's nose, forehead or cheekbones belongs to the photo's
         lighting, not to the face, and was carried onto every live face as a white streak
@@ -893,9 +900,6 @@ class PhotoSwapper:
         """
         n, size = _SHADING_SIZE, self.size
         lab = to_lab(u8(cv2.convertScaleAbs(tex)))
-        beard = self._beard.astype(np.float32)
-        own = trusted.astype(np.float32) * (1 - beard)
-        w = f32(cv2.resize(own, (n, n), interpolation=cv2.INTER_AREA) * self._shading_skin)
         small = f32(cv2.resize(lab, (n, n), interpolation=cv2.INTER_AREA))
 
         def low(weight: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
@@ -904,12 +908,12 @@ class PhotoSwapper:
             return f32(num / np.maximum(den, 1e-3)[..., None]), den
 
         # twice: the second time without the highlights, which lift their own surroundings
-        first, _ = low(w)
-        around_small, den = low(f32(w * (small[..., 0] - first[..., 0] <= _HIGHLIGHT_KNEE)))
+        first, _ = low(own)
+        around_small, den = low(f32(own * (small[..., 0] - first[..., 0] <= _HIGHLIGHT_KNEE)))
         around = f32(cv2.resize(around_small, (size, size), interpolation=cv2.INTER_LINEAR))
         # skin only (not features or beard), and only where enough of the source's skin is near
-        skin = ((self._feature_parts == 0) & self._valid).astype(np.float32) * (1 - beard)
-        where = f32(cv2.GaussianBlur(skin, (0, 0), _PAINT_SOFT * size))
+        skin = ((self._feature_parts == 0) & self._valid & ~self._beard).astype(np.float32)
+        where = f32(cv2.GaussianBlur(skin, (0, 0), size * 0.004))
         where *= np.clip(cv2.resize(den, (size, size), interpolation=cv2.INTER_LINEAR) / 0.5, 0.0, 1.0)
         excess = lab[..., 0] - around[..., 0]
         cut = np.maximum(excess - _HIGHLIGHT_KNEE, 0.0) * np.float32(1.0 - _HIGHLIGHT_KEEP) * where
