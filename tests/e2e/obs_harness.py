@@ -403,6 +403,21 @@ class Obs:
         (self.workdir / "backtrace.txt").write_text(text)
         return text
 
+    def exit_report(self, lines: int = 40) -> str:
+        """What to print when OBS did not exit cleanly: the end of its own output (where
+        Qt, glibc and Python write why they abort) and the backtrace gdb took, if any."""
+        parts = []
+        out = self.workdir / "obs.stdout"
+        if out.exists():
+            tail = out.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]
+            parts.append("--- end of OBS's output ---\n" + "\n".join(tail))
+        bt = self.workdir / "backtrace.txt"
+        if bt.exists():
+            parts.append("--- backtrace ---\n" + bt.read_text(encoding="utf-8", errors="replace")[:12000])
+        else:
+            parts.append("(no backtrace: gdb or the core file is missing)")
+        return "\n".join(parts)
+
     def kill(self) -> None:
         """Kill OBS, Xvfb and every engine this OBS started (used on failures and timeouts)."""
         if self.proc is not None and self.proc.poll() is None:

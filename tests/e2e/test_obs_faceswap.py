@@ -514,7 +514,7 @@ def test_obs_exits_cleanly(obs: Obs) -> None:
     seen = set(obs.engine_pids())
     assert seen, "no engine process was running"
     code = obs.stop()
-    assert not obs.killed, "OBS did not exit within the timeout after SIGINT"
-    assert code == 0, f"OBS exited with {code}"
+    assert not obs.killed, "OBS did not exit within the timeout\n" + obs.exit_report()
+    assert code == 0, f"OBS exited with {code}\n" + obs.exit_report()
     assert "Number of memory leaks: 0" in obs.log_text()
     assert obs.engines_after_exit() == [], "engine processes left behind"

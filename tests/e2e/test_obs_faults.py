@@ -40,10 +40,8 @@ def stop_and_check(obs: Obs) -> None:
     pid = obs.proc.pid
     seen = obs.seen_engine_pids | set(obs.engine_pids())
     code = obs.stop()
-    bt = obs.workdir / "backtrace.txt"
-    where = f" (backtrace: {bt})" if bt.exists() else ""
-    assert not obs.killed, f"OBS hung on exit{where}"
-    assert code == 0, f"OBS exited with {code}{where}"
+    assert not obs.killed, "OBS hung on exit\n" + obs.exit_report()
+    assert code == 0, f"OBS exited with {code}\n" + obs.exit_report()
     assert "Number of memory leaks: 0" in obs.log_text(), "OBS reported leaks:\n" + obs.log_tail(15)
     assert obs.engines_after_exit() == [], "an engine process outlived OBS"
     assert not [p for p in seen if _alive(p)], "engine processes still running"

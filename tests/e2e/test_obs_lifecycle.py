@@ -46,10 +46,8 @@ def exits_cleanly(obs: Obs) -> None:
     seen = obs.seen_engine_pids | set(obs.engine_pids())
     code = obs.stop()
     log = obs.log_text()
-    bt = obs.workdir / "backtrace.txt"
-    where = f" (backtrace: {bt})" if bt.exists() else ""
-    assert not obs.killed, f"OBS hung on exit (killed after the timeout){where}"
-    assert code == 0, f"OBS exited with {code}{where}"
+    assert not obs.killed, "OBS hung on exit (killed after the timeout)\n" + obs.exit_report()
+    assert code == 0, f"OBS exited with {code}\n" + obs.exit_report()
     assert "Number of memory leaks: 0" in log, "OBS reported leaks:\n" + obs.log_tail(15)
     assert obs.engines_after_exit() == [], "an engine process outlived OBS"
     alive = [p for p in seen if _alive(p)]
