@@ -306,6 +306,10 @@ def test_swapped_skin_matches_the_live_skin_around_it(cross):
     skin_only = {(p.source, p.target): round(p.covered_skin.delta_e76, 2) for p in cross}
     assert {k: (v, skin_only[k]) for k, v in covered.items() if v > 4.5 or (v > 4.25 and skin_only[k] > 2.0)} == {}
     assert {k: v for k, v in covered.items() if round(v, 1) > 4.0} == {}
+    # where both frames show skin, the swap is the live skin's colour as a viewer sees it:
+    # at most 2.83 since the shading field weighs each texel by how large the frame shows it
+    # (meshwarp's _DENSITY_POWER), 3.88 before (the swap 2-4 L* darker than the live skin)
+    assert {k: v for k, v in skin_only.items() if v > 3.0} == {}
     assert np.median([p.skin.delta_e76 - p.skin_live.delta_e76 for p in cross]) <= 0.5
     near = [p.skin.delta_e76 <= max(4.0, p.skin_live.delta_e76) + 1.0 for p in cross]
     assert sum(near) >= 0.7 * len(cross)
@@ -318,7 +322,8 @@ def test_live_lighting_is_kept_across_the_face(cross):
     Brightness profiles across the covered skin (:func:`quality.lighting_match`): before,
     the swap painted an evenly lit face over the live one (a "mask" lighter than the live
     face's shaded edges): profile error up to 14.7 L* (median 5.6, > 8 on 9 pairs) where
-    the live profile spans up to 18. Now at most 9.7 (median 3.8, > 8 on 2 pairs: the worst
+    the live profile spans up to 18. Now at most 9.6 (median 4.0, > 8 on 2 pairs: 9.7 / 3.8 before
+    the shading field weighed the face as the frame shows it, meshwarp's _DENSITY_POWER; the worst
     is pichai -> johansson, Pichai's lit cheekbones against Johansson's dark jaw, 10.9 before
     the photo's highlights were toned down, meshwarp's ``_tamed_highlights``; 10.9 / 4.6 /
     4 pairs before the source's own side light was evened out, meshwarp's ``_even_light``).
@@ -507,8 +512,10 @@ def test_coloured_light_skin_matches_and_no_foreign_blue(tinted):
     the shading blur 7.1, > 4 on 20; with the lighting fit, which carries a coloured light's
     gradient across the face, at most 5.1, > 4 on 11; 13 with the sources' beards kept; 5.0,
     12 with the source's own side light evened out, 14 since the photo's highlights are toned
-    down), no pixel turns bluer than both faces are nearby, the lighting profile (worst 10.2;
-    11.0 before the toning, 11.4 before the evening) and the features' contrast are kept.
+    down; within 4 on all 126, at most 3.97, since the shading field weighs each texel by how
+    large the frame shows it, meshwarp's _DENSITY_POWER), no pixel turns bluer than both faces
+    are nearby, the lighting profile (worst 10.1; 10.2 before the weighting, 11.0 before the
+    toning, 11.4 before the evening) and the features' contrast are kept.
 
     Not asserted: the covered ΔE including what is not skin: a clean-shaven source over
     Pichai's full beard reads up to 7.1 under green light (the live-skin test drops the
@@ -518,8 +525,7 @@ def test_coloured_light_skin_matches_and_no_foreign_blue(tinted):
     """
     assert len(tinted) == 3 * 42
     skin = {(t.light, t.source, t.target): round(t.covered_skin.delta_e76, 2) for t in tinted}
-    assert {k: v for k, v in skin.items() if v > 6.0} == {}
-    assert sum(v <= 4.0 for v in skin.values()) >= 0.85 * len(skin)
+    assert {k: v for k, v in skin.items() if round(v, 1) > 4.0} == {}
     assert {(t.light, t.source, t.target): t.bluer for t in tinted if t.bluer > 20} == {}
     assert sum(t.bluer for t in tinted) <= 100
     assert max(t.lighting.error for t in tinted) <= 12.0
