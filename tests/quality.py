@@ -470,11 +470,22 @@ def _eye_region(shape: tuple[int, ...], landmarks: npt.ArrayLike, near: float, f
     return _grown_polygons(shape, lm, eyes, far) & ~_grown_polygons(shape, lm, eyes, near) & ~brows
 
 
+def periocular_lab(image: ImageBGR, landmarks: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """Mean L*a*b* of the skin around the eyes: lids and sockets, from 1.5 % to 8 % of the face
+    width from each eye's outline (the eye opening and the brows excluded)."""
+    return mean_lab(image, _eye_region(image.shape, landmarks, 0.015, 0.08))
+
+
 def periocular_lightness(image: ImageBGR, landmarks: npt.ArrayLike) -> float:
-    """Mean L* (0..100) of the skin around the eyes: lids and sockets, from 1.5 % to 8 % of the
-    face width from each eye's outline (the eye opening and the brows excluded)."""
-    where = _eye_region(image.shape, landmarks, 0.015, 0.08)
-    return float(mean_lab(image, where)[0])
+    """Mean L* (0..100) of the skin around the eyes (:func:`periocular_lab`)."""
+    return float(periocular_lab(image, landmarks)[0])
+
+
+def colourfulness(lab: npt.ArrayLike) -> float:
+    """Chroma per lightness of a mean L*a*b*, ``C* / (L* + 16)``: how saturated a colour is for
+    its depth (a material's a*, b* shrink with its lightness as the light on it dims)."""
+    lab = np.asarray(lab, np.float64)
+    return float(np.hypot(lab[1], lab[2]) / (lab[0] + 16.0))
 
 
 def eye_contrast(image: ImageBGR, landmarks: npt.ArrayLike) -> float:

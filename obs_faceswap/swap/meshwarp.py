@@ -278,6 +278,13 @@ _CHROMA_GAIN = 1.0
 _DARK_KNEE = 1.0
 # ... within this distance of the eyes (fraction of the texture size).
 _PERIOCULAR = 0.07
+# ... and there, texels darker than that knee carry colour in proportion to their lightness:
+# their a*, b* scale by (L* + 16) / (live skin L* + 16) (at most 1), fully from this many L*
+# below the knee. The transfer added the live skin's full warmth to dark make-up, whatever its
+# depth: smoky lids came out dark red on a warm-lit face (jolie_3.jpg on the Obama clip:
+# chroma per lightness, C* / (L* + 16), 0.98 around the eyes, the live face's 0.71, the
+# photo's 0.27). Now no eye area is more saturated than both faces' own.
+_DARK_CHROMA = 8.0
 # Hue guard: per texel, a* and b* stay between the source texel's value and the live face's
 # range nearby (min/max over a window of this size, fraction of the UV size).
 _GUARD_WINDOW = 0.015
@@ -398,6 +405,7 @@ class _Rebuild:
     row: int = 0
     guard_due: bool = False  # the floor is worked out on the build's first frame
     view: _LiveView | None = None  # the estimate's view, while its shading field is still to work out
+    skin_lightness: float = 50.0  # the live skin's mean L* (dark make-up's colour follows it)
 
 
 @dataclass
@@ -1625,7 +1633,7 @@ class PhotoSwapper:
         )
         m32 = m.astype(np.float32)
         out = np.empty((self.size, self.size, 4), np.uint8)
-        job = _Rebuild(m32, None, None, out, guard_due=not guard)
+        job = _Rebuild(m32, None, None, out, guard_due=not guard, skin_lightness=float(track.stats.mean[0]))
         if view is not None:
             job.view = view
             if shading:
@@ -1698,6 +1706,10 @@ class PhotoSwapper:
                 orig = self._texture_lab[ya:yb, x0:x1]
                 band = lab[ya - r0 : yb - r0, x0:x1]
                 band[:] = orig + (band - orig) * wgt[ya - y0 : yb - y0]
+        # dark make-up around the eyes: colour in proportion to its lightness (see _DARK_CHROMA)
+        depth = np.clip(self._dark_excess[r0:r1] * np.float32(-1.0 / _DARK_CHROMA), 0.0, 1.0)
+        share = np.clip((lab[..., 0] + 16.0) * np.float32(1.0 / (job.skin_lightness + 16.0)), 0.0, 1.0)
+        lab[..., 1:] *= (1.0 - depth * (1.0 - share))[..., None]
         if job.floor is not None:
             floor = _band_resize(job.floor, self.size, r0, r1)
             cv2.min(floor, self._guard_source[r0:r1], dst=floor)
