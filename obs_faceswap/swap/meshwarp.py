@@ -827,6 +827,12 @@ class PhotoSwapper:
         # whose depth follows the live face's contrast.
         knee = float(skin.mean[0] - _DARK_KNEE * max(float(skin.std[0]), 1.0))
         self._dark_excess = np.minimum(tex_lab[..., 0] - np.float32(knee), np.float32(0.0)) * self._periocular
+        # ... how much of its colour such dark make-up sheds in proportion to its lightness (see
+        # _DARK_CHROMA), and the box it lies in (each rebuild works on that box only)
+        depth = np.clip(self._dark_excess * np.float32(-1.0 / _DARK_CHROMA), 0.0, 1.0)
+        ys, xs = np.nonzero(depth)
+        self._dark_box = (int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1) if len(ys) else None
+        self._dark_depth = depth
         # How much of the face (brows to chin, the cheeks' middle) is the photo's own, and how
         # much of it something in front of the face covered (for ``preview``).
         face = (cv2.dilate(self._features, _disc(size * 0.08)) > 0) & self._valid & (self._upper < 0.5)
@@ -1707,9 +1713,13 @@ class PhotoSwapper:
                 band = lab[ya - r0 : yb - r0, x0:x1]
                 band[:] = orig + (band - orig) * wgt[ya - y0 : yb - y0]
         # dark make-up around the eyes: colour in proportion to its lightness (see _DARK_CHROMA)
-        depth = np.clip(self._dark_excess[r0:r1] * np.float32(-1.0 / _DARK_CHROMA), 0.0, 1.0)
-        share = np.clip((lab[..., 0] + 16.0) * np.float32(1.0 / (job.skin_lightness + 16.0)), 0.0, 1.0)
-        lab[..., 1:] *= (1.0 - depth * (1.0 - share))[..., None]
+        if self._dark_box is not None:
+            y0, y1, x0, x1 = self._dark_box
+            ya, yb = max(y0, r0), min(y1, r1)
+            if ya < yb:
+                band = lab[ya - r0 : yb - r0, x0:x1]
+                share = np.clip((band[..., 0] + 16.0) * np.float32(1.0 / (job.skin_lightness + 16.0)), 0.0, 1.0)
+                band[..., 1:] *= (1.0 - self._dark_depth[ya:yb, x0:x1] * (1.0 - share))[..., None]
         if job.floor is not None:
             floor = _band_resize(job.floor, self.size, r0, r1)
             cv2.min(floor, self._guard_source[r0:r1], dst=floor)
@@ -1799,9 +1809,9 @@ class PhotoSwapper:
         low-passed with a normalised Gaussian and the difference is returned. ``src`` is the
         globally colour-transferred texture at :data:`_SHADING_SIZE`.
         """
-        live_w = view.weight * view.skin
-        if view.density is not None:
-            live_w = live_w * view.density  # what a viewer sees of the face, as it is seen
+        # a measured view (_live_view with measure) has its normals and density
+        assert view.normals is not None and view.density is not None
+        live_w = view.weight * view.skin * view.density  # what a viewer sees of the face, as it is seen
         diff = view.lab - src
         w_broad = self._shading_weights[0] * live_w
         w_close = self._shading_weights[1] * live_w
@@ -1810,7 +1820,6 @@ class PhotoSwapper:
         # gradients: the shading around eyes, nose and mouth is identity); painted-over skin
         # has no identity to keep and follows the live skin closely.
         inner = self._inner_small[..., None]
-        assert view.normals is not None  # a measured view (_live_view with measure) has them
         fit = _lighting_fit(diff, w_broad, view.normals)
         outer = fit + _normalised_blur(weighted - fit * w_broad[..., None], w_broad, _SHADING_SIGMA)
         own = outer * (1 - inner) + _normalised_blur(weighted, w_broad, _SHADING_SIGMA_INNER) * inner
